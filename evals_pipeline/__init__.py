@@ -1,0 +1,1 @@
+"""evals_pipeline: an evaluation pipeline for LLM products (Dagster + DuckDB)."""

@@ -1,0 +1,30 @@
+"""Where generated files live. Everything goes under one data directory (gitignored).
+
+`EVALS_DATA_DIR` overrides it (tests point it at a temporary directory).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("EVALS_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
+def warehouse_path() -> Path:
+    """The working warehouse: the pipeline's own DuckDB file."""
+    return data_dir() / "warehouse.duckdb"
+
+
+def analytics_path() -> Path:
+    """The analysts' snapshot, rebuilt and swapped in atomically at the end of a run."""
+    return data_dir() / "analytics.duckdb"
+
+
+def traffic_dir() -> Path:
+    """Where the embedded simulator writes its production-like files."""
+    return data_dir() / "traffic"

@@ -1,0 +1,224 @@
+"""The records of DESIGN.md as code: field specs that drive validation, and the warehouse DDL.
+
+One place defines what a trace and a feedback event are. Ingest generates its validation SQL
+from these specs, the warehouse creates its tables (with comments) from the same module, and
+the analytics snapshot copies those comments, so a column means one thing everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_CATEGORIES: tuple[str, ...] = (
+    "factual_lookup",
+    "how_to",
+    "reasoning",
+    "refusal_sensitive",
+    "edge_case",
+)
+
+FEEDBACK_SIGNALS: tuple[str, ...] = (
+    "thumbs_up",
+    "thumbs_down",
+    "regenerate",
+    "follow_up",
+    "escalation",
+    "session_continued",
+    "task_completed",
+    "edit_distance",
+)
+
+# Signals that mark a trace as a candidate for the flashlight stratum (a user was unhappy).
+NEGATIVE_SIGNALS: tuple[str, ...] = ("thumbs_down", "regenerate", "escalation")
+
+FieldKind = Literal["string", "timestamp", "number", "integer", "text_or_messages", "json"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: FieldKind
+    required: bool
+    # Text-bearing fields are checked against the oversized-field limit.
+    text: bool = False
+
+
+TRACE_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("trace_id", "string", True),
+    FieldSpec("ts", "timestamp", True),
+    FieldSpec("session_id", "string", True),
+    FieldSpec("user_id", "string", True),
+    FieldSpec("app_version", "string", True),
+    FieldSpec("category", "string", True),
+    FieldSpec("user_segment", "string", True),
+    FieldSpec("input", "text_or_messages", True, text=True),
+    FieldSpec("output", "string", True, text=True),
+    FieldSpec("context", "json", False, text=True),
+    FieldSpec("tool_calls", "json", False, text=True),
+    FieldSpec("latency_ms", "number", False),
+    FieldSpec("cost_usd", "number", False),
+    FieldSpec("input_tokens", "integer", False),
+    FieldSpec("output_tokens", "integer", False),
+    FieldSpec("metadata", "json", False, text=True),
+)
+
+FEEDBACK_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("trace_id", "string", True),
+    FieldSpec("ts", "timestamp", True),
+    FieldSpec("signal", "string", True),
+    FieldSpec("value", "number", False),
+)
+
+# Quarantine reasons, in the order they are tested: a row carries the first that applies.
+QUARANTINE_REASONS: tuple[str, ...] = (
+    "invalid_utf8",
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "oversized_field",
+    "unknown_category",
+    "unknown_signal",
+    "ts_outside_partition",
+    "duplicate_trace_id",
+    "duplicate_event",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    comment: str
+    columns: tuple[Column, ...]
+
+    def ddl(self, schema: str | None = None) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
+        qualified = f"{schema}.{self.name}" if schema else self.name
+        return f"CREATE TABLE IF NOT EXISTS {qualified} (\n  {cols}\n)"
+
+    def comment_sql(self, schema: str | None = None) -> list[str]:
+        qualified = f"{schema}.{self.name}" if schema else self.name
+        out = [f"COMMENT ON TABLE {qualified} IS {sql_literal(self.comment)}"]
+        out += [
+            f"COMMENT ON COLUMN {qualified}.{c.name} IS {sql_literal(c.comment)}"
+            for c in self.columns
+        ]
+        return out
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+TRACES = Table(
+    "traces",
+    "Validated production traces, one row per model interaction, partitioned by UTC day.",
+    (
+        Column("trace_id", "VARCHAR", "Unique id of the interaction."),
+        Column("ts", "TIMESTAMP", "When the interaction happened (UTC)."),
+        Column("partition_date", "DATE", "The daily partition this row was ingested into."),
+        Column("session_id", "VARCHAR", "Conversation/session the trace belongs to."),
+        Column("user_id", "VARCHAR", "Pseudonymous user id."),
+        Column("app_version", "VARCHAR", "Deployed model + prompt configuration."),
+        Column("category", "VARCHAR", "Task category (from the configured taxonomy)."),
+        Column("user_segment", "VARCHAR", "User segment, e.g. pro_expert."),
+        Column("input", "VARCHAR", "User input as text (last user message for chat inputs)."),
+        Column(
+            "input_messages",
+            "JSON",
+            "Full OpenAI-style message list when the source delivered one, else null.",
+        ),
+        Column("output", "VARCHAR", "The model's answer."),
+        Column("context", "JSON", "Retrieved documents, if any."),
+        Column("tool_calls", "JSON", "Tool calls made, if any."),
+        Column("latency_ms", "DOUBLE", "End-to-end latency in milliseconds."),
+        Column("cost_usd", "DOUBLE", "Cost of the interaction in US dollars."),
+        Column("input_tokens", "BIGINT", "Prompt tokens."),
+        Column("output_tokens", "BIGINT", "Completion tokens."),
+        Column("metadata", "JSON", "Free-form metadata from the source."),
+        Column("source_file", "VARCHAR", "File the row came from."),
+        Column("source_row", "BIGINT", "Line (JSONL) or row (Parquet) number in that file, from 1."),
+    ),
+)
+
+TRACE_FEEDBACK = Table(
+    "trace_feedback",
+    "Online feedback events (thumbs, regenerations, escalations, ...), partitioned by the UTC day they arrived.",
+    (
+        Column("trace_id", "VARCHAR", "The trace the event is about (may arrive days later)."),
+        Column("ts", "TIMESTAMP", "When the event happened (UTC)."),
+        Column("partition_date", "DATE", "The daily partition this row was ingested into."),
+        Column("signal", "VARCHAR", "One of the documented feedback signals."),
+        Column("value", "DOUBLE", "Signal value: 1 for events, characters edited for edit_distance."),
+        Column("source_file", "VARCHAR", "File the row came from."),
+        Column("source_row", "BIGINT", "Line number in that file, from 1."),
+    ),
+)
+
+
+def quarantine_table(name: str, stream: str) -> Table:
+    return Table(
+        name,
+        f"Rows of the {stream} stream that failed validation, with the reason; never silently dropped.",
+        (
+            Column("partition_date", "DATE", "The daily partition being ingested."),
+            Column("source_file", "VARCHAR", "File the row came from."),
+            Column("source_row", "BIGINT", "Line (JSONL) or row (Parquet) number, from 1."),
+            Column("reason", "VARCHAR", "First failed rule: " + ", ".join(QUARANTINE_REASONS)),
+            Column("detail", "VARCHAR", "Which field or value failed, in words."),
+            Column("trace_id", "VARCHAR", "The trace id if it could be read, else null."),
+            Column(
+                "raw",
+                "VARCHAR",
+                "The raw row (truncated to 2,000 characters; undecodable bytes as escapes).",
+            ),
+        ),
+    )
+
+
+QUARANTINED_TRACES = quarantine_table("quarantined_traces", "traces")
+QUARANTINED_FEEDBACK = quarantine_table("quarantined_feedback", "feedback")
+
+TRACE_SAMPLE = Table(
+    "trace_sample",
+    "Daily stratified sample of traces with per-category floors; weight = 1/inclusion_prob re-weights to traffic.",
+    (
+        Column("partition_date", "DATE", "The daily partition sampled."),
+        Column("trace_id", "VARCHAR", "Sampled trace."),
+        Column("category", "VARCHAR", "Task category (the stratum)."),
+        Column(
+            "stratum",
+            "VARCHAR",
+            "'traffic' (stratified sample of all traffic) or 'flashlight' (oversampled low online signal).",
+        ),
+        Column(
+            "inclusion_prob",
+            "DOUBLE",
+            "Probability this row was drawn, within its stratum and category. Sum of 1/p over 'traffic' rows = category traffic.",
+        ),
+        Column("weight", "DOUBLE", "1 / inclusion_prob."),
+        Column("category_traffic", "BIGINT", "Traces of this category in the partition."),
+        Column("sample_key", "DOUBLE", "The row's deterministic hash key in [0, 1) (smaller = drawn first)."),
+        Column("seed", "BIGINT", "Sampling seed."),
+        Column("duckdb_version", "VARCHAR", "DuckDB version whose hash() produced sample_key."),
+    ),
+)
+
+ANALYST_TABLES: tuple[Table, ...] = (
+    TRACES,
+    TRACE_FEEDBACK,
+    QUARANTINED_TRACES,
+    QUARANTINED_FEEDBACK,
+    TRACE_SAMPLE,
+)

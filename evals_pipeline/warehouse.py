@@ -1,0 +1,44 @@
+"""The working warehouse: a DuckDB file the pipeline owns, reached through `DuckDBResource`.
+
+Every connection runs in UTC so timestamps without an offset mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from evals_pipeline.records import Table
+
+
+class Warehouse(DuckDBResource):
+    """DuckDBResource that always closes its connection and runs in UTC."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as conn:
+            try:
+                conn.execute("SET TimeZone = 'UTC'")
+                yield conn
+            finally:
+                conn.close()
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A plain connection in UTC, for code that runs outside Dagster (demo, tests, bench)."""
+    conn = duckdb.connect(str(path), read_only=read_only)
+    conn.execute("SET TimeZone = 'UTC'")
+    return conn
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> None:
+    """Create the tables if missing and (re)apply their comments."""
+    for table in tables:
+        conn.execute(table.ddl())
+        for stmt in table.comment_sql():
+            conn.execute(stmt)
