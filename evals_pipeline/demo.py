@@ -1,0 +1,122 @@
+"""`make demo`: the main job on the embedded default, end to end, no network, no keys.
+
+Simulates the default period, runs the pipeline over all of it as single runs recorded in
+the Dagster instance under data/dagster_home (so `make ui` shows them), and prints what was
+made, where, and how to look at it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from evals_pipeline.paths import analytics_path, data_dir, traffic_dir, warehouse_path
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run_job_over_range(job_name: str, start: str, end: str) -> None:
+    """One run of `job_name` over the partition range [start, end] in the persistent instance."""
+    from dagster import DagsterInstance
+
+    from evals_pipeline.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+        )
+    if not result.success:
+        raise SystemExit(f"{job_name} failed; see the run in the Dagster UI (make ui)")
+    failed_checks = [
+        e.asset_check_evaluation_data.check_name
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    ]
+    if failed_checks:
+        raise SystemExit(f"{job_name}: asset checks failed: {', '.join(failed_checks)}")
+
+
+def prepare_dagster_home() -> Path:
+    """DAGSTER_HOME (default data/dagster_home) with telemetry off: no network at run time."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(data_dir() / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", category=Warning, module="dagster")
+    t0 = time.perf_counter()
+    prepare_dagster_home()
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+    from evals_pipeline.ingest.sources import SimulatedTraceSource
+    from evals_pipeline.simulator.traffic import ensure_simulated
+
+    source = SimulatedTraceSource()
+    cfg = source.config()
+    _say(f"1/2 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
+    summary = ensure_simulated(cfg, source.root_dir(), _say)
+    _say(
+        f"    {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
+        f"{summary['labels']:,} expert labels, {summary['planted_bad_rows']:,} deliberately bad rows"
+    )
+    _say(f"2/2 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
+    run_job_over_range("evals_daily", cfg.start, cfg.end)
+    report(time.perf_counter() - t0)
+
+
+def report(seconds: float) -> None:
+    from evals_pipeline.warehouse import connect
+
+    con = connect(analytics_path(), read_only=True)
+    try:
+        tables = con.execute(
+            "SELECT table_name, estimated_size, comment FROM duckdb_tables() ORDER BY table_name"
+        ).fetchall()
+        _say(f"\nDone in {seconds:.0f} s. The analysts' snapshot {analytics_path()} holds:")
+        for name, _, comment in tables:
+            n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            _say(f"  {name:<22} {n:>10,}  {comment}")
+        _say("\nQuarantined rows by reason:")
+        for stream, reason, n in con.execute(
+            """SELECT 'traces', reason, count(*) FROM quarantined_traces GROUP BY ALL
+               UNION ALL SELECT 'feedback', reason, count(*) FROM quarantined_feedback GROUP BY ALL
+               ORDER BY 1 DESC, 3 DESC"""
+        ).fetchall():
+            _say(f"  {stream:<9} {reason:<22} {n:>6,}")
+        _say("\nSample vs traffic share per category (traffic stratum, all days):")
+        for cat, sampled, s_share, t_share in con.execute(
+            """SELECT category, count(*), round(100 * count(*) / sum(count(*)) OVER (), 1),
+                      round(100 * sum(weight) / sum(sum(weight)) OVER (), 1)
+               FROM trace_sample WHERE stratum = 'traffic' GROUP BY 1 ORDER BY 4 DESC"""
+        ).fetchall():
+            _say(f"  {cat:<18} {sampled:>6,} sampled  {s_share:>5}% of sample  {t_share:>5}% of traffic")
+    finally:
+        con.close()
+    py = Path(sys.executable).relative_to(Path.cwd()) if Path(sys.executable).is_relative_to(Path.cwd()) else sys.executable
+    _say(
+        f"""
+Where things are:
+  warehouse (the pipeline's)  {warehouse_path()}
+  snapshot (open read-only)   {analytics_path()}
+  simulated traffic files     {traffic_dir()}
+How to look:
+  make ui                     Dagster UI at http://127.0.0.1:3000 (lineage, runs, checks, metadata)
+  {py} -c "import duckdb; print(duckdb.connect('{analytics_path()}', read_only=True).sql('SELECT category, count(*) FROM traces GROUP BY 1'))"
+"""
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Dagster wiring of ingest: `traces` and `trace_feedback`, each with its quarantine table and
+a Great Expectations suite as an asset check. Logic lives in `validation.py`."""
+
+
+from collections.abc import Iterator
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSpec,
+    BackfillPolicy,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+from pydantic import Field
+
+from evals_pipeline.ingest.expectations import run_suite
+from evals_pipeline.ingest.sources import TraceSource
+from evals_pipeline.ingest.validation import FEEDBACK_STREAM, TRACE_STREAM, IngestRules, StreamSpec, ingest_days
+from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.partitions import daily_partitions, partition_days
+from evals_pipeline.records import DEFAULT_CATEGORIES
+from evals_pipeline.warehouse import Warehouse, ensure_tables
+
+GX_COLUMNS = {
+    "traces": "trace_id, ts, category, app_version, user_segment, strlen(output) AS output_bytes, latency_ms, cost_usd, input_tokens, output_tokens",
+    "trace_feedback": "trace_id, ts, signal, value",
+}
+
+
+class IngestConfig(Config):
+    max_field_bytes: int = Field(
+        default=65_536, description="A text field (input, output, context, ...) larger than this is quarantined."
+    )
+    categories: list[str] = Field(
+        default=list(DEFAULT_CATEGORIES), description="The task-category taxonomy; other categories are quarantined."
+    )
+
+
+def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # -> AssetsDefinition
+    table, quarantine = stream.table.name, stream.quarantine.name
+    check_name = f"{table}_expectations"
+
+    @multi_asset(
+        name=f"ingest_{table}",
+        specs=[
+            AssetSpec(table, description=description, group_name="ingest", kinds={"duckdb"}),
+            AssetSpec(
+                quarantine,
+                description=f"Rows of the {source_stream} files that failed validation, each with its reason.",
+                group_name="ingest",
+                kinds={"duckdb"},
+            ),
+        ],
+        check_specs=[
+            AssetCheckSpec(
+                check_name,
+                asset=table,
+                description=f"Great Expectations suite '{table}' over the partitions just written.",
+            )
+        ],
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
+    def ingest(
+        context: AssetExecutionContext, config: IngestConfig, warehouse: Warehouse, trace_source: TraceSource
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        days = partition_days(context)
+        files = {d: trace_source.files_for_day(source_stream, d) for d in days}
+        n_files = sum(len(f) for f in files.values())
+        missing = [str(d) for d, f in files.items() if not f]
+        if missing:
+            context.log.warning(f"no {source_stream} files for {len(missing)} day(s): {', '.join(missing[:10])}")
+        context.log.info(f"ingesting {n_files} {source_stream} files for {len(days)} day(s)")
+        rules = IngestRules(max_field_bytes=config.max_field_bytes, categories=tuple(config.categories))
+        with warehouse.get_connection() as conn:
+            ensure_tables(conn, [stream.table, stream.quarantine])
+            counts = ingest_days(conn, stream, files, rules, root=trace_source.root_dir())
+            context.log.info(
+                f"{table}: {counts.rows_in:,} rows in = {counts.stored:,} stored + {counts.quarantined:,} quarantined"
+            )
+            in_range = "partition_date BETWEEN ? AND ?"
+            bounds = [min(days), max(days)]
+            reasons = pd.DataFrame(sorted(counts.by_reason.items()), columns=["reason", "rows"])
+            common = {
+                "rows_in": MetadataValue.int(counts.rows_in),
+                "rows_stored": MetadataValue.int(counts.stored),
+                "rows_quarantined": MetadataValue.int(counts.quarantined),
+                "files": MetadataValue.int(n_files),
+                "days_without_files": MetadataValue.int(len(missing)),
+            }
+            yield MaterializeResult(
+                asset_key=table,
+                metadata={**table_metadata(conn, table, in_range, bounds), **common},
+            )
+            yield MaterializeResult(
+                asset_key=quarantine,
+                metadata={
+                    **table_metadata(conn, quarantine, in_range, bounds, ["partition_date", "source_file", "source_row", "reason", "detail"]),
+                    **common,
+                    "by_reason": MetadataValue.md(markdown_table(reasons)),
+                },
+            )
+            frame = conn.execute(f"SELECT {GX_COLUMNS[table]} FROM {table} WHERE {in_range}", bounds).df()
+        outcome = run_suite(frame, table, rules.categories)
+        yield AssetCheckResult(
+            check_name=check_name,
+            asset_key=table,
+            passed=outcome.success,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "rows_checked": MetadataValue.int(len(frame)),
+                "expectations_evaluated": MetadataValue.int(outcome.evaluated),
+                "expectations_failed": MetadataValue.int(len(outcome.failed)),
+                "failures": MetadataValue.md(markdown_table(pd.DataFrame(outcome.failed)) if outcome.failed else "none"),
+            },
+        )
+
+    return ingest
+
+
+traces_assets = _ingest_asset(
+    TRACE_STREAM,
+    "traces",
+    "Validated production traces, one row per interaction, partitioned by UTC day. "
+    "Bad rows go to quarantined_traces with a reason; rows in = stored + quarantined.",
+)
+trace_feedback_assets = _ingest_asset(
+    FEEDBACK_STREAM,
+    "feedback",
+    "Online feedback events (thumbs, regenerate, follow-up, escalation, continuation, completion, "
+    "edit distance), partitioned by the UTC day they arrived.",
+)

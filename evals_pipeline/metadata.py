@@ -1,0 +1,50 @@
+"""Asset metadata shared by every stage: row counts, column schema, markdown previews."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+from dagster import MetadataValue, TableColumn, TableSchema
+
+
+def markdown_table(frame: pd.DataFrame, max_chars: int = 60) -> str:
+    """A small frame as a markdown table, long cells cut so the UI stays readable."""
+    if frame.empty:
+        return "_(no rows)_"
+    shown = frame.copy()
+    for col in shown.columns:
+        if shown[col].dtype == object or pd.api.types.is_string_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: v if not isinstance(v, str) or len(v) <= max_chars else v[: max_chars - 1] + "…")
+    return shown.to_markdown(index=False)
+
+
+def table_metadata(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    where: str = "true",
+    params: Sequence[Any] = (),
+    preview_columns: Sequence[str] | None = None,
+    preview_rows: int = 5,
+) -> dict[str, Any]:
+    """Row count (of the rows `where` selects), column schema with comments, and a preview."""
+    count = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", list(params)).fetchone()[0]
+    comments = dict(
+        conn.execute(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'",
+            [table],
+        ).fetchall()
+    )
+    described = conn.execute(f"DESCRIBE {table}").fetchall()
+    schema = TableSchema(
+        columns=[TableColumn(name=r[0], type=r[1], description=comments.get(r[0])) for r in described]
+    )
+    cols = ", ".join(preview_columns) if preview_columns else "*"
+    preview = conn.execute(f"SELECT {cols} FROM {table} WHERE {where} LIMIT {preview_rows}", list(params)).df()
+    return {
+        "dagster/row_count": MetadataValue.int(int(count)),
+        "dagster/column_schema": schema,
+        "preview": MetadataValue.md(markdown_table(preview)),
+    }

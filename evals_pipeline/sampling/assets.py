@@ -1,0 +1,113 @@
+"""Dagster wiring of sampling: `trace_sample` with its floor and weight checks."""
+
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.partitions import daily_partitions, partition_days
+from evals_pipeline.records import TRACE_SAMPLE
+from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
+from evals_pipeline.warehouse import Warehouse, ensure_tables
+
+
+class SampleConfig(Config):
+    size: int = Field(default=SampleSettings.size, description="Rows per day in the 'traffic' stratum.")
+    floor: float = Field(
+        default=SampleSettings.floor,
+        description="Minimum share of the sample per category (all its rows if it has fewer).",
+    )
+    seed: int = Field(default=SampleSettings.seed, description="Sampling seed; same (day, seed) = same sample.")
+    flashlight_size: int = Field(
+        default=SampleSettings.flashlight_size,
+        description="Rows per day in the 'flashlight' stratum (traces with negative feedback).",
+    )
+
+
+FLOOR_VIOLATIONS_SQL = """
+WITH traffic AS (
+    SELECT partition_date, category, count(*) AS n, any_value(category_traffic) AS traffic,
+           sum(weight) AS weight_sum
+    FROM trace_sample WHERE stratum = 'traffic' AND partition_date BETWEEN ? AND ?
+    GROUP BY ALL
+), day AS (
+    -- With more categories than 1/floor, floors cannot all be met: the floor is 1/categories.
+    SELECT partition_date, sum(n) AS total, least(?, 1.0 / count(*)) AS day_floor FROM traffic GROUP BY ALL
+)
+SELECT t.partition_date, t.category, t.n, t.traffic, d.total, t.weight_sum,
+       abs(t.weight_sum - t.traffic) > 1e-6 * t.traffic AS weight_mismatch,
+       t.n < least(t.traffic, floor(d.day_floor * d.total)) AS under_floor
+FROM traffic t JOIN day d USING (partition_date)
+WHERE abs(t.weight_sum - t.traffic) > 1e-6 * t.traffic OR t.n < least(t.traffic, floor(d.day_floor * d.total))
+ORDER BY 1, 2
+"""
+
+
+@asset(
+    group_name="sampling",
+    kinds={"duckdb"},
+    deps=["traces", "trace_feedback"],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    check_specs=[
+        AssetCheckSpec(
+            "trace_sample_floors_and_weights",
+            asset="trace_sample",
+            description="Every category reaches its floor (or all its rows); sum of 1/inclusion_prob = category traffic.",
+        )
+    ],
+)
+def trace_sample(
+    context: AssetExecutionContext, config: SampleConfig, warehouse: Warehouse
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Daily stratified sample of traces: every category gets at least `floor` of the sample
+    (or all its rows), the rest proportional to traffic; deterministic for (day, seed). Each
+    row carries inclusion_prob so aggregates re-weight to the traffic mix. A separate,
+    labelled 'flashlight' stratum oversamples traces with negative online feedback."""
+    days = partition_days(context)
+    settings = SampleSettings(config.size, config.floor, config.seed, config.flashlight_size)
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [TRACE_SAMPLE])
+        write_trace_sample(conn, days, settings)
+        bounds = [min(days), max(days)]
+        shares = conn.execute(
+            """SELECT category,
+                      count(*) FILTER (WHERE stratum = 'traffic') AS sampled,
+                      sum(weight) FILTER (WHERE stratum = 'traffic') AS traffic,
+                      count(*) FILTER (WHERE stratum = 'flashlight') AS flashlight
+               FROM trace_sample WHERE partition_date BETWEEN ? AND ? GROUP BY category""",
+            bounds,
+        ).df()
+        shares["sample_share_pct"] = (100 * shares["sampled"] / shares["sampled"].sum()).round(1)
+        shares["traffic_share_pct"] = (100 * shares["traffic"] / shares["traffic"].sum()).round(1)
+        shares = shares.sort_values("traffic", ascending=False)
+        yield MaterializeResult(
+            metadata={
+                **table_metadata(conn, "trace_sample", "partition_date BETWEEN ? AND ?", bounds),
+                "realized_vs_traffic_share": MetadataValue.md(markdown_table(shares)),
+                "size": MetadataValue.int(settings.size),
+                "floor": MetadataValue.float(settings.floor),
+                "seed": MetadataValue.int(settings.seed),
+            }
+        )
+        bad = conn.execute(FLOOR_VIOLATIONS_SQL, [*bounds, settings.floor]).df()
+    yield AssetCheckResult(
+        check_name="trace_sample_floors_and_weights",
+        passed=bad.empty,
+        metadata={
+            "violations": MetadataValue.int(len(bad)),
+            "examples": MetadataValue.md(markdown_table(bad.head(10)) if not bad.empty else "none"),
+        },
+    )
+

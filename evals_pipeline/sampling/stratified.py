@@ -1,0 +1,159 @@
+"""Stratified sampling with per-category floors, deterministic and cheap at 10M rows.
+
+Each row gets a key u = hash(trace_id, seed) / 2^64 in [0, 1). Within a (partition, category)
+stratum the sample is the n_c rows with the smallest u: a simple random sample without
+replacement, so every row's inclusion probability is exactly n_c / N_c and the sum of
+1 / inclusion_prob over the stratum's sampled rows is N_c.
+
+Sorting every row by u is what makes naive samplers slow (a full window sort). Instead:
+1. one group-by gives N_c per stratum, and `allocate` turns it into n_c;
+2. one scan keeps only rows with u below a per-stratum threshold t_c, chosen so that about
+   n_c + 5 sqrt(n_c) + 10 rows survive; since u is uniform, falling short is a > 5-sigma
+   event, and when it happens that stratum is redone with no threshold (still exact);
+3. the few survivors are ranked and the first n_c kept.
+Cost: one scan + one hashing scan of (partition, trace_id, category); memory: the survivors.
+
+DuckDB's hash() changed between DuckDB 1.2 and 1.3: duckdb is pinned and its version is
+recorded with every sampled row, so a re-materialized partition reproduces its sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+
+from evals_pipeline.records import NEGATIVE_SIGNALS, TRACE_SAMPLE, sql_literal
+from evals_pipeline.sampling.allocation import allocate
+
+U_SCALE = 18446744073709551616.0  # 2^64: maps hash() (UBIGINT) into [0, 1)
+
+
+def threshold_for(n_alloc: int, traffic: int) -> float:
+    """Hash threshold expected to keep n_alloc + 5 sqrt(n_alloc) + 10 of `traffic` rows."""
+    if n_alloc <= 0:
+        return 0.0
+    return min(1.0, (n_alloc + 5.0 * math.sqrt(n_alloc) + 10.0) / traffic)
+
+
+def draw_sample(
+    conn: duckdb.DuckDBPyConnection,
+    source_sql: str,
+    size: int,
+    floor: float,
+    seed: int,
+    into: str,
+) -> dict[tuple[date, str], tuple[int, int]]:
+    """Sample `size` rows per partition from `source_sql` (columns partition_date, trace_id,
+    category) into temp table `into`; return {(partition, category): (n_alloc, traffic)}.
+    """
+    counts: dict[date, dict[str, int]] = defaultdict(dict)
+    for day, category, n in conn.execute(
+        f"SELECT partition_date, category, count(*) FROM ({source_sql}) GROUP BY ALL"
+    ).fetchall():
+        counts[day][category] = int(n)
+    plan: dict[tuple[date, str], tuple[int, int]] = {}
+    for day, per_cat in counts.items():
+        for category, n_alloc in allocate(per_cat, size, floor).items():
+            plan[(day, category)] = (n_alloc, per_cat[category])
+    keys = sorted(plan)
+    alloc = pa.table(
+        {
+            "partition_date": pa.array([k[0] for k in keys], pa.date32()),
+            "category": pa.array([k[1] for k in keys]),
+            "n_alloc": pa.array([plan[k][0] for k in keys], pa.int64()),
+            "traffic": pa.array([plan[k][1] for k in keys], pa.int64()),
+            "threshold": pa.array([threshold_for(*plan[k]) for k in keys], pa.float64()),
+        }
+    )
+    conn.register("_alloc_arrow", alloc)
+    conn.execute("CREATE OR REPLACE TEMP TABLE _alloc AS SELECT * FROM _alloc_arrow")
+    conn.unregister("_alloc_arrow")
+    keyed = f"""SELECT s.partition_date, s.trace_id, s.category,
+                       hash(s.trace_id, {int(seed)}::BIGINT)::DOUBLE / {U_SCALE} AS u
+                FROM ({source_sql}) s"""
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _survivors AS
+        SELECT k.* FROM ({keyed}) k JOIN _alloc a USING (partition_date, category)
+        WHERE k.u < a.threshold"""
+    )
+    # Strata that fell short of their allocation (a > 5-sigma event): redo them in full.
+    short = conn.execute(
+        """SELECT a.partition_date, a.category FROM _alloc a
+           LEFT JOIN (SELECT partition_date, category, count(*) AS n FROM _survivors GROUP BY ALL) s
+           USING (partition_date, category)
+           WHERE coalesce(s.n, 0) < a.n_alloc AND a.threshold < 1.0"""
+    ).fetchall()
+    if short:
+        conn.execute(
+            "UPDATE _alloc SET threshold = 1.0 WHERE (partition_date, category) IN "
+            f"(SELECT * FROM (VALUES {', '.join(f'(DATE {sql_literal(str(d))}, {sql_literal(c)})' for d, c in short)}))"
+        )
+        conn.execute(
+            f"""DELETE FROM _survivors WHERE (partition_date, category) IN
+                (SELECT partition_date, category FROM _alloc WHERE threshold = 1.0);
+            INSERT INTO _survivors SELECT k.* FROM ({keyed}) k JOIN _alloc a USING (partition_date, category)
+                WHERE a.threshold = 1.0"""
+        )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {into} AS
+        SELECT s.partition_date, s.trace_id, s.category, s.u AS sample_key,
+               a.n_alloc::DOUBLE / a.traffic AS inclusion_prob, a.traffic AS category_traffic
+        FROM _survivors s JOIN _alloc a USING (partition_date, category)
+        QUALIFY row_number() OVER (PARTITION BY s.partition_date, s.category ORDER BY s.u, s.trace_id) <= a.n_alloc"""
+    )
+    conn.execute("DROP TABLE IF EXISTS _survivors; DROP TABLE IF EXISTS _alloc")
+    return plan
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    size: int = 40
+    floor: float = 0.15
+    seed: int = 20260101
+    flashlight_size: int = 10
+
+
+def write_trace_sample(
+    conn: duckdb.DuckDBPyConnection, days: Sequence[date], settings: SampleSettings
+) -> dict[tuple[date, str], tuple[int, int]]:
+    """Replace `trace_sample` for `days`: a 'traffic' stratum and a 'flashlight' stratum.
+
+    The flashlight stratum oversamples traces that drew negative feedback (thumbs down,
+    regenerate, escalation) among the feedback ingested so far; it uses its own hash salt
+    and its own inclusion probabilities (relative to the flagged traces of its category).
+    """
+    conn.execute("CREATE OR REPLACE TEMP TABLE _sample_days (d DATE)")
+    conn.executemany("INSERT INTO _sample_days VALUES (?)", [[d] for d in days])
+    traffic = "SELECT partition_date, trace_id, category FROM traces WHERE partition_date IN (SELECT d FROM _sample_days)"
+    negative = ", ".join(sql_literal(s) for s in NEGATIVE_SIGNALS)
+    flagged = f"""{traffic} AND trace_id IN
+        (SELECT trace_id FROM trace_feedback WHERE signal IN ({negative}))"""
+    plan = draw_sample(conn, traffic, settings.size, settings.floor, settings.seed, "_traffic_sample")
+    draw_sample(conn, flagged, settings.flashlight_size, settings.floor, settings.seed + 1, "_flashlight_sample")
+    cols = ", ".join(TRACE_SAMPLE.column_names)
+    version = sql_literal(duckdb.__version__)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("DELETE FROM trace_sample WHERE partition_date IN (SELECT d FROM _sample_days)")
+        for stratum, table, seed in (
+            ("traffic", "_traffic_sample", settings.seed),
+            ("flashlight", "_flashlight_sample", settings.seed + 1),
+        ):
+            conn.execute(
+                f"""INSERT INTO trace_sample ({cols})
+                SELECT partition_date, trace_id, category, '{stratum}', inclusion_prob, 1.0 / inclusion_prob,
+                       category_traffic, sample_key, {int(seed)}, {version}
+                FROM {table} ORDER BY partition_date, category, sample_key"""
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("DROP TABLE IF EXISTS _traffic_sample; DROP TABLE IF EXISTS _flashlight_sample; DROP TABLE _sample_days")
+    return plan
