@@ -41,6 +41,11 @@ def threshold_for(n_alloc: int, traffic: int) -> float:
     return min(1.0, (n_alloc + 5.0 * math.sqrt(n_alloc) + 10.0) / traffic)
 
 
+def _hash_cutoff(threshold: float) -> int:
+    """Largest hash value h with h / 2^64 < threshold (a UBIGINT literal)."""
+    return min(2**64 - 1, int(threshold * U_SCALE))
+
+
 def draw_sample(
     conn: duckdb.DuckDBPyConnection,
     source_sql: str,
@@ -74,12 +79,17 @@ def draw_sample(
     conn.register("_alloc_arrow", alloc)
     conn.execute("CREATE OR REPLACE TEMP TABLE _alloc AS SELECT * FROM _alloc_arrow")
     conn.unregister("_alloc_arrow")
-    keyed = f"""SELECT s.partition_date, s.trace_id, s.category,
-                       hash(s.trace_id, {int(seed)}::BIGINT)::DOUBLE / {U_SCALE} AS u
-                FROM ({source_sql}) s"""
+    # Filter in hash space (UBIGINT) with the largest threshold first: one comparison per row
+    # keeps the join with _alloc, and the conversion to [0, 1), to the few survivors.
+    max_threshold = max((threshold_for(*v) for v in plan.values()), default=0.0)
+    keyed = f"""SELECT partition_date, trace_id, category, h::DOUBLE / {U_SCALE} AS u
+                FROM (SELECT s.partition_date, s.trace_id, s.category, hash(s.trace_id, {int(seed)}::BIGINT) AS h
+                      FROM ({source_sql}) s)
+                WHERE h <= {{cutoff}}::UBIGINT"""
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _survivors AS
-        SELECT k.* FROM ({keyed}) k JOIN _alloc a USING (partition_date, category)
+        SELECT k.* FROM ({keyed.format(cutoff=_hash_cutoff(max_threshold))}) k
+        JOIN _alloc a USING (partition_date, category)
         WHERE k.u < a.threshold"""
     )
     # Strata that fell short of their allocation (a > 5-sigma event): redo them in full.
@@ -97,7 +107,8 @@ def draw_sample(
         conn.execute(
             f"""DELETE FROM _survivors WHERE (partition_date, category) IN
                 (SELECT partition_date, category FROM _alloc WHERE threshold = 1.0);
-            INSERT INTO _survivors SELECT k.* FROM ({keyed}) k JOIN _alloc a USING (partition_date, category)
+            INSERT INTO _survivors SELECT k.* FROM ({keyed.format(cutoff=_hash_cutoff(1.0))}) k
+                JOIN _alloc a USING (partition_date, category)
                 WHERE a.threshold = 1.0"""
         )
     conn.execute(

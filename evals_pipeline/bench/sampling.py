@@ -1,0 +1,162 @@
+"""Sampling benchmark: our sampler vs the scan floor vs a pandas baseline, on N traces.
+
+In one run: simulate N traces into one Parquet file (ids, categories with the simulator's
+skewed mix), then time, each in its own fresh process so peak memory is measured apart:
+  - ours: `draw_sample` (floor allocation, one hashing filter scan, rank the survivors);
+  - scan: reading the ids and hashing each once, grouped by category: the floor any
+    deterministic sampler must pay (DESIGN.md), and what `ratio_vs_scan` divides by;
+  - group_only: grouping by category alone (dictionary-encoded: reported, not a fair floor);
+  - pandas: read the two columns and `groupby(...).sample(n=...)` per category.
+Each is the best of `--repeat` timings. The sample is checked (size, floors, weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from evals_pipeline.sampling.allocation import allocate
+from evals_pipeline.sampling.stratified import draw_sample
+from evals_pipeline.simulator.traffic import DEFAULT_CATEGORY_MIX
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, default=10_000_000, help="traces to simulate (default 10M)")
+    parser.add_argument("--size", type=int, default=10_000, help="sample size (default 10,000)")
+    parser.add_argument("--floor", type=float, default=0.15, help="per-category floor (default 0.15)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="timings per method; the best is kept")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to write the Parquet file")
+
+
+def write_traces(path: Path, rows: int, seed: int) -> None:
+    """N traces with the simulator's category mix, generated inside DuckDB (no Python loop)."""
+    cum, cases = 0.0, []
+    for cat, share in DEFAULT_CATEGORY_MIX.items():
+        cum += share
+        cases.append(f"WHEN u < {cum!r} THEN '{cat}'")
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (
+            SELECT 'tr_' || lpad(to_hex(hash(i, {seed})), 16, '0') AS trace_id,
+                   TIMESTAMP '2026-01-01' + to_milliseconds((i * 86400000 // {rows})::BIGINT) AS ts,
+                   CASE {" ".join(cases)} ELSE 'edge_case' END AS category,
+                   ['v1', 'v2', 'v3'][1 + (hash(i, {seed + 2}) % 3)::INT] AS app_version
+            FROM (SELECT i, hash(i, {seed + 1})::DOUBLE / 18446744073709551616.0 AS u FROM range({rows}) t(i))
+        ) TO '{path}' (FORMAT parquet)"""
+    )
+    con.close()
+
+
+def _timed(fn: Any, repeat: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _ours(path: str, size: int, floor: float, seed: int, repeat: int) -> dict[str, Any]:
+    con = duckdb.connect()
+    source = f"SELECT DATE '2026-01-01' AS partition_date, trace_id, category FROM read_parquet('{path}')"
+
+    def once() -> list[tuple]:
+        draw_sample(con, source, size, floor, seed, "bench_sample")
+        return con.execute(
+            "SELECT category, count(*), sum(1 / inclusion_prob), any_value(category_traffic) FROM bench_sample GROUP BY 1"
+        ).fetchall()
+
+    seconds, check = _timed(once, repeat)
+    return {"seconds": seconds, "check": check}
+
+
+def _scan(path: str, repeat: int) -> dict[str, Any]:
+    con = duckdb.connect()
+    seconds, _ = _timed(
+        lambda: con.execute(
+            f"SELECT category, count(*), min(hash(trace_id, 7)) FROM read_parquet('{path}') GROUP BY category"
+        ).fetchall(),
+        repeat,
+    )
+    group_only, _ = _timed(
+        lambda: con.execute(f"SELECT category, count(*) FROM read_parquet('{path}') GROUP BY category").fetchall(),
+        repeat,
+    )
+    return {"seconds": seconds, "group_only_seconds": group_only}
+
+
+def _pandas(path: str, size: int, floor: float, seed: int, repeat: int) -> dict[str, Any]:
+    import pandas as pd
+
+    def once() -> int:
+        frame = pd.read_parquet(path, columns=["trace_id", "category"])
+        alloc = allocate(frame["category"].value_counts().to_dict(), size, floor)
+        parts = [g.sample(n=alloc[c], random_state=seed) for c, g in frame.groupby("category")]
+        return len(pd.concat(parts))
+
+    seconds, n = _timed(once, repeat)
+    return {"seconds": seconds, "rows_sampled": n}
+
+
+def _child(name: str, kwargs: dict[str, Any], queue: mp.Queue) -> None:
+    fn = {"ours": _ours, "scan": _scan, "pandas": _pandas}[name]
+    out = fn(**kwargs)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    queue.put(out)
+
+
+def _in_fresh_process(name: str, **kwargs: Any) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, kwargs, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"{name} benchmark process failed with exit code {proc.exitcode}")
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        path = Path(tmp) / "traces.parquet"
+        t0 = time.perf_counter()
+        write_traces(path, args.rows, args.seed)
+        print(f"simulated {args.rows:,} traces into {path} in {time.perf_counter() - t0:.1f} s", flush=True)
+        common = {"path": str(path), "repeat": args.repeat}
+        ours = _in_fresh_process("ours", size=args.size, floor=args.floor, seed=args.seed, **common)
+        print(f"ours:   {ours['seconds']:.3f} s, peak {ours['peak_rss_mb']:.0f} MB", flush=True)
+        scan = _in_fresh_process("scan", **common)
+        print(f"scan:   {scan['seconds']:.3f} s (group only {scan['group_only_seconds']:.3f} s), peak {scan['peak_rss_mb']:.0f} MB", flush=True)
+        pandas = _in_fresh_process("pandas", size=args.size, floor=args.floor, seed=args.seed, **common)
+        print(f"pandas: {pandas['seconds']:.3f} s, peak {pandas['peak_rss_mb']:.0f} MB", flush=True)
+
+    sampled = sum(r[1] for r in ours["check"])
+    weights_ok = all(abs(r[2] - r[3]) <= 1e-6 * r[3] for r in ours["check"])
+    floor_ok = all(r[1] >= min(r[3], int(args.floor * args.size)) for r in ours["check"])
+    return {
+        "bench": "sampling",
+        "rows": args.rows,
+        "sample_size": args.size,
+        "sampled": sampled,
+        "seconds": round(ours["seconds"], 4),
+        "scan_seconds": round(scan["seconds"], 4),
+        "group_only_seconds": round(scan["group_only_seconds"], 4),
+        "pandas_seconds": round(pandas["seconds"], 4),
+        "ratio_vs_scan": round(ours["seconds"] / scan["seconds"], 3),
+        "speedup_vs_pandas": round(pandas["seconds"] / ours["seconds"], 2),
+        "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        "scan_peak_rss_mb": round(scan["peak_rss_mb"], 1),
+        "pandas_peak_rss_mb": round(pandas["peak_rss_mb"], 1),
+        "weights_ok": weights_ok,
+        "floors_ok": floor_ok,
+        "duckdb_version": duckdb.__version__,
+    }
