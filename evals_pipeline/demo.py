@@ -31,14 +31,18 @@ def run_job_over_range(job_name: str, start: str, end: str) -> None:
         result = job.execute_in_process(
             instance=instance,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+            tags={
+                "dagster/asset_partition_range_start": start,
+                "dagster/asset_partition_range_end": end,
+            },
         )
     if not result.success:
         raise SystemExit(f"{job_name} failed; see the run in the Dagster UI (make ui)")
     failed_checks = [
         e.asset_check_evaluation_data.check_name
         for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not e.asset_check_evaluation_data.passed
     ]
     if failed_checks:
         raise SystemExit(f"{job_name}: asset checks failed: {', '.join(failed_checks)}")
@@ -101,10 +105,16 @@ def report(seconds: float) -> None:
                       round(100 * sum(weight) / sum(sum(weight)) OVER (), 1)
                FROM trace_sample WHERE stratum = 'traffic' GROUP BY 1 ORDER BY 4 DESC"""
         ).fetchall():
-            _say(f"  {cat:<18} {sampled:>6,} sampled  {s_share:>5}% of sample  {t_share:>5}% of traffic")
+            _say(
+                f"  {cat:<18} {sampled:>6,} sampled  {s_share:>5}% of sample  {t_share:>5}% of traffic"
+            )
     finally:
         con.close()
-    py = Path(sys.executable).relative_to(Path.cwd()) if Path(sys.executable).is_relative_to(Path.cwd()) else sys.executable
+    py = (
+        Path(sys.executable).relative_to(Path.cwd())
+        if Path(sys.executable).is_relative_to(Path.cwd())
+        else sys.executable
+    )
     _say(
         f"""
 Where things are:

@@ -17,7 +17,11 @@ def markdown_table(frame: pd.DataFrame, max_chars: int = 60) -> str:
     shown = frame.copy()
     for col in shown.columns:
         if shown[col].dtype == object or pd.api.types.is_string_dtype(shown[col]):
-            shown[col] = shown[col].map(lambda v: v if not isinstance(v, str) or len(v) <= max_chars else v[: max_chars - 1] + "…")
+            shown[col] = shown[col].map(
+                lambda v: (
+                    v if not isinstance(v, str) or len(v) <= max_chars else v[: max_chars - 1] + "…"
+                )
+            )
     return shown.to_markdown(index=False)
 
 
@@ -39,10 +43,14 @@ def table_metadata(
     )
     described = conn.execute(f"DESCRIBE {table}").fetchall()
     schema = TableSchema(
-        columns=[TableColumn(name=r[0], type=r[1], description=comments.get(r[0])) for r in described]
+        columns=[
+            TableColumn(name=r[0], type=r[1], description=comments.get(r[0])) for r in described
+        ]
     )
     cols = ", ".join(preview_columns) if preview_columns else "*"
-    preview = conn.execute(f"SELECT {cols} FROM {table} WHERE {where} LIMIT {preview_rows}", list(params)).df()
+    preview = conn.execute(
+        f"SELECT {cols} FROM {table} WHERE {where} LIMIT {preview_rows}", list(params)
+    ).df()
     return {
         "dagster/row_count": MetadataValue.int(int(count)),
         "dagster/column_schema": schema,

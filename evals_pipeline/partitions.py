@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 
-from dagster import AssetExecutionContext, AssetCheckExecutionContext, DailyPartitionsDefinition
+from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
 
 # First day of traffic. The embedded simulator starts on 2026-01-01; set EVALS_START_DATE
 # for a real deployment whose traces start elsewhere.

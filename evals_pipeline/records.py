@@ -148,7 +148,9 @@ TRACES = Table(
         Column("output_tokens", "BIGINT", "Completion tokens."),
         Column("metadata", "JSON", "Free-form metadata from the source."),
         Column("source_file", "VARCHAR", "File the row came from."),
-        Column("source_row", "BIGINT", "Line (JSONL) or row (Parquet) number in that file, from 1."),
+        Column(
+            "source_row", "BIGINT", "Line (JSONL) or row (Parquet) number in that file, from 1."
+        ),
     ),
 )
 
@@ -160,7 +162,9 @@ TRACE_FEEDBACK = Table(
         Column("ts", "TIMESTAMP", "When the event happened (UTC)."),
         Column("partition_date", "DATE", "The daily partition this row was ingested into."),
         Column("signal", "VARCHAR", "One of the documented feedback signals."),
-        Column("value", "DOUBLE", "Signal value: 1 for events, characters edited for edit_distance."),
+        Column(
+            "value", "DOUBLE", "Signal value: 1 for events, characters edited for edit_distance."
+        ),
         Column("source_file", "VARCHAR", "File the row came from."),
         Column("source_row", "BIGINT", "Line number in that file, from 1."),
     ),
@@ -209,7 +213,11 @@ TRACE_SAMPLE = Table(
         ),
         Column("weight", "DOUBLE", "1 / inclusion_prob."),
         Column("category_traffic", "BIGINT", "Traces of this category in the partition."),
-        Column("sample_key", "DOUBLE", "The row's deterministic hash key in [0, 1) (smaller = drawn first)."),
+        Column(
+            "sample_key",
+            "DOUBLE",
+            "The row's deterministic hash key in [0, 1) (smaller = drawn first).",
+        ),
         Column("seed", "BIGINT", "Sampling seed."),
         Column("duckdb_version", "VARCHAR", "DuckDB version whose hash() produced sample_key."),
     ),

@@ -1,6 +1,5 @@
 """Dagster wiring of the analytics snapshot."""
 
-
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -23,7 +22,9 @@ def analytics_snapshot(context: AssetExecutionContext, warehouse: Warehouse) -> 
     target = analytics_path()
     with warehouse.get_connection() as conn:
         counts = build_snapshot(conn, target, ANALYST_TABLES)
-    context.log.info(f"analytics snapshot at {target}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    context.log.info(
+        f"analytics snapshot at {target}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items())
+    )
     frame = pd.DataFrame(sorted(counts.items()), columns=["table", "rows"])
     return MaterializeResult(
         metadata={

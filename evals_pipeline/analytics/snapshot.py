@@ -19,7 +19,9 @@ import duckdb
 from evals_pipeline.records import Table
 
 
-def build_snapshot(conn: duckdb.DuckDBPyConnection, target: Path, tables: Sequence[Table]) -> dict[str, int]:
+def build_snapshot(
+    conn: duckdb.DuckDBPyConnection, target: Path, tables: Sequence[Table]
+) -> dict[str, int]:
     """Copy `tables` from the warehouse connection `conn` into a new file swapped in at `target`.
 
     Tables not yet in the warehouse are created empty, so the analysts' contract holds from
@@ -30,17 +32,26 @@ def build_snapshot(conn: duckdb.DuckDBPyConnection, target: Path, tables: Sequen
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     alias = "snapshot_out"
     counts: dict[str, int] = {}
-    existing = {r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+    existing = {
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    }
     conn.execute(f"ATTACH '{tmp}' AS {alias}")
     try:
         for table in tables:
             conn.execute(table.ddl(schema=alias))
             if table.name in existing:
                 cols = ", ".join(table.column_names)
-                conn.execute(f"INSERT INTO {alias}.{table.name} ({cols}) SELECT {cols} FROM main.{table.name}")
+                conn.execute(
+                    f"INSERT INTO {alias}.{table.name} ({cols}) SELECT {cols} FROM main.{table.name}"
+                )
             for stmt in table.comment_sql(schema=alias):
                 conn.execute(stmt)
-            counts[table.name] = conn.execute(f"SELECT count(*) FROM {alias}.{table.name}").fetchone()[0]
+            counts[table.name] = conn.execute(
+                f"SELECT count(*) FROM {alias}.{table.name}"
+            ).fetchone()[0]
         conn.execute(f"CHECKPOINT {alias}")
         conn.execute(f"DETACH {alias}")
         os.replace(tmp, target)

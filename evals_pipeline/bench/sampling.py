@@ -28,12 +28,20 @@ from evals_pipeline.simulator.traffic import DEFAULT_CATEGORY_MIX
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rows", type=int, default=10_000_000, help="traces to simulate (default 10M)")
+    parser.add_argument(
+        "--rows", type=int, default=10_000_000, help="traces to simulate (default 10M)"
+    )
     parser.add_argument("--size", type=int, default=10_000, help="sample size (default 10,000)")
-    parser.add_argument("--floor", type=float, default=0.15, help="per-category floor (default 0.15)")
+    parser.add_argument(
+        "--floor", type=float, default=0.15, help="per-category floor (default 0.15)"
+    )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=3, help="timings per method; the best is kept")
-    parser.add_argument("--workdir", type=Path, default=None, help="where to write the Parquet file")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timings per method; the best is kept"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where to write the Parquet file"
+    )
 
 
 def write_traces(path: Path, rows: int, seed: int) -> None:
@@ -82,12 +90,14 @@ def _scan(path: str, repeat: int) -> dict[str, Any]:
     con = duckdb.connect()
     seconds, _ = _timed(
         lambda: con.execute(
-            f"SELECT category, count(*), min(hash(trace_id, 7)) FROM read_parquet('{path}') GROUP BY category"
+            f"SELECT category, count(*), min(hash(trace_id)) FROM read_parquet('{path}') GROUP BY category"
         ).fetchall(),
         repeat,
     )
     group_only, _ = _timed(
-        lambda: con.execute(f"SELECT category, count(*) FROM read_parquet('{path}') GROUP BY category").fetchall(),
+        lambda: con.execute(
+            f"SELECT category, count(*) FROM read_parquet('{path}') GROUP BY category"
+        ).fetchall(),
         repeat,
     )
     return {"seconds": seconds, "group_only_seconds": group_only}
@@ -130,13 +140,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(tmp) / "traces.parquet"
         t0 = time.perf_counter()
         write_traces(path, args.rows, args.seed)
-        print(f"simulated {args.rows:,} traces into {path} in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"simulated {args.rows:,} traces into {path} in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         common = {"path": str(path), "repeat": args.repeat}
         ours = _in_fresh_process("ours", size=args.size, floor=args.floor, seed=args.seed, **common)
         print(f"ours:   {ours['seconds']:.3f} s, peak {ours['peak_rss_mb']:.0f} MB", flush=True)
         scan = _in_fresh_process("scan", **common)
-        print(f"scan:   {scan['seconds']:.3f} s (group only {scan['group_only_seconds']:.3f} s), peak {scan['peak_rss_mb']:.0f} MB", flush=True)
-        pandas = _in_fresh_process("pandas", size=args.size, floor=args.floor, seed=args.seed, **common)
+        print(
+            f"scan:   {scan['seconds']:.3f} s (group only {scan['group_only_seconds']:.3f} s), peak {scan['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+        pandas = _in_fresh_process(
+            "pandas", size=args.size, floor=args.floor, seed=args.seed, **common
+        )
         print(f"pandas: {pandas['seconds']:.3f} s, peak {pandas['peak_rss_mb']:.0f} MB", flush=True)
 
     sampled = sum(r[1] for r in ours["check"])

@@ -1,7 +1,6 @@
 """Dagster wiring of ingest: `traces` and `trace_feedback`, each with its quarantine table and
 a Great Expectations suite as an asset check. Logic lives in `validation.py`."""
 
-
 from collections.abc import Iterator
 
 import pandas as pd
@@ -21,7 +20,13 @@ from pydantic import Field
 
 from evals_pipeline.ingest.expectations import run_suite
 from evals_pipeline.ingest.sources import TraceSource
-from evals_pipeline.ingest.validation import FEEDBACK_STREAM, TRACE_STREAM, IngestRules, StreamSpec, ingest_days
+from evals_pipeline.ingest.validation import (
+    FEEDBACK_STREAM,
+    TRACE_STREAM,
+    IngestRules,
+    StreamSpec,
+    ingest_days,
+)
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.records import DEFAULT_CATEGORIES
@@ -35,10 +40,12 @@ GX_COLUMNS = {
 
 class IngestConfig(Config):
     max_field_bytes: int = Field(
-        default=65_536, description="A text field (input, output, context, ...) larger than this is quarantined."
+        default=65_536,
+        description="A text field (input, output, context, ...) larger than this is quarantined.",
     )
     categories: list[str] = Field(
-        default=list(DEFAULT_CATEGORIES), description="The task-category taxonomy; other categories are quarantined."
+        default=list(DEFAULT_CATEGORIES),
+        description="The task-category taxonomy; other categories are quarantined.",
     )
 
 
@@ -68,16 +75,23 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
         backfill_policy=BackfillPolicy.single_run(),
     )
     def ingest(
-        context: AssetExecutionContext, config: IngestConfig, warehouse: Warehouse, trace_source: TraceSource
+        context: AssetExecutionContext,
+        config: IngestConfig,
+        warehouse: Warehouse,
+        trace_source: TraceSource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         days = partition_days(context)
         files = {d: trace_source.files_for_day(source_stream, d) for d in days}
         n_files = sum(len(f) for f in files.values())
         missing = [str(d) for d, f in files.items() if not f]
         if missing:
-            context.log.warning(f"no {source_stream} files for {len(missing)} day(s): {', '.join(missing[:10])}")
+            context.log.warning(
+                f"no {source_stream} files for {len(missing)} day(s): {', '.join(missing[:10])}"
+            )
         context.log.info(f"ingesting {n_files} {source_stream} files for {len(days)} day(s)")
-        rules = IngestRules(max_field_bytes=config.max_field_bytes, categories=tuple(config.categories))
+        rules = IngestRules(
+            max_field_bytes=config.max_field_bytes, categories=tuple(config.categories)
+        )
         with warehouse.get_connection() as conn:
             ensure_tables(conn, [stream.table, stream.quarantine])
             counts = ingest_days(conn, stream, files, rules, root=trace_source.root_dir())
@@ -101,12 +115,20 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
             yield MaterializeResult(
                 asset_key=quarantine,
                 metadata={
-                    **table_metadata(conn, quarantine, in_range, bounds, ["partition_date", "source_file", "source_row", "reason", "detail"]),
+                    **table_metadata(
+                        conn,
+                        quarantine,
+                        in_range,
+                        bounds,
+                        ["partition_date", "source_file", "source_row", "reason", "detail"],
+                    ),
                     **common,
                     "by_reason": MetadataValue.md(markdown_table(reasons)),
                 },
             )
-            frame = conn.execute(f"SELECT {GX_COLUMNS[table]} FROM {table} WHERE {in_range}", bounds).df()
+            frame = conn.execute(
+                f"SELECT {GX_COLUMNS[table]} FROM {table} WHERE {in_range}", bounds
+            ).df()
         outcome = run_suite(frame, table, rules.categories)
         yield AssetCheckResult(
             check_name=check_name,
@@ -117,7 +139,9 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
                 "rows_checked": MetadataValue.int(len(frame)),
                 "expectations_evaluated": MetadataValue.int(outcome.evaluated),
                 "expectations_failed": MetadataValue.int(len(outcome.failed)),
-                "failures": MetadataValue.md(markdown_table(pd.DataFrame(outcome.failed)) if outcome.failed else "none"),
+                "failures": MetadataValue.md(
+                    markdown_table(pd.DataFrame(outcome.failed)) if outcome.failed else "none"
+                ),
             },
         )
 

@@ -51,7 +51,9 @@ def _feedback_expectations(gxe: Any) -> list[Any]:
     ]
 
 
-def run_suite(frame: pd.DataFrame, suite_name: str, categories: Sequence[str] = ()) -> ExpectationOutcome:
+def run_suite(
+    frame: pd.DataFrame, suite_name: str, categories: Sequence[str] = ()
+) -> ExpectationOutcome:
     """Validate `frame` against the named suite ('traces' or 'trace_feedback')."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no telemetry: no network at run time
     import great_expectations as gx
@@ -60,14 +62,21 @@ def run_suite(frame: pd.DataFrame, suite_name: str, categories: Sequence[str] = 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_pandas(f"{suite_name}_source")
-    batch_def = source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("partition")
-    expectations = _trace_expectations(gxe, categories) if suite_name == "traces" else _feedback_expectations(gxe)
+    batch_def = source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe(
+        "partition"
+    )
+    expectations = (
+        _trace_expectations(gxe, categories)
+        if suite_name == "traces"
+        else _feedback_expectations(gxe)
+    )
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     result = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
     failed = [
         {
             "expectation": r.expectation_config.type,
-            "column": r.expectation_config.kwargs.get("column") or r.expectation_config.kwargs.get("column_list"),
+            "column": r.expectation_config.kwargs.get("column")
+            or r.expectation_config.kwargs.get("column_list"),
             "unexpected_count": r.result.get("unexpected_count"),
             "examples": r.result.get("partial_unexpected_list", [])[:5],
         }

@@ -41,7 +41,9 @@ class TraceSource(ConfigurableResource, ABC):
 class FileTraceSource(TraceSource):
     """Files exported by your product (e.g. a nightly dump of your tracing store)."""
 
-    root: str = Field(description="Folder holding traces/dt=YYYY-MM-DD/ and feedback/dt=YYYY-MM-DD/.")
+    root: str = Field(
+        description="Folder holding traces/dt=YYYY-MM-DD/ and feedback/dt=YYYY-MM-DD/."
+    )
 
     def root_dir(self) -> Path:
         return Path(self.root).expanduser().resolve()
@@ -66,7 +68,9 @@ class SimulatedTraceSource(TraceSource):
     def config(self):  # -> SimulationConfig (imported lazily: numpy/pandas at call time only)
         from evals_pipeline.simulator.traffic import SimulationConfig
 
-        return SimulationConfig(seed=self.seed, start=self.start, end=self.end, traces_per_day=self.traces_per_day)
+        return SimulationConfig(
+            seed=self.seed, start=self.start, end=self.end, traces_per_day=self.traces_per_day
+        )
 
     def files_for_day(self, stream: str, day: date) -> list[Path]:
         from evals_pipeline.simulator.traffic import ensure_simulated

@@ -156,7 +156,11 @@ def stage_files(
     conn.execute(STAGING_DDL.format(name=staging))
     for day, files in sorted(files_by_day.items()):
         for path in sorted(files):
-            shown = path.relative_to(root).as_posix() if root and path.is_relative_to(root) else str(path)
+            shown = (
+                path.relative_to(root).as_posix()
+                if root and path.is_relative_to(root)
+                else str(path)
+            )
             suffix = path.suffix.lower()
             if suffix in PARQUET_SUFFIXES:
                 # One code path for both formats: Parquet rows become JSON text.
@@ -184,7 +188,9 @@ def stage_files(
                 conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
                 conn.unregister("_jsonl_batch")
             else:
-                raise ValueError(f"unsupported file type {path} (expected .jsonl, .json, .ndjson or .parquet)")
+                raise ValueError(
+                    f"unsupported file type {path} (expected .jsonl, .json, .ndjson or .parquet)"
+                )
     return conn.execute(f"SELECT count(*) FROM {staging}").fetchone()[0]
 
 
@@ -225,14 +231,22 @@ def _names_where(conditions: Sequence[tuple[str, str]]) -> str:
     return f"concat_ws(', ', {parts})"
 
 
-def validate_sql(stream: StreamSpec, staging: str, rules: IngestRules, replaced_days_table: str) -> str:
+def validate_sql(
+    stream: StreamSpec, staging: str, rules: IngestRules, replaced_days_table: str
+) -> str:
     """SELECT over the staging table giving every row `reason`/`detail` (null when valid)."""
     paths = ", ".join(sql_literal(f"$.{s.name}") for s in stream.fields)
     field_map = ", ".join(f"'{s.name}': x[{i + 1}]" for i, s in enumerate(stream.fields))
     missing = _names_where([(s.name, _absent(s)) for s in stream.fields if s.required])
-    wrong = _names_where([(s.name, f"NOT {_absent(s)} AND NOT ({_type_ok(s)})") for s in stream.fields])
+    wrong = _names_where(
+        [(s.name, f"NOT {_absent(s)} AND NOT ({_type_ok(s)})") for s in stream.fields]
+    )
     oversized = _names_where(
-        [(s.name, f"coalesce(strlen(f['{s.name}']::VARCHAR), 0) > {int(rules.max_field_bytes)}") for s in stream.fields if s.text]
+        [
+            (s.name, f"coalesce(strlen(f['{s.name}']::VARCHAR), 0) > {int(rules.max_field_bytes)}")
+            for s in stream.fields
+            if s.text
+        ]
     )
     enum_cases = []
     for name, default_allowed, reason in stream.enums:
@@ -325,14 +339,18 @@ def ingest_days(
     rows_in = stage_files(conn, files_by_day, staging, root)
     conn.execute("CREATE OR REPLACE TEMP TABLE _replaced_days (d DATE)")
     conn.executemany("INSERT INTO _replaced_days VALUES (?)", [[d] for d in sorted(files_by_day)])
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _checked_{stream.name} AS {validate_sql(stream, staging, rules, '_replaced_days')}")
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _checked_{stream.name} AS {validate_sql(stream, staging, rules, '_replaced_days')}"
+    )
     cols = stream.table.column_names
     select = ", ".join(f"{stream.projection[c]} AS {c}" for c in cols)
     qcols = stream.quarantine.column_names
     conn.execute("BEGIN TRANSACTION")
     try:
         for table in (stream.table.name, stream.quarantine.name):
-            conn.execute(f"DELETE FROM {table} WHERE partition_date IN (SELECT d FROM _replaced_days)")
+            conn.execute(
+                f"DELETE FROM {table} WHERE partition_date IN (SELECT d FROM _replaced_days)"
+            )
         conn.execute(
             f"INSERT INTO {stream.table.name} ({', '.join(cols)}) SELECT {select} "
             f"FROM _checked_{stream.name} WHERE reason IS NULL ORDER BY ts"
@@ -366,5 +384,7 @@ def ingest_days(
         conn.execute(f"DROP TABLE IF EXISTS {t}")
     counts = IngestCounts(rows_in, stored, quarantined, by_reason, by_day)
     if not counts.balanced:
-        raise RuntimeError(f"{stream.name}: {rows_in} rows in but {stored} stored + {quarantined} quarantined")
+        raise RuntimeError(
+            f"{stream.name}: {rows_in} rows in but {stored} stored + {quarantined} quarantined"
+        )
     return counts

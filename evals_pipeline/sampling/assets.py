@@ -1,6 +1,5 @@
 """Dagster wiring of sampling: `trace_sample` with its floor and weight checks."""
 
-
 from collections.abc import Iterator
 
 from dagster import (
@@ -23,12 +22,16 @@ from evals_pipeline.warehouse import Warehouse, ensure_tables
 
 
 class SampleConfig(Config):
-    size: int = Field(default=SampleSettings.size, description="Rows per day in the 'traffic' stratum.")
+    size: int = Field(
+        default=SampleSettings.size, description="Rows per day in the 'traffic' stratum."
+    )
     floor: float = Field(
         default=SampleSettings.floor,
         description="Minimum share of the sample per category (all its rows if it has fewer).",
     )
-    seed: int = Field(default=SampleSettings.seed, description="Sampling seed; same (day, seed) = same sample.")
+    seed: int = Field(
+        default=SampleSettings.seed, description="Sampling seed; same (day, seed) = same sample."
+    )
     flashlight_size: int = Field(
         default=SampleSettings.flashlight_size,
         description="Rows per day in the 'flashlight' stratum (traces with negative feedback).",
@@ -110,4 +113,3 @@ def trace_sample(
             "examples": MetadataValue.md(markdown_table(bad.head(10)) if not bad.empty else "none"),
         },
     )
-

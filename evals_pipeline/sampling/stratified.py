@@ -1,6 +1,6 @@
 """Stratified sampling with per-category floors, deterministic and cheap at 10M rows.
 
-Each row gets a key u = hash(trace_id, seed) / 2^64 in [0, 1). Within a (partition, category)
+Each row gets a key u = hash(trace_id mixed with seed) / 2^64 in [0, 1). Within a (partition, category)
 stratum the sample is the n_c rows with the smallest u: a simple random sample without
 replacement, so every row's inclusion probability is exactly n_c / N_c and the sum of
 1 / inclusion_prob over the stratum's sampled rows is N_c.
@@ -39,6 +39,13 @@ def threshold_for(n_alloc: int, traffic: int) -> float:
     if n_alloc <= 0:
         return 0.0
     return min(1.0, (n_alloc + 5.0 * math.sqrt(n_alloc) + 10.0) / traffic)
+
+
+def sample_key_sql(column: str, seed: int) -> str:
+    """The row's hash key as UBIGINT. The seed is hashed and mixed in before a second hash:
+    `hash(id, seed)` alone combines the two hashes so weakly that samples for nearby seeds
+    overlap far more than chance (a test catches it)."""
+    return f"hash(xor(hash({column}), hash({int(seed)}::BIGINT)))"
 
 
 def _hash_cutoff(threshold: float) -> int:
@@ -83,7 +90,7 @@ def draw_sample(
     # keeps the join with _alloc, and the conversion to [0, 1), to the few survivors.
     max_threshold = max((threshold_for(*v) for v in plan.values()), default=0.0)
     keyed = f"""SELECT partition_date, trace_id, category, h::DOUBLE / {U_SCALE} AS u
-                FROM (SELECT s.partition_date, s.trace_id, s.category, hash(s.trace_id, {int(seed)}::BIGINT) AS h
+                FROM (SELECT s.partition_date, s.trace_id, s.category, {sample_key_sql("s.trace_id", seed)} AS h
                       FROM ({source_sql}) s)
                 WHERE h <= {{cutoff}}::UBIGINT"""
     conn.execute(
@@ -145,13 +152,24 @@ def write_trace_sample(
     negative = ", ".join(sql_literal(s) for s in NEGATIVE_SIGNALS)
     flagged = f"""{traffic} AND trace_id IN
         (SELECT trace_id FROM trace_feedback WHERE signal IN ({negative}))"""
-    plan = draw_sample(conn, traffic, settings.size, settings.floor, settings.seed, "_traffic_sample")
-    draw_sample(conn, flagged, settings.flashlight_size, settings.floor, settings.seed + 1, "_flashlight_sample")
+    plan = draw_sample(
+        conn, traffic, settings.size, settings.floor, settings.seed, "_traffic_sample"
+    )
+    draw_sample(
+        conn,
+        flagged,
+        settings.flashlight_size,
+        settings.floor,
+        settings.seed + 1,
+        "_flashlight_sample",
+    )
     cols = ", ".join(TRACE_SAMPLE.column_names)
     version = sql_literal(duckdb.__version__)
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute("DELETE FROM trace_sample WHERE partition_date IN (SELECT d FROM _sample_days)")
+        conn.execute(
+            "DELETE FROM trace_sample WHERE partition_date IN (SELECT d FROM _sample_days)"
+        )
         for stratum, table, seed in (
             ("traffic", "_traffic_sample", settings.seed),
             ("flashlight", "_flashlight_sample", settings.seed + 1),
@@ -166,5 +184,7 @@ def write_trace_sample(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("DROP TABLE IF EXISTS _traffic_sample; DROP TABLE IF EXISTS _flashlight_sample; DROP TABLE _sample_days")
+    conn.execute(
+        "DROP TABLE IF EXISTS _traffic_sample; DROP TABLE IF EXISTS _flashlight_sample; DROP TABLE _sample_days"
+    )
     return plan

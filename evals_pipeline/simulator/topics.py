@@ -37,7 +37,13 @@ ACTIONS = (
 )
 PRODUCTS = ("the web app", "the desktop app", "the mobile app", "the admin console")
 SECRETS = ("password", "API key", "billing address", "private messages", "2FA backup codes")
-SUBJECTS = ("my coworker", "the previous account owner", "user j.smith", "another customer", "my manager")
+SUBJECTS = (
+    "my coworker",
+    "the previous account owner",
+    "user j.smith",
+    "another customer",
+    "my manager",
+)
 VAGUE_INPUTS = (
     "it doesnt work",
     "???",
@@ -79,7 +85,14 @@ def topic_bank(rng: np.random.Generator, per_category: int) -> pd.DataFrame:
             row["category"] = category
             rows.append(row)
     bank = pd.DataFrame(rows)
-    bank.insert(0, "topic_id", [f"{c[:4]}-{i:04d}" for c, i in zip(bank["category"], bank.groupby("category").cumcount(), strict=True)])
+    bank.insert(
+        0,
+        "topic_id",
+        [
+            f"{c[:4]}-{i:04d}"
+            for c, i in zip(bank["category"], bank.groupby("category").cumcount(), strict=True)
+        ],
+    )
     return bank
 
 
@@ -91,7 +104,11 @@ def _factual(rng: np.random.Generator, i: int) -> dict[str, object]:
     limit, unit, values = _pick(rng, LIMITS)  # type: ignore[misc]
     plan, region = _pick(rng, PLANS), _pick(rng, REGIONS)
     value = int(_pick(rng, values))
-    wrong = int(value * _pick(rng, (2, 4, 10)) if rng.random() < 0.5 else max(1, value // _pick(rng, (2, 5))))
+    wrong = int(
+        value * _pick(rng, (2, 4, 10))
+        if rng.random() < 0.5
+        else max(1, value // _pick(rng, (2, 5)))
+    )
     subject = f"The {limit} on the {plan} plan in the {region} region"
     return {
         "question": f"What is the {limit} on the {plan} plan in the {region} region?",
@@ -151,7 +168,9 @@ def _reasoning(rng: np.random.Generator, i: int) -> dict[str, object]:
         "reference_good": f"After {months} months: {used} + {months} × {step} = {used + months * step} GB, which is more than {cap} GB.",
         "reference_borderline": f"{months} months.",
         "context": None,
-        "tool_calls": [{"name": "calculator", "arguments": {"expression": f"({cap} - {used}) / {step}"}}],
+        "tool_calls": [
+            {"name": "calculator", "arguments": {"expression": f"({cap} - {used}) / {step}"}}
+        ],
     }
 
 

@@ -59,29 +59,66 @@ class AppVersion:
 
 DEFAULT_VERSIONS: tuple[AppVersion, ...] = (
     AppVersion(
-        "v1", "2026-01-01", "sim/nimbus-small", "You are Nimbus support. Answer briefly.",
-        "", "", 0.0005, 0.0015, 650.0,
+        "v1",
+        "2026-01-01",
+        "sim/nimbus-small",
+        "You are Nimbus support. Answer briefly.",
+        "",
+        "",
+        0.0005,
+        0.0015,
+        650.0,
     ),
     AppVersion(
-        "v2", "2026-03-01", "sim/nimbus-medium", "You are Nimbus support. Answer accurately and cite settings paths.",
-        "", " Let me know if you need anything else.", 0.0010, 0.0030, 900.0,
+        "v2",
+        "2026-03-01",
+        "sim/nimbus-medium",
+        "You are Nimbus support. Answer accurately and cite settings paths.",
+        "",
+        " Let me know if you need anything else.",
+        0.0010,
+        0.0030,
+        900.0,
     ),
     AppVersion(
-        "v3", "2026-06-15", "sim/nimbus-large", "You are Nimbus support. Be thorough, friendly and confident.",
+        "v3",
+        "2026-06-15",
+        "sim/nimbus-large",
+        "You are Nimbus support. Be thorough, friendly and confident.",
         "Certainly! ",
         " I'm confident this is accurate and fully up to date. For more detail, the Nimbus"
         " documentation covers every plan and feature in depth, and our support team is"
         " always happy to help.",
-        0.0030, 0.0090, 1400.0,
+        0.0030,
+        0.0090,
+        1400.0,
     ),
 )
 
 # Hidden P(good answer) per app version and category. v3 beats v2 on aggregate (about +4
 # points at the default mix) but drops 18 points on reasoning: the planted regression.
 DEFAULT_QUALITY: dict[str, dict[str, float]] = {
-    "v1": {"factual_lookup": 0.74, "how_to": 0.70, "reasoning": 0.66, "refusal_sensitive": 0.82, "edge_case": 0.48},
-    "v2": {"factual_lookup": 0.81, "how_to": 0.77, "reasoning": 0.76, "refusal_sensitive": 0.86, "edge_case": 0.55},
-    "v3": {"factual_lookup": 0.88, "how_to": 0.85, "reasoning": 0.58, "refusal_sensitive": 0.91, "edge_case": 0.64},
+    "v1": {
+        "factual_lookup": 0.74,
+        "how_to": 0.70,
+        "reasoning": 0.66,
+        "refusal_sensitive": 0.82,
+        "edge_case": 0.48,
+    },
+    "v2": {
+        "factual_lookup": 0.81,
+        "how_to": 0.77,
+        "reasoning": 0.76,
+        "refusal_sensitive": 0.86,
+        "edge_case": 0.55,
+    },
+    "v3": {
+        "factual_lookup": 0.88,
+        "how_to": 0.85,
+        "reasoning": 0.58,
+        "refusal_sensitive": 0.91,
+        "edge_case": 0.64,
+    },
 }
 
 DEFAULT_CATEGORY_MIX: dict[str, float] = {
@@ -140,7 +177,9 @@ class SimulationConfig:
     growth: float = 0.3
     category_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_MIX))
     app_versions: tuple[AppVersion, ...] = DEFAULT_VERSIONS
-    quality: dict[str, dict[str, float]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_QUALITY.items()})
+    quality: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_QUALITY.items()}
+    )
     rollout_days: int = 21
     topics_per_category: int = 250
     n_users: int = 20000
@@ -161,7 +200,9 @@ class SimulationConfig:
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
     def fingerprint(self) -> str:
-        payload = json.dumps({"v": SIMULATOR_VERSION, **dataclasses.asdict(self)}, sort_keys=True, default=str)
+        payload = json.dumps(
+            {"v": SIMULATOR_VERSION, **dataclasses.asdict(self)}, sort_keys=True, default=str
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def validate(self) -> None:
@@ -183,7 +224,9 @@ def _quiet(_: str) -> None:
     return None
 
 
-def generate_traces(config: SimulationConfig, log: Log = _quiet) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate_traces(
+    config: SimulationConfig, log: Log = _quiet
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All traces of the period as one frame (sorted by ts), plus the topic bank."""
     config.validate()
     rng = np.random.default_rng(config.seed)
@@ -234,21 +277,30 @@ def generate_traces(config: SimulationConfig, log: Log = _quiet) -> tuple[pd.Dat
     p_good = np.clip(q[version_idx, category_idx] + offset, 0.02, 0.98)
     is_good = rng.random(n) < p_good
 
-    bank = topic_bank(rng, config.topics_per_category)
+    # Its own stream: the question bank does not depend on volume or period.
+    bank = topic_bank(np.random.default_rng([config.seed, 4]), config.topics_per_category)
     bank_cat = bank["category"].to_numpy()
     # Zipf-like topic popularity within each category.
     topic_idx = np.empty(n, dtype=np.int64)
     for ci, c in enumerate(cats):
         members = np.flatnonzero(bank_cat == c)
         if len(members) == 0:
-            raise ValueError(f"no topics for category {c}; topic_bank knows {sorted(set(bank_cat))}")
+            raise ValueError(
+                f"no topics for category {c}; topic_bank knows {sorted(set(bank_cat))}"
+            )
         pop = 1.0 / np.arange(1, len(members) + 1) ** 0.8
         rows = np.flatnonzero(category_idx == ci)
         topic_idx[rows] = members[rng.choice(len(members), size=len(rows), p=pop / pop.sum())]
 
     # Bad answers: mostly the topic's typical failure, sometimes an over-refusal.
-    over_refusal = (~is_good) & (rng.random(n) < 0.12) & (bank_cat[topic_idx] != "refusal_sensitive")
-    failure_mode = np.where(is_good, None, np.where(over_refusal, "over_refusal", bank["bad_mode"].to_numpy()[topic_idx]))
+    over_refusal = (
+        (~is_good) & (rng.random(n) < 0.12) & (bank_cat[topic_idx] != "refusal_sensitive")
+    )
+    failure_mode = np.where(
+        is_good,
+        None,
+        np.where(over_refusal, "over_refusal", bank["bad_mode"].to_numpy()[topic_idx]),
+    )
 
     ids = rng.integers(0, 2**62, size=n, dtype=np.int64)
     if len(np.unique(ids)) != n:
@@ -275,7 +327,9 @@ def generate_traces(config: SimulationConfig, log: Log = _quiet) -> tuple[pd.Dat
         }
     )
     if config.with_text:
-        _add_text(frame, config, rng, bank, topic_idx, version_idx, is_good, over_refusal, is_expert)
+        _add_text(
+            frame, config, rng, bank, topic_idx, version_idx, is_good, over_refusal, is_expert
+        )
     log(f"generated {n:,} traces")
     return frame, bank
 
@@ -294,7 +348,9 @@ def _add_text(
     """Inputs, outputs, context, tool calls, tokens, latency and cost, by indexing small banks."""
     versions = config.app_versions
     n = len(frame)
-    greetings = np.array(["", "Hi, ", "Quick question: ", "Hello! ", "Hey - ", "Please help: "], dtype=object)
+    greetings = np.array(
+        ["", "Hi, ", "Quick question: ", "Hello! ", "Hey - ", "Please help: "], dtype=object
+    )
     greeting = greetings[rng.integers(len(greetings), size=n)]
     question = bank["question"].to_numpy()[topic_idx]
     frame["input"] = greeting + question
@@ -309,16 +365,27 @@ def _add_text(
     frame["output"] = answers[topic_idx, version_idx, kind]
     frame["context"] = bank["context"].to_numpy()[topic_idx]
     frame["tool_calls"] = bank["tool_calls"].to_numpy()[topic_idx]
-    frame["system_prompt"] = np.array([v.system_prompt for v in versions], dtype=object)[version_idx]
-    words_in = np.array([len(s.split()) for s in question]) + np.array([len(v.system_prompt.split()) for v in versions])[version_idx]
-    words_out = np.vectorize(lambda s: s.count(" ") + 1, otypes=[np.int64])(answers)[topic_idx, version_idx, kind]
+    frame["system_prompt"] = np.array([v.system_prompt for v in versions], dtype=object)[
+        version_idx
+    ]
+    words_in = (
+        np.array([len(s.split()) for s in question])
+        + np.array([len(v.system_prompt.split()) for v in versions])[version_idx]
+    )
+    words_out = np.vectorize(lambda s: s.count(" ") + 1, otypes=[np.int64])(answers)[
+        topic_idx, version_idx, kind
+    ]
     frame["input_tokens"] = np.round(words_in * 1.3 + 4).astype(np.int64)
     frame["output_tokens"] = np.round(words_out * 1.3 + 2).astype(np.int64)
     base_latency = np.array([v.latency_ms for v in versions])[version_idx]
-    frame["latency_ms"] = np.round(base_latency * np.sqrt(frame["output_tokens"] / 30.0) * rng.lognormal(0, 0.3, n), 1)
+    frame["latency_ms"] = np.round(
+        base_latency * np.sqrt(frame["output_tokens"] / 30.0) * rng.lognormal(0, 0.3, n), 1
+    )
     price_in = np.array([v.usd_per_1k_input for v in versions])[version_idx]
     price_out = np.array([v.usd_per_1k_output for v in versions])[version_idx]
-    frame["cost_usd"] = np.round((frame["input_tokens"] * price_in + frame["output_tokens"] * price_out) / 1000, 6)
+    frame["cost_usd"] = np.round(
+        (frame["input_tokens"] * price_in + frame["output_tokens"] * price_out) / 1000, 6
+    )
     frame["locale"] = np.where(is_expert, "en-GB", "en-US")
 
 
@@ -333,7 +400,11 @@ def generate_feedback(config: SimulationConfig, traces: pd.DataFrame) -> pd.Data
 
     def emit(mask: np.ndarray, signal: str, value: np.ndarray | float) -> None:
         idx = np.flatnonzero(mask)
-        vals = np.broadcast_to(np.asarray(value, dtype=float), (n,))[idx] if np.ndim(value) else np.full(len(idx), float(value))
+        vals = (
+            np.broadcast_to(np.asarray(value, dtype=float), (n,))[idx]
+            if np.ndim(value)
+            else np.full(len(idx), float(value))
+        )
         parts.append(pd.DataFrame({"row": idx, "signal": signal, "value": vals}))
 
     rated = rng.random(n) < config.explicit_feedback_rate * np.where(expert, 1.3, 1.0)
@@ -349,7 +420,9 @@ def generate_feedback(config: SimulationConfig, traces: pd.DataFrame) -> pd.Data
     emit(edited, "edit_distance", np.round(rng.lognormal(np.where(good, 2.3, 4.4), 0.6)))
 
     events = pd.concat(parts, ignore_index=True)
-    delay_ms = rng.lognormal(np.log(config.feedback_delay_median_min * 60_000), 1.8, len(events)).astype(np.int64)
+    delay_ms = rng.lognormal(
+        np.log(config.feedback_delay_median_min * 60_000), 1.8, len(events)
+    ).astype(np.int64)
     events["trace_id"] = traces["trace_id"].to_numpy()[events["row"]]
     events["ts"] = traces["ts"].to_numpy()[events["row"]] + delay_ms.astype("timedelta64[ms]")
     end = np.datetime64(date.fromisoformat(config.end) + timedelta(days=1), "ms")
@@ -378,9 +451,18 @@ def generate_labels(config: SimulationConfig, traces: pd.DataFrame) -> pd.DataFr
         part = sub[mask]
         flip = rng.random(len(part)) < err
         verdict_pass = part["is_good"].to_numpy() ^ flip
-        mode = np.where(verdict_pass, None, np.where(part["is_good"].to_numpy(), "incomplete", part["failure_mode"].to_numpy()))
+        mode = np.where(
+            verdict_pass,
+            None,
+            np.where(part["is_good"].to_numpy(), "incomplete", part["failure_mode"].to_numpy()),
+        )
         critique = np.array(
-            ["" if m is None else (FAILURE_MODES.get(m) or "The answer leaves out part of what was asked.") for m in mode],
+            [
+                ""
+                if m is None
+                else (FAILURE_MODES.get(m) or "The answer leaves out part of what was asked.")
+                for m in mode
+            ],
             dtype=object,
         )
         delay = rng.uniform(1, 10, len(part)) * 86_400_000
@@ -399,9 +481,23 @@ def generate_labels(config: SimulationConfig, traces: pd.DataFrame) -> pd.DataFr
     return pd.concat(labels, ignore_index=True)
 
 
-TRACE_CORRUPTIONS = ("malformed_json", "missing_field", "wrong_type", "unknown_category", "duplicate_trace_id",
-                     "ts_outside_partition", "oversized_field", "invalid_utf8")
-FEEDBACK_CORRUPTIONS = ("malformed_json", "missing_field", "wrong_type", "unknown_signal", "duplicate_event")
+TRACE_CORRUPTIONS = (
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "unknown_category",
+    "duplicate_trace_id",
+    "ts_outside_partition",
+    "oversized_field",
+    "invalid_utf8",
+)
+FEEDBACK_CORRUPTIONS = (
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "unknown_signal",
+    "duplicate_event",
+)
 
 
 def _corrupt_jsonl(
@@ -458,7 +554,10 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
     # Plant bad rows in the Parquet channel too (reasons a typed file can still carry).
     planted: list[dict[str, object]] = []
     if config.with_text and config.malformed_rate > 0:
-        api_rows = np.flatnonzero((traces["channel"] == "api").to_numpy() & (rng.random(len(traces)) < config.malformed_rate))
+        api_rows = np.flatnonzero(
+            (traces["channel"] == "api").to_numpy()
+            & (rng.random(len(traces)) < config.malformed_rate)
+        )
         traces = traces.astype({"user_id": object, "category": object})
         for j, r in enumerate(api_rows):
             reason = ("missing_field", "unknown_category")[j % 2]
@@ -467,8 +566,14 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
             else:
                 traces.iat[r, traces.columns.get_loc("category")] = "astrology"
             day = pd.Timestamp(traces["day"].iat[r]).date().isoformat()
-            planted.append({"source_file": f"traces/dt={day}/api.parquet", "line": None,
-                            "trace_id": traces["trace_id"].iat[r], "reason": reason})
+            planted.append(
+                {
+                    "source_file": f"traces/dt={day}/api.parquet",
+                    "line": None,
+                    "trace_id": traces["trace_id"].iat[r],
+                    "reason": reason,
+                }
+            )
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -488,7 +593,9 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
     else:
         api_sql = f"SELECT trace_id, ts, app_version, category, user_segment, {day_col} FROM sim_traces WHERE channel = 'api' ORDER BY ts"
         web_sql = api_sql.replace("'api'", "'web'")
-    fb_sql = f"SELECT trace_id, {ts_iso} AS ts, signal, value, {day_col} FROM sim_feedback ORDER BY ts"
+    fb_sql = (
+        f"SELECT trace_id, {ts_iso} AS ts, signal, value, {day_col} FROM sim_feedback ORDER BY ts"
+    )
     opts = "PARTITION_BY (dt), OVERWRITE_OR_IGNORE, FILENAME_PATTERN"
     con.execute(f"COPY ({api_sql}) TO '{out_dir / 'traces'}' (FORMAT parquet, {opts} 'api')")
     con.execute(f"COPY ({web_sql}) TO '{out_dir / 'traces'}' (FORMAT json, {opts} 'web')")
@@ -498,10 +605,15 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
         suffix = ".jsonl" if path.suffix == ".json" else path.suffix
         path.rename(path.with_name(path.stem.rstrip("0123456789") + suffix))
     if config.with_text and config.malformed_rate > 0:
-        for pattern, kinds in (("traces/dt=*/web.jsonl", TRACE_CORRUPTIONS), ("feedback/dt=*/events.jsonl", FEEDBACK_CORRUPTIONS)):
+        for pattern, kinds in (
+            ("traces/dt=*/web.jsonl", TRACE_CORRUPTIONS),
+            ("feedback/dt=*/events.jsonl", FEEDBACK_CORRUPTIONS),
+        ):
             for path in sorted(out_dir.glob(pattern)):
                 rel = path.relative_to(out_dir).as_posix()
-                for p in _corrupt_jsonl(path, rng, config.malformed_rate, kinds, config.oversized_bytes):
+                for p in _corrupt_jsonl(
+                    path, rng, config.malformed_rate, kinds, config.oversized_bytes
+                ):
                     planted.append({"source_file": rel, **p})
     con.close()
 
@@ -512,14 +624,25 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
             part = part.assign(labelled_at=part["labelled_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
             part.to_json(out_dir / "labels" / f"{who}.jsonl", orient="records", lines=True)
 
-    truth_cols = ["trace_id", "day", "app_version", "category", "user_segment", "channel", "topic_id", "is_good", "p_good", "failure_mode"]
+    truth_cols = [
+        "trace_id",
+        "day",
+        "app_version",
+        "category",
+        "user_segment",
+        "channel",
+        "topic_id",
+        "is_good",
+        "p_good",
+        "failure_mode",
+    ]
     traces[truth_cols].to_parquet(out_dir / "truth" / "trace_truth.parquet", index=False)
-    bank.assign(context=bank["context"].map(json.dumps), tool_calls=bank["tool_calls"].map(json.dumps)).to_parquet(
-        out_dir / "truth" / "topics.parquet", index=False
-    )
-    pd.DataFrame(planted, columns=["source_file", "line", "trace_id", "reason"]).astype({"line": "Int64"}).to_parquet(
-        out_dir / "truth" / "planted_bad_rows.parquet", index=False
-    )
+    bank.assign(
+        context=bank["context"].map(json.dumps), tool_calls=bank["tool_calls"].map(json.dumps)
+    ).to_parquet(out_dir / "truth" / "topics.parquet", index=False)
+    pd.DataFrame(planted, columns=["source_file", "line", "trace_id", "reason"]).astype(
+        {"line": "Int64"}
+    ).to_parquet(out_dir / "truth" / "planted_bad_rows.parquet", index=False)
     (out_dir / "truth" / "quality.json").write_text(json.dumps(config.quality, indent=2))
     summary: dict[str, object] = {
         "fingerprint": config.fingerprint(),
@@ -533,12 +656,16 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
         "duckdb_version": duckdb.__version__,
     }
     (out_dir / "manifest.json").write_text(json.dumps(summary, indent=2, default=str))
-    log(f"wrote {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
-        f"{summary['labels']:,} labels, {summary['planted_bad_rows']} planted bad rows in {summary['seconds']} s")
+    log(
+        f"wrote {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
+        f"{summary['labels']:,} labels, {summary['planted_bad_rows']} planted bad rows in {summary['seconds']} s"
+    )
     return summary
 
 
-def ensure_simulated(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict[str, object]:
+def ensure_simulated(
+    config: SimulationConfig, out_dir: Path, log: Log = _quiet
+) -> dict[str, object]:
     """Simulate unless `out_dir` already holds this exact configuration's output."""
     manifest = Path(out_dir) / "manifest.json"
     if manifest.exists():
@@ -546,4 +673,3 @@ def ensure_simulated(config: SimulationConfig, out_dir: Path, log: Log = _quiet)
         if summary.get("fingerprint") == config.fingerprint():
             return summary
     return simulate(config, out_dir, log)
-

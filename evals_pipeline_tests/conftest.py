@@ -1,0 +1,44 @@
+"""Shared fixtures: a small simulated deployment in a temporary data directory."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+warnings.filterwarnings("ignore", module="dagster")
+
+from evals_pipeline.simulator.traffic import SimulationConfig, simulate  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+SMALL = SimulationConfig(
+    seed=11,
+    start="2026-03-01",
+    end="2026-03-06",
+    traces_per_day=300,
+    topics_per_category=30,
+    n_users=500,
+    label_count=120,
+    malformed_rate=0.01,
+)
+
+
+@pytest.fixture(scope="session")
+def small_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six simulated days written once for the whole session (read-only for tests)."""
+    root = tmp_path_factory.mktemp("traffic")
+    simulate(SMALL, root)
+    return root
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data directory; paths.* resolve under it for this test."""
+    monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))
+    return tmp_path

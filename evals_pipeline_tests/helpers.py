@@ -1,0 +1,45 @@
+"""Running the Dagster job the way the demo and the schedule do, against test resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, ExecuteInProcessResult
+
+from evals_pipeline.definitions import defs
+from evals_pipeline.ingest.sources import FileTraceSource
+from evals_pipeline.paths import warehouse_path
+from evals_pipeline.warehouse import Warehouse
+
+
+def run_daily(
+    source_root: Path,
+    start: str,
+    end: str | None = None,
+    run_config: dict[str, Any] | None = None,
+    instance: DagsterInstance | None = None,
+) -> ExecuteInProcessResult:
+    """One run of `evals_daily` over [start, end] (a single-run backfill when end is given)."""
+    job = defs.resolve_job_def("evals_daily")
+    tags = {
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end or start,
+    }
+    return job.execute_in_process(
+        run_config=run_config or {},
+        tags=tags,
+        instance=instance,
+        resources={
+            "warehouse": Warehouse(database=str(warehouse_path())),
+            "trace_source": FileTraceSource(root=str(source_root)),
+        },
+    )
+
+
+def check_results(result: ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }

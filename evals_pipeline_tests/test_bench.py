@@ -1,0 +1,50 @@
+"""The benchmark runs end to end and checks its own sample (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from evals_pipeline.paths import REPO_ROOT
+
+KEYS = {
+    "rows",
+    "seconds",
+    "scan_seconds",
+    "pandas_seconds",
+    "ratio_vs_scan",
+    "speedup_vs_pandas",
+    "peak_rss_mb",
+}
+
+
+def test_sampling_benchmark_reports_json_last(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evals_pipeline.bench",
+            "sampling",
+            "--rows",
+            "50000",
+            "--size",
+            "1000",
+            "--repeat",
+            "1",
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result) >= KEYS
+    assert result["rows"] == 50000
+    assert result["sampled"] == 1000
+    assert result["weights_ok"] and result["floors_ok"]
+    assert list(tmp_path.iterdir()) == []  # the simulated Parquet file is cleaned up

@@ -1,0 +1,252 @@
+"""Ingest: every quarantine reason, counts in = stored + quarantined, idempotent partitions."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from evals_pipeline.ingest.expectations import run_suite
+from evals_pipeline.ingest.validation import FEEDBACK_STREAM, TRACE_STREAM, IngestRules, ingest_days
+from evals_pipeline.records import ANALYST_TABLES, DEFAULT_CATEGORIES
+from evals_pipeline.warehouse import connect, ensure_tables
+
+DAY = date(2026, 3, 2)
+
+
+def trace(trace_id: str, **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "trace_id": trace_id,
+        "ts": "2026-03-02T10:00:00Z",
+        "session_id": "s1",
+        "user_id": "u1",
+        "app_version": "v2",
+        "category": "how_to",
+        "user_segment": "pro_novice",
+        "input": "How do I rotate an API key?",
+        "output": "Open Settings › API keys and click 'Rotate key'.",
+        "latency_ms": 812.5,
+        "cost_usd": 0.0004,
+        "input_tokens": 12,
+        "output_tokens": 15,
+        "metadata": {"channel": "web"},
+    }
+    row.update(overrides)
+    return {k: v for k, v in row.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+def write_jsonl(path: Path, lines: list[bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def enc(row: dict[str, object]) -> bytes:
+    return json.dumps(row).encode()
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    c = connect(tmp_path / "wh.duckdb")
+    ensure_tables(c, ANALYST_TABLES)
+    yield c
+    c.close()
+
+
+def quarantine(
+    conn: duckdb.DuckDBPyConnection, table: str = "quarantined_traces"
+) -> dict[int, str]:
+    return dict(conn.execute(f"SELECT source_row, reason FROM {table}").fetchall())
+
+
+def test_each_trace_quarantine_reason(conn: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    bad_utf8 = enc(trace("t-utf8")).replace(b"Open Settings", b"Open \xff\xfe Settings")
+    lines = [
+        enc(trace("t-ok")),  # 1
+        b'{"trace_id": "t-broken", "ts": ',  # 2
+        enc(trace("t-missing", user_segment=_DROP)),  # 3
+        enc(trace("t-type", latency_ms="fast")),  # 4
+        enc(trace("t-big", output="x" * 70_000)),  # 5
+        enc(trace("t-cat", category="astrology")),  # 6
+        enc(trace("t-late", ts="2026-03-03T00:00:01Z")),  # 7
+        enc(trace("t-ok")),  # 8: the same trace delivered twice
+        bad_utf8,  # 9
+        b"[1, 2, 3]",  # 10: JSON, but not an object
+        enc(trace("")),  # 11: empty id
+        enc(trace("t-badmsgs", input=[{"role": "user"}])),  # 12: message without content
+        enc(trace("t-tokens", input_tokens=3.5)),  # 13
+    ]
+    path = write_jsonl(tmp_path / "in" / "web.jsonl", lines)
+    counts = ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
+    assert quarantine(conn) == {
+        2: "malformed_json",
+        3: "missing_field",
+        4: "wrong_type",
+        5: "oversized_field",
+        6: "unknown_category",
+        7: "ts_outside_partition",
+        8: "duplicate_trace_id",
+        9: "invalid_utf8",
+        10: "malformed_json",
+        11: "missing_field",
+        12: "wrong_type",
+        13: "wrong_type",
+    }
+    assert counts.rows_in == 13 and counts.stored == 1 and counts.quarantined == 12
+    details = dict(conn.execute("SELECT source_row, detail FROM quarantined_traces").fetchall())
+    assert details[3] == "user_segment"
+    assert details[4] == "latency_ms"
+    assert details[6] == "astrology"
+    assert conn.execute("SELECT trace_id FROM traces").fetchall() == [("t-ok",)]
+
+
+def test_parquet_rows_take_the_same_path(conn: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        [trace("p-ok"), trace("p-null-user", user_id=None), trace("p-cat", category="astrology")]
+    )
+    frame["metadata"] = frame["metadata"].map(json.dumps)
+    path = tmp_path / "api.parquet"
+    frame.to_parquet(path)
+    counts = ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
+    assert quarantine(conn) == {2: "missing_field", 3: "unknown_category"}
+    assert counts.balanced and counts.stored == 1
+
+
+def test_chat_messages_keep_the_list_and_the_last_user_turn(
+    conn: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "?"},
+        {"role": "user", "content": "second"},
+    ]
+    path = write_jsonl(tmp_path / "web.jsonl", [enc(trace("t-chat", input=messages))])
+    ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
+    text, stored = conn.execute("SELECT input, input_messages FROM traces").fetchone()
+    assert text == "second"
+    assert json.loads(stored) == messages
+
+
+def test_feedback_reasons(conn: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    ok = {"trace_id": "t1", "ts": "2026-03-02T11:00:00Z", "signal": "thumbs_up", "value": 1}
+    lines = [
+        enc(ok),
+        enc({**ok, "signal": "applause"}),
+        enc(ok),
+        enc({**ok, "value": "one"}),
+        enc({k: v for k, v in ok.items() if k != "signal"}),
+        enc({**ok, "ts": "not a time"}),
+    ]
+    path = write_jsonl(tmp_path / "events.jsonl", lines)
+    counts = ingest_days(conn, FEEDBACK_STREAM, {DAY: [path]}, IngestRules())
+    assert quarantine(conn, "quarantined_feedback") == {
+        2: "unknown_signal",
+        3: "duplicate_event",
+        4: "wrong_type",
+        5: "missing_field",
+        6: "wrong_type",
+    }
+    assert counts.stored == 1 and counts.balanced
+
+
+def test_reingesting_a_day_replaces_it(conn: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "web.jsonl", [enc(trace("a")), enc(trace("b")), b"{oops"])
+    for _ in range(3):
+        counts = ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
+    assert counts.stored == 2
+    assert conn.execute("SELECT count(*) FROM traces").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM quarantined_traces").fetchone()[0] == 1
+
+
+def test_a_trace_id_stored_on_another_day_is_a_duplicate(
+    conn: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    first = write_jsonl(
+        tmp_path / "d1" / "web.jsonl", [enc(trace("same", ts="2026-03-01T09:00:00Z"))]
+    )
+    second = write_jsonl(tmp_path / "d2" / "web.jsonl", [enc(trace("same"))])
+    ingest_days(conn, TRACE_STREAM, {date(2026, 3, 1): [first]}, IngestRules())
+    ingest_days(conn, TRACE_STREAM, {DAY: [second]}, IngestRules())
+    assert conn.execute("SELECT reason, detail FROM quarantined_traces").fetchall() == [
+        ("duplicate_trace_id", "already stored in another partition")
+    ]
+
+
+def test_configured_taxonomy_decides_unknown_category(
+    conn: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "web.jsonl", [enc(trace("a", category="billing"))])
+    ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
+    assert quarantine(conn) == {1: "unknown_category"}
+    ingest_days(
+        conn, TRACE_STREAM, {DAY: [path]}, IngestRules(categories=(*DEFAULT_CATEGORIES, "billing"))
+    )
+    assert quarantine(conn) == {}
+
+
+def test_every_planted_bad_row_is_quarantined_with_its_reason(
+    conn: duckdb.DuckDBPyConnection, small_sim: Path
+) -> None:
+    days = sorted(date.fromisoformat(p.name[3:]) for p in (small_sim / "traces").iterdir())
+    planted = pd.read_parquet(small_sim / "truth" / "planted_bad_rows.parquet")
+    for stream, folder, table in (
+        (TRACE_STREAM, "traces", "quarantined_traces"),
+        (FEEDBACK_STREAM, "feedback", "quarantined_feedback"),
+    ):
+        files = {d: sorted((small_sim / folder / f"dt={d}").glob("*")) for d in days}
+        counts = ingest_days(conn, stream, files, IngestRules(), root=small_sim)
+        assert counts.balanced
+        got = conn.execute(f"SELECT source_file, source_row, trace_id, reason FROM {table}").df()
+        mine = planted[planted["source_file"].str.startswith(folder)]
+        jsonl = mine[mine["line"].notna()]
+        assert set(
+            zip(jsonl["source_file"], jsonl["line"].astype(int), jsonl["reason"], strict=True)
+        ) == set(
+            zip(
+                *(
+                    got.loc[got["source_file"].str.endswith(".jsonl"), c]
+                    for c in ("source_file", "source_row", "reason")
+                ),
+                strict=True,
+            )
+        )
+        parquet = mine[mine["line"].isna()]
+        assert set(zip(parquet["trace_id"], parquet["reason"], strict=True)) == set(
+            zip(
+                *(
+                    got.loc[got["source_file"].str.endswith(".parquet"), c]
+                    for c in ("trace_id", "reason")
+                ),
+                strict=True,
+            )
+        )
+    assert len(planted) > 20  # the small simulation plants enough rows to mean something
+
+
+def test_expectation_suite_flags_what_rows_cannot_show() -> None:
+    frame = pd.DataFrame(
+        {
+            "trace_id": ["a", "b", "b"],
+            "ts": pd.to_datetime(["2026-03-02"] * 3),
+            "category": ["how_to", "how_to", "reasoning"],
+            "app_version": ["v1"] * 3,
+            "user_segment": ["free_novice"] * 3,
+            "output_bytes": [10, 12, 9],
+            "latency_ms": [100.0, 200.0, 300.0],
+            "cost_usd": [0.1, 0.1, 0.1],
+            "input_tokens": [1, 2, 3],
+            "output_tokens": [1, 2, 3],
+        }
+    )
+    outcome = run_suite(frame, "traces", DEFAULT_CATEGORIES)
+    assert not outcome.success
+    assert [f["expectation"] for f in outcome.failed] == ["expect_column_values_to_be_unique"]
+    assert run_suite(frame.iloc[:2], "traces", DEFAULT_CATEGORIES).success

@@ -1,0 +1,175 @@
+"""Sampling: floors, proportional rest, determinism, exact inclusion probabilities."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import numpy as np
+import pytest
+
+from evals_pipeline.records import ANALYST_TABLES
+from evals_pipeline.sampling import stratified
+from evals_pipeline.sampling.allocation import allocate
+from evals_pipeline.sampling.stratified import (
+    SampleSettings,
+    draw_sample,
+    sample_key_sql,
+    write_trace_sample,
+)
+from evals_pipeline.warehouse import ensure_tables
+
+
+def test_allocation_floor_then_proportional() -> None:
+    counts = {"big": 5200, "mid": 2400, "small": 1300, "tiny": 850, "rare": 250}
+    alloc = allocate(counts, 1000, 0.15)
+    # 150 each first, the remaining 250 by traffic share: 130, 60, 32.5, 21.25, 6.25.
+    assert alloc == {"big": 280, "mid": 210, "small": 183, "tiny": 171, "rare": 156}
+
+
+def test_a_category_smaller_than_its_floor_gives_all_its_rows() -> None:
+    alloc = allocate({"big": 9000, "rare": 40}, 1000, 0.15)
+    assert alloc == {"big": 960, "rare": 40}
+
+
+def test_whole_population_when_it_is_smaller_than_the_sample() -> None:
+    assert allocate({"a": 3, "b": 2}, 10, 0.15) == {"a": 3, "b": 2}
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_allocation_properties_on_random_inputs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 12))
+    counts = {f"c{i}": int(rng.integers(1, 5000) ** rng.uniform(0.3, 1.0)) for i in range(k)}
+    n = int(rng.integers(1, 3000))
+    floor = float(rng.uniform(0, 0.3))
+    alloc = allocate(counts, n, floor)
+    assert sum(alloc.values()) == min(n, sum(counts.values()))
+    assert all(0 <= alloc[c] <= counts[c] for c in counts)
+    if floor * k <= 1 and sum(min(v, int(floor * n)) for v in counts.values()) <= n:
+        assert all(alloc[c] >= min(counts[c], int(floor * n)) for c in counts)
+
+
+@pytest.fixture
+def traffic() -> duckdb.DuckDBPyConnection:
+    """Two days of traces with a skewed category mix and a category smaller than its floor."""
+    con = duckdb.connect()
+    ensure_tables(con, ANALYST_TABLES)
+    rng = np.random.default_rng(0)
+    rows = []
+    for day, n in ((date(2026, 3, 1), 4000), (date(2026, 3, 2), 3000)):
+        cats = rng.choice(["big", "mid", "small"], size=n, p=[0.7, 0.28, 0.02])
+        cats[:5] = "rare"  # 5 rows: fewer than the floor
+        rows += [(f"{day}-{i}", day, c) for i, c in enumerate(cats)]
+    con.execute("CREATE TEMP TABLE src (trace_id VARCHAR, partition_date DATE, category VARCHAR)")
+    con.executemany("INSERT INTO src VALUES (?, ?, ?)", rows)
+    return con
+
+
+SRC = "SELECT partition_date, trace_id, category FROM src"
+
+
+def _sample(con: duckdb.DuckDBPyConnection, seed: int, size: int = 200) -> list[tuple]:
+    draw_sample(con, SRC, size, 0.15, seed, "s")
+    return con.execute(
+        "SELECT partition_date, trace_id, category, inclusion_prob FROM s ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_weights_sum_to_traffic_and_floors_hold(traffic: duckdb.DuckDBPyConnection) -> None:
+    _sample(traffic, seed=1)
+    got = traffic.execute(
+        """SELECT s.partition_date, s.category, count(*), sum(1 / inclusion_prob), t.n
+           FROM s JOIN (SELECT partition_date, category, count(*) AS n FROM src GROUP BY ALL) t
+           USING (partition_date, category) GROUP BY ALL ORDER BY 1, 2"""
+    ).fetchall()
+    for day, cat, n_sampled, weight_sum, n_traffic in got:
+        assert weight_sum == pytest.approx(n_traffic, rel=1e-12), (day, cat)
+        assert n_sampled >= min(n_traffic, 30), (day, cat)  # floor: 15% of 200
+    rare = [r for r in got if r[1] == "rare"]
+    assert [(r[2], r[4]) for r in rare] == [(5, 5), (5, 5)]
+    per_day = traffic.execute("SELECT partition_date, count(*) FROM s GROUP BY 1").fetchall()
+    assert sorted(n for _, n in per_day) == [200, 200]
+
+
+def test_same_seed_same_sample_other_seed_other_sample(traffic: duckdb.DuckDBPyConnection) -> None:
+    first, again, other = _sample(traffic, 1), _sample(traffic, 1), _sample(traffic, 2)
+    assert first == again
+    assert len({r[1] for r in first} & {r[1] for r in other}) < 0.6 * len(first)
+
+
+def test_sample_equals_the_brute_force_bottom_k(traffic: duckdb.DuckDBPyConnection) -> None:
+    """The threshold prefilter is an optimisation only: same rows as ranking everything."""
+    fast = {r[1] for r in _sample(traffic, 5)}
+    brute = traffic.execute(
+        f"""WITH k AS (SELECT *, {sample_key_sql("trace_id", 5)} AS h FROM src)
+            SELECT trace_id FROM k
+            QUALIFY row_number() OVER (PARTITION BY partition_date, category ORDER BY h, trace_id)
+                <= (SELECT count(*) FROM s WHERE s.partition_date = k.partition_date AND s.category = k.category)"""
+    ).fetchall()
+    assert fast == {r[0] for r in brute}
+
+
+def test_a_short_stratum_is_redone_in_full(
+    traffic: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _sample(traffic, 9)
+    # A threshold far too tight makes every stratum fall short: the fallback must recover.
+    monkeypatch.setattr(stratified, "threshold_for", lambda n, t: 1e-4 if n else 0.0)
+    assert _sample(traffic, 9) == expected
+
+
+def test_every_row_is_equally_likely_within_its_stratum() -> None:
+    """Known answer: drawing 10 of 40 over many seeds includes each row with p = 0.25."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE src AS SELECT DATE '2026-03-01' AS partition_date, 'r' || i AS trace_id, 'c' AS category FROM range(40) t(i)"
+    )
+    hits: dict[str, int] = {}
+    seeds = 2000
+    for seed in range(seeds):
+        draw_sample(con, SRC, 10, 0.15, seed, "s")
+        for (tid,) in con.execute("SELECT trace_id FROM s").fetchall():
+            hits[tid] = hits.get(tid, 0) + 1
+    assert len(hits) == 40
+    expected, sd = seeds * 0.25, (seeds * 0.25 * 0.75) ** 0.5
+    assert max(abs(h - expected) for h in hits.values()) < 4.5 * sd
+    probs = con.execute("SELECT DISTINCT inclusion_prob FROM s").fetchall()
+    assert probs == [(0.25,)]
+
+
+def test_flashlight_stratum_holds_only_traces_with_negative_feedback() -> None:
+    con = duckdb.connect()
+    ensure_tables(con, ANALYST_TABLES)
+    day = date(2026, 3, 1)
+    con.executemany(
+        "INSERT INTO traces (trace_id, ts, partition_date, category) VALUES (?, ?, ?, ?)",
+        [
+            [f"t{i}", "2026-03-01 10:00:00", day, "how_to" if i % 4 else "reasoning"]
+            for i in range(400)
+        ],
+    )
+    unhappy = [f"t{i}" for i in range(0, 400, 7)]
+    con.executemany(
+        "INSERT INTO trace_feedback (trace_id, ts, partition_date, signal, value) VALUES (?, ?, ?, 'thumbs_down', 1)",
+        [[t, "2026-03-01 11:00:00", day] for t in unhappy],
+    )
+    con.executemany(
+        "INSERT INTO trace_feedback (trace_id, ts, partition_date, signal, value) VALUES (?, ?, ?, 'thumbs_up', 1)",
+        [[f"t{i}", "2026-03-01 11:00:00", day] for i in range(1, 400, 7)],
+    )
+    write_trace_sample(con, [day], SampleSettings(size=50, floor=0.15, seed=3, flashlight_size=12))
+    flash = con.execute(
+        "SELECT trace_id, inclusion_prob, category_traffic FROM trace_sample WHERE stratum = 'flashlight'"
+    ).fetchall()
+    assert len(flash) == 12
+    assert {t for t, _, _ in flash} <= set(unhappy)
+    # Its probabilities are relative to the flagged traces of the category.
+    assert sum(1 / p for _, p, _ in flash) == pytest.approx(len(unhappy))
+    assert (
+        con.execute("SELECT count(*) FROM trace_sample WHERE stratum = 'traffic'").fetchone()[0]
+        == 50
+    )
+    assert con.execute("SELECT DISTINCT duckdb_version FROM trace_sample").fetchall() == [
+        (duckdb.__version__,)
+    ]
