@@ -7,6 +7,8 @@ run (single-run backfill policy), so a quarter does not spawn 90 runs.
 
 from __future__ import annotations
 
+import os
+
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
@@ -18,7 +20,7 @@ from dagster import (
 
 from evals_pipeline.analytics.assets import analytics_snapshot
 from evals_pipeline.ingest.assets import trace_feedback_assets, traces_assets
-from evals_pipeline.ingest.sources import SimulatedTraceSource
+from evals_pipeline.ingest.sources import FileTraceSource, SimulatedTraceSource
 from evals_pipeline.paths import warehouse_path
 from evals_pipeline.sampling.assets import trace_sample
 from evals_pipeline.warehouse import Warehouse
@@ -38,11 +40,10 @@ daily_schedule = build_schedule_from_partitioned_job(
 
 
 def resources() -> dict[str, object]:
-    """The embedded default: simulated traffic into data/warehouse.duckdb."""
-    return {
-        "warehouse": Warehouse(database=str(warehouse_path())),
-        "trace_source": SimulatedTraceSource(),
-    }
+    """The embedded default is simulated traffic; EVALS_TRACES_DIR points at real files."""
+    traces_dir = os.environ.get("EVALS_TRACES_DIR")
+    source = FileTraceSource(root=traces_dir) if traces_dir else SimulatedTraceSource()
+    return {"warehouse": Warehouse(database=str(warehouse_path())), "trace_source": source}
 
 
 defs = Definitions(
