@@ -6,7 +6,8 @@ replacement, so every row's inclusion probability is exactly n_c / N_c and the s
 1 / inclusion_prob over the stratum's sampled rows is N_c.
 
 Sorting every row by u is what makes naive samplers slow (a full window sort). Instead:
-1. one group-by gives N_c per stratum, and `allocate` turns it into n_c;
+1. one group-by gives N_c per stratum (by category alone when the run is a single day),
+   and `allocate` turns it into n_c;
 2. one scan keeps only rows with u below a per-stratum threshold t_c, chosen so that about
    n_c + 5 sqrt(n_c) + 10 rows survive; since u is uniform, falling short is a > 5-sigma
    event, and when it happens that stratum is redone with no threshold (still exact);
@@ -53,6 +54,24 @@ def _hash_cutoff(threshold: float) -> int:
     return min(2**64 - 1, int(threshold * U_SCALE))
 
 
+def _stratum_counts(conn: duckdb.DuckDBPyConnection, source_sql: str) -> dict[date, dict[str, int]]:
+    """Rows per (partition, category). Grouping by category alone is several times faster
+    (DuckDB aggregates the dictionary-encoded column directly), and a scheduled run covers a
+    single day: try that first and fall back to the two-key grouping for a range of days."""
+    by_category = conn.execute(
+        f"SELECT category, count(*), min(partition_date), max(partition_date) FROM ({source_sql}) GROUP BY ALL"
+    ).fetchall()
+    days = {d for _, _, lo, hi in by_category for d in (lo, hi)}
+    if len(days) <= 1:
+        return {d: {c: int(n) for c, n, _, _ in by_category} for d in days}
+    counts: dict[date, dict[str, int]] = defaultdict(dict)
+    for day, category, n in conn.execute(
+        f"SELECT partition_date, category, count(*) FROM ({source_sql}) GROUP BY ALL"
+    ).fetchall():
+        counts[day][category] = int(n)
+    return counts
+
+
 def draw_sample(
     conn: duckdb.DuckDBPyConnection,
     source_sql: str,
@@ -64,11 +83,7 @@ def draw_sample(
     """Sample `size` rows per partition from `source_sql` (columns partition_date, trace_id,
     category) into temp table `into`; return {(partition, category): (n_alloc, traffic)}.
     """
-    counts: dict[date, dict[str, int]] = defaultdict(dict)
-    for day, category, n in conn.execute(
-        f"SELECT partition_date, category, count(*) FROM ({source_sql}) GROUP BY ALL"
-    ).fetchall():
-        counts[day][category] = int(n)
+    counts = _stratum_counts(conn, source_sql)
     plan: dict[tuple[date, str], tuple[int, int]] = {}
     for day, per_cat in counts.items():
         for category, n_alloc in allocate(per_cat, size, floor).items():
