@@ -22,6 +22,9 @@ from evals_pipeline.analytics.assets import analytics_snapshot
 from evals_pipeline.ingest.assets import trace_feedback_assets, traces_assets
 from evals_pipeline.ingest.sources import FileTraceSource, SimulatedTraceSource
 from evals_pipeline.paths import warehouse_path
+from evals_pipeline.pools.assets import golden_export, golden_pool_rotation, holdout_evaluation
+from evals_pipeline.pools.references import ReviewedFileReferences, SimulatorReferences
+from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.sampling.assets import trace_sample
 from evals_pipeline.warehouse import Warehouse
 
@@ -29,6 +32,18 @@ daily_job = define_asset_job(
     "evals_daily",
     selection=AssetSelection.groups("ingest", "sampling", "analytics"),
     description="Ingest a day's traces and feedback, sample it, and refresh the analysts' snapshot.",
+)
+
+quarterly_job = define_asset_job(
+    "evals_quarterly",
+    selection=AssetSelection.groups("pools", "analytics"),
+    description="Rotate the golden pools for the quarter that ended, evaluate the holdout once, export the golden set.",
+)
+
+quarterly_schedule = build_schedule_from_partitioned_job(
+    quarterly_job,
+    description="On the first day of each quarter (00:00 UTC), for the quarter that just ended.",
+    default_status=DefaultScheduleStatus.STOPPED,
 )
 
 daily_schedule = build_schedule_from_partitioned_job(
@@ -40,16 +55,33 @@ daily_schedule = build_schedule_from_partitioned_job(
 
 
 def resources() -> dict[str, object]:
-    """The embedded default is simulated traffic; EVALS_TRACES_DIR points at real files."""
+    """The embedded default is simulated traffic; EVALS_TRACES_DIR points at real files
+    (and golden references then come from reviewed files under data/golden/reviewed/)."""
     traces_dir = os.environ.get("EVALS_TRACES_DIR")
-    source = FileTraceSource(root=traces_dir) if traces_dir else SimulatedTraceSource()
-    return {"warehouse": Warehouse(database=str(warehouse_path())), "trace_source": source}
+    if traces_dir:
+        source, references = FileTraceSource(root=traces_dir), ReviewedFileReferences()
+    else:
+        source, references = SimulatedTraceSource(), SimulatorReferences()
+    return {
+        "warehouse": Warehouse(database=str(warehouse_path())),
+        "trace_source": source,
+        "holdout_store": HoldoutStore(),
+        "reference_source": references,
+    }
 
 
 defs = Definitions(
-    assets=[traces_assets, trace_feedback_assets, trace_sample, analytics_snapshot],
-    jobs=[daily_job],
-    schedules=[daily_schedule],
+    assets=[
+        traces_assets,
+        trace_feedback_assets,
+        trace_sample,
+        golden_pool_rotation,
+        holdout_evaluation,
+        golden_export,
+        analytics_snapshot,
+    ],
+    jobs=[daily_job, quarterly_job],
+    schedules=[daily_schedule, quarterly_schedule],
     resources=resources(),
     executor=in_process_executor,
 )

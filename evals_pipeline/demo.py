@@ -20,21 +20,25 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def run_job_over_range(job_name: str, start: str, end: str) -> None:
-    """One run of `job_name` over the partition range [start, end] in the persistent instance."""
+def run_job(job_name: str, start: str, end: str | None = None) -> None:
+    """One run of `job_name` for partition `start`, or over the range [start, end] as one
+    run, recorded in the persistent instance (so `make ui` shows it)."""
     from dagster import DagsterInstance
 
     from evals_pipeline.definitions import defs
 
     job = defs.resolve_job_def(job_name)
+    tags = (
+        {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+        if end
+        else {}
+    )
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
+            partition_key=None if end else start,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            tags={
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end,
-            },
+            tags=tags,
         )
     if not result.success:
         raise SystemExit(f"{job_name} failed; see the run in the Dagster UI (make ui)")
@@ -69,15 +73,36 @@ def main() -> None:
 
     source = SimulatedTraceSource()
     cfg = source.config()
-    _say(f"1/2 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
+    _say(f"1/3 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
     summary = ensure_simulated(cfg, source.root_dir(), _say)
     _say(
         f"    {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
         f"{summary['labels']:,} expert labels, {summary['planted_bad_rows']:,} deliberately bad rows"
     )
-    _say(f"2/2 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
-    run_job_over_range("evals_daily", cfg.start, cfg.end)
+    _say(f"2/3 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
+    run_job("evals_daily", cfg.start, cfg.end)
+    quarters = quarters_within(cfg.start, cfg.end)
+    _say(
+        f"3/3 running job evals_quarterly (pool rotation, holdout evaluation, export) for {', '.join(quarters)}"
+    )
+    for quarter in quarters:
+        run_job("evals_quarterly", quarter)
     report(time.perf_counter() - t0)
+
+
+def quarters_within(start: str, end: str) -> list[str]:
+    """Quarter partition keys whose whole quarter lies within [start, end]."""
+    from datetime import date, timedelta
+
+    from evals_pipeline.partitions import quarterly_partitions
+
+    last = date.fromisoformat(end) + timedelta(days=1)
+    keys = []
+    for key in quarterly_partitions.get_partition_keys():
+        window = quarterly_partitions.time_window_for_partition_key(key)
+        if window.start.date() >= date.fromisoformat(start) and window.end.date() <= last:
+            keys.append(key)
+    return keys
 
 
 def report(seconds: float) -> None:
@@ -90,7 +115,7 @@ def report(seconds: float) -> None:
         ).fetchall()
         _say(f"\nDone in {seconds:.0f} s. The analysts' snapshot {analytics_path()} holds:")
         for name, _, comment in tables:
-            n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            n = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
             _say(f"  {name:<22} {n:>10,}  {comment}")
         _say("\nQuarantined rows by reason:")
         for stream, reason, n in con.execute(
@@ -108,6 +133,33 @@ def report(seconds: float) -> None:
             _say(
                 f"  {cat:<18} {sampled:>6,} sampled  {s_share:>5}% of sample  {t_share:>5}% of traffic"
             )
+        _say("\nGolden pools after each quarterly rotation:")
+        for quarter, rotated, active, holdout, retired in con.execute(
+            """SELECT quarter, any_value(rotated_at),
+                      coalesce(sum(cases) FILTER (WHERE pool = 'active'), 0),
+                      coalesce(sum(cases) FILTER (WHERE pool = 'holdout'), 0),
+                      coalesce(sum(cases) FILTER (WHERE pool = 'retired'), 0)
+               FROM pool_sizes GROUP BY 1 ORDER BY 1"""
+        ).fetchall():
+            _say(
+                f"  quarter {quarter} (rotated {rotated}): {active:>4} active {holdout:>4} holdout {retired:>4} retired"
+            )
+        moves = con.execute(
+            "SELECT event, count(*) FROM pool_events GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        _say("  pool_events: " + ", ".join(f"{e} {n}" for e, n in moves))
+        sealed, total = con.execute(
+            "SELECT count(*) FILTER (WHERE sealed), count(*) FROM traces"
+        ).fetchall()[0]
+        _say(
+            f"  {sealed:,} of {total:,} traces are sealed in the holdout reservoir: analysts see their ids,"
+            " categories, segments and feedback, never their text"
+        )
+        _say("\nHoldout evaluation at each rotation (reference_token_f1, mean over categories):")
+        for quarter, n, score in con.execute(
+            "SELECT quarter, sum(n), round(sum(n * mean_score) / sum(n), 3) FROM holdout_evaluation GROUP BY 1 ORDER BY 1"
+        ).fetchall():
+            _say(f"  quarter {quarter}: {n} holdout cases, mean {score}")
     finally:
         con.close()
     py = (
@@ -121,6 +173,8 @@ Where things are:
   warehouse (the pipeline's)  {warehouse_path()}
   snapshot (open read-only)   {analytics_path()}
   simulated traffic files     {traffic_dir()}
+  holdout store (sealed)      {data_dir() / "holdout.duckdb"}
+  golden set export           {data_dir() / "golden"} (active.jsonl, CHANGELOG.md)
 How to look:
   make ui                     Dagster UI at http://127.0.0.1:3000 (lineage, runs, checks, metadata)
   {py} -c "import duckdb; print(duckdb.connect('{analytics_path()}', read_only=True).sql('SELECT category, count(*) FROM traces GROUP BY 1'))"

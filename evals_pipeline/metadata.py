@@ -34,7 +34,9 @@ def table_metadata(
     preview_rows: int = 5,
 ) -> dict[str, Any]:
     """Row count (of the rows `where` selects), column schema with comments, and a preview."""
-    count = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", list(params)).fetchone()[0]
+    count = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", list(params)).fetchall()[0][
+        0
+    ]
     comments = dict(
         conn.execute(
             "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'",

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 from datetime import date
 
-from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetExecutionContext,
+    DailyPartitionsDefinition,
+    TimeWindowPartitionsDefinition,
+)
 
 # First day of traffic. The embedded simulator starts on 2026-01-01; set EVALS_START_DATE
 # for a real deployment whose traces start elsewhere.
@@ -13,7 +18,21 @@ START_DATE = os.environ.get("EVALS_START_DATE", "2026-01-01")
 
 daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
 
+# Quarters, keyed by their first day (2026-01-01 = 2026-Q1); a quarter's partition becomes
+# available when it has ended, so its rotation runs on the first day of the next quarter.
+quarterly_partitions = TimeWindowPartitionsDefinition(
+    cron_schedule="0 0 1 1,4,7,10 *", start=START_DATE, fmt="%Y-%m-%d", timezone="UTC"
+)
+
 
 def partition_days(context: AssetExecutionContext | AssetCheckExecutionContext) -> list[date]:
     """The UTC days a run covers: one for a scheduled run, many for a single-run backfill."""
     return [date.fromisoformat(k) for k in context.partition_keys]
+
+
+def quarter_window(
+    context: AssetExecutionContext | AssetCheckExecutionContext,
+) -> tuple[date, date]:
+    """[first day, first day of the next quarter) of the run's single quarter."""
+    window = context.partition_time_window
+    return window.start.date(), window.end.date()

@@ -28,3 +28,8 @@ def analytics_path() -> Path:
 def traffic_dir() -> Path:
     """Where the embedded simulator writes its production-like files."""
     return data_dir() / "traffic"
+
+
+def golden_dir() -> Path:
+    """The exported golden set (active.jsonl, CHANGELOG.md) and reviewed reference files."""
+    return data_dir() / "golden"

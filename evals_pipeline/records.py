@@ -121,35 +121,53 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+TRACE_COLUMNS: tuple[Column, ...] = (
+    Column("trace_id", "VARCHAR", "Unique id of the interaction."),
+    Column("ts", "TIMESTAMP", "When the interaction happened (UTC)."),
+    Column("partition_date", "DATE", "The daily partition this row was ingested into."),
+    Column("session_id", "VARCHAR", "Conversation/session the trace belongs to."),
+    Column("user_id", "VARCHAR", "Pseudonymous user id."),
+    Column("app_version", "VARCHAR", "Deployed model + prompt configuration."),
+    Column("category", "VARCHAR", "Task category (from the configured taxonomy)."),
+    Column("user_segment", "VARCHAR", "User segment, e.g. pro_expert."),
+    Column("input", "VARCHAR", "User input as text (last user message for chat inputs)."),
+    Column(
+        "input_messages",
+        "JSON",
+        "Full OpenAI-style message list when the source delivered one, else null.",
+    ),
+    Column("output", "VARCHAR", "The model's answer."),
+    Column("context", "JSON", "Retrieved documents, if any."),
+    Column("tool_calls", "JSON", "Tool calls made, if any."),
+    Column("latency_ms", "DOUBLE", "End-to-end latency in milliseconds."),
+    Column("cost_usd", "DOUBLE", "Cost of the interaction in US dollars."),
+    Column("input_tokens", "BIGINT", "Prompt tokens."),
+    Column("output_tokens", "BIGINT", "Completion tokens."),
+    Column("metadata", "JSON", "Free-form metadata from the source."),
+    Column("source_file", "VARCHAR", "File the row came from."),
+    Column("source_row", "BIGINT", "Line (JSONL) or row (Parquet) number in that file, from 1."),
+)
+
+# Text a holdout-reservoir trace keeps only in the holdout store (DESIGN: sealing starts at the door).
+SEALED_TEXT_COLUMNS: tuple[str, ...] = (
+    "input",
+    "input_messages",
+    "output",
+    "context",
+    "tool_calls",
+    "metadata",
+)
+
 TRACES = Table(
     "traces",
-    "Validated production traces, one row per model interaction, partitioned by UTC day.",
+    "Validated production traces, one row per model interaction, partitioned by UTC day. "
+    "Rows of the holdout reservoir (sealed = true) keep ids, categories and segments but no text.",
     (
-        Column("trace_id", "VARCHAR", "Unique id of the interaction."),
-        Column("ts", "TIMESTAMP", "When the interaction happened (UTC)."),
-        Column("partition_date", "DATE", "The daily partition this row was ingested into."),
-        Column("session_id", "VARCHAR", "Conversation/session the trace belongs to."),
-        Column("user_id", "VARCHAR", "Pseudonymous user id."),
-        Column("app_version", "VARCHAR", "Deployed model + prompt configuration."),
-        Column("category", "VARCHAR", "Task category (from the configured taxonomy)."),
-        Column("user_segment", "VARCHAR", "User segment, e.g. pro_expert."),
-        Column("input", "VARCHAR", "User input as text (last user message for chat inputs)."),
+        *TRACE_COLUMNS,
         Column(
-            "input_messages",
-            "JSON",
-            "Full OpenAI-style message list when the source delivered one, else null.",
-        ),
-        Column("output", "VARCHAR", "The model's answer."),
-        Column("context", "JSON", "Retrieved documents, if any."),
-        Column("tool_calls", "JSON", "Tool calls made, if any."),
-        Column("latency_ms", "DOUBLE", "End-to-end latency in milliseconds."),
-        Column("cost_usd", "DOUBLE", "Cost of the interaction in US dollars."),
-        Column("input_tokens", "BIGINT", "Prompt tokens."),
-        Column("output_tokens", "BIGINT", "Completion tokens."),
-        Column("metadata", "JSON", "Free-form metadata from the source."),
-        Column("source_file", "VARCHAR", "File the row came from."),
-        Column(
-            "source_row", "BIGINT", "Line (JSONL) or row (Parquet) number in that file, from 1."
+            "sealed",
+            "BOOLEAN",
+            "True when the trace fell in the holdout reservoir: its text columns are null here and live only in the holdout store.",
         ),
     ),
 )
@@ -185,7 +203,12 @@ def quarantine_table(name: str, stream: str) -> Table:
             Column(
                 "raw",
                 "VARCHAR",
-                "The raw row (truncated to 2,000 characters; undecodable bytes as escapes).",
+                "The raw row (truncated to 2,000 characters; undecodable bytes as escapes); null when sealed.",
+            ),
+            Column(
+                "sealed",
+                "BOOLEAN",
+                "True when the row's trace id is in the holdout reservoir, so its raw text is withheld.",
             ),
         ),
     )
@@ -223,10 +246,128 @@ TRACE_SAMPLE = Table(
     ),
 )
 
+WHY_VALUES: tuple[str, ...] = ("real_traffic", "known_failure_mode", "edge_case")
+POOLS: tuple[str, ...] = ("active", "holdout", "retired")
+
+GOLDEN_POOLS = Table(
+    "golden_pools",
+    "Every golden case's pool (active / holdout / retired) and dates. No content: holdout text lives only in the holdout store.",
+    (
+        Column("case_id", "VARCHAR", "Golden case id."),
+        Column("trace_id", "VARCHAR", "The production trace the case came from."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("user_segment", "VARCHAR", "User segment of the source trace."),
+        Column("app_version", "VARCHAR", "App version that produced the source trace's output."),
+        Column("pool", "VARCHAR", "active, holdout or retired."),
+        Column("why", "VARCHAR", "Why the case was added: " + ", ".join(WHY_VALUES) + "."),
+        Column("entered_at", "DATE", "Rotation date the case entered the golden set."),
+        Column(
+            "entered_quarter", "DATE", "First day of the quarter whose traffic the case came from."
+        ),
+        Column("pool_since", "DATE", "Rotation date the case entered its current pool."),
+        Column(
+            "sealed_until",
+            "DATE",
+            "Holdout cases: earliest rotation date at which the case may graduate.",
+        ),
+        Column("version", "INTEGER", "Content version of the case (references revised = +1)."),
+        Column(
+            "case_key_hash",
+            "VARCHAR",
+            "Hash of the de-duplication key (same question = same key); never the key itself.",
+        ),
+    ),
+)
+
+GOLDEN_CASES = Table(
+    "golden_cases",
+    "Content of the golden cases analysts may see: active and retired cases only (never holdout).",
+    (
+        Column("case_id", "VARCHAR", "Golden case id."),
+        Column("trace_id", "VARCHAR", "The production trace the case came from."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("user_segment", "VARCHAR", "User segment of the source trace."),
+        Column("input", "VARCHAR", "The user input."),
+        Column("output", "VARCHAR", "The production output of the source trace."),
+        Column("reference_good", "VARCHAR", "A high-quality reference answer."),
+        Column("reference_borderline", "VARCHAR", "A borderline-acceptable reference answer."),
+        Column("why", "VARCHAR", "Why the case was added."),
+        Column("version", "INTEGER", "Content version."),
+    ),
+)
+
+HOLDOUT_CASES = Table(
+    "holdout_cases",
+    "Content of cases that entered the holdout pool. Lives only in the holdout store.",
+    GOLDEN_CASES.columns,
+)
+
+RESERVOIR_TRACES = Table(
+    "reservoir_traces",
+    "Full text of traces diverted at ingest into the holdout reservoir. Lives only in the holdout store.",
+    TRACE_COLUMNS,
+)
+
+POOL_EVENTS = Table(
+    "pool_events",
+    "Append-only audit log: every pool move and every read of holdout content, with run id, quarter and reason.",
+    (
+        Column("event_at", "TIMESTAMP", "Wall-clock time the event was written (UTC)."),
+        Column("run_id", "VARCHAR", "Dagster run id (or the caller's id outside Dagster)."),
+        Column("quarter", "DATE", "First day of the quarter the event belongs to."),
+        Column(
+            "event",
+            "VARCHAR",
+            "entered_active, entered_holdout, graduated, retired, holdout_read, rotation_complete.",
+        ),
+        Column("case_id", "VARCHAR", "The case moved, or null for reads and markers."),
+        Column("from_pool", "VARCHAR", "Pool before the move."),
+        Column("to_pool", "VARCHAR", "Pool after the move."),
+        Column(
+            "reason",
+            "VARCHAR",
+            "Why: the rule that moved the case, or who read holdout content for what.",
+        ),
+        Column("n_cases", "INTEGER", "Cases involved (reads: how many holdout cases were read)."),
+    ),
+)
+
+POOL_SIZES = Table(
+    "pool_sizes",
+    "Cases per pool and category after each quarterly rotation.",
+    (
+        Column("quarter", "DATE", "First day of the rotated quarter."),
+        Column("rotated_at", "DATE", "Rotation date (the day after the quarter ends)."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("pool", "VARCHAR", "active, holdout or retired."),
+        Column("cases", "INTEGER", "Cases in the pool after the rotation."),
+    ),
+)
+
+HOLDOUT_EVALUATION = Table(
+    "holdout_evaluation",
+    "Scores of the holdout pool, computed once per rotation through the guarded holdout read; aggregates only.",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        Column("evaluator", "VARCHAR", "What produced the score."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("n", "INTEGER", "Cases scored."),
+        Column("mean_score", "DOUBLE", "Mean score."),
+        Column("std_error", "DOUBLE", "Standard error of the mean."),
+    ),
+)
+
+HOLDOUT_STORE_TABLES: tuple[Table, ...] = (RESERVOIR_TRACES, HOLDOUT_CASES)
+
 ANALYST_TABLES: tuple[Table, ...] = (
     TRACES,
     TRACE_FEEDBACK,
     QUARANTINED_TRACES,
     QUARANTINED_FEEDBACK,
     TRACE_SAMPLE,
+    GOLDEN_POOLS,
+    GOLDEN_CASES,
+    POOL_EVENTS,
+    POOL_SIZES,
+    HOLDOUT_EVALUATION,
 )

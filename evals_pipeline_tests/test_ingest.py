@@ -130,7 +130,7 @@ def test_chat_messages_keep_the_list_and_the_last_user_turn(
     ]
     path = write_jsonl(tmp_path / "web.jsonl", [enc(trace("t-chat", input=messages))])
     ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
-    text, stored = conn.execute("SELECT input, input_messages FROM traces").fetchone()
+    text, stored = conn.execute("SELECT input, input_messages FROM traces").fetchall()[0]
     assert text == "second"
     assert json.loads(stored) == messages
 
@@ -162,8 +162,8 @@ def test_reingesting_a_day_replaces_it(conn: duckdb.DuckDBPyConnection, tmp_path
     for _ in range(3):
         counts = ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
     assert counts.stored == 2
-    assert conn.execute("SELECT count(*) FROM traces").fetchone()[0] == 2
-    assert conn.execute("SELECT count(*) FROM quarantined_traces").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM traces").fetchall()[0][0] == 2
+    assert conn.execute("SELECT count(*) FROM quarantined_traces").fetchall()[0][0] == 1
 
 
 def test_a_trace_id_stored_on_another_day_is_a_duplicate(
@@ -240,6 +240,7 @@ def test_expectation_suite_flags_what_rows_cannot_show() -> None:
             "app_version": ["v1"] * 3,
             "user_segment": ["free_novice"] * 3,
             "output_bytes": [10, 12, 9],
+            "sealed": [False, False, False],
             "latency_ms": [100.0, 200.0, 300.0],
             "cost_usd": [0.1, 0.1, 0.1],
             "input_tokens": [1, 2, 3],

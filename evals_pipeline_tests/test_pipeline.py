@@ -66,7 +66,7 @@ def ran(small_sim: Path, data_dir: Path) -> Path:
 
 def _table_digest(con: duckdb.DuckDBPyConnection, table: str) -> tuple:
     cols = ", ".join(next(t for t in ANALYST_TABLES if t.name == table).column_names)
-    return con.execute(f"SELECT count(*), sum(hash({cols})) FROM {table}").fetchone()
+    return con.execute(f"SELECT count(*), sum(hash({cols})) FROM {table}").fetchall()[0]
 
 
 def test_single_run_backfill_fills_the_contract(ran: Path, small_sim: Path) -> None:
@@ -86,14 +86,14 @@ def test_single_run_backfill_fills_the_contract(ran: Path, small_sim: Path) -> N
     # In = stored + quarantined, per file, against the raw files themselves.
     manifest_rows = con.execute(
         "SELECT (SELECT count(*) FROM traces) + (SELECT count(*) FROM quarantined_traces)"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     raw_jsonl = sum(
         sum(1 for line in p.read_bytes().split(b"\n") if line.strip())
         for p in small_sim.glob("traces/dt=*/web.jsonl")
     )
     raw_parquet = duckdb.execute(
         f"SELECT count(*) FROM read_parquet('{small_sim}/traces/dt=*/api.parquet')"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     assert manifest_rows == raw_jsonl + raw_parquet
     # Floors and weights in every partition.
     rows = con.execute(
@@ -142,9 +142,9 @@ READER = textwrap.dedent(
     """
     import sys, duckdb
     con = duckdb.connect(sys.argv[1], read_only=True)
-    print(con.execute("SELECT count(*) FROM trace_sample").fetchone()[0], flush=True)
+    print(con.execute("SELECT count(*) FROM trace_sample").fetchall()[0][0], flush=True)
     sys.stdin.readline()  # hold the snapshot open until the test says so
-    print(con.execute("SELECT count(*) FROM trace_sample").fetchone()[0], flush=True)
+    print(con.execute("SELECT count(*) FROM trace_sample").fetchall()[0][0], flush=True)
     """
 )
 
@@ -171,7 +171,7 @@ def test_an_open_analyst_connection_never_blocks_a_run(ran: Path, small_sim: Pat
     assert still == before  # the reader kept its consistent (old) snapshot
     fresh = duckdb.connect(str(snapshot), read_only=True)
     assert (
-        fresh.execute("SELECT count(*) FROM trace_sample").fetchone()[0] < before
+        fresh.execute("SELECT count(*) FROM trace_sample").fetchall()[0][0] < before
     )  # new readers see the new one
     fresh.close()
     leftovers = [p.name for p in snapshot.parent.iterdir() if p.name.endswith((".tmp", ".wal"))]

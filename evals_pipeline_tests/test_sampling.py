@@ -167,7 +167,7 @@ def test_flashlight_stratum_holds_only_traces_with_negative_feedback() -> None:
     # Its probabilities are relative to the flagged traces of the category.
     assert sum(1 / p for _, p, _ in flash) == pytest.approx(len(unhappy))
     assert (
-        con.execute("SELECT count(*) FROM trace_sample WHERE stratum = 'traffic'").fetchone()[0]
+        con.execute("SELECT count(*) FROM trace_sample WHERE stratum = 'traffic'").fetchall()[0][0]
         == 50
     )
     assert con.execute("SELECT DISTINCT duckdb_version FROM trace_sample").fetchall() == [
@@ -175,9 +175,13 @@ def test_flashlight_stratum_holds_only_traces_with_negative_feedback() -> None:
     ]
 
 
-def test_a_day_sampled_alone_equals_the_day_sampled_in_a_range(traffic: duckdb.DuckDBPyConnection) -> None:
+def test_a_day_sampled_alone_equals_the_day_sampled_in_a_range(
+    traffic: duckdb.DuckDBPyConnection,
+) -> None:
     """Single-day runs count by category alone; ranges count by (day, category): same sample."""
     in_range = [r for r in _sample(traffic, 4) if r[0] == date(2026, 3, 1)]
     draw_sample(traffic, SRC + " WHERE partition_date = DATE '2026-03-01'", 200, 0.15, 4, "s")
-    alone = traffic.execute("SELECT partition_date, trace_id, category, inclusion_prob FROM s ORDER BY 1, 2").fetchall()
+    alone = traffic.execute(
+        "SELECT partition_date, trace_id, category, inclusion_prob FROM s ORDER BY 1, 2"
+    ).fetchall()
     assert alone == in_range

@@ -51,7 +51,7 @@ def build_snapshot(
                 conn.execute(stmt)
             counts[table.name] = conn.execute(
                 f"SELECT count(*) FROM {alias}.{table.name}"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         conn.execute(f"CHECKPOINT {alias}")
         conn.execute(f"DETACH {alias}")
         os.replace(tmp, target)

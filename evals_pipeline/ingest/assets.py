@@ -24,16 +24,18 @@ from evals_pipeline.ingest.validation import (
     FEEDBACK_STREAM,
     TRACE_STREAM,
     IngestRules,
+    Reservoir,
     StreamSpec,
     ingest_days,
 )
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
+from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.records import DEFAULT_CATEGORIES
 from evals_pipeline.warehouse import Warehouse, ensure_tables
 
 GX_COLUMNS = {
-    "traces": "trace_id, ts, category, app_version, user_segment, strlen(output) AS output_bytes, latency_ms, cost_usd, input_tokens, output_tokens",
+    "traces": "trace_id, ts, category, app_version, user_segment, strlen(output) AS output_bytes, sealed, latency_ms, cost_usd, input_tokens, output_tokens",
     "trace_feedback": "trace_id, ts, signal, value",
 }
 
@@ -53,32 +55,12 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
     table, quarantine = stream.table.name, stream.quarantine.name
     check_name = f"{table}_expectations"
 
-    @multi_asset(
-        name=f"ingest_{table}",
-        specs=[
-            AssetSpec(table, description=description, group_name="ingest", kinds={"duckdb"}),
-            AssetSpec(
-                quarantine,
-                description=f"Rows of the {source_stream} files that failed validation, each with its reason.",
-                group_name="ingest",
-                kinds={"duckdb"},
-            ),
-        ],
-        check_specs=[
-            AssetCheckSpec(
-                check_name,
-                asset=table,
-                description=f"Great Expectations suite '{table}' over the partitions just written.",
-            )
-        ],
-        partitions_def=daily_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-    )
-    def ingest(
+    def run(
         context: AssetExecutionContext,
         config: IngestConfig,
         warehouse: Warehouse,
         trace_source: TraceSource,
+        holdout_store: HoldoutStore | None,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         days = partition_days(context)
         files = {d: trace_source.files_for_day(source_stream, d) for d in days}
@@ -94,7 +76,14 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
         )
         with warehouse.get_connection() as conn:
             ensure_tables(conn, [stream.table, stream.quarantine])
-            counts = ingest_days(conn, stream, files, rules, root=trace_source.root_dir())
+            if holdout_store is not None:
+                with holdout_store.attached(conn) as alias:
+                    reservoir = Reservoir(alias, holdout_store.reservoir_share)
+                    counts = ingest_days(
+                        conn, stream, files, rules, trace_source.root_dir(), reservoir
+                    )
+            else:
+                counts = ingest_days(conn, stream, files, rules, trace_source.root_dir())
             context.log.info(
                 f"{table}: {counts.rows_in:,} rows in = {counts.stored:,} stored + {counts.quarantined:,} quarantined"
             )
@@ -108,6 +97,11 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
                 "files": MetadataValue.int(n_files),
                 "days_without_files": MetadataValue.int(len(missing)),
             }
+            if holdout_store is not None:
+                sealed = conn.execute(
+                    f"SELECT count(*) FROM {table} WHERE sealed AND {in_range}", bounds
+                ).fetchall()[0][0]
+                common["rows_sealed_in_holdout_reservoir"] = MetadataValue.int(sealed)
             yield MaterializeResult(
                 asset_key=table,
                 metadata={**table_metadata(conn, table, in_range, bounds), **common},
@@ -145,7 +139,50 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
             },
         )
 
-    return ingest
+    # Only the stream that carries text declares the holdout store (DESIGN: sealing at the door).
+    if stream.sealable:
+
+        def ingest(
+            context: AssetExecutionContext,
+            config: IngestConfig,
+            warehouse: Warehouse,
+            trace_source: TraceSource,
+            holdout_store: HoldoutStore,
+        ) -> Iterator[MaterializeResult | AssetCheckResult]:
+            yield from run(context, config, warehouse, trace_source, holdout_store)
+
+    else:
+
+        def ingest(
+            context: AssetExecutionContext,
+            config: IngestConfig,
+            warehouse: Warehouse,
+            trace_source: TraceSource,
+        ) -> Iterator[MaterializeResult | AssetCheckResult]:
+            yield from run(context, config, warehouse, trace_source, None)
+
+    ingest.__doc__ = description
+    return multi_asset(
+        name=f"ingest_{table}",
+        specs=[
+            AssetSpec(table, description=description, group_name="ingest", kinds={"duckdb"}),
+            AssetSpec(
+                quarantine,
+                description=f"Rows of the {source_stream} files that failed validation, each with its reason.",
+                group_name="ingest",
+                kinds={"duckdb"},
+            ),
+        ],
+        check_specs=[
+            AssetCheckSpec(
+                check_name,
+                asset=table,
+                description=f"Great Expectations suite '{table}' over the partitions just written.",
+            )
+        ],
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+    )(ingest)
 
 
 traces_assets = _ingest_asset(

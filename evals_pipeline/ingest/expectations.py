@@ -31,8 +31,14 @@ def _trace_expectations(gxe: Any, categories: Sequence[str]) -> list[Any]:
         gxe.ExpectColumnValuesToNotBeNull(column="ts"),
         gxe.ExpectColumnValuesToNotBeNull(column="app_version"),
         gxe.ExpectColumnValuesToNotBeNull(column="user_segment"),
-        gxe.ExpectColumnValuesToNotBeNull(column="output_bytes"),
+        # Unsealed traces carry their answer; traces sealed in the holdout reservoir carry none.
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="output_bytes", row_condition="sealed==False", condition_parser="pandas"
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="output_bytes", min_value=1),
+        gxe.ExpectColumnValuesToBeNull(
+            column="output_bytes", row_condition="sealed==True", condition_parser="pandas"
+        ),
         gxe.ExpectColumnValuesToBeInSet(column="category", value_set=list(categories)),
         gxe.ExpectColumnValuesToBeBetween(column="latency_ms", min_value=0, max_value=600_000),
         gxe.ExpectColumnValuesToBeBetween(column="cost_usd", min_value=0, max_value=100),

@@ -20,12 +20,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from evals_pipeline.pools.store import reservoir_sql
 from evals_pipeline.records import (
     DEFAULT_CATEGORIES,
     FEEDBACK_FIELDS,
     FEEDBACK_SIGNALS,
     QUARANTINED_FEEDBACK,
     QUARANTINED_TRACES,
+    RESERVOIR_TRACES,
+    SEALED_TEXT_COLUMNS,
     TRACE_FEEDBACK,
     TRACE_FIELDS,
     TRACES,
@@ -40,6 +43,14 @@ PARQUET_SUFFIXES = (".parquet",)
 
 
 @dataclass(frozen=True)
+class Reservoir:
+    """Where sealed traces go: the attached holdout store's alias and the diverted share."""
+
+    alias: str
+    share: float
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """What makes a row of one stream valid, and where valid and bad rows go."""
 
@@ -51,8 +62,10 @@ class StreamSpec:
     enums: tuple[tuple[str, tuple[str, ...], str], ...]
     dedupe_key: tuple[str, ...]
     dedupe_reason: str
-    # SQL expression per stored column (over the validated row `v`).
+    # SQL expression per stored column (over the validated row).
     projection: Mapping[str, str] = field(default_factory=dict)
+    # Whether rows of this stream carry text that the holdout reservoir must seal.
+    sealable: bool = False
 
 
 def _messages_text() -> str:
@@ -74,6 +87,7 @@ TRACE_STREAM = StreamSpec(
     enums=(("category", DEFAULT_CATEGORIES, "unknown_category"),),
     dedupe_key=("trace_id",),
     dedupe_reason="duplicate_trace_id",
+    sealable=True,
     projection={
         "trace_id": "f['trace_id']->>'$'",
         "ts": "ts_utc",
@@ -95,6 +109,7 @@ TRACE_STREAM = StreamSpec(
         "metadata": _json_or_null("metadata"),
         "source_file": "source_file",
         "source_row": "source_row",
+        "sealed": "sealed",
     },
 )
 
@@ -191,7 +206,7 @@ def stage_files(
                 raise ValueError(
                     f"unsupported file type {path} (expected .jsonl, .json, .ndjson or .parquet)"
                 )
-    return conn.execute(f"SELECT count(*) FROM {staging}").fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM {staging}").fetchall()[0][0]
 
 
 def _type_ok(spec: FieldSpec) -> str:
@@ -333,18 +348,53 @@ def ingest_days(
     files_by_day: Mapping[date, Sequence[Path]],
     rules: IngestRules,
     root: Path | None = None,
+    reservoir: Reservoir | None = None,
 ) -> IngestCounts:
-    """Validate the days' files and replace those days in the table and quarantine, atomically."""
+    """Validate the days' files and replace those days in the table and quarantine, atomically.
+
+    With a `reservoir`, valid traces whose id falls in the reservoir bucket are written in
+    full to the holdout store and kept in the table without text (`sealed`); quarantined rows
+    with such an id keep no raw text either.
+    """
     staging = f"_staging_{stream.name}"
     rows_in = stage_files(conn, files_by_day, staging, root)
     conn.execute("CREATE OR REPLACE TEMP TABLE _replaced_days (d DATE)")
     conn.executemany("INSERT INTO _replaced_days VALUES (?)", [[d] for d in sorted(files_by_day)])
+    trace_id = "CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END"
+    sealed = (
+        f"coalesce({reservoir_sql(trace_id, reservoir.share)}, false)"
+        if reservoir and stream.sealable
+        else "false"
+    )
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _checked_{stream.name} AS {validate_sql(stream, staging, rules, '_replaced_days')}"
+        f"CREATE OR REPLACE TEMP TABLE _checked_{stream.name} AS "
+        f"SELECT *, {sealed} AS sealed FROM ({validate_sql(stream, staging, rules, '_replaced_days')})"
     )
     cols = stream.table.column_names
-    select = ", ".join(f"{stream.projection[c]} AS {c}" for c in cols)
+    select = ", ".join(
+        f"CASE WHEN sealed THEN NULL ELSE {stream.projection[c]} END AS {c}"
+        if c in SEALED_TEXT_COLUMNS
+        else f"{stream.projection[c]} AS {c}"
+        for c in cols
+    )
     qcols = stream.quarantine.column_names
+    if reservoir and stream.sealable:
+        # The holdout store first, in its own transaction (one transaction writes one file);
+        # both writes replace whole days, so a crash between them is mended by a re-run.
+        full = ", ".join(f"{stream.projection[c]} AS {c}" for c in RESERVOIR_TRACES.column_names)
+        target = f"{reservoir.alias}.{RESERVOIR_TRACES.name}"
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(
+                f"DELETE FROM {target} WHERE partition_date IN (SELECT d FROM _replaced_days)"
+            )
+            conn.execute(
+                f"INSERT INTO {target} SELECT {full} FROM _checked_{stream.name} WHERE reason IS NULL AND sealed ORDER BY ts"
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     conn.execute("BEGIN TRANSACTION")
     try:
         for table in (stream.table.name, stream.quarantine.name):
@@ -359,7 +409,7 @@ def ingest_days(
             f"""INSERT INTO {stream.quarantine.name} ({", ".join(qcols)})
             SELECT partition_date, source_file, source_row, reason, detail,
                    CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END,
-                   left(line, {RAW_PREVIEW_CHARS})
+                   CASE WHEN sealed THEN NULL ELSE left(line, {RAW_PREVIEW_CHARS}) END, sealed
             FROM _checked_{stream.name} WHERE reason IS NOT NULL ORDER BY partition_date, source_file, source_row"""
         )
         conn.execute("COMMIT")

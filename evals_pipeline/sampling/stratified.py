@@ -20,6 +20,7 @@ recorded with every sampled row, so a re-materialized partition reproduces its s
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -47,6 +48,13 @@ def sample_key_sql(column: str, seed: int) -> str:
     `hash(id, seed)` alone combines the two hashes so weakly that samples for nearby seeds
     overlap far more than chance (a test catches it)."""
     return f"hash(xor(hash({column}), hash({int(seed)}::BIGINT)))"
+
+
+def salted_seed(seed: int, purpose: str) -> int:
+    """A seed for a second draw over the same rows. Keys must be independent of the sample's
+    own keys: ranking sampled rows by the key that sampled them prefers one stratum."""
+    digest = hashlib.sha256(f"{purpose}:{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _hash_cutoff(threshold: float) -> int:

@@ -353,7 +353,10 @@ def _add_text(
     )
     greeting = greetings[rng.integers(len(greetings), size=n)]
     question = bank["question"].to_numpy()[topic_idx]
-    frame["input"] = greeting + question
+    # Every conversation carries its support-ticket number, so no two traces share a text
+    # (as in real traffic), while the same question recurs with the same references.
+    ticket = np.array([f"#{t}" for t in rng.integers(100_000, 10_000_000, size=n)], dtype=object)
+    frame["input"] = greeting + question + " (ticket " + ticket + ")"
     # Output bank: (topic, version, kind) with kind 0 = good, 1 = typical failure, 2 = over-refusal.
     n_topics = len(bank)
     answers = np.empty((n_topics, len(versions), 3), dtype=object)
@@ -362,21 +365,22 @@ def _add_text(
         answers[:, vi, 1] = v.prefix + bank["bad_core"].to_numpy(dtype=object) + v.suffix
         answers[:, vi, 2] = OVER_REFUSAL
     kind = np.where(is_good, 0, np.where(over_refusal, 2, 1))
-    frame["output"] = answers[topic_idx, version_idx, kind]
+    frame["output"] = "Re " + ticket + ": " + answers[topic_idx, version_idx, kind]
     frame["context"] = bank["context"].to_numpy()[topic_idx]
     frame["tool_calls"] = bank["tool_calls"].to_numpy()[topic_idx]
     frame["system_prompt"] = np.array([v.system_prompt for v in versions], dtype=object)[
         version_idx
     ]
     words_in = (
-        np.array([len(s.split()) for s in question])
+        2
+        + np.array([len(s.split()) for s in question])
         + np.array([len(v.system_prompt.split()) for v in versions])[version_idx]
     )
     words_out = np.vectorize(lambda s: s.count(" ") + 1, otypes=[np.int64])(answers)[
         topic_idx, version_idx, kind
     ]
     frame["input_tokens"] = np.round(words_in * 1.3 + 4).astype(np.int64)
-    frame["output_tokens"] = np.round(words_out * 1.3 + 2).astype(np.int64)
+    frame["output_tokens"] = np.round((words_out + 2) * 1.3 + 2).astype(np.int64)
     base_latency = np.array([v.latency_ms for v in versions])[version_idx]
     frame["latency_ms"] = np.round(
         base_latency * np.sqrt(frame["output_tokens"] / 30.0) * rng.lognormal(0, 0.3, n), 1

@@ -1,0 +1,119 @@
+"""Where golden cases get their references: an abstract resource, the simulator's reviewed
+references (embedded default) and reviewed files written by a team.
+
+Reviewed file format (`data/golden/reviewed/*.jsonl`, one object per line):
+
+    {"trace_id": "tr_...",                       required: the production trace
+     "reference_good": "...",                    required: a high-quality answer
+     "reference_borderline": "...",              required: a borderline-acceptable answer
+     "why": "known_failure_mode",                optional: real_traffic | known_failure_mode | edge_case
+     "case_key": "refund-policy-eu"}             optional: de-duplication key (same question =
+                                                  same key); default: the normalized input text
+
+A trace without references is not promoted. Rows that break the format are reported (count
+and reasons in the rotation's metadata), never silently used.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from evals_pipeline.paths import data_dir, traffic_dir
+from evals_pipeline.records import WHY_VALUES, sql_literal
+
+REFERENCES_TABLE = "_references"
+
+
+@dataclass(frozen=True)
+class ReferenceLoad:
+    rows: int
+    rejected: dict[str, int]
+
+
+class ReferenceSource(ConfigurableResource, ABC):
+    """Loads references for candidate traces into temp table `_references`
+    (trace_id, case_key, why, reference_good, reference_borderline)."""
+
+    @abstractmethod
+    def load(self, conn: duckdb.DuckDBPyConnection) -> ReferenceLoad: ...
+
+
+class SimulatorReferences(ReferenceSource):
+    """The embedded default: the simulator's topic bank stands in for an expert's reviewed
+    references; the topic is the de-duplication key."""
+
+    root: str = Field(
+        default="", description="Simulator output folder; empty means <data dir>/traffic."
+    )
+
+    def load(self, conn: duckdb.DuckDBPyConnection) -> ReferenceLoad:
+        truth = Path(self.root) if self.root else traffic_dir()
+        trace_truth, topics = (
+            truth / "truth" / "trace_truth.parquet",
+            truth / "truth" / "topics.parquet",
+        )
+        for p in (trace_truth, topics):
+            if not p.exists():
+                raise FileNotFoundError(
+                    f"simulator references missing: {p} (run the simulator first)"
+                )
+        conn.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {REFERENCES_TABLE} AS
+            SELECT t.trace_id, t.topic_id AS case_key, NULL::VARCHAR AS why,
+                   k.reference_good, k.reference_borderline
+            FROM read_parquet({sql_literal(str(trace_truth))}) t
+            JOIN read_parquet({sql_literal(str(topics))}) k USING (topic_id)"""
+        )
+        return ReferenceLoad(
+            conn.execute(f"SELECT count(*) FROM {REFERENCES_TABLE}").fetchall()[0][0], {}
+        )
+
+
+class ReviewedFileReferences(ReferenceSource):
+    """References a domain expert wrote, as JSONL files in the documented format."""
+
+    folder: str = Field(
+        default="",
+        description="Folder of *.jsonl reviewed files; empty means <data dir>/golden/reviewed.",
+    )
+
+    def load(self, conn: duckdb.DuckDBPyConnection) -> ReferenceLoad:
+        folder = Path(self.folder) if self.folder else data_dir() / "golden" / "reviewed"
+        files = sorted(folder.glob("*.jsonl"))
+        conn.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {REFERENCES_TABLE} (
+                trace_id VARCHAR, case_key VARCHAR, why VARCHAR, reference_good VARCHAR, reference_borderline VARCHAR)"""
+        )
+        if not files:
+            return ReferenceLoad(0, {})
+        listing = ", ".join(sql_literal(str(f)) for f in files)
+        columns = "{'trace_id': 'VARCHAR', 'reference_good': 'VARCHAR', 'reference_borderline': 'VARCHAR', 'why': 'VARCHAR', 'case_key': 'VARCHAR'}"
+        conn.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _reviewed AS
+            SELECT *, CASE
+                WHEN coalesce(trace_id, '') = '' THEN 'missing trace_id'
+                WHEN coalesce(trim(reference_good), '') = '' THEN 'missing reference_good'
+                WHEN coalesce(trim(reference_borderline), '') = '' THEN 'missing reference_borderline'
+                WHEN why IS NOT NULL AND why NOT IN ({", ".join(sql_literal(w) for w in WHY_VALUES)}) THEN 'unknown why'
+            END AS problem
+            FROM read_json([{listing}], format = 'newline_delimited', columns = {columns})"""
+        )
+        rejected = dict(
+            conn.execute(
+                "SELECT problem, count(*) FROM _reviewed WHERE problem IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        )
+        conn.execute(
+            f"""INSERT INTO {REFERENCES_TABLE}
+            SELECT trace_id, case_key, why, reference_good, reference_borderline FROM _reviewed WHERE problem IS NULL
+            QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY trace_id) = 1"""
+        )
+        return ReferenceLoad(
+            conn.execute(f"SELECT count(*) FROM {REFERENCES_TABLE}").fetchall()[0][0], rejected
+        )
