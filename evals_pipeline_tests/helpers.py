@@ -10,7 +10,28 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 from evals_pipeline.definitions import defs
 from evals_pipeline.ingest.sources import FileTraceSource
 from evals_pipeline.paths import warehouse_path
+from evals_pipeline.pools.references import SimulatorReferences
+from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.warehouse import Warehouse
+
+
+def _resources(source_root: Path) -> dict[str, object]:
+    return {
+        "warehouse": Warehouse(database=str(warehouse_path())),
+        "trace_source": FileTraceSource(root=str(source_root)),
+        "holdout_store": HoldoutStore(),
+        "reference_source": SimulatorReferences(root=str(source_root)),
+    }
+
+
+def run_quarterly(
+    source_root: Path, quarter: str, run_config: dict[str, Any] | None = None
+) -> ExecuteInProcessResult:
+    """One run of `evals_quarterly` (rotation, holdout evaluation, export, snapshot)."""
+    job = defs.resolve_job_def("evals_quarterly")
+    return job.execute_in_process(
+        run_config=run_config or {}, partition_key=quarter, resources=_resources(source_root)
+    )
 
 
 def run_daily(
@@ -30,10 +51,7 @@ def run_daily(
         run_config=run_config or {},
         tags=tags,
         instance=instance,
-        resources={
-            "warehouse": Warehouse(database=str(warehouse_path())),
-            "trace_source": FileTraceSource(root=str(source_root)),
-        },
+        resources=_resources(source_root),
     )
 
 

@@ -25,7 +25,7 @@ from pydantic import Field
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import golden_dir
-from evals_pipeline.pools.evaluation import EVALUATORS, evaluate_holdout
+from evals_pipeline.pools.evaluation import EVALUATORS, already_evaluated, evaluate_holdout
 from evals_pipeline.pools.export import export_active_pool
 from evals_pipeline.pools.references import ReferenceSource
 from evals_pipeline.pools.rotation import RotationSettings, rotate
@@ -218,12 +218,26 @@ def holdout_evaluation(
     start, _ = quarter_window(context)
     with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
         ensure_tables(conn, [HOLDOUT_EVALUATION])
-        rows = evaluate_holdout(conn, alias, start, context.run_id, config.evaluator, config.force)
-        frame = pd.DataFrame(rows, columns=HOLDOUT_EVALUATION.column_names)
+        if already_evaluated(conn, start, config.evaluator) and not config.force:
+            # A re-run of the quarterly job takes no second look: it reports what exists.
+            context.log.info(
+                f"holdout of {start} already evaluated by {config.evaluator}; not read again"
+            )
+            frame = conn.execute(
+                "SELECT * FROM holdout_evaluation WHERE quarter = ? AND evaluator = ?",
+                [start, config.evaluator],
+            ).df()
+        else:
+            rows = evaluate_holdout(
+                conn, alias, start, context.run_id, config.evaluator, config.force
+            )
+            frame = pd.DataFrame(rows, columns=HOLDOUT_EVALUATION.column_names)
         return MaterializeResult(
             metadata={
                 **table_metadata(conn, "holdout_evaluation", "quarter = ?", [start]),
-                "scores": MetadataValue.md(markdown_table(frame.round(3))),
+                "scores": MetadataValue.md(
+                    markdown_table(frame.round({"mean_score": 3, "std_error": 3}))
+                ),
             }
         )
 

@@ -53,6 +53,15 @@ def reference_token_f1(case: Mapping[str, object]) -> float:
 EVALUATORS: dict[str, Evaluator] = {"reference_token_f1": reference_token_f1}
 
 
+def already_evaluated(conn: duckdb.DuckDBPyConnection, quarter: date, evaluator: str) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM holdout_evaluation WHERE quarter = ? AND evaluator = ?",
+            [quarter, evaluator],
+        ).fetchall()[0][0]
+    )
+
+
 def evaluate_holdout(
     conn: duckdb.DuckDBPyConnection,
     holdout_alias: str,
@@ -89,7 +98,7 @@ def evaluate_holdout(
         run_id=run_id,
         quarter=quarter,
         reason=reason,
-    ).df()
+    ).to_pandas()
     score = EVALUATORS[evaluator]
     by_category: dict[str, list[float]] = {}
     for case in cases.to_dict("records"):

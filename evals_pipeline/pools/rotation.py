@@ -85,11 +85,13 @@ def _allocation(
             [start, end],
         ).fetchall()
     )
-    out = {}
-    for category, n in allocate(traffic, settings.new_cases, settings.floor).items():
-        holdout = round(n * settings.holdout_share)
-        out[category] = (n - holdout, holdout)
-    return out
+    per_category = allocate(traffic, settings.new_cases, settings.floor)
+    # The holdout share of the total, apportioned over categories by their new cases
+    # (largest remainder): each category within one case of holdout_share, the total exact.
+    holdout = allocate(
+        per_category, round(settings.holdout_share * sum(per_category.values())), 0.0
+    )
+    return {c: (n - holdout.get(c, 0), holdout.get(c, 0)) for c, n in per_category.items()}
 
 
 def _pick_new_cases(
@@ -222,7 +224,7 @@ def rotate(
         run_id=run_id,
         quarter=start,
         reason=f"rotation {quarter_label}: copy new holdout cases from the reservoir",
-    ).to_arrow_table()
+    )
     graduating_content = read_holdout(
         conn,
         f"""SELECT h.* FROM {holdout_alias}.{HOLDOUT_CASES.name} h JOIN _graduating g USING (case_id)
@@ -231,7 +233,7 @@ def rotate(
         run_id=run_id,
         quarter=start,
         reason=f"rotation {quarter_label}: graduate holdout cases to active",
-    ).to_arrow_table()
+    )
     conn.register("_new_holdout_arrow", new_holdout_content)
     conn.register("_graduating_arrow", graduating_content)
     in_transaction = False

@@ -70,7 +70,7 @@ def seal_violations(
         run_id=run_id,
         quarter=quarter,
         reason="seal check: look for holdout strings in analyst tables",
-    ).to_arrow_table()
+    )
     conn.register("_sealed_strings", strings)
     try:
         for table in ANALYST_TABLES:

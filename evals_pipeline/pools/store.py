@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -100,13 +101,12 @@ def read_holdout(
     run_id: str,
     quarter: date,
     reason: str,
-) -> duckdb.DuckDBPyConnection:
-    """Run a query over holdout content after logging the read; return the cursor.
+) -> pa.Table:
+    """Run a query over holdout content after logging the read; return its rows.
 
     `reason` says who reads and why (e.g. "rotation: draw new holdout cases"). The event is
-    written, in its own statement, before the query runs, so a read is never unlogged.
+    written, in its own statement, before the rows are returned, so a read is never unlogged.
     """
-    count_sql = f"SELECT count(*) FROM ({sql})"
-    n = conn.execute(count_sql, params).fetchall()[0][0]
-    log_pool_event(conn, run_id, quarter, "holdout_read", reason, n_cases=int(n))
-    return conn.execute(sql, params)
+    rows = conn.sql(sql, params=params).to_arrow_table()
+    log_pool_event(conn, run_id, quarter, "holdout_read", reason, n_cases=rows.num_rows)
+    return rows
