@@ -1,0 +1,349 @@
+"""Model calls for judges and candidate generation: cached, concurrent, fault-tolerant.
+
+`JudgeClient` is the abstract resource; `LiteLLMJudgeClient` calls any litellm model string
+(the offline default is a litellm custom provider, so this path runs everywhere). A batch of
+calls goes through `run_calls`:
+1. calls already in `judge_cache` (same model, rendered prompt, purpose and parameters) are
+   not made again: re-materializing with nothing new makes zero provider calls;
+2. the rest run as asyncio tasks under a per-provider concurrency limit and an optional
+   requests-per-minute budget, with retries and exponential backoff on rate limits, server
+   errors, timeouts and connection errors, and on responses that fail validation;
+3. finished calls are written to `judge_cache` every few seconds, so a run killed half-way
+   and re-run pays only for what had not finished;
+4. a call that still fails is a recorded error (never a pass), with its reason.
+Progress (done / total, calls per second, cost so far) is logged as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from evals_pipeline.records import JUDGE_CACHE
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(model: str, messages: Sequence[dict[str, str]], purpose: str, params: dict[str, Any]) -> str:
+    payload = json.dumps([model, list(messages), purpose, params], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class Call:
+    model: str
+    messages: list[dict[str, str]]
+    purpose: str
+    params: dict[str, Any] = field(default_factory=dict)
+    # Validates the response text; raises ValueError when it is not usable.
+    parse: Callable[[str], object] | None = None
+
+    @property
+    def key(self) -> str:
+        return cache_key(self.model, self.messages, self.purpose, self.params)
+
+
+@dataclass
+class CallResult:
+    key: str
+    model: str
+    purpose: str
+    response: str | None
+    error: str | None
+    attempts: int
+    cost_usd: float
+    latency_ms: float
+    cached: bool = False
+    parsed: object = None
+
+
+@dataclass
+class RunStats:
+    total: int = 0
+    cached: int = 0
+    called: int = 0
+    provider_calls: int = 0
+    errors: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    by_error: dict[str, int] = field(default_factory=dict)
+
+
+class JudgeClient(ConfigurableResource, ABC):
+    """Makes one model call (with retries); `run_calls` adds caching and concurrency."""
+
+    max_concurrency: int = Field(default=16, description="Calls in flight per provider.")
+    requests_per_minute: int = Field(default=0, description="Per-provider request budget; 0 = unlimited.")
+    max_retries: int = Field(default=4, description="Retries after the first attempt for transient failures and malformed responses.")
+    backoff_s: float = Field(default=0.5, description="First retry delay; doubles each retry (with jitter).")
+    timeout_s: float = Field(default=60.0, description="Per-attempt timeout in seconds.")
+    retry_errors: bool = Field(
+        default=False,
+        description="Re-run calls whose cached result is an error. Off: a recorded error stays recorded (no silent re-spend).",
+    )
+    api_bases: dict[str, str] = Field(
+        default_factory=dict,
+        description="api_base per model string (e.g. a local OpenAI-compatible server, or the simulator folder for offline/product-*).",
+    )
+
+    @abstractmethod
+    async def call_once(self, call: Call) -> tuple[str, float]:
+        """One provider attempt: (response text, cost in USD). Raises on failure."""
+
+    @abstractmethod
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether an exception from `call_once` is worth retrying."""
+
+    def prepare(self) -> None:
+        """Set up the client library before a batch (idempotent)."""
+
+    async def call_with_retries(self, call: Call, gate: asyncio.Semaphore, budget: _RateBudget) -> CallResult:
+        attempts, cost, last_error, latency = 0, 0.0, "no attempt", 0.0
+        for attempt in range(self.max_retries + 1):
+            attempts += 1
+            await budget.wait()
+            async with gate:
+                t0 = time.perf_counter()
+                try:
+                    text, c = await asyncio.wait_for(self.call_once(call), timeout=self.timeout_s + 5)
+                    cost += c
+                except Exception as exc:  # classified below; never swallowed as a pass
+                    latency = (time.perf_counter() - t0) * 1000
+                    last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    if not (self.is_transient(exc) or isinstance(exc, TimeoutError)):
+                        break
+                    await asyncio.sleep(self.backoff_s * (2**attempt) * (0.5 + random.random()))
+                    continue
+                latency = (time.perf_counter() - t0) * 1000
+            if call.parse is not None:
+                try:
+                    parsed = call.parse(text)
+                except ValueError as exc:
+                    last_error = f"malformed response: {exc}"
+                    continue
+            else:
+                parsed = text
+            return CallResult(call.key, call.model, call.purpose, text, None, attempts, cost, latency, parsed=parsed)
+        return CallResult(call.key, call.model, call.purpose, None, last_error, attempts, cost, latency)
+
+
+class _RateBudget:
+    """Spaces request starts so a provider sees at most `rpm` per minute."""
+
+    def __init__(self, rpm: int) -> None:
+        self.interval = 60.0 / rpm if rpm > 0 else 0.0
+        self.next_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_at)
+            self.next_at = start + self.interval
+        await asyncio.sleep(max(0.0, start - now))
+
+
+class LiteLLMJudgeClient(JudgeClient):
+    """Any litellm model string; keys come from the provider's usual environment variables
+    (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...). `offline/...` models need none."""
+
+    def prepare(self) -> None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        from evals_pipeline.judging.offline import register_offline_provider
+
+        logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+        litellm.drop_params = True  # providers without JSON mode just ignore response_format
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        register_offline_provider()
+
+    async def call_once(self, call: Call) -> tuple[str, float]:
+        import litellm
+
+        response = await litellm.acompletion(
+            model=call.model,
+            messages=call.messages,
+            api_base=self.api_bases.get(call.model),
+            timeout=self.timeout_s,
+            num_retries=0,  # retries are ours: counted, backed off and logged
+            **call.params,
+        )
+        text = response.choices[0].message.content or ""
+        usage = getattr(response, "usage", None)
+        try:
+            # Priced by the model string we called (custom providers report a bare model name).
+            p_in, p_out = litellm.cost_per_token(
+                model=call.model,
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            )
+            cost = float(p_in + p_out)
+        except Exception:  # a model missing from litellm's price map costs what we cannot know
+            cost = 0.0
+        return text, cost
+
+    def is_transient(self, exc: BaseException) -> bool:
+        import litellm
+
+        transient = (
+            litellm.exceptions.RateLimitError,
+            litellm.exceptions.InternalServerError,
+            litellm.exceptions.ServiceUnavailableError,
+            litellm.exceptions.Timeout,
+            litellm.exceptions.APIConnectionError,
+            litellm.exceptions.BadGatewayError if hasattr(litellm.exceptions, "BadGatewayError") else litellm.exceptions.APIError,
+        )
+        return isinstance(exc, transient)
+
+
+def _cached(conn: duckdb.DuckDBPyConnection, keys: list[str], include_errors: bool) -> dict[str, CallResult]:
+    if not keys:
+        return {}
+    conn.register("_wanted_keys", pa.table({"cache_key": keys}))
+    try:
+        rows = conn.execute(
+            f"""SELECT c.cache_key, c.model, c.purpose, c.response, c.error, c.attempts, c.cost_usd, c.latency_ms
+                FROM {JUDGE_CACHE.name} c JOIN _wanted_keys USING (cache_key)
+                {"" if include_errors else "WHERE c.error IS NULL"}"""
+        ).fetchall()
+    finally:
+        conn.unregister("_wanted_keys")
+    return {r[0]: CallResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], cached=True) for r in rows}
+
+
+def _persist(conn: duckdb.DuckDBPyConnection, results: list[CallResult]) -> None:
+    if not results:
+        return
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    batch = pa.table(
+        {
+            "cache_key": [r.key for r in results],
+            "model": [r.model for r in results],
+            "purpose": [r.purpose for r in results],
+            "response": [r.response for r in results],
+            "error": [r.error for r in results],
+            "attempts": pa.array([r.attempts for r in results], pa.int32()),
+            "cost_usd": [r.cost_usd for r in results],
+            "latency_ms": [r.latency_ms for r in results],
+            "created_at": [now] * len(results),
+        }
+    )
+    conn.register("_finished_calls", batch)
+    try:
+        conn.execute(f"INSERT OR REPLACE INTO {JUDGE_CACHE.name} SELECT * FROM _finished_calls")
+    finally:
+        conn.unregister("_finished_calls")
+
+
+def run_calls(
+    client: JudgeClient,
+    conn: duckdb.DuckDBPyConnection,
+    calls: Sequence[Call],
+    progress: Callable[[str], None] = log.info,
+    flush_every_s: float = 2.0,
+    on_flush: Callable[[int], None] | None = None,
+) -> tuple[list[CallResult], RunStats]:
+    """Results in the order of `calls` (duplicates share one call), and what it took."""
+    client.prepare()
+    conn.execute(JUDGE_CACHE.ddl())
+    t0 = time.perf_counter()
+    unique: dict[str, Call] = {}
+    for c in calls:
+        unique.setdefault(c.key, c)
+    results = _cached(conn, list(unique), include_errors=not client.retry_errors)
+    # Cached responses are parsed again: a rubric's validation may have been tightened.
+    for key, r in results.items():
+        parse = unique[key].parse
+        if r.error is None and parse is not None:
+            try:
+                r.parsed = parse(r.response or "")
+            except ValueError as exc:
+                r.error, r.parsed = f"malformed response: {exc}", None
+        elif r.error is None:
+            r.parsed = r.response
+    todo = [c for k, c in unique.items() if k not in results]
+    stats = RunStats(total=len(unique), cached=len(results), called=len(todo))
+    if todo:
+        progress(f"{len(todo):,} calls to make ({len(results):,} of {len(unique):,} already cached)")
+        asyncio.run(_run_async(client, conn, todo, results, stats, progress, flush_every_s, on_flush))
+    stats.seconds = time.perf_counter() - t0
+    stats.errors = sum(1 for r in results.values() if r.error)
+    for r in results.values():
+        if r.error:
+            kind = r.error.split(":", 1)[0]
+            stats.by_error[kind] = stats.by_error.get(kind, 0) + 1
+    return [results[c.key] for c in calls], stats
+
+
+async def _run_async(
+    client: JudgeClient,
+    conn: duckdb.DuckDBPyConnection,
+    todo: list[Call],
+    results: dict[str, CallResult],
+    stats: RunStats,
+    progress: Callable[[str], None],
+    flush_every_s: float,
+    on_flush: Callable[[int], None] | None,
+) -> None:
+    gates: dict[str, asyncio.Semaphore] = {}
+    budgets: dict[str, _RateBudget] = {}
+    for c in todo:
+        provider = c.model.split("/", 1)[0]
+        gates.setdefault(provider, asyncio.Semaphore(client.max_concurrency))
+        budgets.setdefault(provider, _RateBudget(client.requests_per_minute))
+    pending: list[CallResult] = []
+    started = time.perf_counter()
+    last_flush = last_log = started
+    done = 0
+
+    def flush() -> None:
+        nonlocal pending
+        _persist(conn, pending)
+        if on_flush is not None:
+            on_flush(len(pending))
+        pending = []
+
+    tasks = [
+        asyncio.ensure_future(client.call_with_retries(c, gates[c.model.split("/", 1)[0]], budgets[c.model.split("/", 1)[0]]))
+        for c in todo
+    ]
+    try:
+        for fut in asyncio.as_completed(tasks):
+            r = await fut
+            results[r.key] = r
+            pending.append(r)
+            stats.provider_calls += r.attempts
+            stats.cost_usd += r.cost_usd
+            done += 1
+            now = time.perf_counter()
+            if now - last_flush >= flush_every_s:
+                flush()
+                last_flush = now
+            if now - last_log >= 5.0 or done == len(todo):
+                rate = done / max(now - started, 1e-9)
+                errors = sum(1 for x in results.values() if x.error)
+                progress(f"{done:,}/{len(todo):,} calls, {rate:,.1f}/s, ${stats.cost_usd:.4f} so far, {errors} errors")
+                last_log = now
+    finally:
+        for t in tasks:
+            t.cancel()
+        flush()
