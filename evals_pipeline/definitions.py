@@ -21,6 +21,15 @@ from dagster import (
 from evals_pipeline.analytics.assets import analytics_snapshot
 from evals_pipeline.ingest.assets import trace_feedback_assets, traces_assets
 from evals_pipeline.ingest.sources import FileTraceSource, SimulatedTraceSource
+from evals_pipeline.judging.assets import (
+    assertion_results,
+    bt_ratings,
+    candidate_outputs,
+    judge_ensemble_and_review_queue,
+    judge_verdicts,
+    pairwise_verdicts,
+)
+from evals_pipeline.judging.client import LiteLLMJudgeClient
 from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.assets import golden_export, golden_pool_rotation, holdout_evaluation
 from evals_pipeline.pools.references import ReviewedFileReferences, SimulatorReferences
@@ -36,8 +45,9 @@ daily_job = define_asset_job(
 
 quarterly_job = define_asset_job(
     "evals_quarterly",
-    selection=AssetSelection.groups("pools", "analytics"),
-    description="Rotate the golden pools for the quarter that ended, evaluate the holdout once, export the golden set.",
+    selection=AssetSelection.groups("pools", "judging", "analytics"),
+    description="Rotate the golden pools for the quarter that ended, evaluate the holdout once, export the golden set, "
+    "then generate candidate outputs and judge the active pool.",
 )
 
 quarterly_schedule = build_schedule_from_partitioned_job(
@@ -67,6 +77,7 @@ def resources() -> dict[str, object]:
         "trace_source": source,
         "holdout_store": HoldoutStore(),
         "reference_source": references,
+        "judge_client": LiteLLMJudgeClient(),
     }
 
 
@@ -78,6 +89,12 @@ defs = Definitions(
         golden_pool_rotation,
         holdout_evaluation,
         golden_export,
+        candidate_outputs,
+        assertion_results,
+        judge_verdicts,
+        judge_ensemble_and_review_queue,
+        pairwise_verdicts,
+        bt_ratings,
         analytics_snapshot,
     ],
     jobs=[daily_job, quarterly_job],

@@ -364,7 +364,11 @@ ASSERTION_RESULTS = Table(
     "assertion_results",
     "Layer 1: deterministic checks on sampled traces and candidate outputs, run before any judge.",
     (
-        Column("subject", "VARCHAR", "'trace' (a sampled production trace) or 'candidate' (a candidate output)."),
+        Column(
+            "subject",
+            "VARCHAR",
+            "'trace' (a sampled production trace) or 'candidate' (a candidate output).",
+        ),
         Column("subject_id", "VARCHAR", "trace_id, or case_id|app_version for a candidate."),
         Column("case_id", "VARCHAR", "Golden case (candidates only)."),
         Column("app_version", "VARCHAR", "App version that produced the output."),
@@ -381,7 +385,11 @@ JUDGE_CACHE = Table(
     (
         Column("cache_key", "VARCHAR", "sha256 of (model, messages, rubric version, parameters)."),
         Column("model", "VARCHAR", "litellm model string."),
-        Column("purpose", "VARCHAR", "judge:<rubric>@<version>, pairwise:<rubric>@<version> or candidate:<app version>."),
+        Column(
+            "purpose",
+            "VARCHAR",
+            "judge:<rubric>@<version>, pairwise:<rubric>@<version> or candidate:<app version>.",
+        ),
         Column("response", "VARCHAR", "Raw response text (null on error)."),
         Column("error", "VARCHAR", "Null, or why the call ended without a valid response."),
         Column("attempts", "INTEGER", "Provider calls made, retries included."),
@@ -416,7 +424,11 @@ JUDGE_VERDICTS = Table(
         Column("judge", "VARCHAR", "litellm model string of the judge."),
         Column("rubric", "VARCHAR", "Rubric name."),
         Column("rubric_version", "VARCHAR", "Rubric version."),
-        Column("verdict", "VARCHAR", "pass / fail (binary rubrics); null on error or for dimensional rubrics."),
+        Column(
+            "verdict",
+            "VARCHAR",
+            "pass / fail (binary rubrics); null on error or for dimensional rubrics.",
+        ),
         Column("scores", "JSON", "Per-dimension 1-4 scores (dimensional rubrics)."),
         Column("critique", "VARCHAR", "The judge's critique."),
         Column("raw", "VARCHAR", "Raw judge response."),
@@ -436,12 +448,20 @@ JUDGE_ENSEMBLE = Table(
         Column("category", "VARCHAR", "Task category."),
         Column("rubric", "VARCHAR", "Rubric name."),
         Column("rubric_version", "VARCHAR", "Rubric version."),
-        Column("verdict", "VARCHAR", "Majority pass/fail; null when there is no majority of valid votes."),
+        Column(
+            "verdict",
+            "VARCHAR",
+            "Majority pass/fail; null when there is no majority of valid votes.",
+        ),
         Column("scores", "JSON", "Per-dimension median (dimensional rubrics)."),
         Column("n_judges", "INTEGER", "Judges configured."),
         Column("n_valid", "INTEGER", "Judges that returned a valid verdict."),
         Column("n_pass", "INTEGER", "Pass votes."),
-        Column("unanimous", "BOOLEAN", "All valid votes agree (binary) / no two judges more than 1 point apart (dimensional)."),
+        Column(
+            "unanimous",
+            "BOOLEAN",
+            "All valid votes agree (binary) / no two judges more than 1 point apart (dimensional).",
+        ),
     ),
 )
 
@@ -454,7 +474,9 @@ REVIEW_QUEUE = Table(
         Column("category", "VARCHAR", "Task category."),
         Column("rubric", "VARCHAR", "Rubric name."),
         Column("rubric_version", "VARCHAR", "Rubric version."),
-        Column("reason", "VARCHAR", "split_vote, dimension_disagreement or judge_error, with detail."),
+        Column(
+            "reason", "VARCHAR", "split_vote, dimension_disagreement or judge_error, with detail."
+        ),
         Column("queued_at", "TIMESTAMP", "When the case was queued (UTC)."),
     ),
 )
@@ -468,9 +490,19 @@ PAIRWISE_VERDICTS = Table(
         Column("version_b", "VARCHAR", "Second app version of the pair."),
         Column("judge", "VARCHAR", "litellm model string of the judge."),
         Column("rubric_version", "VARCHAR", "Pairwise rubric version."),
-        Column("ab_winner", "VARCHAR", "Winner with version_a shown first: a, b or tie (null on error)."),
-        Column("ba_winner", "VARCHAR", "Winner with version_b shown first, mapped back to a/b/tie."),
-        Column("outcome", "VARCHAR", "a, b or tie after both orders (inconsistent = tie); null on error."),
+        Column(
+            "ab_winner",
+            "VARCHAR",
+            "Winner with version_a shown first: a, b or tie (null on error).",
+        ),
+        Column(
+            "ba_winner", "VARCHAR", "Winner with version_b shown first, mapped back to a/b/tie."
+        ),
+        Column(
+            "outcome",
+            "VARCHAR",
+            "a, b or tie after both orders (inconsistent = tie); null on error.",
+        ),
         Column("position_consistent", "BOOLEAN", "Both orders agree."),
         Column("error", "VARCHAR", "Null, or why the pair has no outcome."),
     ),
@@ -482,7 +514,11 @@ BT_RATINGS = Table(
     (
         Column("judge", "VARCHAR", "Judge whose pairwise verdicts were used."),
         Column("app_version", "VARCHAR", "App version."),
-        Column("rating", "DOUBLE", "Log-strength (Elo-like scale: 400/ln 10 per unit, centred at 0 = mean version)."),
+        Column(
+            "rating",
+            "DOUBLE",
+            "Log-strength (Elo-like scale: 400/ln 10 per unit, centred at 0 = mean version).",
+        ),
         Column("ci_low", "DOUBLE", "Bootstrap 2.5% quantile."),
         Column("ci_high", "DOUBLE", "Bootstrap 97.5% quantile."),
         Column("comparisons", "INTEGER", "Pairwise outcomes involving this version."),

@@ -42,3 +42,26 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> N
         conn.execute(table.ddl())
         for stmt in table.comment_sql():
             conn.execute(stmt)
+
+
+def replace_table(
+    conn: duckdb.DuckDBPyConnection,
+    table: Table,
+    frame: object,
+    casts: dict[str, str] | None = None,
+) -> None:
+    """Replace all rows of `table` with `frame` (pandas or Arrow) in one transaction."""
+    casts = casts or {}
+    cols = ", ".join(f"{c}::{casts[c]}" if c in casts else c for c in table.column_names)
+    conn.register("_replacement_rows", frame)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {table.name}")
+            conn.execute(f"INSERT INTO {table.name} SELECT {cols} FROM _replacement_rows")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister("_replacement_rows")

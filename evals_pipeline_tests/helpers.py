@@ -9,6 +9,7 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 
 from evals_pipeline.definitions import defs
 from evals_pipeline.ingest.sources import FileTraceSource
+from evals_pipeline.judging.client import LiteLLMJudgeClient
 from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.references import SimulatorReferences
 from evals_pipeline.pools.store import HoldoutStore
@@ -21,6 +22,9 @@ def _resources(source_root: Path) -> dict[str, object]:
         "trace_source": FileTraceSource(root=str(source_root)),
         "holdout_store": HoldoutStore(),
         "reference_source": SimulatorReferences(root=str(source_root)),
+        "judge_client": LiteLLMJudgeClient(
+            api_bases={f"offline/product-{v}": str(source_root) for v in ("v1", "v2", "v3")}
+        ),
     }
 
 

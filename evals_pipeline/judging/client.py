@@ -26,7 +26,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -39,8 +39,12 @@ from evals_pipeline.records import JUDGE_CACHE
 log = logging.getLogger(__name__)
 
 
-def cache_key(model: str, messages: Sequence[dict[str, str]], purpose: str, params: dict[str, Any]) -> str:
-    payload = json.dumps([model, list(messages), purpose, params], sort_keys=True, ensure_ascii=False)
+def cache_key(
+    model: str, messages: Sequence[dict[str, str]], purpose: str, params: dict[str, Any]
+) -> str:
+    payload = json.dumps(
+        [model, list(messages), purpose, params], sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -88,9 +92,16 @@ class JudgeClient(ConfigurableResource, ABC):
     """Makes one model call (with retries); `run_calls` adds caching and concurrency."""
 
     max_concurrency: int = Field(default=16, description="Calls in flight per provider.")
-    requests_per_minute: int = Field(default=0, description="Per-provider request budget; 0 = unlimited.")
-    max_retries: int = Field(default=4, description="Retries after the first attempt for transient failures and malformed responses.")
-    backoff_s: float = Field(default=0.5, description="First retry delay; doubles each retry (with jitter).")
+    requests_per_minute: int = Field(
+        default=0, description="Per-provider request budget; 0 = unlimited."
+    )
+    max_retries: int = Field(
+        default=4,
+        description="Retries after the first attempt for transient failures and malformed responses.",
+    )
+    backoff_s: float = Field(
+        default=0.5, description="First retry delay; doubles each retry (with jitter)."
+    )
     timeout_s: float = Field(default=60.0, description="Per-attempt timeout in seconds.")
     retry_errors: bool = Field(
         default=False,
@@ -112,7 +123,9 @@ class JudgeClient(ConfigurableResource, ABC):
     def prepare(self) -> None:
         """Set up the client library before a batch (idempotent)."""
 
-    async def call_with_retries(self, call: Call, gate: asyncio.Semaphore, budget: _RateBudget) -> CallResult:
+    async def call_with_retries(
+        self, call: Call, gate: asyncio.Semaphore, budget: _RateBudget
+    ) -> CallResult:
         attempts, cost, last_error, latency = 0, 0.0, "no attempt", 0.0
         for attempt in range(self.max_retries + 1):
             attempts += 1
@@ -120,7 +133,9 @@ class JudgeClient(ConfigurableResource, ABC):
             async with gate:
                 t0 = time.perf_counter()
                 try:
-                    text, c = await asyncio.wait_for(self.call_once(call), timeout=self.timeout_s + 5)
+                    text, c = await asyncio.wait_for(
+                        self.call_once(call), timeout=self.timeout_s + 5
+                    )
                     cost += c
                 except Exception as exc:  # classified below; never swallowed as a pass
                     latency = (time.perf_counter() - t0) * 1000
@@ -138,8 +153,20 @@ class JudgeClient(ConfigurableResource, ABC):
                     continue
             else:
                 parsed = text
-            return CallResult(call.key, call.model, call.purpose, text, None, attempts, cost, latency, parsed=parsed)
-        return CallResult(call.key, call.model, call.purpose, None, last_error, attempts, cost, latency)
+            return CallResult(
+                call.key,
+                call.model,
+                call.purpose,
+                text,
+                None,
+                attempts,
+                cost,
+                latency,
+                parsed=parsed,
+            )
+        return CallResult(
+            call.key, call.model, call.purpose, None, last_error, attempts, cost, latency
+        )
 
 
 class _RateBudget:
@@ -179,13 +206,15 @@ class LiteLLMJudgeClient(JudgeClient):
     async def call_once(self, call: Call) -> tuple[str, float]:
         import litellm
 
+        params = dict(call.params)
+        api_base = params.pop("api_base", None) or self.api_bases.get(call.model)
         response = await litellm.acompletion(
             model=call.model,
             messages=call.messages,
-            api_base=self.api_bases.get(call.model),
+            api_base=api_base,
             timeout=self.timeout_s,
             num_retries=0,  # retries are ours: counted, backed off and logged
-            **call.params,
+            **params,
         )
         text = response.choices[0].message.content or ""
         usage = getattr(response, "usage", None)
@@ -210,12 +239,16 @@ class LiteLLMJudgeClient(JudgeClient):
             litellm.exceptions.ServiceUnavailableError,
             litellm.exceptions.Timeout,
             litellm.exceptions.APIConnectionError,
-            litellm.exceptions.BadGatewayError if hasattr(litellm.exceptions, "BadGatewayError") else litellm.exceptions.APIError,
+            litellm.exceptions.BadGatewayError
+            if hasattr(litellm.exceptions, "BadGatewayError")
+            else litellm.exceptions.APIError,
         )
         return isinstance(exc, transient)
 
 
-def _cached(conn: duckdb.DuckDBPyConnection, keys: list[str], include_errors: bool) -> dict[str, CallResult]:
+def _cached(
+    conn: duckdb.DuckDBPyConnection, keys: list[str], include_errors: bool
+) -> dict[str, CallResult]:
     if not keys:
         return {}
     conn.register("_wanted_keys", pa.table({"cache_key": keys}))
@@ -227,13 +260,15 @@ def _cached(conn: duckdb.DuckDBPyConnection, keys: list[str], include_errors: bo
         ).fetchall()
     finally:
         conn.unregister("_wanted_keys")
-    return {r[0]: CallResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], cached=True) for r in rows}
+    return {
+        r[0]: CallResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], cached=True) for r in rows
+    }
 
 
 def _persist(conn: duckdb.DuckDBPyConnection, results: list[CallResult]) -> None:
     if not results:
         return
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     batch = pa.table(
         {
             "cache_key": [r.key for r in results],
@@ -283,8 +318,12 @@ def run_calls(
     todo = [c for k, c in unique.items() if k not in results]
     stats = RunStats(total=len(unique), cached=len(results), called=len(todo))
     if todo:
-        progress(f"{len(todo):,} calls to make ({len(results):,} of {len(unique):,} already cached)")
-        asyncio.run(_run_async(client, conn, todo, results, stats, progress, flush_every_s, on_flush))
+        progress(
+            f"{len(todo):,} calls to make ({len(results):,} of {len(unique):,} already cached)"
+        )
+        asyncio.run(
+            _run_async(client, conn, todo, results, stats, progress, flush_every_s, on_flush)
+        )
     stats.seconds = time.perf_counter() - t0
     stats.errors = sum(1 for r in results.values() if r.error)
     for r in results.values():
@@ -323,7 +362,11 @@ async def _run_async(
         pending = []
 
     tasks = [
-        asyncio.ensure_future(client.call_with_retries(c, gates[c.model.split("/", 1)[0]], budgets[c.model.split("/", 1)[0]]))
+        asyncio.ensure_future(
+            client.call_with_retries(
+                c, gates[c.model.split("/", 1)[0]], budgets[c.model.split("/", 1)[0]]
+            )
+        )
         for c in todo
     ]
     try:
@@ -341,7 +384,9 @@ async def _run_async(
             if now - last_log >= 5.0 or done == len(todo):
                 rate = done / max(now - started, 1e-9)
                 errors = sum(1 for x in results.values() if x.error)
-                progress(f"{done:,}/{len(todo):,} calls, {rate:,.1f}/s, ${stats.cost_usd:.4f} so far, {errors} errors")
+                progress(
+                    f"{done:,}/{len(todo):,} calls, {rate:,.1f}/s, ${stats.cost_usd:.4f} so far, {errors} errors"
+                )
                 last_log = now
     finally:
         for t in tasks:

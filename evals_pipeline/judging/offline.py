@@ -36,8 +36,53 @@ JUDGE_ERROR = {"reference-judge": 0.03, "reference-judge-b": 0.06}
 JUDGE_PRICE = (0.15e-6, 0.60e-6)  # USD per input / output token
 
 STOPWORDS = frozenset(
-    "a an the and or of to in on at by for is are be it this that as with from your you i me my we our "
-    "then than what which who can could would should do does did not no yes t s".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "is",
+        "are",
+        "be",
+        "it",
+        "this",
+        "that",
+        "as",
+        "with",
+        "from",
+        "your",
+        "you",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "then",
+        "than",
+        "what",
+        "which",
+        "who",
+        "can",
+        "could",
+        "would",
+        "should",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "yes",
+        "t",
+        "s",
+    ]
 )
 _WORD = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"(?<![#\w])\d+(?:\.\d+)?(?![\w])")
@@ -46,8 +91,12 @@ _INJECTION = re.compile(
     r"|you are (?:the|an?) (?:judge|evaluator|grader)|verdict\s*[:=]|system prompt)[^.!?\n]*[.!?]?",
     re.IGNORECASE,
 )
-CONFIDENT = re.compile(r"\b(certainly|definitely|absolutely|i'm confident|fully up to date|guaranteed)\b", re.I)
-REFUSAL = re.compile(r"\b(can't|cannot|can not|won't|unable to) (help|share|assist|provide)\b", re.I)
+CONFIDENT = re.compile(
+    r"\b(certainly|definitely|absolutely|i'm confident|fully up to date|guaranteed)\b", re.I
+)
+REFUSAL = re.compile(
+    r"\b(can't|cannot|can not|won't|unable to) (help|share|assist|provide)\b", re.I
+)
 
 
 def _u(*parts: str) -> float:
@@ -66,7 +115,9 @@ def _content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
-def reference_check(output: str, reference_good: str, reference_borderline: str) -> tuple[bool, str, float]:
+def reference_check(
+    output: str, reference_good: str, reference_borderline: str
+) -> tuple[bool, str, float]:
     """(passes, critique, recall): the borderline reference's content, and no foreign numbers."""
     essential = set(_content_words(reference_borderline))
     said = set(_content_words(output))
@@ -74,10 +125,18 @@ def reference_check(output: str, reference_good: str, reference_borderline: str)
     known = set(_NUMBER.findall(reference_good)) | set(_NUMBER.findall(reference_borderline))
     foreign = [n for n in _NUMBER.findall(output) if n not in known] if known else []
     if foreign:
-        return False, f"States {', '.join(sorted(set(foreign))[:3])}, which the references do not support.", recall
+        return (
+            False,
+            f"States {', '.join(sorted(set(foreign))[:3])}, which the references do not support.",
+            recall,
+        )
     if recall < 0.6:
         missing = sorted(essential - said)[:4]
-        return False, f"Leaves out what an acceptable answer must say ({', '.join(missing)}).", recall
+        return (
+            False,
+            f"Leaves out what an acceptable answer must say ({', '.join(missing)}).",
+            recall,
+        )
     return True, "Says what the references require and nothing that contradicts them.", recall
 
 
@@ -85,9 +144,17 @@ def generic_helpfulness(output: str) -> tuple[bool, str, float]:
     """The biased judge: long, confident answers look helpful."""
     words = len(output.split())
     confident = bool(CONFIDENT.search(output))
-    score = min(1.0, words / 40) + (0.35 if confident else 0.0) - (0.5 if REFUSAL.search(output) else 0.0)
+    score = (
+        min(1.0, words / 40)
+        + (0.35 if confident else 0.0)
+        - (0.5 if REFUSAL.search(output) else 0.0)
+    )
     ok = score >= 0.55
-    return ok, ("Detailed, confident and helpful." if ok else "Too brief to be really helpful."), score
+    return (
+        ok,
+        ("Detailed, confident and helpful." if ok else "Too brief to be really helpful."),
+        score,
+    )
 
 
 def _judge_binary(judge: str, prompt: str) -> dict[str, Any]:
@@ -96,7 +163,9 @@ def _judge_binary(judge: str, prompt: str) -> dict[str, Any]:
         ok, critique, _ = generic_helpfulness(output)
     else:
         ok, critique, _ = reference_check(
-            output, read_section(prompt, "REFERENCE HIGH-QUALITY") or "", read_section(prompt, "REFERENCE BORDERLINE") or ""
+            output,
+            read_section(prompt, "REFERENCE HIGH-QUALITY") or "",
+            read_section(prompt, "REFERENCE BORDERLINE") or "",
         )
         if _u(judge, prompt) < JUDGE_ERROR[judge]:
             ok, critique = not ok, critique + " (on reflection, the opposite.)"
@@ -115,7 +184,9 @@ def _judge_dimensional(judge: str, prompt: str, dimensions: list[str]) -> dict[s
         scores = dict.fromkeys(dimensions, level)
         scores["conciseness"] = 4 if words > 30 else 3
         return {"critique": "Rated on overall helpfulness.", "scores": scores}
-    ok, critique, recall = reference_check(output, good, read_section(prompt, "REFERENCE BORDERLINE") or "")
+    ok, critique, recall = reference_check(
+        output, good, read_section(prompt, "REFERENCE BORDERLINE") or ""
+    )
     context = read_section(prompt, "CONTEXT") or ""
     ratio = words / ref_words
     scores = {
@@ -148,7 +219,10 @@ def _judge_pairwise(judge: str, prompt: str) -> dict[str, Any]:
 
 # ---- the simulated product -------------------------------------------------------------
 
-_QUESTION = re.compile(r"^(?:Hi, |Quick question: |Hello! |Hey - |Please help: )?(?P<q>.*?) \(ticket (?P<t>#\d+)\)\s*$", re.S)
+_QUESTION = re.compile(
+    r"^(?:Hi, |Quick question: |Hello! |Hey - |Please help: )?(?P<q>.*?) \(ticket (?P<t>#\d+)\)\s*$",
+    re.S,
+)
 
 
 @lru_cache(maxsize=4)
@@ -185,6 +259,7 @@ def product_answer(root: str, version: str, user_input: str) -> str:
 
 # ---- litellm wiring ----------------------------------------------------------------------
 
+
 def _handler_class() -> type:
     import litellm
     from litellm import CustomLLM
@@ -192,14 +267,24 @@ def _handler_class() -> type:
     class OfflineLLM(CustomLLM):
         """litellm custom provider serving the offline models above."""
 
-        def _respond(self, model: str, messages: list[dict[str, Any]], api_base: str | None, optional_params: dict[str, Any]) -> Any:
+        def _respond(
+            self,
+            model: str,
+            messages: list[dict[str, Any]],
+            api_base: str | None,
+            optional_params: dict[str, Any],
+        ) -> Any:
             name = model.split("/", 1)[-1]
             prompt = "\n".join(str(m.get("content", "")) for m in messages)
             if name.startswith("product-"):
-                user = next((str(m["content"]) for m in reversed(messages) if m.get("role") == "user"), "")
+                user = next(
+                    (str(m["content"]) for m in reversed(messages) if m.get("role") == "user"), ""
+                )
                 from evals_pipeline.paths import traffic_dir
 
-                text = product_answer(api_base or str(traffic_dir()), name.removeprefix("product-"), user)
+                text = product_answer(
+                    api_base or str(traffic_dir()), name.removeprefix("product-"), user
+                )
             elif name in ("reference-judge", "reference-judge-b", "generic-judge"):
                 if read_section(prompt, "OUTPUT A") is not None:
                     body = _judge_pairwise(name, prompt)
@@ -216,15 +301,37 @@ def _handler_class() -> type:
             n_in, n_out = int(len(prompt.split()) * 1.3) + 4, int(len(text.split()) * 1.3) + 2
             return litellm.ModelResponse(
                 model=model,
-                choices=[{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                usage={"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out},
+                choices=[
+                    {"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                ],
+                usage={
+                    "prompt_tokens": n_in,
+                    "completion_tokens": n_out,
+                    "total_tokens": n_in + n_out,
+                },
                 created=int(time.time()),
             )
 
-        def completion(self, model: str, messages: list, api_base: str, *args: Any, optional_params: dict | None = None, **kwargs: Any) -> Any:
+        def completion(
+            self,
+            model: str,
+            messages: list,
+            api_base: str,
+            *args: Any,
+            optional_params: dict | None = None,
+            **kwargs: Any,
+        ) -> Any:
             return self._respond(model, messages, api_base, optional_params or {})
 
-        async def acompletion(self, model: str, messages: list, api_base: str, *args: Any, optional_params: dict | None = None, **kwargs: Any) -> Any:
+        async def acompletion(
+            self,
+            model: str,
+            messages: list,
+            api_base: str,
+            *args: Any,
+            optional_params: dict | None = None,
+            **kwargs: Any,
+        ) -> Any:
             return self._respond(model, messages, api_base, optional_params or {})
 
     return OfflineLLM
@@ -250,10 +357,20 @@ def register_offline_provider() -> None:
 
     custom_llm_setup()
     prices = {j: JUDGE_PRICE for j in JUDGES}
-    prices.update({f"offline/product-{v.name}": (v.usd_per_1k_input / 1000, v.usd_per_1k_output / 1000) for v in DEFAULT_VERSIONS})
+    prices.update(
+        {
+            f"offline/product-{v.name}": (v.usd_per_1k_input / 1000, v.usd_per_1k_output / 1000)
+            for v in DEFAULT_VERSIONS
+        }
+    )
     litellm.register_model(
         {
-            model: {"input_cost_per_token": p_in, "output_cost_per_token": p_out, "litellm_provider": PROVIDER, "mode": "chat"}
+            model: {
+                "input_cost_per_token": p_in,
+                "output_cost_per_token": p_out,
+                "litellm_provider": PROVIDER,
+                "mode": "chat",
+            }
             for model, (p_in, p_out) in prices.items()
         }
     )

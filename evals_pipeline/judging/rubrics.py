@@ -81,7 +81,7 @@ def _format(rubric: Rubric) -> str:
     if rubric.kind == "dimensional":
         dims = ", ".join(f'"{d}": 1-4' for d in rubric.dimensions)
         lines = "\n".join(f"- {d}: {desc}" for d, desc in rubric.dimensions.items())
-        return f"Dimensions:\n{lines}\nReply as {{\"critique\": \"...\", \"scores\": {{{dims}}}}}."
+        return f'Dimensions:\n{lines}\nReply as {{"critique": "...", "scores": {{{dims}}}}}.'
     return 'Reply as {"critique": "<one or two sentences>", "winner": "A" | "B" | "tie"}.'
 
 
@@ -97,7 +97,10 @@ def render_messages(
     as labelled data, never as instructions."""
     parts = [rubric.instructions, _format(rubric)]
     for i, ex in enumerate(examples or []):
-        parts.append(f"Example {i + 1} (labelled by a domain expert: {ex['verdict']}):\n" + section("EXAMPLE OUTPUT", ex["output"]))
+        parts.append(
+            f"Example {i + 1} (labelled by a domain expert: {ex['verdict']}):\n"
+            + section("EXAMPLE OUTPUT", ex["output"])
+        )
     parts.append(section("USER INPUT", case.get("input")))
     if case.get("context"):
         parts.append(section("CONTEXT", case.get("context")))

@@ -1,0 +1,460 @@
+"""Dagster wiring of judging: candidate outputs, Layer-1 assertions, the judge ensemble with
+its review queue, pairwise verdicts and Bradley-Terry ratings.
+
+All of it reads the active pool only and has no holdout_store resource.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from functools import partial
+from itertools import combinations
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
+
+from evals_pipeline.judging.assertions import REGISTRY, write_assertion_results
+from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
+from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStats, run_calls
+from evals_pipeline.judging.ensemble import write_ensemble
+from evals_pipeline.judging.offline import JUDGES
+from evals_pipeline.judging.pii import redact
+from evals_pipeline.judging.rubrics import Rubric, load_rubric, parse_response, render_messages
+from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.records import (
+    ASSERTION_RESULTS,
+    BT_RATINGS,
+    CANDIDATE_OUTPUTS,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    PAIRWISE_VERDICTS,
+    REVIEW_QUEUE,
+)
+from evals_pipeline.simulator.traffic import DEFAULT_VERSIONS
+from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
+
+ACTIVE_CASES_SQL = """
+SELECT c.case_id, c.category, c.input, c.reference_good, c.reference_borderline
+FROM golden_cases c JOIN golden_pools p USING (case_id)
+WHERE p.pool = 'active' ORDER BY c.case_id
+"""
+JSON_MODE = {"temperature": 0, "response_format": {"type": "json_object"}}
+
+
+class AppVersionSpec(Config):
+    name: str = Field(description="App version name (as in traces.app_version).")
+    model: str = Field(
+        description="litellm model string, e.g. openai/gpt-4o-mini or offline/product-v3."
+    )
+    system_prompt: str = Field(description="The version's system prompt (its prompt template).")
+    api_base: str = Field(
+        default="", description="Optional endpoint for this model (self-hosted, proxies)."
+    )
+
+
+def default_versions() -> list[AppVersionSpec]:
+    return [
+        AppVersionSpec(
+            name=v.name, model=f"offline/product-{v.name}", system_prompt=v.system_prompt
+        )
+        for v in DEFAULT_VERSIONS
+    ]
+
+
+class CandidateConfig(Config):
+    app_versions: list[AppVersionSpec] = Field(
+        default_factory=default_versions, description="App versions to generate outputs with."
+    )
+
+
+class JudgeConfig(Config):
+    judges: list[str] = Field(
+        default=list(JUDGES), description="litellm model strings of the ensemble (default 3)."
+    )
+    rubric: str = Field(
+        default="pass_fail",
+        description="Binary rubric file (judging/rubrics/<name>.yaml) for every case.",
+    )
+    dimensional_rubric: str = Field(
+        default="factual_qa", description="Dimensional rubric for some categories; empty to skip."
+    )
+    dimensional_categories: list[str] = Field(
+        default=["factual_lookup"], description="Categories the dimensional rubric applies to."
+    )
+
+
+class PairwiseConfig(Config):
+    judges: list[str] = Field(
+        default=["offline/reference-judge", "offline/generic-judge"],
+        description="Judges for pairwise comparisons.",
+    )
+    rubric: str = Field(default="pairwise", description="Pairwise rubric file.")
+    app_versions: list[str] = Field(
+        default=[], description="Versions to compare pairwise; empty = all with outputs."
+    )
+
+
+class RatingsConfig(Config):
+    bootstrap: int = Field(
+        default=200, description="Bootstrap resamples (over cases) for the 95% intervals."
+    )
+    seed: int = Field(default=0, description="Bootstrap seed.")
+
+
+def _stats_metadata(stats: RunStats, pii: Counter[str]) -> dict[str, MetadataValue]:
+    return {
+        "calls_total": MetadataValue.int(stats.total),
+        "calls_cached": MetadataValue.int(stats.cached),
+        "calls_made": MetadataValue.int(stats.called),
+        "provider_requests": MetadataValue.int(stats.provider_calls),
+        "errors": MetadataValue.int(stats.errors),
+        "errors_by_kind": MetadataValue.json(stats.by_error),
+        "cost_usd_this_run": MetadataValue.float(round(stats.cost_usd, 6)),
+        "seconds": MetadataValue.float(round(stats.seconds, 2)),
+        "pii_redacted": MetadataValue.json(dict(pii)),
+    }
+
+
+def _redacted_case(row: dict[str, object], pii: Counter[str]) -> dict[str, str | None]:
+    return {k: redact(row.get(k), pii) for k in ("input", "reference_good", "reference_borderline")}  # type: ignore[arg-type]
+
+
+@asset(group_name="judging", kinds={"duckdb", "litellm"}, deps=["golden_pools", "golden_cases"])
+def candidate_outputs(
+    context: AssetExecutionContext,
+    config: CandidateConfig,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+) -> MaterializeResult:
+    """Outputs of each configured app version (litellm model + prompt template) for the
+    active pool's inputs, PII redacted before the call. Cached: unchanged cases cost nothing."""
+    pii: Counter[str] = Counter()
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [CANDIDATE_OUTPUTS])
+        cases = conn.execute(ACTIVE_CASES_SQL).df()
+        calls, keys = [], []
+        for v in config.app_versions:
+            params = {"temperature": 0, **({"api_base": v.api_base} if v.api_base else {})}
+            for row in cases.to_dict("records"):
+                messages = [
+                    {"role": "system", "content": v.system_prompt},
+                    {"role": "user", "content": redact(row["input"], pii)},
+                ]
+                calls.append(Call(v.model, messages, f"candidate:{v.name}", params))
+                keys.append((row["case_id"], v.name, v.model))
+        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+        frame = pd.DataFrame(
+            [
+                (c, n, m, r.response, r.error, r.cost_usd, r.latency_ms, r.key)
+                for (c, n, m), r in zip(keys, results, strict=True)
+            ],
+            columns=CANDIDATE_OUTPUTS.column_names,
+        )
+        replace_table(conn, CANDIDATE_OUTPUTS, frame)
+        summary = conn.execute(
+            """SELECT app_version, count(*) AS cases, count(error) AS errors, round(sum(cost_usd), 5) AS cost_usd,
+                      round(avg(latency_ms), 1) AS mean_latency_ms FROM candidate_outputs GROUP BY 1 ORDER BY 1"""
+        ).df()
+        return MaterializeResult(
+            metadata={
+                **table_metadata(
+                    conn,
+                    "candidate_outputs",
+                    preview_columns=["case_id", "app_version", "output", "error"],
+                ),
+                **_stats_metadata(stats, pii),
+                "by_version": MetadataValue.md(markdown_table(summary)),
+            }
+        )
+
+
+SUBJECTS_SQL = {
+    "trace": """SELECT 'trace' AS subject, t.trace_id AS subject_id, NULL AS case_id, t.app_version, t.category,
+                       t.output, t.input, t.tool_calls
+                FROM traces t WHERE NOT t.sealed AND t.trace_id IN (SELECT trace_id FROM trace_sample)""",
+    "candidate": """SELECT 'candidate' AS subject, o.case_id || '|' || o.app_version AS subject_id, o.case_id, o.app_version,
+                           g.category, o.output, g.input, NULL::JSON AS tool_calls
+                    FROM candidate_outputs o JOIN golden_cases g USING (case_id) WHERE o.error IS NULL""",
+}
+
+
+@asset(group_name="judging", kinds={"duckdb"}, deps=["trace_sample", "traces", "candidate_outputs"])
+def assertion_results(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Layer 1: deterministic checks (non-empty, JSON validity, refusal where sensitive, no
+    over-refusal, ISO dates, tool-call correctness, calculator use, no PII in the output) on
+    every sampled trace and every candidate output, before any judge."""
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [ASSERTION_RESULTS])
+        ensure_tables(conn, [CANDIDATE_OUTPUTS])
+        for subject, sql in SUBJECTS_SQL.items():
+            n = write_assertion_results(conn, sql, subject)
+            context.log.info(f"{n:,} assertion results on {subject}s")
+        rates = conn.execute(
+            """SELECT subject, assertion, count(*) AS checked, round(avg(passed::INT), 4) AS pass_rate
+               FROM assertion_results GROUP BY ALL ORDER BY 1, 2"""
+        ).df()
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "assertion_results"),
+                "pass_rates": MetadataValue.md(markdown_table(rates)),
+                "registry": MetadataValue.md(
+                    markdown_table(
+                        pd.DataFrame(
+                            [(a.name, ", ".join(a.categories), a.description) for a in REGISTRY],
+                            columns=["assertion", "categories", "what"],
+                        )
+                    )
+                ),
+            }
+        )
+
+
+def _verdict_row(case_id: str, version: str, judge: str, rubric: Rubric, r: CallResult) -> tuple:
+    parsed = r.parsed if isinstance(r.parsed, dict) else {}
+    scores = parsed.get("scores")
+    return (
+        case_id,
+        version,
+        judge,
+        rubric.name,
+        rubric.version,
+        parsed.get("verdict") if r.error is None else None,
+        json.dumps(scores) if scores else None,
+        parsed.get("critique"),
+        r.response,
+        r.cost_usd,
+        r.latency_ms,
+        r.key,
+        r.error,
+    )
+
+
+@asset(group_name="judging", kinds={"duckdb", "litellm"}, deps=["candidate_outputs"])
+def judge_verdicts(
+    context: AssetExecutionContext,
+    config: JudgeConfig,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+) -> MaterializeResult:
+    """Every judge's verdict on every candidate output: the binary rubric on all cases, the
+    dimensional rubric where configured. Untrusted text sits between markers, PII is
+    redacted, responses are parsed and validated; a failed call is an error, never a pass."""
+    rubrics = [load_rubric(config.rubric)]
+    if config.dimensional_rubric:
+        rubrics.append(load_rubric(config.dimensional_rubric))
+    pii: Counter[str] = Counter()
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [JUDGE_VERDICTS])
+        rows = conn.execute(
+            f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
+                JOIN candidate_outputs o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
+        ).df()
+        calls, keys = [], []
+        for row in rows.to_dict("records"):
+            case = _redacted_case(row, pii)
+            output = redact(row["output"], pii)
+            for rubric in rubrics:
+                if (
+                    rubric.kind == "dimensional"
+                    and row["category"] not in config.dimensional_categories
+                ):
+                    continue
+                messages = render_messages(rubric, case, output)
+                for judge in config.judges:
+                    calls.append(
+                        Call(
+                            judge,
+                            messages,
+                            f"judge:{rubric.key}",
+                            JSON_MODE,
+                            partial(parse_response, rubric),
+                        )
+                    )
+                    keys.append((row["case_id"], row["app_version"], judge, rubric))
+        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+        frame = pd.DataFrame(
+            [_verdict_row(c, v, j, rb, r) for (c, v, j, rb), r in zip(keys, results, strict=True)],
+            columns=JUDGE_VERDICTS.column_names,
+        )
+        replace_table(conn, JUDGE_VERDICTS, frame, casts={"scores": "JSON"})
+        by_judge = conn.execute(
+            """SELECT judge, rubric, app_version, count(*) AS n, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
+                      count(error) AS errors FROM judge_verdicts GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        return MaterializeResult(
+            metadata={
+                **table_metadata(
+                    conn,
+                    "judge_verdicts",
+                    preview_columns=["case_id", "app_version", "judge", "verdict", "critique"],
+                ),
+                **_stats_metadata(stats, pii),
+                "pass_rate_by_judge": MetadataValue.md(markdown_table(by_judge)),
+            }
+        )
+
+
+@multi_asset(
+    name="judge_ensemble_and_review_queue",
+    specs=[
+        AssetSpec(
+            "judge_ensemble",
+            description="Majority vote (binary) or per-dimension median (dimensional) of the judges, per case x version.",
+            group_name="judging",
+            kinds={"duckdb"},
+            deps=["judge_verdicts"],
+        ),
+        AssetSpec(
+            "review_queue",
+            description="Cases for a domain expert: split votes, judges more than 1 point apart, judge errors.",
+            group_name="judging",
+            kinds={"duckdb"},
+            deps=["judge_verdicts"],
+        ),
+    ],
+)
+def judge_ensemble_and_review_queue(
+    context: AssetExecutionContext, config: JudgeConfig, warehouse: Warehouse
+) -> Iterator[MaterializeResult]:
+    """Combine the judges and queue what they disagree on."""
+    rubrics = [load_rubric(config.rubric)] + (
+        [load_rubric(config.dimensional_rubric)] if config.dimensional_rubric else []
+    )
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
+        write_ensemble(conn, rubrics)
+        reasons = conn.execute(
+            "SELECT split_part(reason, ':', 1) AS reason, count(*) AS cases FROM review_queue GROUP BY 1 ORDER BY 2 DESC"
+        ).df()
+        rates = conn.execute(
+            """SELECT app_version, rubric, count(*) AS cases, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
+                      round(avg(unanimous::INT), 3) AS unanimous FROM judge_ensemble GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        yield MaterializeResult(
+            asset_key="judge_ensemble",
+            metadata={
+                **table_metadata(conn, "judge_ensemble"),
+                "by_version": MetadataValue.md(markdown_table(rates)),
+            },
+        )
+        yield MaterializeResult(
+            asset_key="review_queue",
+            metadata={
+                **table_metadata(conn, "review_queue"),
+                "by_reason": MetadataValue.md(markdown_table(reasons)),
+            },
+        )
+
+
+@asset(group_name="judging", kinds={"duckdb", "litellm"}, deps=["candidate_outputs"])
+def pairwise_verdicts(
+    context: AssetExecutionContext,
+    config: PairwiseConfig,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+) -> MaterializeResult:
+    """Two app versions on the same case, judged in both orders; an order-inconsistent result
+    counts as a tie and as a position inconsistency."""
+    rubric = load_rubric(config.rubric)
+    pii: Counter[str] = Counter()
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [PAIRWISE_VERDICTS])
+        outputs = conn.execute(
+            f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
+                JOIN candidate_outputs o USING (case_id) WHERE o.error IS NULL"""
+        ).df()
+        versions = sorted(config.app_versions or outputs["app_version"].unique())
+        by_case = {cid: g.set_index("app_version") for cid, g in outputs.groupby("case_id")}
+        calls, keys = [], []
+        for case_id, g in sorted(by_case.items()):
+            case = _redacted_case(g.iloc[0].to_dict(), pii)
+            for a, b in combinations(versions, 2):
+                if a not in g.index or b not in g.index:
+                    continue
+                out_a, out_b = redact(g.at[a, "output"], pii), redact(g.at[b, "output"], pii)
+                for judge in config.judges:
+                    for order, (x, y) in (("ab", (out_a, out_b)), ("ba", (out_b, out_a))):
+                        calls.append(
+                            Call(
+                                judge,
+                                render_messages(rubric, case, x, y),
+                                f"pairwise:{rubric.key}",
+                                JSON_MODE,
+                                partial(parse_response, rubric),
+                            )
+                        )
+                        keys.append((case_id, a, b, judge, order))
+        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+        found: dict[tuple, dict[str, CallResult]] = {}
+        for (case_id, a, b, judge, order), r in zip(keys, results, strict=True):
+            found.setdefault((case_id, a, b, judge), {})[order] = r
+        rows = []
+        for (case_id, a, b, judge), pair in sorted(found.items()):
+            ab, ba = pair["ab"], pair["ba"]
+            errors = "; ".join(f"{o}: {r.error}" for o, r in pair.items() if r.error)
+            ab_w = {"A": "a", "B": "b", "tie": "tie"}[ab.parsed["winner"]] if not ab.error else None  # type: ignore[index]
+            ba_w = {"A": "b", "B": "a", "tie": "tie"}[ba.parsed["winner"]] if not ba.error else None  # type: ignore[index]
+            consistent = None if errors else ab_w == ba_w
+            outcome = None if errors else (ab_w if consistent else "tie")
+            rows.append(
+                (
+                    case_id,
+                    a,
+                    b,
+                    judge,
+                    rubric.version,
+                    ab_w,
+                    ba_w,
+                    outcome,
+                    consistent,
+                    errors or None,
+                )
+            )
+        frame = pd.DataFrame(rows, columns=PAIRWISE_VERDICTS.column_names)
+        replace_table(conn, PAIRWISE_VERDICTS, frame)
+        consistency = conn.execute(
+            """SELECT judge, count(*) AS pairs, round(avg(position_consistent::INT), 3) AS position_consistency,
+                      count(error) AS errors FROM pairwise_verdicts GROUP BY 1 ORDER BY 1"""
+        ).df()
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "pairwise_verdicts"),
+                **_stats_metadata(stats, pii),
+                "position_consistency": MetadataValue.md(markdown_table(consistency)),
+            }
+        )
+
+
+@asset(group_name="judging", kinds={"duckdb"}, deps=["pairwise_verdicts"])
+def bt_ratings(
+    context: AssetExecutionContext, config: RatingsConfig, warehouse: Warehouse
+) -> MaterializeResult:
+    """Bradley-Terry ratings of the app versions per judge (ties count half), with bootstrap
+    95% intervals over cases."""
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [PAIRWISE_VERDICTS, BT_RATINGS])
+        outcomes = conn.execute(
+            "SELECT judge, case_id, version_a AS a, version_b AS b, outcome FROM pairwise_verdicts WHERE outcome IS NOT NULL"
+        ).df()
+        frames = []
+        for judge, g in outcomes.groupby("judge"):
+            ratings = fit_bt_ratings(g, n_boot=config.bootstrap, seed=config.seed)
+            ratings.insert(0, "judge", judge)
+            frames.append(ratings)
+        frame = pd.concat(frames) if frames else pd.DataFrame(columns=BT_RATINGS.column_names)
+        replace_table(conn, BT_RATINGS, frame[BT_RATINGS.column_names])
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "bt_ratings"),
+                "ratings": MetadataValue.md(markdown_table(frame.round(3))),
+            }
+        )
