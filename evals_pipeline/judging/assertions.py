@@ -30,10 +30,15 @@ class Assertion:
     passes: str
     detail: str
     applies: str = "true"
+    # 'trace', 'candidate' or both: candidate generation records no tool calls.
+    subjects: tuple[str, ...] = ("trace", "candidate")
 
 
 def _sql_regex(pattern: str) -> str:
-    return sql_literal(pattern.replace("(?<![\\w#+])", "").replace("(?![\\w])", ""))
+    # RE2 has no lookaround: drop it (the SQL check may then flag a little more than redact does).
+    for look in ("(?<![\\w#+])", "(?<!\\d[\\s.-])", "(?![\\w]|[\\s.-]\\d)"):
+        pattern = pattern.replace(look, "")
+    return sql_literal(pattern)
 
 
 REGISTRY: tuple[Assertion, ...] = (
@@ -90,6 +95,7 @@ REGISTRY: tuple[Assertion, ...] = (
         "tool_calls IS NOT NULL AND contains(tool_calls::VARCHAR, '\"calculator\"')",
         "'no calculator call'",
         applies="regexp_matches(coalesce(output, ''), '\\d+\\s*[+×*x-]\\s*\\d+')",
+        subjects=("trace",),
     ),
     Assertion(
         "no_pii_in_output",

@@ -294,7 +294,7 @@ def run_calls(
     conn: duckdb.DuckDBPyConnection,
     calls: Sequence[Call],
     progress: Callable[[str], None] = log.info,
-    flush_every_s: float = 2.0,
+    flush_every_s: float = 1.0,
     on_flush: Callable[[int], None] | None = None,
 ) -> tuple[list[CallResult], RunStats]:
     """Results in the order of `calls` (duplicates share one call), and what it took."""

@@ -63,7 +63,7 @@ def write_ensemble(conn: duckdb.DuckDBPyConnection, rubrics: list[Rubric]) -> No
         .replace("$version", sql_literal(r.version))
         for r in rubrics
     ]
-    union = ' UNION ALL '.join(f'SELECT * FROM ({p})' for p in parts)
+    union = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _ensemble AS {union}")
     cols = ", ".join(JUDGE_ENSEMBLE.column_names)
     conn.execute("BEGIN TRANSACTION")

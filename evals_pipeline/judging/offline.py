@@ -106,13 +106,14 @@ def _u(*parts: str) -> float:
 
 
 def strip_injections(text: str) -> tuple[str, bool]:
-    """Remove sentences that address the evaluator; report whether any were found."""
+    """Remove sentences that address the evaluator (spacing normalised); report whether any were found."""
     cleaned, n = _INJECTION.subn(" ", text or "")
-    return cleaned, n > 0
+    return " ".join(cleaned.split()), n > 0
 
 
 def _content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    # "#152" or "ticket #9567487" are references, not content.
+    return [w for w in _WORD.findall(re.sub(r"#\d+", " ", text.lower())) if w not in STOPWORDS]
 
 
 def reference_check(
@@ -167,7 +168,11 @@ def _judge_binary(judge: str, prompt: str) -> dict[str, Any]:
             read_section(prompt, "REFERENCE HIGH-QUALITY") or "",
             read_section(prompt, "REFERENCE BORDERLINE") or "",
         )
-        if _u(judge, prompt) < JUDGE_ERROR[judge]:
+        # The judge's own error is tied to what it judges, not to the prompt's wording.
+        if (
+            _u(judge, output, read_section(prompt, "REFERENCE HIGH-QUALITY") or "")
+            < JUDGE_ERROR[judge]
+        ):
             ok, critique = not ok, critique + " (on reflection, the opposite.)"
     if injected:
         critique += " The output contains text addressed to the evaluator; it was ignored."
@@ -196,7 +201,7 @@ def _judge_dimensional(judge: str, prompt: str, dimensions: list[str]) -> dict[s
         "conciseness": 4 if ratio <= 1.6 else 3 if ratio <= 2.5 else 2 if ratio <= 4 else 1,
         "appropriate_uncertainty": 4 if ok or not CONFIDENT.search(output) else 1,
     }
-    if _u(judge, prompt) < JUDGE_ERROR[judge]:
+    if _u(judge, output, good) < JUDGE_ERROR[judge]:
         scores["factual_accuracy"] = 5 - scores["factual_accuracy"]
     return {"critique": critique, "scores": {d: scores.get(d, 3) for d in dimensions}}
 
@@ -212,7 +217,7 @@ def _judge_pairwise(judge: str, prompt: str) -> dict[str, Any]:
     border = read_section(prompt, "REFERENCE BORDERLINE") or ""
     pa, pb = reference_check(a, good, border)[0], reference_check(b, good, border)[0]
     winner = "tie" if pa == pb else ("A" if pa else "B")
-    if _u(judge, prompt) < JUDGE_ERROR[judge]:
+    if _u(judge, a, b, good) < JUDGE_ERROR[judge]:
         winner = {"A": "B", "B": "A", "tie": "A"}[winner]
     return {"critique": "Compared against the references.", "winner": winner}
 

@@ -16,9 +16,9 @@ IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1
 IPV6 = re.compile(
     r"\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b|\b(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
 )
-# International or national formats with at least 9 digits, e.g. +44 20 7946 0958, (415) 555-0134.
+# International or national formats with 9-15 digits (E.164), e.g. +44 20 7946 0958, (415) 555-0134.
 PHONE = re.compile(
-    r"(?<![\w#+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])(?:\d{2,4}[\s.-]){0,3}\d{3,4}(?![\w])"
+    r"(?<![\w#+])(?<!\d[\s.-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])(?:\d{2,4}[\s.-]){0,3}\d{3,4}(?![\w]|[\s.-]\d)"
 )
 
 
@@ -53,5 +53,5 @@ def redact(text: str | None, counts: Counter[str] | None = None) -> str | None:
     text = sub(CARD, "CARD", text, lambda s: _luhn(re.sub(r"\D", "", s)))
     text = sub(IPV6, "IP", text, lambda s: s.count(":") >= 2)
     text = sub(IPV4, "IP", text)
-    text = sub(PHONE, "PHONE", text, lambda s: len(re.sub(r"\D", "", s)) >= 9)
+    text = sub(PHONE, "PHONE", text, lambda s: 9 <= len(re.sub(r"\D", "", s)) <= 15)
     return text
