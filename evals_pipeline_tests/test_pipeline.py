@@ -214,3 +214,37 @@ def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
     con.close()
     assert reads == 1 and moves == sizes["active"] + sizes["holdout"]
     assert (ran / "golden" / "CHANGELOG.md").read_bytes() == before
+
+
+def _made(result, node: str) -> int:
+    (mat,) = result.asset_materializations_for_node(node)
+    return mat.metadata["calls_made"].value
+
+
+def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(ran: Path, small_sim: Path) -> None:
+    first = run_quarterly(small_sim, "2026-01-01")
+    assert first.success
+    assert _made(first, "judge_verdicts") > 0 and _made(first, "candidate_outputs") > 0
+    con = duckdb.connect(str(analytics_path()), read_only=True)
+    counts = dict(
+        con.execute(
+            """SELECT 'verdicts', count(DISTINCT judge) FROM judge_verdicts UNION ALL
+               SELECT 'ensemble', count(*) FROM judge_ensemble UNION ALL
+               SELECT 'queue', count(*) FROM review_queue UNION ALL
+               SELECT 'pairwise', count(*) FROM pairwise_verdicts UNION ALL
+               SELECT 'ratings', count(*) FROM bt_ratings UNION ALL
+               SELECT 'assertions', count(DISTINCT subject) FROM assertion_results UNION ALL
+               SELECT 'errors', count(error) FROM judge_verdicts"""
+        ).fetchall()
+    )
+    holdout_in_scores = con.execute(
+        """SELECT count(*) FROM (SELECT case_id FROM candidate_outputs UNION ALL SELECT case_id FROM judge_verdicts
+           UNION ALL SELECT case_id FROM pairwise_verdicts) WHERE case_id IN (SELECT case_id FROM golden_pools WHERE pool <> 'active')"""
+    ).fetchall()[0][0]
+    con.close()
+    assert counts["verdicts"] == 3 and counts["ensemble"] > 0 and counts["queue"] > 0
+    assert counts["pairwise"] > 0 and counts["ratings"] == 6 and counts["assertions"] == 2 and counts["errors"] == 0
+    assert holdout_in_scores == 0
+    second = run_quarterly(small_sim, "2026-01-01")
+    for node in ("candidate_outputs", "judge_verdicts", "pairwise_verdicts"):
+        assert _made(second, node) == 0, node

@@ -109,9 +109,13 @@ class MockServer:
             }
         )
 
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"requests": self.stats.requests, "faults": self.stats.faults})
+
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_get("/stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -128,3 +132,58 @@ class MockServer:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+
+def expected_verdict(messages: list[dict[str, Any]]) -> str:
+    """The verdict the mock gives a prompt when it does not inject a fault."""
+    prompt = json.dumps(messages)
+    return "pass" if hashlib.sha256(prompt.encode()).digest()[0] < 128 else "fail"
+
+
+class MockServerProcess:
+    """The mock server in its own process, so its CPU does not compete with the client's
+    event loop in a benchmark. `stats()` fetches the counters over HTTP."""
+
+    def __init__(self, config: MockConfig) -> None:
+        self.config = config
+        self.proc: Any = None
+        self.port = 0
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> MockServerProcess:
+        import subprocess
+        import sys
+
+        args = [sys.executable, "-m", "evals_pipeline.judging.mock_server", json.dumps(self.config.__dict__)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline())
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:  # loopback only
+            return json.loads(r.read())
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _main() -> None:
+    import sys
+
+    config = MockConfig(**json.loads(sys.argv[1]))
+    with MockServer(config, record_bodies=False) as server:
+        print(server.port, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    _main()

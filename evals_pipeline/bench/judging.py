@@ -1,0 +1,132 @@
+"""Judging benchmark: our judging stage against a local OpenAI-compatible mock server.
+
+Everything goes through the real litellm path (`openai/mock-judge` at a loopback
+`api_base`); the mock server runs in its own process. In one run:
+  1. clean: `--calls` judge calls at `--concurrency`, fixed `--latency`: efficiency =
+     ideal_seconds / seconds, with ideal = calls x latency / concurrency;
+  2. sequential baseline: a plain `litellm.completion` loop over `--sequential-calls` of
+     the same kind of calls; its time per call x calls is what a loop would take;
+  3. faults: the same number of new calls with `--fault-rate` injected (split evenly over
+     429, 500, timeouts and malformed JSON): every call must end as a valid verdict or a
+     recorded error; a verdict that differs from the mock's true answer is a silent pass;
+  4. rerun of step 3's calls: served from the judge cache (rerun_calls must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from evals_pipeline.judging.client import Call, LiteLLMJudgeClient, run_calls
+from evals_pipeline.judging.mock_server import MockConfig, MockServerProcess, expected_verdict
+from evals_pipeline.judging.rubrics import load_rubric, parse_response, render_messages
+
+MODEL = "openai/mock-judge"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.5, help="mock latency in seconds (default 0.5, a realistic judge)")
+    parser.add_argument("--fault-rate", type=float, default=0.2)
+    parser.add_argument("--sequential-calls", type=int, default=40, help="calls timed in the sequential baseline")
+    parser.add_argument("--timeout", type=float, default=2.0, help="client timeout per attempt (the mock's timeouts sleep 3x this)")
+    parser.add_argument("--workers", type=int, default=1, help="client processes (spawning them costs ~3 s each: worth it only for long runs of fast calls)")
+
+
+def _calls(n: int, tag: str) -> list[Call]:
+    rubric = load_rubric("pass_fail")
+    params = {"temperature": 0, "response_format": {"type": "json_object"}}
+    out = []
+    for i in range(n):
+        case = {"input": f"How do I rotate an API key? ({tag} case {i})", "reference_good": "Open Settings > API keys and click Rotate key.", "reference_borderline": "Settings > API keys, Rotate key."}
+        messages = render_messages(rubric, case, f"Open Settings > API keys and click Rotate key. ({tag} {i})")
+        out.append(Call(MODEL, messages, "judge:pass_fail@1", params, partial(parse_response, rubric)))
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ.setdefault("OPENAI_API_KEY", "sk-mock-not-a-secret")
+    rate = args.fault_rate / 4
+    with tempfile.TemporaryDirectory() as tmp:
+        con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
+        clean_cfg = MockConfig(latency_s=args.latency)
+        with MockServerProcess(clean_cfg) as server:
+            client = LiteLLMJudgeClient(
+                api_bases={MODEL: server.api_base}, max_concurrency=args.concurrency, timeout_s=args.timeout, backoff_s=0.05,
+                workers=args.workers,
+            )
+            client.prepare()
+            # Warm up litellm's lazy imports and the HTTP client outside the timing.
+            run_calls(client, duckdb.connect(), _calls(args.concurrency, "warmup"), progress=lambda _: None)
+            calls = _calls(args.calls, "clean")
+            t0 = time.perf_counter()
+            results, stats = run_calls(client, con, calls, progress=print)
+            seconds = time.perf_counter() - t0
+            import litellm
+
+            seq = _calls(args.sequential_calls, "sequential")
+            t0 = time.perf_counter()
+            for c in seq:
+                r = litellm.completion(model=c.model, messages=c.messages, api_base=server.api_base, **c.params)
+                parse_response(load_rubric("pass_fail"), r.choices[0].message.content)
+            seq_per_call = (time.perf_counter() - t0) / len(seq)
+        ideal = args.calls * args.latency / args.concurrency
+        print(f"clean: {args.calls} calls in {seconds:.1f} s (ideal {ideal:.1f} s); sequential {seq_per_call * 1000:.0f} ms/call")
+
+        fault_cfg = MockConfig(
+            latency_s=args.latency, rate_429=rate, rate_500=rate, rate_timeout=rate, rate_malformed=rate,
+            timeout_sleep_s=3 * args.timeout, seed=7,
+        )
+        with MockServerProcess(fault_cfg) as server:
+            client = LiteLLMJudgeClient(
+                api_bases={MODEL: server.api_base}, max_concurrency=args.concurrency, timeout_s=args.timeout, backoff_s=0.05,
+                workers=args.workers,
+            )
+            faulty = _calls(args.calls, "faulty")
+            t0 = time.perf_counter()
+            f_results, f_stats = run_calls(client, con, faulty, progress=print)
+            f_seconds = time.perf_counter() - t0
+            served = server.stats()
+            before = served["requests"]
+            _, rerun = run_calls(client, con, faulty, progress=print)
+            rerun_requests = server.stats()["requests"] - before
+
+    truth = [expected_verdict(c.messages) for c in faulty]
+    silent = sum(
+        1
+        for r, t in zip(f_results, truth, strict=True)
+        if (r.error is None and not isinstance(r.parsed, dict)) or (r.error is None and r.parsed["verdict"] != t)
+    )
+    return {
+        "bench": "judging",
+        "calls": args.calls,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "latency_s": args.latency,
+        "seconds": round(seconds, 3),
+        "ideal_seconds": round(ideal, 3),
+        "efficiency": round(ideal / seconds, 3),
+        "calls_per_second": round(args.calls / seconds, 1),
+        "sequential_seconds_per_call": round(seq_per_call, 4),
+        "sequential_calls_measured": args.sequential_calls,
+        "speedup_vs_sequential": round(seq_per_call * args.calls / seconds, 1),
+        "clean_errors": stats.errors,
+        "fault_rate": args.fault_rate,
+        "faults_injected": sum(served["faults"].values()),
+        "faults_by_kind": served["faults"],
+        "fault_run_seconds": round(f_seconds, 3),
+        "provider_requests_fault_run": f_stats.provider_calls,
+        "valid_verdicts": sum(1 for r in f_results if r.error is None),
+        "errors_recorded": f_stats.errors,
+        "silent_passes": silent,
+        "rerun_calls": rerun.called,
+        "rerun_provider_requests": rerun_requests,
+    }
