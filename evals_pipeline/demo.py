@@ -160,6 +160,20 @@ def report(seconds: float) -> None:
             "SELECT quarter, sum(n), round(sum(n * mean_score) / sum(n), 3) FROM holdout_evaluation GROUP BY 1 ORDER BY 1"
         ).fetchall():
             _say(f"  quarter {quarter}: {n} holdout cases, mean {score}")
+        _say(
+            "\nJudging the active pool (ensemble of 3 judges, pass_fail rubric): pass rate per app version"
+        )
+        for version, n, rate, queued in con.execute(
+            """SELECT e.app_version, count(*), round(avg((e.verdict = 'pass')::INT), 3),
+                      (SELECT count(*) FROM review_queue q WHERE q.app_version = e.app_version)
+               FROM judge_ensemble e WHERE e.rubric = 'pass_fail' GROUP BY 1 ORDER BY 1"""
+        ).fetchall():
+            _say(f"  {version}: {n} cases, pass rate {rate}, {queued} queued for review")
+        _say("  Bradley-Terry ratings (pairwise, both orders; 95% bootstrap interval):")
+        for judge, version, rating, lo, hi in con.execute(
+            "SELECT judge, app_version, round(rating), round(ci_low), round(ci_high) FROM bt_ratings ORDER BY 1, 2"
+        ).fetchall():
+            _say(f"    {judge:<26} {version}: {rating:>6} [{lo}, {hi}]")
     finally:
         con.close()
     py = (

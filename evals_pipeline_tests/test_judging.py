@@ -549,15 +549,3 @@ def test_bradley_terry_on_pandalm_human_majority() -> None:
     ratings = bt_ratings(outcomes, n_boot=50).set_index("app_version")
     # The ranking follows the human win rates.
     assert list(ratings.sort_values("rating").index) == list(ratings.sort_values("win_rate").index)
-
-
-def test_calls_spread_over_worker_processes_give_the_same_results(mock_env: None, tmp_path: Path) -> None:
-    calls = _mock_calls(40, "workers")
-    with MockServer(MockConfig(latency_s=0.01, rate_500=0.2, seed=4)) as server:
-        con = duckdb.connect(str(tmp_path / "w.duckdb"))
-        client = LiteLLMJudgeClient(api_bases={"openai/mock-judge": server.api_base}, workers=2, max_concurrency=8, backoff_s=0.01)
-        results, stats = run_calls(client, con, calls)
-        single, _ = run_calls(LiteLLMJudgeClient(api_bases={"openai/mock-judge": server.api_base}), duckdb.connect(), calls)
-    assert stats.called == 40 and stats.errors == 0
-    assert [r.parsed for r in results] == [r.parsed for r in single]
-    assert con.execute("SELECT count(*) FROM judge_cache WHERE error IS NULL").fetchall()[0][0] == 40

@@ -221,7 +221,9 @@ def _made(result, node: str) -> int:
     return mat.metadata["calls_made"].value
 
 
-def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(ran: Path, small_sim: Path) -> None:
+def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(
+    ran: Path, small_sim: Path
+) -> None:
     first = run_quarterly(small_sim, "2026-01-01")
     assert first.success
     assert _made(first, "judge_verdicts") > 0 and _made(first, "candidate_outputs") > 0
@@ -243,7 +245,12 @@ def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(ran: Path, s
     ).fetchall()[0][0]
     con.close()
     assert counts["verdicts"] == 3 and counts["ensemble"] > 0 and counts["queue"] > 0
-    assert counts["pairwise"] > 0 and counts["ratings"] == 6 and counts["assertions"] == 2 and counts["errors"] == 0
+    assert (
+        counts["pairwise"] > 0
+        and counts["ratings"] == 6
+        and counts["assertions"] == 2
+        and counts["errors"] == 0
+    )
     assert holdout_in_scores == 0
     second = run_quarterly(small_sim, "2026-01-01")
     for node in ("candidate_outputs", "judge_verdicts", "pairwise_verdicts"):

@@ -34,11 +34,28 @@ MODEL = "openai/mock-judge"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--latency", type=float, default=0.5, help="mock latency in seconds (default 0.5, a realistic judge)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.5,
+        help="mock latency in seconds (default 0.5, a realistic judge)",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.2)
-    parser.add_argument("--sequential-calls", type=int, default=40, help="calls timed in the sequential baseline")
-    parser.add_argument("--timeout", type=float, default=2.0, help="client timeout per attempt (the mock's timeouts sleep 3x this)")
-    parser.add_argument("--workers", type=int, default=1, help="client processes (spawning them costs ~3 s each: worth it only for long runs of fast calls)")
+    parser.add_argument(
+        "--sequential-calls", type=int, default=40, help="calls timed in the sequential baseline"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        help="client timeout per attempt (the mock's timeouts sleep 3x this)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="client processes (spawning them costs ~3 s each: worth it only for long runs of fast calls)",
+    )
 
 
 def _calls(n: int, tag: str) -> list[Call]:
@@ -46,9 +63,17 @@ def _calls(n: int, tag: str) -> list[Call]:
     params = {"temperature": 0, "response_format": {"type": "json_object"}}
     out = []
     for i in range(n):
-        case = {"input": f"How do I rotate an API key? ({tag} case {i})", "reference_good": "Open Settings > API keys and click Rotate key.", "reference_borderline": "Settings > API keys, Rotate key."}
-        messages = render_messages(rubric, case, f"Open Settings > API keys and click Rotate key. ({tag} {i})")
-        out.append(Call(MODEL, messages, "judge:pass_fail@1", params, partial(parse_response, rubric)))
+        case = {
+            "input": f"How do I rotate an API key? ({tag} case {i})",
+            "reference_good": "Open Settings > API keys and click Rotate key.",
+            "reference_borderline": "Settings > API keys, Rotate key.",
+        }
+        messages = render_messages(
+            rubric, case, f"Open Settings > API keys and click Rotate key. ({tag} {i})"
+        )
+        out.append(
+            Call(MODEL, messages, "judge:pass_fail@1", params, partial(parse_response, rubric))
+        )
     return out
 
 
@@ -60,35 +85,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         clean_cfg = MockConfig(latency_s=args.latency)
         with MockServerProcess(clean_cfg) as server:
             client = LiteLLMJudgeClient(
-                api_bases={MODEL: server.api_base}, max_concurrency=args.concurrency, timeout_s=args.timeout, backoff_s=0.05,
-                workers=args.workers,
+                api_bases={MODEL: server.api_base},
+                max_concurrency=args.concurrency,
+                timeout_s=args.timeout,
+                backoff_s=0.05,
             )
             client.prepare()
             # Warm up litellm's lazy imports and the HTTP client outside the timing.
-            run_calls(client, duckdb.connect(), _calls(args.concurrency, "warmup"), progress=lambda _: None)
+            run_calls(
+                client,
+                duckdb.connect(),
+                _calls(args.concurrency, "warmup"),
+                progress=lambda _: None,
+            )
             calls = _calls(args.calls, "clean")
             t0 = time.perf_counter()
-            results, stats = run_calls(client, con, calls, progress=print)
+            _, stats = run_calls(client, con, calls, progress=print)
             seconds = time.perf_counter() - t0
             import litellm
 
             seq = _calls(args.sequential_calls, "sequential")
             t0 = time.perf_counter()
             for c in seq:
-                r = litellm.completion(model=c.model, messages=c.messages, api_base=server.api_base, **c.params)
+                r = litellm.completion(
+                    model=c.model, messages=c.messages, api_base=server.api_base, **c.params
+                )
                 parse_response(load_rubric("pass_fail"), r.choices[0].message.content)
             seq_per_call = (time.perf_counter() - t0) / len(seq)
         ideal = args.calls * args.latency / args.concurrency
-        print(f"clean: {args.calls} calls in {seconds:.1f} s (ideal {ideal:.1f} s); sequential {seq_per_call * 1000:.0f} ms/call")
+        print(
+            f"clean: {args.calls} calls in {seconds:.1f} s (ideal {ideal:.1f} s); sequential {seq_per_call * 1000:.0f} ms/call"
+        )
 
         fault_cfg = MockConfig(
-            latency_s=args.latency, rate_429=rate, rate_500=rate, rate_timeout=rate, rate_malformed=rate,
-            timeout_sleep_s=3 * args.timeout, seed=7,
+            latency_s=args.latency,
+            rate_429=rate,
+            rate_500=rate,
+            rate_timeout=rate,
+            rate_malformed=rate,
+            timeout_sleep_s=3 * args.timeout,
+            seed=7,
         )
         with MockServerProcess(fault_cfg) as server:
             client = LiteLLMJudgeClient(
-                api_bases={MODEL: server.api_base}, max_concurrency=args.concurrency, timeout_s=args.timeout, backoff_s=0.05,
-                workers=args.workers,
+                api_bases={MODEL: server.api_base},
+                max_concurrency=args.concurrency,
+                timeout_s=args.timeout,
+                backoff_s=0.05,
             )
             faulty = _calls(args.calls, "faulty")
             t0 = time.perf_counter()
@@ -103,13 +146,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     silent = sum(
         1
         for r, t in zip(f_results, truth, strict=True)
-        if (r.error is None and not isinstance(r.parsed, dict)) or (r.error is None and r.parsed["verdict"] != t)
+        if (r.error is None and not isinstance(r.parsed, dict))
+        or (r.error is None and r.parsed["verdict"] != t)
     )
     return {
         "bench": "judging",
         "calls": args.calls,
         "concurrency": args.concurrency,
-        "workers": args.workers,
         "latency_s": args.latency,
         "seconds": round(seconds, 3),
         "ideal_seconds": round(ideal, 3),

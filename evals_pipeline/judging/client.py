@@ -107,11 +107,6 @@ class JudgeClient(ConfigurableResource, ABC):
         default=False,
         description="Re-run calls whose cached result is an error. Off: a recorded error stays recorded (no silent re-spend).",
     )
-    workers: int = Field(
-        default=1,
-        description="Processes to spread calls over (each with max_concurrency / workers in flight). "
-        "More than 1 helps when one event loop saturates on client CPU (many fast calls).",
-    )
     api_bases: dict[str, str] = Field(
         default_factory=dict,
         description="api_base per model string (e.g. a local OpenAI-compatible server, or the simulator folder for offline/product-*).",
@@ -206,6 +201,9 @@ class LiteLLMJudgeClient(JudgeClient):
         litellm.drop_params = True  # providers without JSON mode just ignore response_format
         litellm.suppress_debug_info = True
         litellm.telemetry = False
+        # Switch off what we do not use: per-call token counting and message copies for logging.
+        litellm.disable_token_counter = True
+        litellm.turn_off_message_logging = True
         register_offline_provider()
 
     async def call_once(self, call: Call) -> tuple[str, float]:
@@ -409,98 +407,3 @@ async def _run_async(
         for t in tasks:
             t.cancel()
         flush()
-
-
-def _worker_main(client_json: str, client_cls: type, calls: list[Call], queue: Any) -> None:
-    """A worker process: run its share of calls, stream each result back to the parent."""
-    client = client_cls.model_validate_json(client_json)
-    client.prepare()
-
-    async def go() -> None:
-        gates: dict[str, asyncio.Semaphore] = {}
-        budgets: dict[str, _RateBudget] = {}
-        for c in calls:
-            provider = c.model.split("/", 1)[0]
-            gates.setdefault(provider, asyncio.Semaphore(client.max_concurrency))
-            budgets.setdefault(provider, _RateBudget(client.requests_per_minute))
-
-        async def one(c: Call) -> None:
-            r = await client.call_with_retries(c, gates[c.model.split("/", 1)[0]], budgets[c.model.split("/", 1)[0]])
-            r.parsed = None  # the parent parses again from the text; keeps the pickle small
-            queue.put(r)
-
-        await asyncio.gather(*(one(c) for c in calls))
-
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(go())
-    queue.put(None)
-
-
-def _run_in_workers(
-    client: JudgeClient,
-    conn: duckdb.DuckDBPyConnection,
-    todo: list[Call],
-    results: dict[str, CallResult],
-    stats: RunStats,
-    progress: Callable[[str], None],
-    flush_every_s: float,
-    on_flush: Callable[[int], None] | None,
-) -> None:
-    """Shard calls over processes; this process persists results as they stream in."""
-    import multiprocessing as mp
-    import queue as queue_mod
-
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    per_worker = max(1, client.max_concurrency // client.workers)
-    shard_client = client.model_copy(update={"max_concurrency": per_worker, "workers": 1})
-    # Per-provider budgets are split evenly too, so together they keep the limit.
-    if client.requests_per_minute:
-        shard_client = shard_client.model_copy(update={"requests_per_minute": max(1, client.requests_per_minute // client.workers)})
-    by_key = {c.key: c for c in todo}
-    procs = [
-        ctx.Process(target=_worker_main, args=(shard_client.model_dump_json(), type(client), todo[i :: client.workers], q))
-        for i in range(client.workers)
-    ]
-    for p in procs:
-        p.start()
-    pending: list[CallResult] = []
-    started = last_flush = last_log = time.perf_counter()
-    finished_workers = done = 0
-    try:
-        while finished_workers < len(procs):
-            try:
-                r = q.get(timeout=1.0)
-            except queue_mod.Empty:
-                if not any(p.is_alive() for p in procs) and q.empty():
-                    raise RuntimeError("a judging worker died; finished calls are cached, re-run to resume") from None
-                continue
-            if r is None:
-                finished_workers += 1
-                continue
-            parse = by_key[r.key].parse
-            if r.error is None:
-                try:
-                    r.parsed = parse(r.response or "") if parse else r.response
-                except ValueError as exc:  # cannot happen unless parse is not deterministic
-                    r.error = f"malformed response: {exc}"
-            results[r.key] = r
-            pending.append(r)
-            stats.provider_calls += r.attempts
-            stats.cost_usd += r.cost_usd
-            done += 1
-            now = time.perf_counter()
-            if now - last_flush >= flush_every_s:
-                _persist(conn, pending)
-                if on_flush is not None:
-                    on_flush(len(pending))
-                pending, last_flush = [], now
-            if now - last_log >= 5.0 or done == len(todo):
-                progress(f"{done:,}/{len(todo):,} calls, {done / max(now - started, 1e-9):,.1f}/s, ${stats.cost_usd:.4f} so far")
-                last_log = now
-    finally:
-        _persist(conn, pending)
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join(timeout=10)

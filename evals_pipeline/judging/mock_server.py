@@ -10,6 +10,7 @@ pipeline. It listens on 127.0.0.1 only and stops when its context exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -157,7 +158,12 @@ class MockServerProcess:
         import subprocess
         import sys
 
-        args = [sys.executable, "-m", "evals_pipeline.judging.mock_server", json.dumps(self.config.__dict__)]
+        args = [
+            sys.executable,
+            "-m",
+            "evals_pipeline.judging.mock_server",
+            json.dumps(self.config.__dict__),
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         self.port = int(self.proc.stdout.readline())
         return self
@@ -165,7 +171,9 @@ class MockServerProcess:
     def stats(self) -> dict[str, Any]:
         import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:  # loopback only
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/stats", timeout=10
+        ) as r:  # loopback only
             return json.loads(r.read())
 
     def __exit__(self, *exc: object) -> None:
@@ -179,10 +187,8 @@ def _main() -> None:
     config = MockConfig(**json.loads(sys.argv[1]))
     with MockServer(config, record_bodies=False) as server:
         print(server.port, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":
