@@ -50,12 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2.0,
         help="client timeout per attempt (the mock's timeouts sleep 3x this)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="client processes (spawning them costs ~3 s each: worth it only for long runs of fast calls)",
-    )
 
 
 def _calls(n: int, tag: str) -> list[Call]:
