@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m evals_pipeline.bench sampling --rows 10000000
+	$(PY) -m evals_pipeline.bench judging
 
 clean:
 	rm -rf data/* $(VENV)
