@@ -48,3 +48,49 @@ def test_sampling_benchmark_reports_json_last(tmp_path: Path) -> None:
     assert result["sampled"] == 1000
     assert result["weights_ok"] and result["floors_ok"]
     assert list(tmp_path.iterdir()) == []  # the simulated Parquet file is cleaned up
+
+
+JUDGING_KEYS = {
+    "calls",
+    "seconds",
+    "ideal_seconds",
+    "efficiency",
+    "speedup_vs_sequential",
+    "fault_rate",
+    "errors_recorded",
+    "silent_passes",
+    "rerun_calls",
+}
+
+
+def test_judging_benchmark_reports_json_last() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evals_pipeline.bench",
+            "judging",
+            "--calls",
+            "96",
+            "--latency",
+            "0.02",
+            "--sequential-calls",
+            "4",
+            "--timeout",
+            "0.3",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert JUDGING_KEYS <= set(result)
+    assert result["faults_injected"] > 0
+    assert result["valid_verdicts"] + result["errors_recorded"] == 96
+    assert (
+        result["silent_passes"] == 0
+        and result["rerun_calls"] == 0
+        and result["rerun_provider_requests"] == 0
+    )
