@@ -19,6 +19,14 @@ from dagster import (
 )
 
 from evals_pipeline.analytics.assets import analytics_snapshot
+from evals_pipeline.calibration.assets import (
+    annotator_agreement,
+    calibration_verdicts,
+    corrected_pass_rates,
+    human_label_files,
+    judge_calibration,
+    label_files_sensor,
+)
 from evals_pipeline.ingest.assets import trace_feedback_assets, traces_assets
 from evals_pipeline.ingest.sources import FileTraceSource, SimulatedTraceSource
 from evals_pipeline.judging.assets import (
@@ -54,6 +62,13 @@ quarterly_schedule = build_schedule_from_partitioned_job(
     quarterly_job,
     description="On the first day of each quarter (00:00 UTC), for the quarter that just ended.",
     default_status=DefaultScheduleStatus.STOPPED,
+)
+
+calibration_job = define_asset_job(
+    "evals_calibration",
+    selection=AssetSelection.groups("calibration", "analytics"),
+    description="Load human labels, judge the labelled outputs, calibrate every judge, correct pass rates. "
+    "Started by label_files_sensor when label files change.",
 )
 
 daily_schedule = build_schedule_from_partitioned_job(
@@ -95,9 +110,15 @@ defs = Definitions(
         judge_ensemble_and_review_queue,
         pairwise_verdicts,
         bt_ratings,
+        human_label_files,
+        calibration_verdicts,
+        judge_calibration,
+        annotator_agreement,
+        corrected_pass_rates,
         analytics_snapshot,
     ],
-    jobs=[daily_job, quarterly_job],
+    sensors=[label_files_sensor],
+    jobs=[daily_job, quarterly_job, calibration_job],
     schedules=[daily_schedule, quarterly_schedule],
     resources=resources(),
     executor=in_process_executor,

@@ -36,7 +36,7 @@ def run_job(job_name: str, start: str, end: str | None = None) -> None:
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
-            partition_key=None if end else start,
+            partition_key=None if end else (start or None),
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             tags=tags,
         )
@@ -73,21 +73,44 @@ def main() -> None:
 
     source = SimulatedTraceSource()
     cfg = source.config()
-    _say(f"1/3 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
+    _say(f"1/4 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
     summary = ensure_simulated(cfg, source.root_dir(), _say)
     _say(
         f"    {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
         f"{summary['labels']:,} expert labels, {summary['planted_bad_rows']:,} deliberately bad rows"
     )
-    _say(f"2/3 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
+    _say(f"2/4 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
     run_job("evals_daily", cfg.start, cfg.end)
     quarters = quarters_within(cfg.start, cfg.end)
     _say(
-        f"3/3 running job evals_quarterly (pool rotation, holdout evaluation, export) for {', '.join(quarters)}"
+        f"3/4 running job evals_quarterly (pool rotation, holdout evaluation, export) for {', '.join(quarters)}"
     )
     for quarter in quarters:
         run_job("evals_quarterly", quarter)
+    labels = deliver_labels(source.root_dir())
+    _say(f"4/4 running job evals_calibration on {labels} label files in {data_dir() / 'labels'}")
+    run_job("evals_calibration", "")
     report(time.perf_counter() - t0)
+
+
+def deliver_labels(traffic_root: Path) -> int:
+    """The simulated experts deliver their label files; PandaLM's come in through the importer
+    when ../shared is beside the project (third-party pairwise labels, three annotators)."""
+    import shutil
+
+    from evals_pipeline.calibration.labels import import_pandalm
+    from evals_pipeline.paths import REPO_ROOT
+
+    dest = data_dir() / "labels"
+    dest.mkdir(parents=True, exist_ok=True)
+    files = sorted((traffic_root / "labels").glob("*.jsonl"))
+    for f in files:
+        shutil.copy(f, dest / f.name)
+    pandalm = REPO_ROOT.parent / "shared" / "data" / "pandalm" / "testset-v1.json"
+    if pandalm.exists():
+        import_pandalm(pandalm, dest / "pandalm_testset_v1.jsonl")
+        return len(files) + 1
+    return len(files)
 
 
 def quarters_within(start: str, end: str) -> list[str]:

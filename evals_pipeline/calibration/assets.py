@@ -1,0 +1,525 @@
+"""Dagster wiring of calibration: human labels (picked up by a sensor), judges on the labelled
+outputs, per-judge calibration with the test-once rule and the trust gate, annotator
+agreement, and pass rates corrected for judge error."""
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import partial
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSpec,
+    Config,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    asset,
+    multi_asset,
+    sensor,
+)
+from pydantic import Field
+
+from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, feature_matrix, train_classifier
+from evals_pipeline.calibration.labels import LABEL_SUFFIXES, load_labels
+from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate, kappa
+from evals_pipeline.judging.client import Call, JudgeClient, run_calls
+from evals_pipeline.judging.offline import JUDGES
+from evals_pipeline.judging.pii import redact
+from evals_pipeline.judging.rubrics import load_rubric, parse_response, render_messages
+from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.paths import data_dir
+from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
+from evals_pipeline.records import (
+    ANNOTATOR_AGREEMENT,
+    CALIBRATION_TEST_USES,
+    CALIBRATION_VERDICTS,
+    CORRECTED_PASS_RATES,
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
+    HUMAN_LABELS,
+    JUDGE_CALIBRATION,
+    JUDGE_VERDICTS,
+    QUARANTINED_LABELS,
+)
+from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
+
+
+def labels_dir() -> Path:
+    return data_dir() / "labels"
+
+
+def principal_annotator(conn, configured: str) -> str:
+    """The configured principal expert, else the annotator with the most pointwise labels."""
+    if configured:
+        return configured
+    row = conn.execute(
+        "SELECT annotator FROM human_labels WHERE kind = 'pointwise' AND current GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    ).fetchall()
+    return row[0][0] if row else ""
+
+
+class CalibrationConfig(Config):
+    judges: list[str] = Field(
+        default=list(JUDGES), description="Judges to calibrate (litellm model strings)."
+    )
+    rubric: str = Field(default="pass_fail", description="Binary rubric the judges apply.")
+    principal_annotator: str = Field(
+        default="",
+        description="The principal domain expert; empty = the annotator with most labels.",
+    )
+    classifier_judge: bool = Field(
+        default=True, description="Also fit and measure the scikit-learn classifier judge."
+    )
+    trust_threshold: float = Field(
+        default=0.8, description="A judge is trusted when test-split TPR and TNR both reach this."
+    )
+    force_test_look: bool = Field(
+        default=False, description="Measure the test split again although it was used (recorded)."
+    )
+
+
+@multi_asset(
+    name="human_label_files",
+    specs=[
+        AssetSpec(
+            "human_labels",
+            description="Human labels from data/labels/ (append-only; newest per annotator is current), with their split.",
+            group_name="calibration",
+            kinds={"duckdb"},
+        ),
+        AssetSpec(
+            "quarantined_labels",
+            description="Label rows that break the format, with the reason.",
+            group_name="calibration",
+            kinds={"duckdb"},
+        ),
+    ],
+)
+def human_label_files(
+    context: AssetExecutionContext, warehouse: Warehouse
+) -> Iterator[MaterializeResult]:
+    """Rebuild human_labels from every label file (JSONL or CSV) in data/labels/."""
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [HUMAN_LABELS, QUARANTINED_LABELS])
+        counts = load_labels(conn, labels_dir())
+        context.log.info(f"labels: {counts}")
+        splits = conn.execute(
+            """SELECT kind, split, count(*) FILTER (WHERE verdict IN ('pass', 'A')) AS pass_or_a,
+                      count(*) FILTER (WHERE verdict IN ('fail', 'B')) AS fail_or_b, count(*) AS total
+               FROM human_labels WHERE current GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        meta = {k: MetadataValue.int(v) for k, v in counts.items()}
+        yield MaterializeResult(
+            asset_key="human_labels",
+            metadata={
+                **table_metadata(conn, "human_labels"),
+                **meta,
+                "splits": MetadataValue.md(markdown_table(splits)),
+            },
+        )
+        yield MaterializeResult(
+            asset_key="quarantined_labels",
+            metadata={**table_metadata(conn, "quarantined_labels"), **meta},
+        )
+
+
+SUBJECTS_SQL = """
+SELECT l.subject_id, t.category, t.input, t.output, r.reference_good, r.reference_borderline, l.split,
+       l.verdict = 'pass' AS human_pass
+FROM human_labels l JOIN traces t ON t.trace_id = l.subject_id JOIN {refs} r ON r.trace_id = l.subject_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND NOT t.sealed
+UNION ALL
+SELECT l.subject_id, c.category, c.input, c.output, c.reference_good, c.reference_borderline, l.split,
+       l.verdict = 'pass'
+FROM human_labels l JOIN golden_cases c ON c.case_id = l.subject_id JOIN golden_pools p USING (case_id)
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND p.pool <> 'holdout'
+"""
+
+
+@asset(
+    group_name="calibration",
+    kinds={"duckdb", "litellm", "sklearn"},
+    deps=["human_labels", "traces", "golden_cases"],
+)
+def calibration_verdicts(
+    context: AssetExecutionContext,
+    config: CalibrationConfig,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+    reference_source: ReferenceSource,
+) -> MaterializeResult:
+    """The judges' verdicts on the outputs the principal expert labelled (sealed traces and
+    holdout cases excluded), plus the scikit-learn classifier judge fitted on the train split."""
+    rubric = load_rubric(config.rubric)
+    pii: Counter[str] = Counter()
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [CALIBRATION_VERDICTS, HUMAN_LABELS, GOLDEN_CASES, GOLDEN_POOLS])
+        reference_source.load(conn)
+        who = principal_annotator(conn, config.principal_annotator)
+        subjects = conn.execute(
+            SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE), {"principal": who}
+        ).df()
+        context.log.info(f"{len(subjects):,} outputs labelled by {who!r} with references")
+        calls, keys = [], []
+        for row in subjects.to_dict("records"):
+            case = {
+                k: redact(row[k], pii) for k in ("input", "reference_good", "reference_borderline")
+            }
+            messages = render_messages(rubric, case, redact(row["output"], pii))
+            for judge in config.judges:
+                calls.append(
+                    Call(
+                        judge,
+                        messages,
+                        f"judge:{rubric.key}",
+                        {"temperature": 0, "response_format": {"type": "json_object"}},
+                        partial(parse_response, rubric),
+                    )
+                )
+                keys.append((row["subject_id"], row["category"], judge))
+        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+        rows = [
+            (
+                s,
+                c,
+                j,
+                rubric.name,
+                rubric.version,
+                r.parsed["verdict"] if r.error is None else None,
+                r.error,
+            )  # type: ignore[index]
+            for (s, c, j), r in zip(keys, results, strict=True)
+        ]
+        if config.classifier_judge:
+            model = train_classifier(subjects[subjects["split"] == "train"])
+            if model is not None and len(subjects):
+                predicted = model.predict(feature_matrix(subjects))
+                rows += [
+                    (
+                        s,
+                        c,
+                        CLASSIFIER_JUDGE,
+                        rubric.name,
+                        rubric.version,
+                        "pass" if p else "fail",
+                        None,
+                    )
+                    for s, c, p in zip(
+                        subjects["subject_id"], subjects["category"], predicted, strict=True
+                    )
+                ]
+        replace_table(
+            conn,
+            CALIBRATION_VERDICTS,
+            pd.DataFrame(rows, columns=CALIBRATION_VERDICTS.column_names),
+        )
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "calibration_verdicts"),
+                "principal_annotator": MetadataValue.text(who),
+                "calls_made": MetadataValue.int(stats.called),
+                "calls_cached": MetadataValue.int(stats.cached),
+                "errors": MetadataValue.int(stats.errors),
+                "cost_usd_this_run": MetadataValue.float(round(stats.cost_usd, 6)),
+                "pii_redacted": MetadataValue.json(dict(pii)),
+            }
+        )
+
+
+MEASURED_SQL = """
+SELECT v.judge, v.rubric, v.rubric_version, l.split, v.category, l.verdict = 'pass' AS human_pass, v.verdict = 'pass' AS judge_pass
+FROM calibration_verdicts v JOIN human_labels l ON l.subject_id = v.subject_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND v.verdict IS NOT NULL
+"""
+
+
+def calibration_rows(measured: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """One row per judge x rubric version x split x category (and 'all')."""
+    out = []
+    for (judge, rubric, version, split), g in measured.groupby(
+        ["judge", "rubric", "rubric_version", "split"]
+    ):
+        for category, part in [("all", g), *sorted(g.groupby("category"))]:
+            a = binary_agreement(part["human_pass"].to_numpy(), part["judge_pass"].to_numpy())
+            trusted = (
+                (a.tpr >= threshold and a.tnr >= threshold)
+                if split == "test" and category == "all"
+                else None
+            )
+            out.append(
+                (
+                    judge,
+                    rubric,
+                    version,
+                    split,
+                    category,
+                    a.n,
+                    a.tp,
+                    a.fn,
+                    a.tn,
+                    a.fp,
+                    a.tpr,
+                    *a.tpr_ci,
+                    a.tnr,
+                    *a.tnr_ci,
+                    a.accuracy,
+                    *a.accuracy_ci,
+                    a.balanced_accuracy,
+                    *a.balanced_accuracy_ci,
+                    a.kappa,
+                    *a.kappa_ci,
+                    trusted,
+                    threshold,
+                )
+            )
+    return pd.DataFrame(out, columns=JUDGE_CALIBRATION.column_names)
+
+
+@asset(
+    group_name="calibration",
+    kinds={"duckdb"},
+    deps=["calibration_verdicts", "human_labels"],
+    check_specs=[
+        AssetCheckSpec(
+            "judges_trusted",
+            asset="judge_calibration",
+            description="Every calibrated judge reaches the trust threshold on the test split (warns otherwise).",
+        )
+    ],
+)
+def judge_calibration(
+    context: AssetExecutionContext, config: CalibrationConfig, warehouse: Warehouse
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """TPR, TNR, accuracy, balanced accuracy and Cohen's kappa with 95% intervals per judge x
+    rubric version x split (and per category), with the confusion counts. The test split is
+    measured once per judge + rubric version: later runs keep that measurement unless
+    force_test_look is set, and every look is recorded in calibration_test_uses."""
+    with warehouse.get_connection() as conn:
+        ensure_tables(
+            conn, [JUDGE_CALIBRATION, CALIBRATION_TEST_USES, CALIBRATION_VERDICTS, HUMAN_LABELS]
+        )
+        who = principal_annotator(conn, config.principal_annotator)
+        measured = conn.execute(MEASURED_SQL, {"principal": who}).df()
+        fresh = calibration_rows(measured, config.trust_threshold)
+        used = {
+            tuple(r)
+            for r in conn.execute(
+                "SELECT DISTINCT judge, rubric, rubric_version FROM calibration_test_uses"
+            ).fetchall()
+        }
+        old = conn.execute("SELECT * FROM judge_calibration WHERE split = 'test'").df()
+        keep, looks = [], []
+        for key, g in fresh[fresh["split"] == "test"].groupby(
+            ["judge", "rubric", "rubric_version"]
+        ):
+            if key in used and not config.force_test_look:
+                prev = old[
+                    (old["judge"] == key[0])
+                    & (old["rubric"] == key[1])
+                    & (old["rubric_version"] == key[2])
+                ]
+                keep.append(prev if not prev.empty else g)
+                if prev.empty:  # the stored result is gone; recording this as a (forced) look keeps the log honest
+                    looks.append((*key, True, int(g.loc[g["category"] == "all", "n"].iloc[0])))
+            else:
+                keep.append(g)
+                looks.append((*key, key in used, int(g.loc[g["category"] == "all", "n"].iloc[0])))
+        frame = (
+            pd.concat([fresh[fresh["split"] != "test"], *keep])
+            if keep
+            else fresh[fresh["split"] != "test"]
+        )
+        replace_table(conn, JUDGE_CALIBRATION, frame[JUDGE_CALIBRATION.column_names])
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for judge, rubric, version, forced, n in looks:
+            conn.execute(
+                "INSERT INTO calibration_test_uses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [judge, rubric, version, now, context.run_id, forced, n],
+            )
+            context.log.info(
+                f"test split measured for {judge} ({rubric}@{version}){' (forced second look)' if forced else ''}"
+            )
+        status = conn.execute(
+            """SELECT judge, rubric, rubric_version, n, round(tpr, 3) AS tpr, round(tnr, 3) AS tnr, round(kappa, 3) AS kappa, trusted
+               FROM judge_calibration WHERE split = 'test' AND category = 'all' ORDER BY judge"""
+        ).df()
+        yield MaterializeResult(
+            metadata={
+                **table_metadata(conn, "judge_calibration", "split = 'test' AND category = 'all'"),
+                "principal_annotator": MetadataValue.text(who),
+                "test_split": MetadataValue.md(markdown_table(status)),
+                "test_looks_this_run": MetadataValue.int(len(looks)),
+            }
+        )
+    untrusted = (
+        status[~status["trusted"].astype(bool)]["judge"].tolist() if not status.empty else []
+    )
+    yield AssetCheckResult(
+        check_name="judges_trusted",
+        passed=not status.empty and not untrusted,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "untrusted": MetadataValue.json(untrusted),
+            "test_split": MetadataValue.md(markdown_table(status)),
+        },
+    )
+
+
+@asset(group_name="calibration", kinds={"duckdb"}, deps=["human_labels"])
+def annotator_agreement(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Cohen's kappa for each pair of human annotators, on the subjects both labelled."""
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [ANNOTATOR_AGREEMENT, HUMAN_LABELS])
+        labels = conn.execute(
+            "SELECT subject_id, kind, annotator, verdict, source_file FROM human_labels WHERE current"
+        ).df()
+        rows = []
+        rng = np.random.default_rng(0)
+        for kind, g in labels.groupby("kind"):
+            wide = g.pivot_table(
+                index="subject_id", columns="annotator", values="verdict", aggfunc="first"
+            )
+            for a, b in combinations(sorted(wide.columns), 2):
+                both = wide[[a, b]].dropna()
+                if len(both) < 10:
+                    continue
+                x, y = both[a].to_numpy(), both[b].to_numpy()
+                boots = np.array(
+                    [
+                        kappa(x[i], y[i])
+                        for i in (rng.integers(len(x), size=len(x)) for _ in range(500))
+                    ]
+                )
+                source = ", ".join(sorted(set(g[g["annotator"].isin([a, b])]["source_file"])))
+                rows.append(
+                    (
+                        kind,
+                        source,
+                        a,
+                        b,
+                        len(both),
+                        float((x == y).mean()),
+                        kappa(x, y),
+                        float(np.nanpercentile(boots, 2.5)),
+                        float(np.nanpercentile(boots, 97.5)),
+                    )
+                )
+        frame = pd.DataFrame(rows, columns=ANNOTATOR_AGREEMENT.column_names)
+        replace_table(conn, ANNOTATOR_AGREEMENT, frame)
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "annotator_agreement"),
+                "kappas": MetadataValue.md(markdown_table(frame.round(3))),
+            }
+        )
+
+
+@asset(
+    group_name="calibration",
+    kinds={"duckdb"},
+    deps=["judge_verdicts", "judge_calibration", "calibration_verdicts"],
+)
+def corrected_pass_rates(
+    context: AssetExecutionContext, config: CalibrationConfig, warehouse: Warehouse
+) -> MaterializeResult:
+    """Each judge's active-pool pass rate per app version, corrected for its test-split TPR/TNR
+    (Rogan-Gladen) with a bootstrap interval that carries their uncertainty, and the judge's
+    trust status; a judge or rubric version without a test measurement needs calibration."""
+    with warehouse.get_connection() as conn:
+        ensure_tables(
+            conn, [CORRECTED_PASS_RATES, JUDGE_VERDICTS, JUDGE_CALIBRATION, CALIBRATION_VERDICTS]
+        )
+        who = principal_annotator(conn, config.principal_annotator)
+        judged = conn.execute(
+            "SELECT judge, rubric, rubric_version, app_version, verdict = 'pass' AS passed FROM judge_verdicts WHERE verdict IS NOT NULL"
+        ).df()
+        calib = conn.execute(MEASURED_SQL + " AND l.split = 'test'", {"principal": who}).df()
+        trust = {
+            (r[0], r[1], r[2]): r[3]
+            for r in conn.execute(
+                "SELECT judge, rubric, rubric_version, trusted FROM judge_calibration WHERE split = 'test' AND category = 'all'"
+            ).fetchall()
+        }
+        rows = []
+        for (judge, rubric, version, app), g in judged.groupby(
+            ["judge", "rubric", "rubric_version", "app_version"]
+        ):
+            c = calib[
+                (calib["judge"] == judge)
+                & (calib["rubric"] == rubric)
+                & (calib["rubric_version"] == version)
+            ]
+            observed = float(g["passed"].mean())
+            key = (judge, rubric, version)
+            if key in trust and len(c):
+                point, low, high = corrected_pass_rate(
+                    g["passed"].to_numpy(), c["human_pass"].to_numpy(), c["judge_pass"].to_numpy()
+                )
+                status = "trusted" if trust[key] else "untrusted"
+            else:
+                point = low = high = None
+                status = "needs_calibration"
+            rows.append(
+                (
+                    judge,
+                    rubric,
+                    version,
+                    app,
+                    len(g),
+                    observed,
+                    point,
+                    low,
+                    high,
+                    trust.get(key),
+                    status,
+                )
+            )
+        frame = pd.DataFrame(rows, columns=CORRECTED_PASS_RATES.column_names)
+        replace_table(conn, CORRECTED_PASS_RATES, frame)
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "corrected_pass_rates"),
+                "rates": MetadataValue.md(markdown_table(frame.round(3))),
+            }
+        )
+
+
+def _label_files_state(folder: Path) -> dict[str, list[int]]:
+    if not folder.is_dir():
+        return {}
+    return {
+        p.name: [p.stat().st_mtime_ns, p.stat().st_size]
+        for p in sorted(folder.iterdir())
+        if p.suffix.lower() in LABEL_SUFFIXES
+    }
+
+
+@sensor(
+    job_name="evals_calibration",
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def label_files_sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
+    """Starts evals_calibration when a label file appears or grows in data/labels/."""
+    state = _label_files_state(labels_dir())
+    previous = json.loads(context.cursor) if context.cursor else {}
+    if not state or state == previous:
+        yield SkipReason(f"no new or changed label files in {labels_dir()}")
+        return
+    changed = sorted(k for k in state if previous.get(k) != state[k])
+    context.update_cursor(json.dumps(state))
+    yield RunRequest(
+        run_key=json.dumps(state, sort_keys=True), tags={"label_files": ", ".join(changed)[:200]}
+    )

@@ -1,0 +1,155 @@
+"""Agreement of a judge with the expert: rates with intervals, kappa, corrected pass rates.
+
+Proportions (TPR, TNR, accuracy) get Wilson score intervals; balanced accuracy and Cohen's
+kappa get percentile bootstrap intervals. Kappa and the confusion matrix come from
+scikit-learn. A pass rate measured by an imperfect judge is corrected with Rogan-Gladen,
+p = (q + TNR - 1) / (TPR + TNR - 1), and its bootstrap interval resamples both the judged
+outputs and the calibration set, so the uncertainty of TPR and TNR is carried along.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+Z95 = float(norm.ppf(0.975))
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (nan, nan when n = 0)."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def kappa(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) == 0:
+        return math.nan
+    if len(set(a) | set(b)) == 1:
+        return 1.0  # perfect agreement on a single class (sklearn returns nan)
+    return float(cohen_kappa_score(a, b))
+
+
+def _binary_kappa(h: np.ndarray, j: np.ndarray) -> float:
+    """Cohen's kappa for two boolean vectors (the same value as sklearn's, without its overhead)."""
+    po = float((h == j).mean())
+    ph, pj = float(h.mean()), float(j.mean())
+    pe = ph * pj + (1 - ph) * (1 - pj)
+    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+
+
+def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
+    v = values[~np.isnan(values)]
+    if len(v) == 0:
+        return math.nan, math.nan
+    return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n: int
+    tp: int
+    fn: int
+    tn: int
+    fp: int
+    tpr: float
+    tpr_ci: tuple[float, float]
+    tnr: float
+    tnr_ci: tuple[float, float]
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    balanced_accuracy: float
+    balanced_accuracy_ci: tuple[float, float]
+    kappa: float
+    kappa_ci: tuple[float, float]
+
+
+def binary_agreement(
+    human_pass: np.ndarray, judge_pass: np.ndarray, n_boot: int = 500, seed: int = 0
+) -> Agreement:
+    """Judge vs expert on the same outputs ('pass' is the positive class)."""
+    h = np.asarray(human_pass, dtype=bool)
+    j = np.asarray(judge_pass, dtype=bool)
+    n = len(h)
+    tn, fp, fn, tp = (
+        (int(x) for x in confusion_matrix(h, j, labels=[False, True]).ravel())
+        if n
+        else (0, 0, 0, 0)
+    )
+    tpr = tp / (tp + fn) if tp + fn else math.nan
+    tnr = tn / (tn + fp) if tn + fp else math.nan
+    acc = (tp + tn) / n if n else math.nan
+    ba = (tpr + tnr) / 2
+    rng = np.random.default_rng(seed)
+    bas, kappas = np.full(n_boot, np.nan), np.full(n_boot, np.nan)
+    for i in range(n_boot if n else 0):
+        idx = rng.integers(n, size=n)
+        hh, jj = h[idx], j[idx]
+        pos, neg = hh.sum(), (~hh).sum()
+        if pos and neg:
+            bas[i] = ((jj & hh).sum() / pos + (~jj & ~hh).sum() / neg) / 2
+        kappas[i] = _binary_kappa(hh, jj)
+    return Agreement(
+        n,
+        tp,
+        fn,
+        tn,
+        fp,
+        tpr,
+        wilson(tp, tp + fn),
+        tnr,
+        wilson(tn, tn + fp),
+        acc,
+        wilson(tp + tn, n),
+        ba,
+        bootstrap_interval(bas),
+        kappa(h, j),
+        bootstrap_interval(kappas),
+    )
+
+
+def rogan_gladen(observed: float, tpr: float, tnr: float) -> float:
+    """True prevalence from an observed rate and the judge's TPR/TNR, clipped to [0, 1]."""
+    denom = tpr + tnr - 1
+    if not denom > 0:
+        return math.nan  # a judge no better than chance cannot be corrected
+    return min(1.0, max(0.0, (observed + tnr - 1) / denom))
+
+
+def corrected_pass_rate(
+    judged_pass: np.ndarray,
+    calib_human: np.ndarray,
+    calib_judge: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(corrected rate, 95% low, 95% high) with a bootstrap over both samples."""
+    q = np.asarray(judged_pass, dtype=bool)
+    h = np.asarray(calib_human, dtype=bool)
+    j = np.asarray(calib_judge, dtype=bool)
+
+    def rates(hh: np.ndarray, jj: np.ndarray) -> tuple[float, float]:
+        pos, neg = hh.sum(), (~hh).sum()
+        return (
+            (jj & hh).sum() / pos if pos else math.nan,
+            (~jj & ~hh).sum() / neg if neg else math.nan,
+        )
+
+    tpr, tnr = rates(h, j)
+    point = rogan_gladen(float(q.mean()) if len(q) else math.nan, tpr, tnr)
+    rng = np.random.default_rng(seed)
+    boots = np.full(n_boot, np.nan)
+    for i in range(n_boot):
+        qi = q[rng.integers(len(q), size=len(q))]
+        ci = rng.integers(len(h), size=len(h))
+        boots[i] = rogan_gladen(float(qi.mean()), *rates(h[ci], j[ci]))
+    low, high = bootstrap_interval(boots)
+    return point, low, high

@@ -1,0 +1,185 @@
+"""Calibration: metric functions against scikit-learn and scipy, interval coverage by
+simulation, PandaLM's published annotator kappas, label validation, the test-once rule,
+Rogan-Gladen, and the trust gate on the demo-like simulation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, recall_score
+
+from evals_pipeline.calibration.labels import import_pandalm, load_labels
+from evals_pipeline.calibration.metrics import (
+    _binary_kappa,
+    binary_agreement,
+    corrected_pass_rate,
+    rogan_gladen,
+    wilson,
+)
+from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS
+from evals_pipeline.warehouse import ensure_tables
+from evals_pipeline_tests.conftest import SHARED
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_metrics_agree_with_scikit_learn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    h = rng.random(n) < rng.uniform(0.2, 0.8)
+    j = np.where(rng.random(n) < rng.uniform(0.6, 0.95), h, ~h)
+    a = binary_agreement(h, j, n_boot=50, seed=seed)
+    assert a.tpr == pytest.approx(recall_score(h, j, pos_label=True))
+    assert a.tnr == pytest.approx(recall_score(h, j, pos_label=False))
+    assert a.accuracy == pytest.approx(accuracy_score(h, j))
+    assert a.balanced_accuracy == pytest.approx(balanced_accuracy_score(h, j))
+    assert a.kappa == pytest.approx(cohen_kappa_score(h, j))
+    assert _binary_kappa(h, j) == pytest.approx(cohen_kappa_score(h, j))
+    assert a.tp + a.fn + a.tn + a.fp == n
+
+
+def test_wilson_matches_scipy() -> None:
+    for k, n in ((0, 10), (3, 10), (57, 80), (999, 1000), (50, 100)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    assert all(math.isnan(x) for x in wilson(0, 0))
+
+
+def test_intervals_cover_the_truth_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(0)
+    true_tpr, true_tnr, prevalence, n, runs = 0.85, 0.7, 0.6, 200, 400
+    po = prevalence * true_tpr + (1 - prevalence) * true_tnr
+    pj = prevalence * true_tpr + (1 - prevalence) * (1 - true_tnr)
+    true_kappa = (po - (prevalence * pj + (1 - prevalence) * (1 - pj))) / (
+        1 - (prevalence * pj + (1 - prevalence) * (1 - pj))
+    )
+    covered = {"tpr": 0, "tnr": 0, "kappa": 0}
+    for i in range(runs):
+        h = rng.random(n) < prevalence
+        j = np.where(h, rng.random(n) < true_tpr, rng.random(n) >= true_tnr)
+        a = binary_agreement(h, j, n_boot=300, seed=i)
+        covered["tpr"] += a.tpr_ci[0] <= true_tpr <= a.tpr_ci[1]
+        covered["tnr"] += a.tnr_ci[0] <= true_tnr <= a.tnr_ci[1]
+        covered["kappa"] += a.kappa_ci[0] <= true_kappa <= a.kappa_ci[1]
+    for name, hits in covered.items():
+        assert 0.91 <= hits / runs <= 0.985, (name, hits / runs)
+
+
+def test_rogan_gladen_recovers_a_planted_prevalence() -> None:
+    assert rogan_gladen(0.5, 1.0, 1.0) == 0.5
+    assert math.isnan(rogan_gladen(0.5, 0.5, 0.5))
+    rng = np.random.default_rng(1)
+    true_p, tpr, tnr = 0.3, 0.9, 0.75
+    truth = rng.random(5000) < true_p
+    judged = np.where(truth, rng.random(5000) < tpr, rng.random(5000) >= tnr)
+    calib_h = rng.random(800) < 0.5
+    calib_j = np.where(calib_h, rng.random(800) < tpr, rng.random(800) >= tnr)
+    point, low, high = corrected_pass_rate(judged, calib_h, calib_j, n_boot=400)
+    assert judged.mean() > true_p + 0.1  # the raw rate is far off
+    assert low <= true_p <= high and abs(point - true_p) < 0.05
+
+
+@pytest.mark.skipif(
+    not (SHARED / "data" / "pandalm" / "testset-v1.json").exists(),
+    reason="../shared/data/pandalm not present",
+)
+def test_pandalm_annotator_kappas_reproduce_the_published_figures(tmp_path: Path) -> None:
+    import_pandalm(
+        SHARED / "data" / "pandalm" / "testset-v1.json", tmp_path / "labels" / "pandalm.jsonl"
+    )
+    con = duckdb.connect()
+    ensure_tables(con, [HUMAN_LABELS, QUARANTINED_LABELS])
+    counts = load_labels(con, tmp_path / "labels")
+    assert counts == {"files": 1, "rows_in": 2997, "stored": 2997, "quarantined": 0}
+    wide = con.execute(
+        "PIVOT (SELECT subject_id, annotator, verdict FROM human_labels) ON annotator USING first(verdict) ORDER BY subject_id"
+    ).df()
+    k = {
+        (a, b): round(
+            cohen_kappa_score(wide[f"pandalm_annotator{a}"], wide[f"pandalm_annotator{b}"]), 2
+        )
+        for a, b in ((1, 2), (1, 3), (2, 3))
+    }
+    assert k == {(1, 2): 0.85, (1, 3): 0.88, (2, 3): 0.86}
+
+
+def test_label_files_are_validated_and_the_newest_label_wins(tmp_path: Path) -> None:
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    rows = [
+        {
+            "trace_id": "t1",
+            "annotator": "ana",
+            "verdict": "fail",
+            "critique": "wrong number",
+            "failure_mode": "hallucinated_fact",
+            "labelled_at": "2026-03-01T10:00:00Z",
+        },
+        {
+            "trace_id": "t1",
+            "annotator": "ana",
+            "verdict": "pass",
+            "labelled_at": "2026-03-02T10:00:00Z",
+        },
+        {"trace_id": "t1", "annotator": "ben", "verdict": "pass"},
+        {"trace_id": "t2", "annotator": "ana", "verdict": "fail"},
+        {"trace_id": "t3", "annotator": "ana", "verdict": "maybe"},
+        {"annotator": "ana", "verdict": "pass"},
+        {"case_id": "c1", "annotator": "ana", "verdict": "B"},
+    ]
+    (folder / "ana.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    (folder / "ben.csv").write_text(
+        "trace_id,annotator,verdict,critique\nt4,ben,fail,too vague\nt5,ben,pass,\nt6,ben\n"
+    )
+    con = duckdb.connect()
+    ensure_tables(con, [HUMAN_LABELS, QUARANTINED_LABELS])
+    counts = load_labels(con, folder)
+    assert counts["rows_in"] == 11 and counts["stored"] + counts["quarantined"] == 11
+    assert dict(
+        con.execute(
+            "SELECT source_file || ':' || source_row, reason FROM quarantined_labels"
+        ).fetchall()
+    ) == {
+        "ana.jsonl:4": "missing_critique",
+        "ana.jsonl:5": "unknown_verdict",
+        "ana.jsonl:6": "missing_field",
+        "ana.jsonl:8": "malformed_json",
+        "ben.csv:4": "malformed_json",
+    }
+    current = con.execute(
+        "SELECT subject_id, annotator, kind, verdict FROM human_labels WHERE current ORDER BY 1, 2"
+    ).fetchall()
+    assert current == [
+        ("c1", "ana", "pairwise", "B"),
+        ("t1", "ana", "pointwise", "pass"),
+        ("t1", "ben", "pointwise", "pass"),
+        ("t4", "ben", "pointwise", "fail"),
+        ("t5", "ben", "pointwise", "pass"),
+    ]
+    splits = dict(con.execute("SELECT subject_id, split FROM human_labels").fetchall())
+    con.execute("DELETE FROM human_labels")
+    load_labels(con, folder)
+    assert (
+        dict(con.execute("SELECT subject_id, split FROM human_labels").fetchall()) == splits
+    )  # stable
+
+
+def test_splits_are_about_20_40_40() -> None:
+    from evals_pipeline.calibration.labels import split_sql
+
+    con = duckdb.connect()
+    got = dict(
+        con.execute(
+            f"SELECT {split_sql('s')} AS split, count(*) FROM (SELECT 'id-' || i AS s FROM range(20000) t(i)) GROUP BY 1"
+        ).fetchall()
+    )
+    assert (
+        abs(got["train"] / 20000 - 0.2) < 0.015
+        and abs(got["dev"] / 20000 - 0.4) < 0.015
+        and abs(got["test"] / 20000 - 0.4) < 0.015
+    )
