@@ -183,3 +183,25 @@ def test_splits_are_about_20_40_40() -> None:
         and abs(got["dev"] / 20000 - 0.4) < 0.015
         and abs(got["test"] / 20000 - 0.4) < 0.015
     )
+
+
+def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster import RunRequest, SkipReason, build_sensor_context
+
+    from evals_pipeline.calibration.assets import label_files_sensor
+
+    monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))
+    first = list(label_files_sensor(build_sensor_context()))
+    assert isinstance(first[0], SkipReason)
+    (tmp_path / "labels").mkdir()
+    path = tmp_path / "labels" / "ana.jsonl"
+    path.write_text('{"trace_id": "t1", "annotator": "ana", "verdict": "pass"}\n')
+    ctx = build_sensor_context()
+    (req,) = list(label_files_sensor(ctx))
+    assert isinstance(req, RunRequest) and "ana.jsonl" in req.tags["label_files"]
+    again = list(label_files_sensor(build_sensor_context(cursor=ctx.cursor)))
+    assert isinstance(again[0], SkipReason)
+    with path.open("a") as f:
+        f.write('{"trace_id": "t2", "annotator": "ana", "verdict": "pass"}\n')
+    (grown,) = list(label_files_sensor(build_sensor_context(cursor=ctx.cursor)))
+    assert isinstance(grown, RunRequest) and grown.run_key != req.run_key

@@ -255,3 +255,40 @@ def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(
     second = run_quarterly(small_sim, "2026-01-01")
     for node in ("candidate_outputs", "judge_verdicts", "pairwise_verdicts"):
         assert _made(second, node) == 0, node
+
+
+def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_sim: Path) -> None:
+    import shutil
+
+    from evals_pipeline_tests.helpers import run_calibration
+
+    assert run_quarterly(small_sim, "2026-01-01").success
+    (ran / "labels").mkdir()
+    for f in (small_sim / "labels").glob("*.jsonl"):
+        shutil.copy(f, ran / "labels" / f.name)
+    first = run_calibration(small_sim)
+    assert first.success
+    con = duckdb.connect(str(warehouse_path()), read_only=True)
+    status = dict(
+        con.execute("SELECT judge, trusted FROM judge_calibration WHERE split = 'test' AND category = 'all'").fetchall()
+    )
+    looks = con.execute("SELECT judge, forced FROM calibration_test_uses ORDER BY 1").fetchall()
+    corrected = con.execute("SELECT DISTINCT calibration_status FROM corrected_pass_rates").fetchall()
+    agreement = con.execute("SELECT annotator_a, annotator_b, n FROM annotator_agreement").fetchall()
+    con.close()
+    assert set(status) == {"offline/reference-judge", "offline/reference-judge-b", "offline/generic-judge", "sklearn/logistic-features"}
+    assert status["offline/generic-judge"] is False
+    assert looks == sorted((j, False) for j in status)
+    assert {c for (c,) in corrected} <= {"trusted", "untrusted"}
+    assert agreement and agreement[0][:2] == ("sim_expert_a", "sim_expert_b")
+    # The test split is not looked at again...
+    assert run_calibration(small_sim).success
+    con = duckdb.connect(str(warehouse_path()), read_only=True)
+    assert con.execute("SELECT count(*) FROM calibration_test_uses").fetchall()[0][0] == 4
+    con.close()
+    # ...unless forced, and then the look is recorded as forced.
+    forced = {"ops": {"judge_calibration": {"config": {"force_test_look": True}}}}
+    assert run_calibration(small_sim, forced).success
+    con = duckdb.connect(str(warehouse_path()), read_only=True)
+    assert con.execute("SELECT count(*) FROM calibration_test_uses WHERE forced").fetchall()[0][0] == 4
+    con.close()
