@@ -287,10 +287,24 @@ def calibration_rows(measured: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return pd.DataFrame(out, columns=JUDGE_CALIBRATION.column_names)
 
 
-@asset(
-    group_name="calibration",
-    kinds={"duckdb"},
-    deps=["calibration_verdicts", "human_labels"],
+@multi_asset(
+    name="judge_calibration",
+    specs=[
+        AssetSpec(
+            "judge_calibration",
+            description="TPR/TNR/accuracy/balanced accuracy/kappa with 95% intervals per judge x rubric version x split x category.",
+            group_name="calibration",
+            kinds={"duckdb"},
+            deps=["calibration_verdicts", "human_labels"],
+        ),
+        AssetSpec(
+            "calibration_test_uses",
+            description="Every look at the test split per judge + rubric version (forced second looks marked).",
+            group_name="calibration",
+            kinds={"duckdb"},
+            deps=["calibration_verdicts", "human_labels"],
+        ),
+    ],
     check_specs=[
         AssetCheckSpec(
             "judges_trusted",
@@ -356,18 +370,27 @@ def judge_calibration(
                FROM judge_calibration WHERE split = 'test' AND category = 'all' ORDER BY judge"""
         ).df()
         yield MaterializeResult(
+            asset_key="calibration_test_uses",
+            metadata={
+                **table_metadata(conn, "calibration_test_uses"),
+                "looks_this_run": MetadataValue.int(len(looks)),
+            },
+        )
+        yield MaterializeResult(
+            asset_key="judge_calibration",
             metadata={
                 **table_metadata(conn, "judge_calibration", "split = 'test' AND category = 'all'"),
                 "principal_annotator": MetadataValue.text(who),
                 "test_split": MetadataValue.md(markdown_table(status)),
                 "test_looks_this_run": MetadataValue.int(len(looks)),
-            }
+            },
         )
     untrusted = (
         status[~status["trusted"].astype(bool)]["judge"].tolist() if not status.empty else []
     )
     yield AssetCheckResult(
         check_name="judges_trusted",
+        asset_key="judge_calibration",
         passed=not status.empty and not untrusted,
         severity=AssetCheckSeverity.WARN,
         metadata={
