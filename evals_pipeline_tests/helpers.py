@@ -38,7 +38,9 @@ def run_quarterly(
     )
 
 
-def run_calibration(source_root: Path, run_config: dict[str, Any] | None = None) -> ExecuteInProcessResult:
+def run_calibration(
+    source_root: Path, run_config: dict[str, Any] | None = None
+) -> ExecuteInProcessResult:
     """One run of `evals_calibration` (labels, calibration verdicts, calibration, corrections)."""
     job = defs.resolve_job_def("evals_calibration")
     return job.execute_in_process(run_config=run_config or {}, resources=_resources(source_root))

@@ -185,7 +185,9 @@ def test_splits_are_about_20_40_40() -> None:
     )
 
 
-def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster import RunRequest, SkipReason, build_sensor_context
 
     from evals_pipeline.calibration.assets import label_files_sensor

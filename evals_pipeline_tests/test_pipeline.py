@@ -270,13 +270,24 @@ def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_s
     assert first.success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     status = dict(
-        con.execute("SELECT judge, trusted FROM judge_calibration WHERE split = 'test' AND category = 'all'").fetchall()
+        con.execute(
+            "SELECT judge, trusted FROM judge_calibration WHERE split = 'test' AND category = 'all'"
+        ).fetchall()
     )
     looks = con.execute("SELECT judge, forced FROM calibration_test_uses ORDER BY 1").fetchall()
-    corrected = con.execute("SELECT DISTINCT calibration_status FROM corrected_pass_rates").fetchall()
-    agreement = con.execute("SELECT annotator_a, annotator_b, n FROM annotator_agreement").fetchall()
+    corrected = con.execute(
+        "SELECT DISTINCT calibration_status FROM corrected_pass_rates"
+    ).fetchall()
+    agreement = con.execute(
+        "SELECT annotator_a, annotator_b, n FROM annotator_agreement"
+    ).fetchall()
     con.close()
-    assert set(status) == {"offline/reference-judge", "offline/reference-judge-b", "offline/generic-judge", "sklearn/logistic-features"}
+    assert set(status) == {
+        "offline/reference-judge",
+        "offline/reference-judge-b",
+        "offline/generic-judge",
+        "sklearn/logistic-features",
+    }
     assert status["offline/generic-judge"] is False
     assert looks == sorted((j, False) for j in status)
     assert {c for (c,) in corrected} <= {"trusted", "untrusted"}
@@ -290,5 +301,7 @@ def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_s
     forced = {"ops": {"judge_calibration": {"config": {"force_test_look": True}}}}
     assert run_calibration(small_sim, forced).success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
-    assert con.execute("SELECT count(*) FROM calibration_test_uses WHERE forced").fetchall()[0][0] == 4
+    assert (
+        con.execute("SELECT count(*) FROM calibration_test_uses WHERE forced").fetchall()[0][0] == 4
+    )
     con.close()
