@@ -201,6 +201,19 @@ def report(seconds: float) -> None:
                FROM judge_ensemble e WHERE e.rubric = 'pass_fail' GROUP BY 1 ORDER BY 1"""
         ).fetchall():
             _say(f"  {version}: {n} cases, pass rate {rate}, {queued} queued for review")
+        status = con.execute(
+            """SELECT DISTINCT v.judge, c.trusted FROM judge_verdicts v LEFT JOIN judge_calibration c
+               ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
+                  AND c.split = 'test' AND c.category = 'all'
+               WHERE v.rubric = 'pass_fail' ORDER BY 1"""
+        ).fetchall()
+        _say(
+            "  judges: "
+            + ", ".join(
+                f"{j} ({'trusted' if t else 'NOT trusted' if t is not None else 'not calibrated'})"
+                for j, t in status
+            )
+        )
         _say("  Bradley-Terry ratings (pairwise, both orders; 95% bootstrap interval):")
         for judge, version, rating, lo, hi in con.execute(
             "SELECT judge, app_version, round(rating), round(ci_low), round(ci_high) FROM bt_ratings ORDER BY 1, 2"

@@ -607,6 +607,11 @@ JUDGE_CALIBRATION = Table(
             "Test split, all categories: TPR and TNR both reach the threshold. Null elsewhere.",
         ),
         Column("threshold", "DOUBLE", "The trust threshold applied."),
+        Column(
+            "position_consistency",
+            "DOUBLE",
+            "Pairwise judges: share of active-pool comparisons whose verdict survived swapping the order ('all' rows).",
+        ),
     ),
 )
 

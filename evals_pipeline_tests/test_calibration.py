@@ -207,3 +207,38 @@ def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(
         f.write('{"trace_id": "t2", "annotator": "ana", "verdict": "pass"}\n')
     (grown,) = list(label_files_sensor(build_sensor_context(cursor=ctx.cursor)))
     assert isinstance(grown, RunRequest) and grown.run_key != req.run_key
+
+
+def test_a_judge_or_rubric_version_without_a_test_measurement_needs_calibration() -> None:
+    import pandas as pd
+
+    from evals_pipeline.calibration.assets import corrected_rates
+
+    rng = np.random.default_rng(3)
+    judged = pd.DataFrame(
+        {
+            "judge": ["j1"] * 100 + ["j1"] * 100 + ["j2"] * 100,
+            "rubric": ["pass_fail"] * 300,
+            "rubric_version": ["1"] * 100 + ["2"] * 100 + ["1"] * 100,  # rubric edited to v2
+            "app_version": ["v1"] * 300,
+            "passed": rng.random(300) < 0.7,
+        }
+    )
+    h = rng.random(200) < 0.6
+    calib = pd.DataFrame(
+        {
+            "judge": "j1",
+            "rubric": "pass_fail",
+            "rubric_version": "1",
+            "human_pass": h,
+            "judge_pass": h,
+        }
+    )
+    rows = {
+        (r[0], r[2]): r for r in corrected_rates(judged, calib, {("j1", "pass_fail", "1"): True})
+    }
+    assert rows[("j1", "1")][-1] == "trusted" and rows[("j1", "1")][6] == pytest.approx(
+        rows[("j1", "1")][5]
+    )
+    assert rows[("j1", "2")][-1] == "needs_calibration" and rows[("j1", "2")][6] is None
+    assert rows[("j2", "1")][-1] == "needs_calibration"

@@ -51,6 +51,7 @@ from evals_pipeline.records import (
     HUMAN_LABELS,
     JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
+    PAIRWISE_VERDICTS,
     QUARANTINED_LABELS,
 )
 from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
@@ -282,6 +283,7 @@ def calibration_rows(measured: pd.DataFrame, threshold: float) -> pd.DataFrame:
                     *a.kappa_ci,
                     trusted,
                     threshold,
+                    None,  # position consistency: filled in from pairwise_verdicts
                 )
             )
     return pd.DataFrame(out, columns=JUDGE_CALIBRATION.column_names)
@@ -354,6 +356,18 @@ def judge_calibration(
             pd.concat([fresh[fresh["split"] != "test"], *keep])
             if keep
             else fresh[fresh["split"] != "test"]
+        )
+        ensure_tables(conn, [PAIRWISE_VERDICTS])
+        consistency = dict(
+            conn.execute(
+                "SELECT judge, avg(position_consistent::INT) FROM pairwise_verdicts WHERE position_consistent IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        )
+        frame = frame.assign(
+            position_consistency=[
+                consistency.get(j) if c == "all" else None
+                for j, c in zip(frame["judge"], frame["category"], strict=True)
+            ]
         )
         replace_table(conn, JUDGE_CALIBRATION, frame[JUDGE_CALIBRATION.column_names])
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -475,40 +489,7 @@ def corrected_pass_rates(
                 "SELECT judge, rubric, rubric_version, trusted FROM judge_calibration WHERE split = 'test' AND category = 'all'"
             ).fetchall()
         }
-        rows = []
-        for (judge, rubric, version, app), g in judged.groupby(
-            ["judge", "rubric", "rubric_version", "app_version"]
-        ):
-            c = calib[
-                (calib["judge"] == judge)
-                & (calib["rubric"] == rubric)
-                & (calib["rubric_version"] == version)
-            ]
-            observed = float(g["passed"].mean())
-            key = (judge, rubric, version)
-            if key in trust and len(c):
-                point, low, high = corrected_pass_rate(
-                    g["passed"].to_numpy(), c["human_pass"].to_numpy(), c["judge_pass"].to_numpy()
-                )
-                status = "trusted" if trust[key] else "untrusted"
-            else:
-                point = low = high = None
-                status = "needs_calibration"
-            rows.append(
-                (
-                    judge,
-                    rubric,
-                    version,
-                    app,
-                    len(g),
-                    observed,
-                    point,
-                    low,
-                    high,
-                    trust.get(key),
-                    status,
-                )
-            )
+        rows = corrected_rates(judged, calib, trust)
         frame = pd.DataFrame(rows, columns=CORRECTED_PASS_RATES.column_names)
         replace_table(conn, CORRECTED_PASS_RATES, frame)
         return MaterializeResult(
@@ -517,6 +498,49 @@ def corrected_pass_rates(
                 "rates": MetadataValue.md(markdown_table(frame.round(3))),
             }
         )
+
+
+def corrected_rates(
+    judged: pd.DataFrame, calib: pd.DataFrame, trust: dict[tuple[str, str, str], bool]
+) -> list[tuple]:
+    """Rows of corrected_pass_rates. `judged`: judge, rubric, rubric_version, app_version,
+    passed; `calib`: the test split's judge, rubric, rubric_version, human_pass, judge_pass;
+    `trust`: (judge, rubric, version) -> trusted, for the combinations measured on the test
+    split. Anything else (a new judge model, an edited rubric) needs calibration."""
+    rows = []
+    for (judge, rubric, version, app), g in judged.groupby(
+        ["judge", "rubric", "rubric_version", "app_version"]
+    ):
+        c = calib[
+            (calib["judge"] == judge)
+            & (calib["rubric"] == rubric)
+            & (calib["rubric_version"] == version)
+        ]
+        key = (judge, rubric, version)
+        if key in trust and len(c):
+            point, low, high = corrected_pass_rate(
+                g["passed"].to_numpy(), c["human_pass"].to_numpy(), c["judge_pass"].to_numpy()
+            )
+            status = "trusted" if trust[key] else "untrusted"
+        else:
+            point = low = high = None
+            status = "needs_calibration"
+        rows.append(
+            (
+                judge,
+                rubric,
+                version,
+                app,
+                len(g),
+                float(g["passed"].mean()),
+                point,
+                low,
+                high,
+                trust.get(key),
+                status,
+            )
+        )
+    return rows
 
 
 def _label_files_state(folder: Path) -> dict[str, list[int]]:
