@@ -42,6 +42,12 @@ from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.assets import golden_export, golden_pool_rotation, holdout_evaluation
 from evals_pipeline.pools.references import ReviewedFileReferences, SimulatorReferences
 from evals_pipeline.pools.store import HoldoutStore
+from evals_pipeline.reports.assets import (
+    online_offline_correlation,
+    quality_cost_latency,
+    release_gates,
+    segment_report,
+)
 from evals_pipeline.sampling.assets import trace_sample
 from evals_pipeline.warehouse import Warehouse
 
@@ -69,6 +75,12 @@ calibration_job = define_asset_job(
     selection=AssetSelection.groups("calibration", "analytics"),
     description="Load human labels, judge the labelled outputs, calibrate every judge, correct pass rates. "
     "Started by label_files_sensor when label files change.",
+)
+
+reports_job = define_asset_job(
+    "evals_reports",
+    selection=AssetSelection.groups("reports", "analytics"),
+    description="Segment report, release gates, quality/cost/latency, and the quarter's offline-online correlation.",
 )
 
 daily_schedule = build_schedule_from_partitioned_job(
@@ -115,10 +127,14 @@ defs = Definitions(
         judge_calibration,
         annotator_agreement,
         corrected_pass_rates,
+        segment_report,
+        release_gates,
+        quality_cost_latency,
+        online_offline_correlation,
         analytics_snapshot,
     ],
     sensors=[label_files_sensor],
-    jobs=[daily_job, quarterly_job, calibration_job],
+    jobs=[daily_job, quarterly_job, calibration_job, reports_job],
     schedules=[daily_schedule, quarterly_schedule],
     resources=resources(),
     executor=in_process_executor,

@@ -82,23 +82,26 @@ def main() -> None:
 
     source = SimulatedTraceSource()
     cfg = source.config()
-    _say(f"1/4 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
+    _say(f"1/5 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
     summary = ensure_simulated(cfg, source.root_dir(), _say)
     _say(
         f"    {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
         f"{summary['labels']:,} expert labels, {summary['planted_bad_rows']:,} deliberately bad rows"
     )
-    _say(f"2/4 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
+    _say(f"2/5 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
     run_job("evals_daily", cfg.start, cfg.end)
     quarters = quarters_within(cfg.start, cfg.end)
     _say(
-        f"3/4 running job evals_quarterly (pool rotation, holdout evaluation, export) for {', '.join(quarters)}"
+        f"3/5 running job evals_quarterly (pool rotation, holdout evaluation, export) for {', '.join(quarters)}"
     )
     for quarter in quarters:
         run_job("evals_quarterly", quarter)
     labels = deliver_labels(source.root_dir())
-    _say(f"4/4 running job evals_calibration on {labels} label files in {data_dir() / 'labels'}")
+    _say(f"4/5 running job evals_calibration on {labels} label files in {data_dir() / 'labels'}")
     run_job("evals_calibration", "")
+    _say(f"5/5 running job evals_reports for {', '.join(quarters)}")
+    for quarter in quarters:
+        run_job("evals_reports", quarter)
     report(time.perf_counter() - t0)
 
 
@@ -246,6 +249,20 @@ def report(seconds: float) -> None:
                FROM corrected_pass_rates WHERE judge = 'offline/reference-judge' ORDER BY 1"""
         ).fetchall():
             _say(f"    {version}: observed {obs} -> corrected {cor} [{lo}, {hi}] ({status})")
+        _say("\nRelease gates (candidate vs baseline):")
+        for gate, status, evidence in con.execute(
+            "SELECT gate, status, evidence FROM release_gates"
+        ).fetchall():
+            _say(f"  {gate:<19} {status:<14} {evidence[:110]}")
+        for version, level, cat, score, delta, lo, hi in con.execute(
+            """SELECT app_version, level, category, round(score, 3), round(delta_vs_baseline, 3), round(delta_ci_low, 3),
+                      round(delta_ci_high, 3)
+               FROM segment_report WHERE scorer = 'ensemble' AND (level = 'overall' OR category = 'reasoning')
+                 AND level <> 'cell' ORDER BY 1, 2 DESC"""
+        ).fetchall():
+            _say(
+                f"  {version} {level:<8} {cat:<10} pass rate {score}  delta vs baseline {delta:+} [{lo:+}, {hi:+}]"
+            )
     finally:
         con.close()
     py = (
