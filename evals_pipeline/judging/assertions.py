@@ -124,6 +124,7 @@ def assertion_sql(subjects_sql: str, registry: Sequence[Assertion] = REGISTRY) -
             if a.categories == ALL
             else f"category IN ({', '.join(sql_literal(c) for c in a.categories)})"
         )
+        cats += f" AND subject IN ({', '.join(sql_literal(x) for x in a.subjects)})"
         parts.append(
             f"""SELECT subject, subject_id, case_id, app_version, category, {sql_literal(a.name)} AS assertion,
                    coalesce({a.passes}, false) AS passed,

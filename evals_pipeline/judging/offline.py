@@ -262,7 +262,12 @@ def product_answer(root: str, version: str, user_input: str) -> str:
     if topic is None or version not in styles:
         return "I'm not sure I understand. Could you give me more detail?"
     style = styles[version]
-    good = _u("product", version, user_input) < quality[version][topic["category"]]
+    # A question's difficulty is shared by every version (hard questions are hard for all of
+    # them), with some version-specific luck: so versions differ by their quality, as in the
+    # traffic, and a paired comparison on the same cases sees it.
+    lucky = _u("luck", version, user_input) < 0.1
+    u = _u("product", version, user_input) if lucky else _u("difficulty", user_input)
+    good = u < quality[version][topic["category"]]
     if good:
         core = topic["good_core"]
     elif topic["category"] != "refusal_sensitive" and _u("refusal", version, user_input) < 0.12:
