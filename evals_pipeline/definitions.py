@@ -39,10 +39,17 @@ from evals_pipeline.judging.assets import (
 )
 from evals_pipeline.judging.client import LiteLLMJudgeClient
 from evals_pipeline.paths import warehouse_path
-from evals_pipeline.pools.assets import golden_export, golden_pool_rotation, holdout_evaluation
+from evals_pipeline.pools.assets import (
+    active_evaluation,
+    golden_export,
+    golden_pool_rotation,
+    holdout_evaluation,
+)
 from evals_pipeline.pools.references import ReviewedFileReferences, SimulatorReferences
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.reports.assets import (
+    holdout_gap,
+    html_report,
     online_offline_correlation,
     quality_cost_latency,
     release_gates,
@@ -115,6 +122,7 @@ defs = Definitions(
         trace_sample,
         golden_pool_rotation,
         holdout_evaluation,
+        active_evaluation,
         golden_export,
         candidate_outputs,
         assertion_results,
@@ -131,6 +139,8 @@ defs = Definitions(
         release_gates,
         quality_cost_latency,
         online_offline_correlation,
+        holdout_gap,
+        html_report,
         analytics_snapshot,
     ],
     sensors=[label_files_sensor],

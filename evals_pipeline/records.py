@@ -777,6 +777,29 @@ ONLINE_OFFLINE_CORRELATION = Table(
     ),
 )
 
+ACTIVE_EVALUATION = Table(
+    "active_evaluation",
+    "The active pool scored at each rotation by the same evaluator as the holdout (per category).",
+    HOLDOUT_EVALUATION.columns,
+)
+
+HOLDOUT_GAP = Table(
+    "holdout_gap",
+    "Active score minus holdout score per rotation and category: the eval-set overfitting measure.",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        Column("evaluator", "VARCHAR", "Evaluator of both pools."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("active_n", "INTEGER", "Active cases."),
+        Column("active_score", "DOUBLE", "Mean active score."),
+        Column("holdout_n", "INTEGER", "Holdout cases."),
+        Column("holdout_score", "DOUBLE", "Mean holdout score."),
+        Column("gap", "DOUBLE", "active - holdout."),
+        Column("gap_ci_low", "DOUBLE", "95% interval (normal, independent samples)."),
+        Column("gap_ci_high", "DOUBLE", "95% interval."),
+    ),
+)
+
 HOLDOUT_STORE_TABLES: tuple[Table, ...] = (RESERVOIR_TRACES, HOLDOUT_CASES)
 
 ANALYST_TABLES: tuple[Table, ...] = (
@@ -808,4 +831,6 @@ ANALYST_TABLES: tuple[Table, ...] = (
     RELEASE_GATES,
     QUALITY_COST_LATENCY,
     ONLINE_OFFLINE_CORRELATION,
+    ACTIVE_EVALUATION,
+    HOLDOUT_GAP,
 )

@@ -46,6 +46,12 @@ def run_calibration(
     return job.execute_in_process(run_config=run_config or {}, resources=_resources(source_root))
 
 
+def run_reports(source_root: Path, quarter: str) -> ExecuteInProcessResult:
+    """One run of `evals_reports` for a quarter (segment report, gates, correlation, HTML)."""
+    job = defs.resolve_job_def("evals_reports")
+    return job.execute_in_process(partition_key=quarter, resources=_resources(source_root))
+
+
 def run_daily(
     source_root: Path,
     start: str,

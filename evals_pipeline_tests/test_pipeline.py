@@ -305,3 +305,37 @@ def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_s
         con.execute("SELECT count(*) FROM calibration_test_uses WHERE forced").fetchall()[0][0] == 4
     )
     con.close()
+
+
+def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Path) -> None:
+    import re
+    import shutil
+
+    from evals_pipeline_tests.helpers import run_calibration, run_reports
+
+    assert run_quarterly(small_sim, "2026-01-01").success
+    (ran / "labels").mkdir()
+    for f in (small_sim / "labels").glob("*.jsonl"):
+        shutil.copy(f, ran / "labels" / f.name)
+    assert run_calibration(small_sim).success
+    result = run_reports(small_sim, "2026-01-01")
+    assert result.success
+    con = duckdb.connect(str(analytics_path()), read_only=True)
+    gates = dict(con.execute("SELECT gate, status FROM release_gates").fetchall())
+    levels = {r[0] for r in con.execute("SELECT DISTINCT level FROM segment_report").fetchall()}
+    gap = con.execute("SELECT count(*) FROM holdout_gap").fetchall()[0][0]
+    con.close()
+    assert set(gates) == {
+        "layer1",
+        "segment_regression",
+        "large_changes",
+        "holdout",
+        "judge_trusted",
+        "decision",
+    }
+    assert gates["judge_trusted"] == "fail"  # the generic judge is not trusted
+    assert levels == {"cell", "category", "overall"}
+    assert gap > 0
+    page = (ran / "reports" / "latest.html").read_text()
+    assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 4
+    assert page.count("<table") >= 5 and "segment_regression" in page

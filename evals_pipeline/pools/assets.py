@@ -25,13 +25,19 @@ from pydantic import Field
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import golden_dir
-from evals_pipeline.pools.evaluation import EVALUATORS, already_evaluated, evaluate_holdout
+from evals_pipeline.pools.evaluation import (
+    EVALUATORS,
+    already_evaluated,
+    evaluate_holdout,
+    score_by_category,
+)
 from evals_pipeline.pools.export import export_active_pool
 from evals_pipeline.pools.references import ReferenceSource
 from evals_pipeline.pools.rotation import RotationSettings, rotate
 from evals_pipeline.pools.sealing import seal_violations
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.records import (
+    ACTIVE_EVALUATION,
     GOLDEN_CASES,
     GOLDEN_POOLS,
     HOLDOUT_EVALUATION,
@@ -259,3 +265,28 @@ def golden_export(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
             "rotations": MetadataValue.int(counts["rotations"]),
         }
     )
+
+
+@asset(
+    group_name="pools",
+    kinds={"duckdb"},
+    deps=["golden_pools", "golden_cases"],
+    partitions_def=quarterly_partitions,
+    backfill_policy=BackfillPolicy.multi_run(1),
+)
+def active_evaluation(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """The active pool scored at the rotation by the holdout's evaluator (reference_token_f1),
+    from the warehouse only: the active side of the holdout gap."""
+    start, _ = quarter_window(context)
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [ACTIVE_EVALUATION, GOLDEN_CASES, GOLDEN_POOLS])
+        cases = conn.execute(
+            """SELECT c.* FROM golden_cases c JOIN golden_pools p USING (case_id) WHERE p.pool = 'active' ORDER BY c.case_id"""
+        ).df()
+        rows = score_by_category(cases, start, "reference_token_f1")
+        conn.execute("DELETE FROM active_evaluation WHERE quarter = ?", [start])
+        if rows:
+            conn.executemany(f"INSERT INTO active_evaluation VALUES ({', '.join('?' * 6)})", rows)
+        return MaterializeResult(
+            metadata=table_metadata(conn, "active_evaluation", "quarter = ?", [start])
+        )

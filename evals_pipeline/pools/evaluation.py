@@ -17,6 +17,7 @@ from datetime import date
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from evals_pipeline.pools.rotation import completed_quarters
 from evals_pipeline.pools.store import read_holdout
@@ -99,15 +100,7 @@ def evaluate_holdout(
         quarter=quarter,
         reason=reason,
     ).to_pandas()
-    score = EVALUATORS[evaluator]
-    by_category: dict[str, list[float]] = {}
-    for case in cases.to_dict("records"):
-        by_category.setdefault(case["category"], []).append(score(case))
-    rows = []
-    for category, scores in sorted(by_category.items()):
-        arr = np.asarray(scores)
-        se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else None
-        rows.append((quarter, evaluator, category, len(arr), float(arr.mean()), se))
+    rows = score_by_category(cases, quarter, evaluator)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(
@@ -123,4 +116,18 @@ def evaluate_holdout(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return rows
+
+
+def score_by_category(cases: pd.DataFrame, quarter: date, evaluator: str) -> list[tuple]:
+    """(quarter, evaluator, category, n, mean, SE) rows from case content (output, references)."""
+    score = EVALUATORS[evaluator]
+    by_category: dict[str, list[float]] = {}
+    for case in cases.to_dict("records"):
+        by_category.setdefault(case["category"], []).append(score(case))
+    rows = []
+    for category, scores in sorted(by_category.items()):
+        arr = np.asarray(scores)
+        se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else None
+        rows.append((quarter, evaluator, category, len(arr), float(arr.mean()), se))
     return rows

@@ -19,10 +19,14 @@ from pydantic import Field
 
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
+from evals_pipeline.paths import data_dir
 from evals_pipeline.records import (
+    ACTIVE_EVALUATION,
     ASSERTION_RESULTS,
     CALIBRATION_VERDICTS,
     CANDIDATE_OUTPUTS,
+    HOLDOUT_EVALUATION,
+    HOLDOUT_GAP,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
@@ -31,7 +35,8 @@ from evals_pipeline.records import (
     RELEASE_GATES,
     SEGMENT_REPORT,
 )
-from evals_pipeline.reports.correlation import correlate
+from evals_pipeline.reports.correlation import PER_TRACE_SQL, correlate
+from evals_pipeline.reports.html import render_report
 from evals_pipeline.reports.segments import paired_cells, post_stratified, segment_verdicts
 from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
 
@@ -287,24 +292,6 @@ def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -
 
 SIGNALS = ("thumbs_up_rate", "task_completed", "escalation", "follow_up", "session_continued")
 
-PER_TRACE_SQL = """
-WITH f AS (
-    SELECT trace_id,
-           CASE WHEN bool_or(signal = 'thumbs_up') THEN 1.0 WHEN bool_or(signal = 'thumbs_down') THEN 0.0 END AS thumbs_up_rate,
-           bool_or(signal = 'task_completed')::DOUBLE AS task_completed,
-           bool_or(signal = 'escalation')::DOUBLE AS escalation,
-           bool_or(signal = 'follow_up')::DOUBLE AS follow_up,
-           bool_or(signal = 'session_continued')::DOUBLE AS session_continued
-    FROM trace_feedback GROUP BY 1
-)
-SELECT v.judge, t.app_version, t.user_segment, (v.verdict = 'pass')::DOUBLE AS offline,
-       coalesce(f.thumbs_up_rate, NULL) AS thumbs_up_rate, coalesce(f.task_completed, 0) AS task_completed,
-       coalesce(f.escalation, 0) AS escalation, coalesce(f.follow_up, 0) AS follow_up,
-       coalesce(f.session_continued, 0) AS session_continued
-FROM calibration_verdicts v JOIN traces t ON t.trace_id = v.subject_id LEFT JOIN f ON f.trace_id = v.subject_id
-WHERE v.verdict IS NOT NULL AND t.partition_date >= $start AND t.partition_date < $end
-"""
-
 
 @asset(
     group_name="reports",
@@ -397,4 +384,55 @@ def online_offline_correlation(
             "below_0.6": MetadataValue.json(low["judge"].tolist()),
             "trusted_judges": MetadataValue.int(len(trusted_main)),
         },
+    )
+
+
+@asset(group_name="reports", kinds={"duckdb"}, deps=["holdout_evaluation", "active_evaluation"])
+def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Active minus holdout score per rotation and category, with a 95% interval: how much
+    better the set the team iterates on looks than the sealed one (eval-set overfitting)."""
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [HOLDOUT_GAP, HOLDOUT_EVALUATION, ACTIVE_EVALUATION])
+        frame = conn.execute(
+            """SELECT a.quarter, a.evaluator, a.category, a.n AS active_n, a.mean_score AS active_score,
+                      h.n AS holdout_n, h.mean_score AS holdout_score, a.mean_score - h.mean_score AS gap,
+                      a.mean_score - h.mean_score - 1.96 * sqrt(coalesce(a.std_error, 0) ^ 2 + coalesce(h.std_error, 0) ^ 2) AS gap_ci_low,
+                      a.mean_score - h.mean_score + 1.96 * sqrt(coalesce(a.std_error, 0) ^ 2 + coalesce(h.std_error, 0) ^ 2) AS gap_ci_high
+               FROM active_evaluation a JOIN holdout_evaluation h USING (quarter, evaluator, category)
+               ORDER BY 1, 3"""
+        ).df()
+        replace_table(conn, HOLDOUT_GAP, frame)
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "holdout_gap"),
+                "gaps": MetadataValue.md(markdown_table(frame.round(3))),
+            }
+        )
+
+
+@asset(
+    group_name="reports",
+    kinds={"html"},
+    deps=[
+        "segment_report",
+        "release_gates",
+        "quality_cost_latency",
+        "online_offline_correlation",
+        "holdout_gap",
+        "pool_sizes",
+        "judge_calibration",
+    ],
+)
+def html_report(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """One self-contained HTML page per run under data/reports/ (and latest.html): release
+    gates, quality/cost/latency, segment deltas with CIs, judge calibration, offline-online
+    correlation and pool sizes, with plots."""
+    folder = data_dir() / "reports"
+    with warehouse.get_connection() as conn:
+        path = render_report(conn, folder, context.run_id)
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(path)),
+            "latest": MetadataValue.path(str(folder / "latest.html")),
+        }
     )
