@@ -172,7 +172,7 @@ def segment_report(
 @asset(
     group_name="reports",
     kinds={"duckdb"},
-    deps=["segment_report", "assertion_results", "judge_calibration"],
+    deps=["segment_report", "assertion_results", "judge_calibration", "holdout_gap"],
 )
 def release_gates(
     context: AssetExecutionContext, config: ReportConfig, warehouse: Warehouse
@@ -223,13 +223,31 @@ def release_gates(
                 or f"no change beyond {config.flag_se} SE",
             )
         )
-        gates.append(
-            (
-                "holdout",
-                "not_evaluated",
-                "holdout_evaluation scores the holdout's production outputs once per rotation; candidate versions are not yet generated for holdout cases",
+        ensure_tables(conn, [HOLDOUT_GAP, ACTIVE_EVALUATION, HOLDOUT_EVALUATION])
+        gap = conn.execute(
+            """WITH q AS (SELECT max(quarter) AS quarter FROM holdout_gap),
+                    a AS (SELECT sum(n * mean_score) / sum(n) AS m, sqrt(sum(power(n * coalesce(std_error, 0), 2))) / sum(n) AS se
+                          FROM active_evaluation WHERE quarter = (SELECT quarter FROM q)),
+                    h AS (SELECT sum(n * mean_score) / sum(n) AS m, sqrt(sum(power(n * coalesce(std_error, 0), 2))) / sum(n) AS se
+                          FROM holdout_evaluation WHERE quarter = (SELECT quarter FROM q))
+               SELECT (SELECT quarter FROM q), a.m - h.m, 1.96 * sqrt(a.se * a.se + h.se * h.se)
+               FROM a, h WHERE (SELECT quarter FROM q) IS NOT NULL"""
+        ).fetchall()
+        if not gap:
+            gates.append(("holdout", "not_evaluated", "no rotation has scored the holdout yet"))
+        else:
+            quarter, g, half = gap[0]
+            # Neutral or better: at the latest rotation the active pool does not look
+            # significantly better than the sealed holdout by more than the regression margin.
+            overfit = g - half > config.max_regression
+            gates.append(
+                (
+                    "holdout",
+                    "fail" if overfit else "pass",
+                    f"rotation {quarter}: active - holdout = {g:+.3f} (+/-{half:.3f}; reference_token_f1 on production "
+                    "outputs: candidate versions are not generated for holdout cases)",
+                )
             )
-        )
         trust = _trust(conn, config.rubric)
         judges = {j: t for j, t in trust.items() if j != "ensemble"}
         untrusted = [j for j, t in judges.items() if not t]
