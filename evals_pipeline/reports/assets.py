@@ -308,6 +308,24 @@ def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -
         )
 
 
+CELL_ONLINE_SQL = """
+WITH f AS (
+    SELECT trace_id,
+           CASE WHEN bool_or(signal = 'thumbs_up') THEN 1.0 WHEN bool_or(signal = 'thumbs_down') THEN 0.0 END AS thumbs_up_rate,
+           bool_or(signal = 'task_completed')::DOUBLE AS task_completed,
+           bool_or(signal = 'escalation')::DOUBLE AS escalation,
+           bool_or(signal = 'follow_up')::DOUBLE AS follow_up,
+           bool_or(signal = 'session_continued')::DOUBLE AS session_continued
+    FROM trace_feedback GROUP BY 1
+)
+SELECT t.app_version, t.user_segment, avg(f.thumbs_up_rate) AS thumbs_up_rate,
+       avg(coalesce(f.task_completed, 0)) AS task_completed, avg(coalesce(f.escalation, 0)) AS escalation,
+       avg(coalesce(f.follow_up, 0)) AS follow_up, avg(coalesce(f.session_continued, 0)) AS session_continued
+FROM traces t LEFT JOIN f USING (trace_id)
+WHERE t.partition_date >= $start AND t.partition_date < $end
+GROUP BY ALL
+"""
+
 SIGNALS = ("thumbs_up_rate", "task_completed", "escalation", "follow_up", "session_continued")
 
 
@@ -334,15 +352,20 @@ def online_offline_correlation(
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [ONLINE_OFFLINE_CORRELATION, CALIBRATION_VERDICTS])
         per_trace = conn.execute(PER_TRACE_SQL, {"start": start, "end": end}).df()
+        online_cells = (
+            conn.execute(CELL_ONLINE_SQL, {"start": start, "end": end})
+            .df()
+            .set_index(["app_version", "user_segment"])
+        )
         trust = _trust(conn, "pass_fail")
         rows = []
         for judge, g in per_trace.groupby("judge"):
+            # A cell's offline score comes from its judged (labelled) traces; its online
+            # signals from all of the cell's traffic that quarter, which is far less noisy.
             cells = g.groupby(["app_version", "user_segment"]).agg(
-                offline=("offline", "mean"),
-                n=("offline", "size"),
-                **{s: (s, "mean") for s in SIGNALS},
+                offline=("offline", "mean"), n=("offline", "size")
             )
-            cells = cells[cells["n"] >= 5]
+            cells = cells[cells["n"] >= 5].join(online_cells, how="inner")
             for signal in SIGNALS:
                 c = correlate(cells["offline"].to_numpy(), cells[signal].to_numpy(), n_boot=500)
                 rows.append(
