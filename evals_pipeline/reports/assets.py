@@ -70,6 +70,17 @@ WHERE p.pool = 'active' AND s.verdict IS NOT NULL
 """
 
 
+DIMENSIONS_SQL = """
+SELECT d.case_id, d.app_version, p.category, p.user_segment, 'ensemble:' || d.rubric || '/' || d.dim AS scorer, d.score
+FROM (
+    SELECT case_id, app_version, rubric, unnest(map_keys(scores::MAP(VARCHAR, DOUBLE))) AS dim,
+           unnest(map_values(scores::MAP(VARCHAR, DOUBLE))) AS score
+    FROM judge_ensemble WHERE scores IS NOT NULL
+) d JOIN golden_pools p USING (case_id)
+WHERE p.pool = 'active'
+"""
+
+
 def _trust(conn, rubric: str) -> dict[str, bool | None]:
     """Scorer -> trusted (the ensemble is trusted when every one of its judges is)."""
     ensure_tables(conn, [JUDGE_CALIBRATION, JUDGE_VERDICTS])
@@ -121,6 +132,9 @@ def segment_report(
         ensure_tables(conn, [SEGMENT_REPORT, JUDGE_ENSEMBLE])
         baseline, _ = _versions(conn, config)
         scores = conn.execute(SCORES_SQL, {"rubric": config.rubric}).df()
+        # Dimensional rubrics: each dimension's ensemble median (1-4) is reported as its own scorer.
+        dims = conn.execute(DIMENSIONS_SQL).df()
+        scores = pd.concat([scores, dims], ignore_index=True)
         trust = _trust(conn, config.rubric)
         share = traffic_share(conn)
         frames = []
