@@ -35,7 +35,7 @@ from evals_pipeline.records import (
     RELEASE_GATES,
     SEGMENT_REPORT,
 )
-from evals_pipeline.reports.correlation import PER_TRACE_SQL, correlate
+from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL, correlate
 from evals_pipeline.reports.html import render_report
 from evals_pipeline.reports.segments import paired_cells, post_stratified, segment_verdicts
 from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
@@ -321,24 +321,6 @@ def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -
             }
         )
 
-
-CELL_ONLINE_SQL = """
-WITH f AS (
-    SELECT trace_id,
-           CASE WHEN bool_or(signal = 'thumbs_up') THEN 1.0 WHEN bool_or(signal = 'thumbs_down') THEN 0.0 END AS thumbs_up_rate,
-           bool_or(signal = 'task_completed')::DOUBLE AS task_completed,
-           bool_or(signal = 'escalation')::DOUBLE AS escalation,
-           bool_or(signal = 'follow_up')::DOUBLE AS follow_up,
-           bool_or(signal = 'session_continued')::DOUBLE AS session_continued
-    FROM trace_feedback GROUP BY 1
-)
-SELECT t.app_version, t.user_segment, avg(f.thumbs_up_rate) AS thumbs_up_rate,
-       avg(coalesce(f.task_completed, 0)) AS task_completed, avg(coalesce(f.escalation, 0)) AS escalation,
-       avg(coalesce(f.follow_up, 0)) AS follow_up, avg(coalesce(f.session_continued, 0)) AS session_continued
-FROM traces t LEFT JOIN f USING (trace_id)
-WHERE t.partition_date >= $start AND t.partition_date < $end
-GROUP BY ALL
-"""
 
 SIGNALS = ("thumbs_up_rate", "task_completed", "escalation", "follow_up", "session_continued")
 

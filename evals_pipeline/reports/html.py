@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from evals_pipeline.reports.correlation import PER_TRACE_SQL
+from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
 
 
 def _png(fig) -> str:
@@ -79,15 +79,28 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         PER_TRACE_SQL.replace("AND t.partition_date >= $start AND t.partition_date < $end", "")
     ).df()
     if not cells.empty:
+        online = conn.execute(
+            CELL_ONLINE_SQL.replace(
+                "WHERE t.partition_date >= $start AND t.partition_date < $end", ""
+            )
+        ).df()
         agg = cells.groupby(["judge", "app_version", "user_segment"]).agg(
-            offline=("offline", "mean"), online=("thumbs_up_rate", "mean"), n=("offline", "size")
+            offline=("offline", "mean"), n=("offline", "size")
         )
-        agg = agg[agg["n"] >= 20].reset_index()
+        agg = (
+            agg[agg["n"] >= 20]
+            .reset_index()
+            .merge(
+                online[["app_version", "user_segment", "thumbs_up_rate"]],
+                on=["app_version", "user_segment"],
+            )
+        )
+        agg = agg.rename(columns={"thumbs_up_rate": "online"})
         fig, ax = plt.subplots(figsize=(6, 4))
         for judge, g in agg.groupby("judge"):
             ax.scatter(g["offline"], g["online"], label=judge, s=18)
         ax.set_xlabel("offline pass rate (judge)")
-        ax.set_ylabel("online thumbs-up rate")
+        ax.set_ylabel("online thumbs-up rate (all of the cell's traffic)")
         ax.legend(fontsize=7)
         out.append(("Offline vs online, per app version x user segment", _png(fig)))
     pools = conn.execute(
