@@ -55,9 +55,10 @@ def correlate(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -
     )
 
 
-# Per labelled production trace: each judge's verdict and the trace's online signals.
-PER_TRACE_SQL = """
-WITH f AS (
+# Online signals per trace: thumbs-up rate (1 up, 0 down, null unrated) and whether each
+# other signal occurred. Shared by the per-trace and the per-cell queries.
+TRACE_SIGNALS_CTE = """
+f AS (
     SELECT trace_id,
            CASE WHEN bool_or(signal = 'thumbs_up') THEN 1.0 WHEN bool_or(signal = 'thumbs_down') THEN 0.0 END AS thumbs_up_rate,
            bool_or(signal = 'task_completed')::DOUBLE AS task_completed,
@@ -65,27 +66,22 @@ WITH f AS (
            bool_or(signal = 'follow_up')::DOUBLE AS follow_up,
            bool_or(signal = 'session_continued')::DOUBLE AS session_continued
     FROM trace_feedback GROUP BY 1
-)
+)"""
+
+# Per labelled production trace: each judge's verdict and the trace's online signals.
+PER_TRACE_SQL = f"""
+WITH {TRACE_SIGNALS_CTE}
 SELECT v.judge, t.app_version, t.user_segment, (v.verdict = 'pass')::DOUBLE AS offline,
-       coalesce(f.thumbs_up_rate, NULL) AS thumbs_up_rate, coalesce(f.task_completed, 0) AS task_completed,
+       f.thumbs_up_rate, coalesce(f.task_completed, 0) AS task_completed,
        coalesce(f.escalation, 0) AS escalation, coalesce(f.follow_up, 0) AS follow_up,
        coalesce(f.session_continued, 0) AS session_continued
 FROM calibration_verdicts v JOIN traces t ON t.trace_id = v.subject_id LEFT JOIN f ON f.trace_id = v.subject_id
 WHERE v.verdict IS NOT NULL AND t.partition_date >= $start AND t.partition_date < $end
 """
 
-
 # Per (app version x user segment): online signals over all of the cell's traffic.
-CELL_ONLINE_SQL = """
-WITH f AS (
-    SELECT trace_id,
-           CASE WHEN bool_or(signal = 'thumbs_up') THEN 1.0 WHEN bool_or(signal = 'thumbs_down') THEN 0.0 END AS thumbs_up_rate,
-           bool_or(signal = 'task_completed')::DOUBLE AS task_completed,
-           bool_or(signal = 'escalation')::DOUBLE AS escalation,
-           bool_or(signal = 'follow_up')::DOUBLE AS follow_up,
-           bool_or(signal = 'session_continued')::DOUBLE AS session_continued
-    FROM trace_feedback GROUP BY 1
-)
+CELL_ONLINE_SQL = f"""
+WITH {TRACE_SIGNALS_CTE}
 SELECT t.app_version, t.user_segment, avg(f.thumbs_up_rate) AS thumbs_up_rate,
        avg(coalesce(f.task_completed, 0)) AS task_completed, avg(coalesce(f.escalation, 0)) AS escalation,
        avg(coalesce(f.follow_up, 0)) AS follow_up, avg(coalesce(f.session_continued, 0)) AS session_continued
