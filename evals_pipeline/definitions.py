@@ -38,6 +38,7 @@ from evals_pipeline.judging.assets import (
     pairwise_verdicts,
 )
 from evals_pipeline.judging.client import LiteLLMJudgeClient
+from evals_pipeline.partitions import weekly_partitions
 from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.assets import (
     active_evaluation,
@@ -54,6 +55,11 @@ from evals_pipeline.reports.assets import (
     quality_cost_latency,
     release_gates,
     segment_report,
+)
+from evals_pipeline.review.assets import (
+    failure_mode_distribution,
+    review_items,
+    weekly_review_sample,
 )
 from evals_pipeline.sampling.assets import trace_sample
 from evals_pipeline.warehouse import Warehouse
@@ -79,9 +85,25 @@ quarterly_schedule = build_schedule_from_partitioned_job(
 
 calibration_job = define_asset_job(
     "evals_calibration",
-    selection=AssetSelection.groups("calibration", "analytics"),
-    description="Load human labels, judge the labelled outputs, calibrate every judge, correct pass rates. "
-    "Started by label_files_sensor when label files change.",
+    selection=AssetSelection.groups("calibration", "analytics")
+    | AssetSelection.assets("failure_mode_distribution"),
+    description="Load human labels, judge the labelled outputs, calibrate every judge, correct pass rates, "
+    "count failure modes. Started by label_files_sensor when label files change.",
+)
+
+review_job = define_asset_job(
+    "evals_review",
+    selection=AssetSelection.assets("weekly_review_sample", "review_items", "analytics_snapshot"),
+    partitions_def=weekly_partitions,
+    description="Prepare the week's Friday review batch and rebuild the review app's queues "
+    "(judge disagreements, the batch, calibration gaps).",
+)
+
+review_schedule = build_schedule_from_partitioned_job(
+    review_job,
+    hour_of_day=6,
+    description="Every Friday at 06:00 UTC, for the week (Friday to Thursday) that just ended.",
+    default_status=DefaultScheduleStatus.STOPPED,
 )
 
 reports_job = define_asset_job(
@@ -141,11 +163,14 @@ defs = Definitions(
         online_offline_correlation,
         holdout_gap,
         html_report,
+        weekly_review_sample,
+        review_items,
+        failure_mode_distribution,
         analytics_snapshot,
     ],
     sensors=[label_files_sensor],
-    jobs=[daily_job, quarterly_job, calibration_job, reports_job],
-    schedules=[daily_schedule, quarterly_schedule],
+    jobs=[daily_job, quarterly_job, calibration_job, reports_job, review_job],
+    schedules=[daily_schedule, quarterly_schedule, review_schedule],
     resources=resources(),
     executor=in_process_executor,
 )

@@ -10,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     DailyPartitionsDefinition,
     TimeWindowPartitionsDefinition,
+    WeeklyPartitionsDefinition,
 )
 
 # First day of traffic. The embedded simulator starts on 2026-01-01; set EVALS_START_DATE
@@ -22,6 +23,12 @@ daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UT
 # available when it has ended, so its rotation runs on the first day of the next quarter.
 quarterly_partitions = TimeWindowPartitionsDefinition(
     cron_schedule="0 0 1 1,4,7,10 *", start=START_DATE, fmt="%Y-%m-%d", timezone="UTC"
+)
+
+# Weeks run Friday to Thursday (day_offset 5 = Friday), so the batch for the seeds' Friday
+# review is ready on Friday morning with the whole past week in it.
+weekly_partitions = WeeklyPartitionsDefinition(
+    start_date=START_DATE, day_offset=5, timezone="UTC", fmt="%Y-%m-%d"
 )
 
 

@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import partial
 from itertools import combinations
 from pathlib import Path
 
@@ -34,10 +33,10 @@ from pydantic import Field
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, feature_matrix, train_classifier
 from evals_pipeline.calibration.labels import LABEL_SUFFIXES, load_labels
 from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate, kappa
-from evals_pipeline.judging.client import Call, JudgeClient, run_calls
+from evals_pipeline.judging.client import JudgeClient, run_calls
 from evals_pipeline.judging.offline import JUDGES
 from evals_pipeline.judging.pii import redact
-from evals_pipeline.judging.rubrics import load_rubric, parse_response, render_messages
+from evals_pipeline.judging.rubrics import judge_calls, load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.paths import data_dir
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
@@ -45,6 +44,7 @@ from evals_pipeline.records import (
     ANNOTATOR_AGREEMENT,
     CALIBRATION_TEST_USES,
     CALIBRATION_VERDICTS,
+    CANDIDATE_OUTPUTS,
     CORRECTED_PASS_RATES,
     GOLDEN_CASES,
     GOLDEN_POOLS,
@@ -146,13 +146,21 @@ SELECT l.subject_id, c.category, c.input, c.output, c.reference_good, c.referenc
        l.verdict = 'pass'
 FROM human_labels l JOIN golden_cases c ON c.case_id = l.subject_id JOIN golden_pools p USING (case_id)
 WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND p.pool <> 'holdout'
+UNION ALL
+-- candidate outputs labelled from the review app's disagreement queue (subject case_id|app_version)
+SELECT l.subject_id, c.category, c.input, o.output, c.reference_good, c.reference_borderline, l.split,
+       l.verdict = 'pass'
+FROM human_labels l JOIN candidate_outputs o ON o.case_id || '|' || o.app_version = l.subject_id
+JOIN golden_cases c ON c.case_id = o.case_id JOIN golden_pools p ON p.case_id = o.case_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND p.pool <> 'holdout'
+  AND o.output IS NOT NULL
 """
 
 
 @asset(
     group_name="calibration",
     kinds={"duckdb", "litellm", "sklearn"},
-    deps=["human_labels", "traces", "golden_cases"],
+    deps=["human_labels", "traces", "golden_cases", "candidate_outputs"],
 )
 def calibration_verdicts(
     context: AssetExecutionContext,
@@ -166,7 +174,10 @@ def calibration_verdicts(
     rubric = load_rubric(config.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [CALIBRATION_VERDICTS, HUMAN_LABELS, GOLDEN_CASES, GOLDEN_POOLS])
+        ensure_tables(
+            conn,
+            [CALIBRATION_VERDICTS, HUMAN_LABELS, GOLDEN_CASES, GOLDEN_POOLS, CANDIDATE_OUTPUTS],
+        )
         reference_source.load(conn)
         who = principal_annotator(conn, config.principal_annotator)
         subjects = conn.execute(
@@ -178,18 +189,8 @@ def calibration_verdicts(
             case = {
                 k: redact(row[k], pii) for k in ("input", "reference_good", "reference_borderline")
             }
-            messages = render_messages(rubric, case, redact(row["output"], pii))
-            for judge in config.judges:
-                calls.append(
-                    Call(
-                        judge,
-                        messages,
-                        f"judge:{rubric.key}",
-                        {"temperature": 0, "response_format": {"type": "json_object"}},
-                        partial(parse_response, rubric),
-                    )
-                )
-                keys.append((row["subject_id"], row["category"], judge))
+            calls += judge_calls(rubric, config.judges, case, redact(row["output"], pii))
+            keys += [(row["subject_id"], row["category"], j) for j in config.judges]
         results, stats = run_calls(judge_client, conn, calls, context.log.info)
         rows = [
             (

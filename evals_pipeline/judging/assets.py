@@ -28,7 +28,14 @@ from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStat
 from evals_pipeline.judging.ensemble import write_ensemble
 from evals_pipeline.judging.offline import JUDGES
 from evals_pipeline.judging.pii import redact
-from evals_pipeline.judging.rubrics import Rubric, load_rubric, parse_response, render_messages
+from evals_pipeline.judging.rubrics import (
+    JSON_MODE,
+    Rubric,
+    judge_calls,
+    load_rubric,
+    parse_response,
+    render_messages,
+)
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.records import (
     ASSERTION_RESULTS,
@@ -47,7 +54,6 @@ SELECT c.case_id, c.category, c.input, c.reference_good, c.reference_borderline
 FROM golden_cases c JOIN golden_pools p USING (case_id)
 WHERE p.pool = 'active' ORDER BY c.case_id
 """
-JSON_MODE = {"temperature": 0, "response_format": {"type": "json_object"}}
 
 
 class AppVersionSpec(Config):
@@ -268,18 +274,8 @@ def judge_verdicts(
                     and row["category"] not in config.dimensional_categories
                 ):
                     continue
-                messages = render_messages(rubric, case, output)
-                for judge in config.judges:
-                    calls.append(
-                        Call(
-                            judge,
-                            messages,
-                            f"judge:{rubric.key}",
-                            JSON_MODE,
-                            partial(parse_response, rubric),
-                        )
-                    )
-                    keys.append((row["case_id"], row["app_version"], judge, rubric))
+                calls += judge_calls(rubric, config.judges, case, output)
+                keys += [(row["case_id"], row["app_version"], j, rubric) for j in config.judges]
         results, stats = run_calls(judge_client, conn, calls, context.log.info)
         frame = pd.DataFrame(
             [_verdict_row(c, v, j, rb, r) for (c, v, j, rb), r in zip(keys, results, strict=True)],

@@ -8,6 +8,8 @@ network and no keys the real litellm code path runs end to end.
   an answer passes when it says what the borderline reference says (recall of its content
   words >= 0.6) and states no number the references do not. They err on a small,
   deterministic share of calls (3% and 6%), like real judges.
+- `offline/taxonomy-suggester`: groups an expert's critiques into candidate failure modes
+  (TF-IDF + agglomerative clustering; see `review/suggest.py`).
 - `offline/generic-judge`: an off-the-shelf "helpfulness" judge with the documented biases:
   it rewards length and confident phrasing and barely looks at correctness; in pairwise it
   prefers the longer answer and, between equals, the first shown (position bias).
@@ -315,6 +317,10 @@ def _handler_class() -> type:
                 else:
                     body = _judge_binary(name, prompt)
                 text = json.dumps(body)
+            elif name == "taxonomy-suggester":
+                from evals_pipeline.review.suggest import offline_groups
+
+                text = json.dumps(offline_groups(prompt))
             else:
                 raise litellm.exceptions.NotFoundError(
                     message=f"unknown offline model {model!r}", model=model, llm_provider=PROVIDER
@@ -377,7 +383,7 @@ def register_offline_provider() -> None:
     from litellm.utils import custom_llm_setup
 
     custom_llm_setup()
-    prices = {j: JUDGE_PRICE for j in JUDGES}
+    prices = {j: JUDGE_PRICE for j in (*JUDGES, "offline/taxonomy-suggester")}
     prices.update(
         {
             f"offline/product-{v.name}": (v.usd_per_1k_input / 1000, v.usd_per_1k_output / 1000)

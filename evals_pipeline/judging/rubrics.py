@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from evals_pipeline.judging.client import Call
 
 RUBRIC_DIR = Path(__file__).with_name("rubrics")
 BEGIN, END = "<<<BEGIN {name}>>>", "<<<END {name}>>>"
@@ -171,3 +174,23 @@ def parse_response(rubric: Rubric, text: str) -> dict[str, object]:
         raise MalformedResponse(f"scores missing {sorted(missing)} or outside 1-4 {bad}")
     parsed["scores"] = {d: parsed["scores"][d] for d in rubric.dimensions}
     return parsed
+
+
+JSON_MODE = {"temperature": 0, "response_format": {"type": "json_object"}}
+
+
+def judge_calls(
+    rubric: Rubric, judges: list[str] | tuple[str, ...], case: dict[str, str | None], output: str
+) -> list[Call]:
+    """One call per judge applying `rubric` to `output`. Every stage that judges an output
+    (candidate outputs, the calibration set, the review queues) builds its calls here, so the
+    same output under the same rubric is the same prompt and a cache hit everywhere."""
+    from functools import partial
+
+    from evals_pipeline.judging.client import Call
+
+    messages = render_messages(rubric, case, output)
+    return [
+        Call(judge, messages, f"judge:{rubric.key}", JSON_MODE, partial(parse_response, rubric))
+        for judge in judges
+    ]

@@ -1,0 +1,1 @@
+"""Review: the domain expert's queues, the review app, and the failure taxonomy."""

@@ -1,0 +1,261 @@
+"""Dagster wiring of review: the weekly batch, the review app's queues, and error analysis
+(failure modes per category and app version)."""
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from evals_pipeline.calibration.assets import principal_annotator
+from evals_pipeline.judging.client import JudgeClient, run_calls
+from evals_pipeline.judging.offline import JUDGES
+from evals_pipeline.judging.pii import redact
+from evals_pipeline.judging.rubrics import judge_calls, load_rubric
+from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.partitions import weekly_partitions
+from evals_pipeline.pools.references import ReferenceSource
+from evals_pipeline.records import (
+    CANDIDATE_OUTPUTS,
+    FAILURE_MODE_DISTRIBUTION,
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
+    HUMAN_LABELS,
+    JUDGE_VERDICTS,
+    REVIEW_ITEMS,
+    REVIEW_QUEUE,
+    TRACE_SAMPLE,
+    TRACES,
+    WEEKLY_REVIEW_SAMPLE,
+)
+from evals_pipeline.review.distribution import write_failure_mode_distribution
+from evals_pipeline.review.queues import (
+    LEAKED_ITEMS_SQL,
+    QueueSettings,
+    queue_items,
+    write_review_items,
+    write_weekly_sample,
+)
+from evals_pipeline.review.taxonomy import load_taxonomy, taxonomy_path
+from evals_pipeline.warehouse import Warehouse, ensure_tables
+
+
+class WeeklySampleConfig(Config):
+    size: int = Field(default=20, description="Traces in the Friday review batch.")
+    seed: int = Field(default=QueueSettings.seed, description="Seed of the batch's random draw.")
+
+
+@asset(
+    group_name="review",
+    kinds={"duckdb"},
+    deps=["traces", "human_labels"],
+    partitions_def=weekly_partitions,
+)
+def weekly_review_sample(
+    context: AssetExecutionContext, config: WeeklySampleConfig, warehouse: Warehouse
+) -> MaterializeResult:
+    """The Friday review (seeds 002): a fresh uniform random sample of the past week's
+    production traces (Friday to Thursday), never a sealed or already-labelled trace. The
+    schedule prepares it every Friday morning; re-running a week replaces its batch."""
+    window = context.partition_time_window
+    week, week_end = window.start.date(), window.end.date()
+    with warehouse.get_connection() as conn:
+        ensure_tables(conn, [WEEKLY_REVIEW_SAMPLE, HUMAN_LABELS, TRACES])
+        n = write_weekly_sample(conn, week, week_end, config.size, config.seed)
+        if n < config.size:
+            context.log.warning(f"week {week}: only {n} unlabelled, unsealed traces to draw from")
+        mix = conn.execute(
+            "SELECT category, app_version, count(*) AS n FROM weekly_review_sample WHERE week = ? GROUP BY ALL ORDER BY ALL",
+            [week],
+        ).df()
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "weekly_review_sample", "week = ?", [week]),
+                "mix": MetadataValue.md(markdown_table(mix)),
+            }
+        )
+
+
+class ReviewItemsConfig(Config):
+    disagreement_limit: int = Field(
+        default=QueueSettings.disagreement_limit,
+        description="Most recent judge disagreements to queue (the rest wait for the next build).",
+    )
+    gap_target: int = Field(
+        default=QueueSettings.gap_target,
+        description="Passing and failing outputs (each) per category wanted in the dev and test splits; a category whose rarer class is below it gets calibration-gap items.",
+    )
+    gap_batch: int = Field(
+        default=QueueSettings.gap_batch, description="Most gap items queued per category per build."
+    )
+    judges: list[str] = Field(
+        default=list(JUDGES),
+        description="Judges whose verdicts the app reveals after the expert decides (traces are judged here, through the shared cache).",
+    )
+    rubric: str = Field(default="pass_fail", description="Binary rubric the judges apply.")
+    principal_annotator: str = Field(
+        default="", description="Whose labels make the calibration set; empty = most labels."
+    )
+
+
+@asset(
+    group_name="review",
+    kinds={"duckdb", "litellm"},
+    deps=[
+        "review_queue",
+        "weekly_review_sample",
+        "human_labels",
+        "trace_sample",
+        "golden_cases",
+        "golden_pools",
+        "candidate_outputs",
+        "judge_verdicts",
+    ],
+    check_specs=[
+        AssetCheckSpec(
+            "review_items_never_holdout",
+            asset="review_items",
+            description="No queued item is a holdout case or a sealed trace.",
+        )
+    ],
+)
+def review_items(
+    context: AssetExecutionContext,
+    config: ReviewItemsConfig,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+    reference_source: ReferenceSource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """The review app's queues, one self-contained row per queue x item: judge disagreements
+    on candidate outputs, the Friday batch, and calibration gaps (categories whose calibration
+    set is below target). Traces are judged here through the shared cache so the app can
+    reveal the judges' verdicts after the expert decides. `make review` serves them."""
+    settings = QueueSettings(
+        disagreement_limit=config.disagreement_limit,
+        gap_target=config.gap_target,
+        gap_batch=config.gap_batch,
+    )
+    rubric = load_rubric(config.rubric)
+    pii: Counter[str] = Counter()
+    with warehouse.get_connection() as conn:
+        ensure_tables(
+            conn,
+            [
+                REVIEW_ITEMS,
+                WEEKLY_REVIEW_SAMPLE,
+                HUMAN_LABELS,
+                REVIEW_QUEUE,
+                GOLDEN_POOLS,
+                GOLDEN_CASES,
+                CANDIDATE_OUTPUTS,
+                JUDGE_VERDICTS,
+                TRACE_SAMPLE,
+                TRACES,
+            ],
+        )
+        reference_source.load(conn)
+        who = principal_annotator(conn, config.principal_annotator)
+        items = queue_items(conn, settings, who).df()
+        traces = items[(items["subject"] == "trace") & items["reference_good"].notna()]
+        traces = traces.drop_duplicates("item_id")
+        calls, keys = [], []
+        for row in traces.to_dict("records"):
+            case = {
+                k: redact(row[k], pii) for k in ("input", "reference_good", "reference_borderline")
+            }
+            calls += judge_calls(rubric, config.judges, case, redact(row["output"], pii))
+            keys += [(row["item_id"], j) for j in config.judges]
+        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+        verdicts: dict[str, list[dict[str, object]]] = {}
+        for (item, judge), r in zip(keys, results, strict=True):
+            parsed = r.parsed if isinstance(r.parsed, dict) else {}
+            verdicts.setdefault(item, []).append(
+                {
+                    "judge": judge,
+                    "rubric": f"{rubric.name} {rubric.version}",
+                    "verdict": parsed.get("verdict"),
+                    "critique": parsed.get("critique"),
+                    "error": r.error,
+                }
+            )
+        trace_verdicts = pd.DataFrame(
+            [(k, json.dumps(v)) for k, v in verdicts.items()],
+            columns=["item_id", "judge_verdicts"],
+        )
+        write_review_items(conn, items, trace_verdicts)
+        per_queue = conn.execute(
+            "SELECT queue, count(*) AS items, count(DISTINCT category) AS categories FROM review_items GROUP BY 1 ORDER BY 1"
+        ).df()
+        leaked = conn.execute(LEAKED_ITEMS_SQL).df()
+        yield MaterializeResult(
+            metadata={
+                **table_metadata(
+                    conn,
+                    "review_items",
+                    preview_columns=["queue", "position", "item_id", "category", "reason"],
+                ),
+                "queues": MetadataValue.md(markdown_table(per_queue)),
+                "principal_annotator": MetadataValue.text(who),
+                "calls_made": MetadataValue.int(stats.called),
+                "calls_cached": MetadataValue.int(stats.cached),
+                "cost_usd_this_run": MetadataValue.float(round(stats.cost_usd, 6)),
+                "serve_with": MetadataValue.text("make review"),
+            }
+        )
+        yield AssetCheckResult(
+            check_name="review_items_never_holdout",
+            passed=leaked.empty,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "leaked_items": MetadataValue.int(len(leaked)),
+                "examples": MetadataValue.md(markdown_table(leaked.head(10))),
+            },
+        )
+
+
+@asset(
+    group_name="review",
+    kinds={"duckdb"},
+    deps=["human_labels", "traces", "golden_pools", "candidate_outputs"],
+)
+def failure_mode_distribution(
+    context: AssetExecutionContext, warehouse: Warehouse
+) -> MaterializeResult:
+    """Error analysis, the root-cause table: per failure mode (renames and merges of the
+    taxonomy file resolved), how many reviewed outputs fail with it, its share of the failures
+    and of everything reviewed, overall and by category and app version. One label per output:
+    the principal expert's if they labelled it, else the newest."""
+    tax = load_taxonomy()
+    with warehouse.get_connection() as conn:
+        ensure_tables(
+            conn, [FAILURE_MODE_DISTRIBUTION, HUMAN_LABELS, TRACES, GOLDEN_POOLS, CANDIDATE_OUTPUTS]
+        )
+        who = principal_annotator(conn, "")
+        write_failure_mode_distribution(conn, tax, who)
+        top = conn.execute(
+            """SELECT failure_mode, defined, n, round(share, 3) AS share, round(share_of_reviewed, 3) AS share_of_reviewed
+               FROM failure_mode_distribution WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC"""
+        ).df()
+        context.log.info(f"taxonomy v{tax.version}: {len(top)} failure modes among the fails")
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, "failure_mode_distribution"),
+                "overall": MetadataValue.md(markdown_table(top)),
+                "taxonomy_file": MetadataValue.path(str(taxonomy_path())),
+                "taxonomy_version": MetadataValue.int(tax.version),
+                "undefined_modes": MetadataValue.int(
+                    int((~top["defined"]).sum()) if len(top) else 0
+                ),
+            }
+        )

@@ -1,0 +1,199 @@
+"""The review queues: what a domain expert reads next, built in the warehouse as SQL.
+
+Three queues, one table (`review_items`), every row self-contained so the review app reads
+one row per screen from the analysts' snapshot:
+
+- `disagreement`: the judges' split votes, dimension disagreements and errors (`review_queue`)
+  on candidate outputs of active golden cases; the label's subject is `case_id|app_version`.
+- `weekly`: the Friday review, a fresh uniform random sample of the latest week's production
+  traces (`weekly_review_sample`, prepared by a schedule).
+- `calibration_gap`: categories where the calibration set (the principal expert's current
+  labels in the dev and test splits) has fewer than a target of its rarer class (passes
+  for TPR, fails for TNR); unlabelled sampled traces of those categories whose stable split is
+  dev or test, so each label lands where it is measured. When fails are the rarer class, traces
+  with negative online feedback (the flashlight stratum) come first.
+
+Holdout cases and sealed traces never enter: candidates come from active cases only,
+traces must not be sealed; an asset check and the app verify it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from evals_pipeline.calibration.labels import split_sql
+from evals_pipeline.pools.references import REFERENCES_TABLE
+from evals_pipeline.records import REVIEW_ITEMS, WEEKLY_REVIEW_SAMPLE
+from evals_pipeline.sampling.stratified import U_SCALE, salted_seed, sample_key_sql
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    disagreement_limit: int = 200
+    gap_target: int = 100
+    gap_batch: int = 15
+    seed: int = 20260101
+
+
+def write_weekly_sample(
+    conn: duckdb.DuckDBPyConnection, week: date, week_end: date, size: int, seed: int
+) -> int:
+    """Replace the week's batch: `size` traces drawn uniformly from the week's unsealed,
+    never-labelled traces by a seeded hash (same week and seed = same batch)."""
+    key = f"{sample_key_sql('t.trace_id', salted_seed(seed, 'weekly_review'))}::DOUBLE / {U_SCALE}"
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"DELETE FROM {WEEKLY_REVIEW_SAMPLE.name} WHERE week = ?", [week])
+        conn.execute(
+            f"""INSERT INTO {WEEKLY_REVIEW_SAMPLE.name} ({", ".join(WEEKLY_REVIEW_SAMPLE.column_names)})
+            SELECT ?::DATE, t.trace_id, t.category, t.app_version, {key} AS k, now()
+            FROM traces t
+            WHERE t.partition_date >= ? AND t.partition_date < ? AND NOT t.sealed
+              AND NOT EXISTS (SELECT 1 FROM human_labels l WHERE l.subject_id = t.trace_id)
+            ORDER BY k LIMIT ?""",
+            [week, week, week_end, size],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return conn.execute(
+        f"SELECT count(*) FROM {WEEKLY_REVIEW_SAMPLE.name} WHERE week = ?", [week]
+    ).fetchall()[0][0]
+
+
+# Trace content as the app shows it; references come from the configured reference source.
+_TRACE_COLUMNS = """'trace' AS subject, t.trace_id, NULL::VARCHAR AS case_id, t.app_version, t.category,
+    t.user_segment, t.ts, t.input, t.output, t.context, t.tool_calls, t.metadata, r.reference_good,
+    r.reference_borderline"""
+_TRACE_FROM = f"FROM traces t LEFT JOIN {REFERENCES_TABLE} r ON r.trace_id = t.trace_id"
+
+QUEUES_SQL = f"""
+WITH disagreement AS (
+    SELECT case_id, app_version,
+           string_agg(DISTINCT rubric || ' ' || rubric_version || ': ' || reason, '; ') AS reason,
+           max(queued_at) AS queued_at
+    FROM review_queue GROUP BY ALL
+), disagreement_items AS (
+    SELECT 'disagreement' AS queue, q.case_id || '|' || q.app_version AS item_id,
+           'candidate' AS subject, c.trace_id, q.case_id, q.app_version, c.category, c.user_segment,
+           t.ts, c.input, o.output, NULL::JSON AS context, NULL::JSON AS tool_calls, NULL::JSON AS metadata,
+           c.reference_good, c.reference_borderline,
+           'The judges disagree or failed: ' || q.reason AS reason,
+           row_number() OVER (ORDER BY q.queued_at DESC, {sample_key_sql("q.case_id || '|' || q.app_version", 7)}) AS position
+    FROM disagreement q
+    JOIN golden_pools p ON p.case_id = q.case_id AND p.pool = 'active'
+    JOIN golden_cases c ON c.case_id = q.case_id
+    JOIN candidate_outputs o ON o.case_id = q.case_id AND o.app_version = q.app_version AND o.output IS NOT NULL
+    LEFT JOIN traces t ON t.trace_id = c.trace_id
+    QUALIFY position <= $disagreement_limit
+), weekly_items AS (
+    SELECT 'weekly' AS queue, w.trace_id AS item_id, {_TRACE_COLUMNS},
+           'Friday review: a fresh random production sample of the week from ' || strftime(w.week, '%Y-%m-%d') AS reason,
+           row_number() OVER (ORDER BY w.sample_key) AS position
+    {_TRACE_FROM} JOIN weekly_review_sample w ON w.trace_id = t.trace_id
+    WHERE w.week = (SELECT max(week) FROM weekly_review_sample) AND NOT t.sealed
+), calibration_set AS (
+    SELECT t.category, count(*) FILTER (WHERE l.verdict = 'pass') AS n_pass,
+           count(*) FILTER (WHERE l.verdict = 'fail') AS n_fail
+    FROM human_labels l JOIN traces t ON t.trace_id = l.subject_id
+    WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND l.split IN ('dev', 'test')
+    GROUP BY 1
+), gaps AS (
+    -- TPR needs passes and TNR needs fails: the rarer class decides how thin a category is
+    SELECT c.category, coalesce(s.n_pass, 0) AS n_pass, coalesce(s.n_fail, 0) AS n_fail,
+           least($gap_target - least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)), $gap_batch) AS wanted,
+           coalesce(s.n_fail, 0) <= coalesce(s.n_pass, 0) AS fails_rarer
+    FROM (SELECT DISTINCT category FROM trace_sample) c LEFT JOIN calibration_set s USING (category)
+    WHERE least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)) < $gap_target
+), gap_candidates AS (
+    -- when fails are rarer, traces users were unhappy with (the flashlight stratum) come first
+    SELECT s.trace_id,
+           row_number() OVER (PARTITION BY s.category
+                              ORDER BY (g.fails_rarer AND s.stratum = 'flashlight') DESC,
+                                       {sample_key_sql("s.trace_id", salted_seed(20260101, "calibration_gap"))}) AS rk
+    FROM trace_sample s JOIN traces t ON t.trace_id = s.trace_id JOIN gaps g ON g.category = s.category
+    WHERE NOT t.sealed AND {split_sql("s.trace_id")} IN ('dev', 'test')
+      AND NOT EXISTS (SELECT 1 FROM human_labels l WHERE l.subject_id = s.trace_id)
+    QUALIFY row_number() OVER (PARTITION BY s.trace_id) = 1
+), gap_items AS (
+    SELECT 'calibration_gap' AS queue, t.trace_id AS item_id, {_TRACE_COLUMNS},
+           'Calibration gap: ' || g.category || ' has ' || g.n_fail || ' failing and ' || g.n_pass
+               || ' passing outputs labelled in the dev and test splits (target: ' || $gap_target || ' of each)' AS reason,
+           row_number() OVER (ORDER BY g.category, t.trace_id) AS position
+    {_TRACE_FROM} JOIN gap_candidates c ON c.trace_id = t.trace_id JOIN gaps g ON g.category = t.category
+    WHERE c.rk <= g.wanted
+)
+SELECT * FROM disagreement_items
+UNION ALL BY NAME SELECT * FROM weekly_items
+UNION ALL BY NAME SELECT * FROM gap_items
+"""
+
+
+# Items that must never be shown: a holdout case, or a trace sealed in the reservoir.
+LEAKED_ITEMS_SQL = """
+SELECT i.queue, i.item_id FROM review_items i
+LEFT JOIN golden_pools p ON p.case_id = i.case_id
+LEFT JOIN traces t ON t.trace_id = i.trace_id
+WHERE p.pool = 'holdout' OR t.sealed
+   OR (i.subject = 'trace' AND (t.trace_id IS NULL OR i.item_id <> i.trace_id))
+"""
+
+
+def queue_items(
+    conn: duckdb.DuckDBPyConnection, settings: QueueSettings, principal: str
+) -> duckdb.DuckDBPyRelation:
+    """All three queues (no judges' verdicts yet) as a relation; needs `_references` loaded."""
+    return conn.sql(
+        QUEUES_SQL,
+        params={
+            "principal": principal,
+            "gap_target": settings.gap_target,
+            "gap_batch": settings.gap_batch,
+            "disagreement_limit": settings.disagreement_limit,
+        },
+    )
+
+
+CANDIDATE_VERDICTS_SQL = """
+SELECT case_id || '|' || app_version AS item_id,
+       to_json(list({'judge': judge, 'rubric': rubric || ' ' || rubric_version,
+                     'verdict': coalesce(verdict, scores::VARCHAR), 'critique': critique, 'error': error}
+                    ORDER BY rubric, judge)) AS judge_verdicts
+FROM judge_verdicts GROUP BY ALL
+"""
+
+
+def write_review_items(
+    conn: duckdb.DuckDBPyConnection, items: object, trace_verdicts: object
+) -> None:
+    """Replace review_items with `items` (queue rows) joined to the judges' verdicts: those of
+    `judge_verdicts` for candidates, `trace_verdicts` (item_id, judge_verdicts JSON text)
+    for traces."""
+    conn.register("_queue_items", items)
+    conn.register("_trace_verdicts", trace_verdicts)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {REVIEW_ITEMS.name}")
+            conn.execute(
+                f"""INSERT INTO {REVIEW_ITEMS.name} ({", ".join(REVIEW_ITEMS.column_names)})
+                WITH v AS ({CANDIDATE_VERDICTS_SQL}
+                           UNION ALL SELECT item_id, judge_verdicts::JSON FROM _trace_verdicts)
+                SELECT i.queue, i.position, i.item_id, i.subject, i.trace_id, i.case_id, i.app_version,
+                       i.category, i.user_segment, i.ts, i.input, i.output, i.context::JSON,
+                       i.tool_calls::JSON, i.metadata::JSON, i.reference_good, i.reference_borderline,
+                       i.reason, coalesce(v.judge_verdicts, '[]'::JSON), now()
+                FROM _queue_items i LEFT JOIN v USING (item_id)
+                ORDER BY i.queue, i.position"""
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister("_queue_items")
+        conn.unregister("_trace_verdicts")
