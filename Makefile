@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test ui lint bench venv clean
+.PHONY: demo test ui review lint bench venv clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,24 @@ demo: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	$(PY) -m evals_pipeline.demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The review app's end-to-end tests drive Debian's Chromium (no browser download). Installed
+# here when missing and possible (root + apt); otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium could not be installed: the review app's browser tests will be skipped"
 
 ui: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/dagster dev -w workspace.yaml
+
+# The review app on http://127.0.0.1:8765/ (EVALS_REVIEW_PORT to change); reads data/analytics.duckdb.
+review: $(STAMP)
+	$(PY) -m evals_pipeline.review
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check evals_pipeline evals_pipeline_tests
