@@ -82,13 +82,13 @@ def main() -> None:
 
     source = SimulatedTraceSource()
     cfg = source.config()
-    _say(f"1/5 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
+    _say(f"1/6 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
     summary = ensure_simulated(cfg, source.root_dir(), _say)
     _say(
         f"    {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
         f"{summary['labels']:,} expert labels, {summary['planted_bad_rows']:,} deliberately bad rows"
     )
-    _say(f"2/5 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
+    _say(f"2/6 running job evals_daily over {cfg.start} .. {cfg.end} as one run")
     run_job("evals_daily", cfg.start, cfg.end)
     quarters = quarters_within(cfg.start, cfg.end)
     _say(
@@ -97,11 +97,14 @@ def main() -> None:
     for quarter in quarters:
         run_job("evals_quarterly", quarter)
     labels = deliver_labels(source.root_dir())
-    _say(f"4/5 running job evals_calibration on {labels} label files in {data_dir() / 'labels'}")
+    _say(f"4/6 running job evals_calibration on {labels} label files in {data_dir() / 'labels'}")
     run_job("evals_calibration", "")
-    _say(f"5/5 running job evals_reports for {', '.join(quarters)}")
+    _say(f"5/6 running job evals_reports for {', '.join(quarters)}")
     for quarter in quarters:
         run_job("evals_reports", quarter)
+    week = last_full_week(cfg.end)
+    _say(f"6/6 running job evals_review for the week from {week} (Friday batch, review queues)")
+    run_job("evals_review", week)
     report(time.perf_counter() - t0)
 
 
@@ -123,6 +126,20 @@ def deliver_labels(traffic_root: Path) -> int:
         import_pandalm(pandalm, dest / "pandalm_testset_v1.jsonl")
         return len(files) + 1
     return len(files)
+
+
+def last_full_week(end: str) -> str:
+    """The last weekly partition (Friday to Thursday) that ends within the simulated period."""
+    from datetime import date, timedelta
+
+    from evals_pipeline.partitions import weekly_partitions
+
+    last = date.fromisoformat(end) + timedelta(days=1)
+    return [
+        k
+        for k in weekly_partitions.get_partition_keys()
+        if weekly_partitions.time_window_for_partition_key(k).end.date() <= last
+    ][-1]
 
 
 def quarters_within(start: str, end: str) -> list[str]:
@@ -263,6 +280,20 @@ def report(seconds: float) -> None:
             _say(
                 f"  {version} {level:<8} {cat:<10} pass rate {score}  delta vs baseline {delta:+} [{lo:+}, {hi:+}]"
             )
+        _say(
+            "\nFailure modes among the experts' fails (failure_mode_distribution; by category in the HTML report):"
+        )
+        for mode, n, share in con.execute(
+            """SELECT failure_mode, n, round(100 * share, 1) FROM failure_mode_distribution
+               WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC, 1"""
+        ).fetchall():
+            _say(f"  {mode:<20} {n:>5} fails  {share:>5}% of fails")
+        _say("\nReview queues for the domain expert (make review):")
+        for queue, n, reason in con.execute(
+            """SELECT queue, count(*), arg_min(reason, position) FROM review_items GROUP BY 1
+               ORDER BY array_position(['disagreement', 'weekly', 'calibration_gap'], queue)"""
+        ).fetchall():
+            _say(f"  {queue:<16} {n:>4} cases, e.g. {reason[:90]}")
     finally:
         con.close()
     py = (
@@ -280,6 +311,8 @@ Where things are:
   golden set export           {data_dir() / "golden"} (active.jsonl, CHANGELOG.md)
 How to look:
   make ui                     Dagster UI at http://127.0.0.1:3000 (lineage, runs, checks, metadata)
+  make review                 the review app at http://127.0.0.1:8765 (label the queues by keyboard)
+  HTML report                 {data_dir() / "reports" / "latest.html"}
   {py} -c "import duckdb; print(duckdb.connect('{analytics_path()}', read_only=True).sql('SELECT category, count(*) FROM traces GROUP BY 1'))"
 """
     )

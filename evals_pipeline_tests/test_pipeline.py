@@ -339,3 +339,5 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
     page = (ran / "reports" / "latest.html").read_text()
     assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 4
     assert page.count("<table") >= 5 and "segment_regression" in page
+    # the root-cause table: the simulated experts' failure modes, per category
+    assert "Failure modes by category" in page and "hallucinated_fact" in page

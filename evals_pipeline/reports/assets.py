@@ -458,12 +458,13 @@ def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
         "holdout_gap",
         "pool_sizes",
         "judge_calibration",
+        "failure_mode_distribution",
     ],
 )
 def html_report(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """One self-contained HTML page per run under data/reports/ (and latest.html): release
     gates, quality/cost/latency, segment deltas with CIs, judge calibration, offline-online
-    correlation and pool sizes, with plots."""
+    correlation, pool sizes and the failure modes (error analysis), with plots."""
     folder = data_dir() / "reports"
     with warehouse.get_connection() as conn:
         path = render_report(conn, folder, context.run_id)

@@ -163,6 +163,21 @@ SECTIONS = (
            FROM online_offline_correlation WHERE signal = 'thumbs_up_rate' ORDER BY quarter, judge, level""",
     ),
     ("Holdout gap", "SELECT * FROM holdout_gap"),
+    (
+        "Failure modes (error analysis: failing outputs per mode, from the experts' labels)",
+        """SELECT failure_mode, defined, n, share, share_of_reviewed, taxonomy_version FROM failure_mode_distribution
+           WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC, failure_mode""",
+    ),
+    (
+        "Failure modes by category (failing outputs)",
+        """PIVOT (SELECT failure_mode, category, n FROM failure_mode_distribution WHERE app_version = 'all' AND category <> 'all')
+           ON category USING sum(n) ORDER BY failure_mode""",
+    ),
+    (
+        "Failure modes by app version (failing outputs)",
+        """PIVOT (SELECT failure_mode, app_version, n FROM failure_mode_distribution WHERE category = 'all' AND app_version <> 'all')
+           ON app_version USING sum(n) ORDER BY failure_mode""",
+    ),
 )
 
 
