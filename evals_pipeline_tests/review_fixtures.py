@@ -118,7 +118,8 @@ def write_review_snapshot(
         conn.execute(
             "INSERT INTO traces (trace_id, category, sealed) VALUES "
             "('tr_a', 'how_to', false), ('tr_inject', 'how_to', false), ('tr_big', 'how_to', false), "
-            "('tr_src1', 'how_to', false), ('tr_src2', 'how_to', true)"
+            # gc_1 graduated from the holdout: its source trace stays sealed, the case is active
+            "('tr_src1', 'how_to', true), ('tr_src2', 'how_to', true)"
         )
     finally:
         conn.close()

@@ -248,6 +248,8 @@ def test_the_app_explains_unknown_queues_cases_and_missing_snapshots(data_dir: P
 
 
 def test_holdout_cases_are_refused_even_when_a_queue_points_at_one(client: TestClient) -> None:
+    # a graduated case (active now, its source trace sealed in the reservoir) may be reviewed
+    assert client.get("/case/disagreement/gc_1%7Cv3").status_code == 200
     r = client.get(f"/case/disagreement/{HOLDOUT_CASE}%7Cv3")
     assert r.status_code == 403 and "sealed holdout" in r.text
     assert "How do I export" not in r.text  # no content of the case

@@ -5,48 +5,31 @@ where no browser can be started."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from evals_pipeline.paths import analytics_path, warehouse_path
-from evals_pipeline.review.app import AppSettings, create_app
+from evals_pipeline.review.app import AppSettings
+from evals_pipeline.review.browser import CHROMIUM_ARGS, chromium_path, serving
 from evals_pipeline.warehouse import Warehouse, connect
 from evals_pipeline_tests.review_fixtures import INJECTION, JUDGE_SECRET, write_review_snapshot
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    executable = _chromium()
+    executable = chromium_path()
     if executable is None:
-        pytest.skip("no Chromium on this machine and `make browser` could not install it (needs root + apt)")
+        pytest.skip(
+            "no Chromium on this machine and `make browser` could not install it (needs root + apt)"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed (it is in the dev extras: `make test` installs it)")
+        pytest.skip(
+            "playwright is not installed (it is in the dev extras: `make test` installs it)"
+        )
     with sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -58,25 +41,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def server(data_dir: Path) -> Iterator[str]:
-    import uvicorn
-
     write_review_snapshot(analytics_path())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(AppSettings()), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the review app did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(AppSettings()) as url:
+        yield url
 
 
 @pytest.fixture
@@ -176,7 +143,9 @@ def test_a_script_injection_trace_displays_as_text(page: object, server: str) ->
     assert pg.query_selector("#field-input i") is None
 
 
-def test_a_fail_without_critique_is_refused_in_the_page(page: object, server: str, data_dir: Path) -> None:
+def test_a_fail_without_critique_is_refused_in_the_page(
+    page: object, server: str, data_dir: Path
+) -> None:
     pg = page
     pg.goto(f"{server}/case/weekly/tr_big")
     assert "shown: first 20000 of 50000 characters" in pg.inner_text("#field-output")

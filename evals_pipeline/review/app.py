@@ -228,7 +228,12 @@ class ReviewApp:
                 else f"There is no case {item_id!r}: the queues are empty.",
             )
         row = rows[0]
-        if row["pool"] == "holdout" or row["sealed"]:
+        leaked = (
+            row["pool"] in (None, "holdout")
+            if row["subject"] == "candidate"
+            else row["sealed"] is not False
+        )
+        if leaked:
             raise Refused(
                 403,
                 "Sealed holdout",

@@ -133,13 +133,15 @@ UNION ALL BY NAME SELECT * FROM gap_items
 """
 
 
-# Items that must never be shown: a holdout case, or a trace sealed in the reservoir.
+# Items that must never be shown: a case not in the active or retired pool (holdout), or a
+# production trace sealed in the reservoir. A graduated case's source trace stays sealed
+# (its raw trace is reservoir data) while the case itself is active and may be reviewed.
 LEAKED_ITEMS_SQL = """
 SELECT i.queue, i.item_id FROM review_items i
 LEFT JOIN golden_pools p ON p.case_id = i.case_id
 LEFT JOIN traces t ON t.trace_id = i.trace_id
-WHERE p.pool = 'holdout' OR t.sealed
-   OR (i.subject = 'trace' AND (t.trace_id IS NULL OR i.item_id <> i.trace_id))
+WHERE (i.subject = 'candidate' AND (p.pool IS NULL OR p.pool = 'holdout'))
+   OR (i.subject = 'trace' AND (t.trace_id IS NULL OR t.sealed OR i.item_id <> i.trace_id))
 """
 
 
