@@ -437,3 +437,25 @@ def test_review_queues_on_a_simulated_deployment(small_sim: Path, data_dir: Path
         assert dist[0] == dist[1] > 0
     finally:
         conn.close()
+
+
+def test_concurrent_appends_keep_every_line_whole(tmp_path: Path) -> None:
+    """Two tabs of one expert and a second expert, writing at once: nothing lost or torn."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(who: str, n: int) -> None:
+        for i in range(n):
+            append_label(
+                tmp_path, make_label(f"tr_{who}_{i}", who, "fail", "x" * 3000, "m", "weekly")
+            )
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(write, ["dana", "dana", "lee"], [150, 150, 150]))
+    conn = connect(":memory:")
+    ensure_tables(conn, [HUMAN_LABELS, QUARANTINED_LABELS])
+    assert load_labels(conn, tmp_path) == {
+        "files": 2,
+        "rows_in": 450,
+        "stored": 450,
+        "quarantined": 0,
+    }

@@ -462,8 +462,12 @@ class ReviewApp:
 
     def _fails(self) -> Any:
         return self.labels.frame(
+            # one label per output (the newest), so two experts on one output count once
             """SELECT subject_id, annotator, critique, failure_mode, labelled_at FROM human_labels
-               WHERE kind = 'pointwise' AND current AND verdict = 'fail' ORDER BY labelled_at DESC NULLS LAST"""
+               WHERE kind = 'pointwise' AND current
+               QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY labelled_at DESC NULLS LAST) = 1
+                   AND verdict = 'fail'
+               ORDER BY labelled_at DESC NULLS LAST"""
         )
 
     async def taxonomy(self, request: Request) -> Response:

@@ -7,7 +7,9 @@ modes" when one group spans several modes, "name this group" when its critiques 
 Nothing is applied until the expert confirms a proposal in the app.
 
 The offline suggester clusters the critiques with scikit-learn (TF-IDF, agglomerative
-clustering on cosine distance) and names each cluster after its most characteristic words.
+clustering, average linkage, cosine distance below 0.5), names each cluster after its most
+characteristic words and defines it by its most central critique. Bag-of-words groups
+rewordings that share words, not true paraphrases: a hosted model does better there.
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def offline_groups(prompt: str) -> dict[str, Any]:
     except ValueError:  # only stop words
         return {"groups": []}
     labels = AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=0.8
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=0.5
     ).fit_predict(np.where(matrix.any(axis=1, keepdims=True), matrix, 1e-9))
     vocab = np.array(vectorizer.get_feature_names_out())
     groups = []
@@ -184,10 +186,12 @@ def offline_groups(prompt: str) -> dict[str, Any]:
         centroid = matrix[idx].mean(axis=0)
         top = [w for w in vocab[np.argsort(-centroid)[:3]] if centroid[vocab.tolist().index(w)] > 0]
         name = "_".join(top[:2]) or f"group_{label}"
+        # the definition is the group's most central critique: the expert's own words
+        medoid = idx[int(np.argmax(matrix[idx] @ centroid))]
         groups.append(
             {
                 "name": re.sub(r"[^a-z0-9_]", "", name.lower())[:64] or f"group_{label}",
-                "definition": f"Critiques about: {', '.join(top)}.",
+                "definition": texts[medoid],
                 "members": [items[i][0] for i in idx],
             }
         )

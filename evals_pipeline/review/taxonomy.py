@@ -250,7 +250,7 @@ def mode_summary(tax: Taxonomy, fails: pd.DataFrame, examples: int = 3) -> pd.Da
                 "definition": (mode or {}).get("definition", ""),
                 "aliases": (mode or {}).get("aliases", []),
                 "count": len(part),
-                "examples": part["critique"].dropna().head(examples).tolist(),
+                "examples": part["critique"].dropna().drop_duplicates().head(examples).tolist(),
             }
         )
     frame = pd.DataFrame(

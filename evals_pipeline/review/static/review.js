@@ -176,8 +176,8 @@ function taxonomyPage() {
       const li = document.createElement("li");
       const text = document.createElement("span");
       text.textContent = p.action === "merge"
-        ? `Merge ${p.sources.join(", ")} into ${p.into} (${p.critiques} critiques): ${p.definition}`
-        : `Define ${p.into} (${p.critiques} critiques without a defined mode): ${p.definition}`;
+        ? `Merge ${p.sources.join(", ")} into ${p.into} (${p.critiques} distinct critiques): ${p.definition}`
+        : `Define ${p.into} (${p.critiques} distinct critique${p.critiques === 1 ? "" : "s"}): ${p.definition}`;
       const ex = document.createElement("ul");
       for (const e of p.examples) { const i = document.createElement("li"); i.textContent = e; ex.appendChild(i); }
       const apply = document.createElement("button");
