@@ -92,7 +92,7 @@ def main() -> None:
     run_job("evals_daily", cfg.start, cfg.end)
     quarters = quarters_within(cfg.start, cfg.end)
     _say(
-        f"3/5 running job evals_quarterly (pool rotation, holdout evaluation, export) for {', '.join(quarters)}"
+        f"3/6 running job evals_quarterly (pool rotation, holdout evaluation, export) for {', '.join(quarters)}"
     )
     for quarter in quarters:
         run_job("evals_quarterly", quarter)

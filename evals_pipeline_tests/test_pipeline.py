@@ -32,6 +32,7 @@ def test_definitions_load() -> None:
     Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("evals_daily").partitions_def is not None
     assert defs.resolve_schedule_def(daily_schedule.name).job_name == daily_job.name
+    assert defs.resolve_schedule_def("evals_review_schedule").job_name == "evals_review"
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
