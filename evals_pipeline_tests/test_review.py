@@ -459,3 +459,66 @@ def test_concurrent_appends_keep_every_line_whole(tmp_path: Path) -> None:
         "stored": 450,
         "quarantined": 0,
     }
+
+
+def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_path: Path) -> None:
+    from evals_pipeline.records import (
+        GOLDEN_CASES,
+        JUDGE_CALIBRATION,
+        JUDGE_VERDICTS,
+        REVIEW_QUEUE,
+        TRACE_SAMPLE,
+        WEEKLY_REVIEW_SAMPLE,
+    )
+    from evals_pipeline.review.queues import QueueSettings, queue_items
+
+    conn = connect(tmp_path / "w.duckdb")
+    ensure_tables(
+        conn,
+        [TRACES, GOLDEN_POOLS, GOLDEN_CASES, CANDIDATE_OUTPUTS, HUMAN_LABELS, REVIEW_QUEUE,
+         JUDGE_VERDICTS, JUDGE_CALIBRATION, TRACE_SAMPLE, WEEKLY_REVIEW_SAMPLE],
+    )  # fmt: skip
+    conn.execute(
+        "CREATE TEMP TABLE _references (trace_id VARCHAR, reference_good VARCHAR, reference_borderline VARCHAR)"
+    )
+    votes = {  # case -> (trusted_a, trusted_b, untrusted)
+        **{f"c_untrusted_only_{i}": ("pass", "pass", "fail") for i in range(6)},
+        "c_trusted_split": ("pass", "fail", "pass"),
+        "c_holdout": ("pass", "fail", "pass"),
+    }
+    for case, vs in votes.items():
+        pool = "holdout" if case == "c_holdout" else "active"
+        conn.execute(
+            "INSERT INTO golden_pools (case_id, trace_id, category, pool) VALUES (?, ?, 'how_to', ?)",
+            [case, f"t_{case}", pool],
+        )
+        if pool == "active":  # golden_cases never holds holdout content
+            conn.execute(
+                "INSERT INTO golden_cases (case_id, trace_id, category, input) VALUES (?, ?, 'how_to', 'q')",
+                [case, f"t_{case}"],
+            )
+        conn.execute(
+            "INSERT INTO candidate_outputs (case_id, app_version, output) VALUES (?, 'v2', 'answer')",
+            [case],
+        )
+        conn.execute(
+            "INSERT INTO review_queue VALUES (?, 'v2', 'how_to', 'pass_fail', '1', 'split_vote', '2026-09-01')",
+            [case],
+        )
+        for judge, v in zip(("a", "b", "generic"), vs, strict=True):
+            conn.execute(
+                "INSERT INTO judge_verdicts (case_id, app_version, judge, rubric, rubric_version, verdict) VALUES (?, 'v2', ?, 'pass_fail', '1', ?)",
+                [case, judge, v],
+            )
+    for judge, trusted in (("a", True), ("b", True), ("generic", False)):
+        conn.execute(
+            "INSERT INTO judge_calibration (judge, rubric, rubric_version, split, category, trusted) VALUES (?, 'pass_fail', '1', 'test', 'all', ?)",
+            [judge, trusted],
+        )
+    rows = queue_items(conn, QueueSettings(), "dana").fetchall()
+    order = [(r[1], r[-1]) for r in sorted(rows, key=lambda r: r[-1]) if r[0] == "disagreement"]
+    assert order[0][0] == "c_trusted_split|v2"  # first of 7, whatever the hash order
+    assert {item for item, _ in order[1:]} == {f"c_untrusted_only_{i}|v2" for i in range(6)}
+    reasons = {r[1]: r[-2] for r in rows}  # and no holdout case
+    assert "trusted judges split 1 pass / 1 fail" in reasons["c_trusted_split|v2"]
+    assert "the dissent is untrusted" in reasons["c_untrusted_only_0|v2"]

@@ -32,6 +32,7 @@ from evals_pipeline.records import (
     GOLDEN_CASES,
     GOLDEN_POOLS,
     HUMAN_LABELS,
+    JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
     REVIEW_ITEMS,
     REVIEW_QUEUE,
@@ -121,6 +122,7 @@ class ReviewItemsConfig(Config):
         "golden_pools",
         "candidate_outputs",
         "judge_verdicts",
+        "judge_calibration",
     ],
     check_specs=[
         AssetCheckSpec(
@@ -160,6 +162,7 @@ def review_items(
                 GOLDEN_CASES,
                 CANDIDATE_OUTPUTS,
                 JUDGE_VERDICTS,
+                JUDGE_CALIBRATION,
                 TRACE_SAMPLE,
                 TRACES,
             ],

@@ -5,6 +5,8 @@ one row per screen from the analysts' snapshot:
 
 - `disagreement`: the judges' split votes, dimension disagreements and errors (`review_queue`)
   on candidate outputs of active golden cases; the label's subject is `case_id|app_version`.
+  Splits among the judges the calibration trusts come first, splits only an untrusted judge
+  causes last.
 - `weekly`: the Friday review, a fresh uniform random sample of the latest week's production
   traces (`weekly_review_sample`, prepared by a schedule).
 - `calibration_gap`: categories where the calibration set (the principal expert's current
@@ -77,14 +79,33 @@ WITH disagreement AS (
            string_agg(DISTINCT rubric || ' ' || rubric_version || ': ' || reason, '; ') AS reason,
            max(queued_at) AS queued_at
     FROM review_queue GROUP BY ALL
+), trusted_votes AS (
+    -- votes of the judges the calibration trusts (test split, all categories)
+    SELECT v.case_id, v.app_version, count(*) FILTER (WHERE v.verdict = 'pass') AS n_pass,
+           count(*) FILTER (WHERE v.verdict = 'fail') AS n_fail
+    FROM judge_verdicts v
+    JOIN judge_calibration c ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
+                            AND c.split = 'test' AND c.category = 'all' AND c.trusted
+    GROUP BY ALL
+), ranked AS (
+    -- An expert's time goes first where trusted judges split; a split that only an untrusted
+    -- judge causes comes last: it says more about that judge than about the output.
+    SELECT q.*, CASE WHEN tv.n_pass > 0 AND tv.n_fail > 0 THEN 0
+                     WHEN tv.case_id IS NULL OR tv.n_pass + tv.n_fail = 0 THEN 1 ELSE 2 END AS priority,
+           CASE WHEN tv.n_pass > 0 AND tv.n_fail > 0
+                     THEN 'trusted judges split ' || tv.n_pass || ' pass / ' || tv.n_fail || ' fail. '
+                WHEN tv.n_pass + tv.n_fail > 0
+                     THEN 'trusted judges agree (' || CASE WHEN tv.n_pass > 0 THEN 'pass' ELSE 'fail' END || '); the dissent is untrusted. '
+                ELSE '' END AS trust_note
+    FROM disagreement q LEFT JOIN trusted_votes tv USING (case_id, app_version)
 ), disagreement_items AS (
     SELECT 'disagreement' AS queue, q.case_id || '|' || q.app_version AS item_id,
            'candidate' AS subject, c.trace_id, q.case_id, q.app_version, c.category, c.user_segment,
            t.ts, c.input, o.output, NULL::JSON AS context, NULL::JSON AS tool_calls, NULL::JSON AS metadata,
            c.reference_good, c.reference_borderline,
-           'The judges disagree or failed: ' || q.reason AS reason,
-           row_number() OVER (ORDER BY q.queued_at DESC, {sample_key_sql("q.case_id || '|' || q.app_version", 7)}) AS position
-    FROM disagreement q
+           'The judges disagree or failed: ' || q.trust_note || q.reason AS reason,
+           row_number() OVER (ORDER BY q.priority, q.queued_at DESC, {sample_key_sql("q.case_id || '|' || q.app_version", 7)}) AS position
+    FROM ranked q
     JOIN golden_pools p ON p.case_id = q.case_id AND p.pool = 'active'
     JOIN golden_cases c ON c.case_id = q.case_id
     JOIN candidate_outputs o ON o.case_id = q.case_id AND o.app_version = q.app_version AND o.output IS NOT NULL
