@@ -31,6 +31,12 @@ def _png(fig) -> str:
 
 def _table(conn: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> str:
     frame = conn.execute(sql, params or {}).df()
+    for col in frame.columns:  # counts with gaps (a pivot's empty cells) stay counts
+        values = frame[col]
+        if pd.api.types.is_float_dtype(values) and values.notna().any():
+            whole = values.dropna()
+            if (whole == whole.round()).all() and whole.abs().max() < 2**53:
+                frame[col] = values.map(lambda v: "" if pd.isna(v) else f"{int(v):d}")
     return (
         frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0)
         if not frame.empty

@@ -9,7 +9,8 @@ from evals_pipeline.review.taxonomy import Taxonomy, mode_map
 
 DISTRIBUTION_SQL = """
 WITH subjects AS (
-    SELECT trace_id AS subject_id, category, app_version FROM traces WHERE NOT sealed
+    -- a sealed trace's category and version are public (only its text is sealed)
+    SELECT trace_id AS subject_id, category, app_version FROM traces
     UNION ALL
     SELECT case_id, category, app_version FROM golden_pools WHERE pool <> 'holdout'
     UNION ALL
@@ -23,7 +24,8 @@ WITH subjects AS (
         PARTITION BY subject_id
         ORDER BY (annotator = $principal) DESC, labelled_at DESC NULLS LAST, source_file DESC, source_row DESC) = 1
 ), j AS (
-    SELECT coalesce(s.category, 'unknown') AS category, coalesce(s.app_version, 'unknown') AS app_version,
+    -- a label on a trace that never made it into the warehouse (quarantined at ingest)
+    SELECT coalesce(s.category, 'not_ingested') AS category, coalesce(s.app_version, 'not_ingested') AS app_version,
            l.verdict, m.failure_mode, m.defined
     FROM labels l
     LEFT JOIN (SELECT * FROM subjects QUALIFY row_number() OVER (PARTITION BY subject_id) = 1) s USING (subject_id)
