@@ -5,6 +5,7 @@ row that wrongly points at a holdout case."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def _item(queue: str, position: int, item_id: str, **over: object) -> dict[str, 
 
 
 def write_review_snapshot(
-    path: Path, prepared_at: datetime = PREPARED_AT
+    path: Path, prepared_at: datetime = PREPARED_AT, drop: tuple[str, ...] = ()
 ) -> list[dict[str, object]]:
+    """Write the snapshot beside `path` and swap it in, as the pipeline does (items in `drop`
+    left out, like a rebuilt queue)."""
     items = [
         _item("weekly", 1, "tr_a"),
         _item("weekly", 2, "tr_inject", output=INJECTION, input="<i>not italic</i> & friends"),
@@ -93,9 +96,12 @@ def write_review_snapshot(
             app_version="v3",
         ),
     ]
+    items = [i for i in items if i["item_id"] not in drop]
     for item in items:
         item["prepared_at"] = prepared_at
-    conn = connect(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    conn = connect(tmp)
     try:
         ensure_tables(conn, [REVIEW_ITEMS, GOLDEN_POOLS, TRACES])
         conn.execute("DELETE FROM review_items")
@@ -123,4 +129,5 @@ def write_review_snapshot(
         )
     finally:
         conn.close()
+    os.replace(tmp, path)
     return items

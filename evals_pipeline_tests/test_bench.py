@@ -94,3 +94,18 @@ def test_judging_benchmark_reports_json_last() -> None:
         and result["rerun_calls"] == 0
         and result["rerun_provider_requests"] == 0
     )
+
+
+def test_review_benchmark_walks_a_queue_without_touching_the_label_files(data_dir: Path) -> None:
+    import argparse
+
+    from evals_pipeline.bench import review
+    from evals_pipeline.paths import analytics_path
+    from evals_pipeline_tests.review_fixtures import write_review_snapshot
+
+    write_review_snapshot(analytics_path())
+    result = review.run(argparse.Namespace(cases=3, queue="weekly"))
+    assert result["cases"] == 3
+    for step in ("start_page", "case_page", "save_label", "case_page_after_label"):
+        assert set(result[step]) == {"median_ms", "p95_ms", "ratio_vs_static"}
+    assert not (data_dir / "labels").exists()  # labels went to a scratch copy

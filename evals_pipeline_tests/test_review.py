@@ -308,10 +308,7 @@ def test_a_label_for_a_case_that_left_a_rebuilt_queue_is_refused_as_stale(
     # the queues are rebuilt without tr_big
     from datetime import datetime
 
-    write_review_snapshot(analytics_path(), prepared_at=datetime(2026, 10, 2, 6, 0))
-    conn = connect(analytics_path())
-    conn.execute("DELETE FROM review_items WHERE item_id = 'tr_big'")
-    conn.close()
+    write_review_snapshot(analytics_path(), datetime(2026, 10, 2, 6, 0), drop=("tr_big",))
     r = client.post(
         "/api/label",
         json={

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from evals_pipeline.bench import judging, sampling
+from evals_pipeline.bench import judging, review, sampling
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,8 +13,11 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="bench", required=True)
     sampling.add_arguments(sub.add_parser("sampling", help=sampling.__doc__.splitlines()[0]))
     judging.add_arguments(sub.add_parser("judging", help=judging.__doc__.splitlines()[0]))
+    review.add_arguments(sub.add_parser("review", help=review.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
-    result = {"sampling": sampling.run, "judging": judging.run}[args.bench](args)
+    result = {"sampling": sampling.run, "judging": judging.run, "review": review.run}[args.bench](
+        args
+    )
     print(json.dumps(result), flush=True)
 
 
