@@ -581,6 +581,9 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # One thread: a partitioned COPY written by several threads does not keep the ORDER BY
+    # within a file, and which lines get corrupted below depends on the line order.
+    con.execute("SET threads = 1")
     con.register("sim_traces", traces)
     con.register("sim_feedback", feedback)
     ts_iso = "strftime(ts, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'"
@@ -589,16 +592,18 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
         common = f"""trace_id, {ts_iso} AS ts, session_id, user_id, app_version, category, user_segment,
             output, context, tool_calls, latency_ms, cost_usd, input_tokens, output_tokens"""
         api_sql = f"""SELECT {common}, input, {{'channel': 'api', 'locale': locale}} AS metadata, {day_col}
-            FROM sim_traces WHERE channel = 'api' ORDER BY ts"""
+            FROM sim_traces WHERE channel = 'api' ORDER BY sim_traces.ts, trace_id"""
         web_sql = f"""SELECT {common},
             [{{'role': 'system', 'content': system_prompt}}, {{'role': 'user', 'content': input}}] AS input,
             {{'channel': 'web', 'locale': locale}} AS metadata, {day_col}
-            FROM sim_traces WHERE channel = 'web' ORDER BY ts"""
+            FROM sim_traces WHERE channel = 'web' ORDER BY sim_traces.ts, trace_id"""
     else:
-        api_sql = f"SELECT trace_id, ts, app_version, category, user_segment, {day_col} FROM sim_traces WHERE channel = 'api' ORDER BY ts"
+        api_sql = f"SELECT trace_id, ts, app_version, category, user_segment, {day_col} FROM sim_traces WHERE channel = 'api' ORDER BY ts, trace_id"
         web_sql = api_sql.replace("'api'", "'web'")
     fb_sql = (
-        f"SELECT trace_id, {ts_iso} AS ts, signal, value, {day_col} FROM sim_feedback ORDER BY ts"
+        # a total order: events of one trace can share a millisecond, and DuckDB's parallel
+        # sort breaks ties differently from run to run (which lines get corrupted would too)
+        f"SELECT trace_id, {ts_iso} AS ts, signal, value, {day_col} FROM sim_feedback ORDER BY sim_feedback.ts, trace_id, signal, value"
     )
     opts = "PARTITION_BY (dt), OVERWRITE_OR_IGNORE, FILENAME_PATTERN"
     con.execute(f"COPY ({api_sql}) TO '{out_dir / 'traces'}' (FORMAT parquet, {opts} 'api')")
