@@ -1,8 +1,9 @@
 """The review app: one case per screen for a domain expert, keyboard first (`make review`).
 
-It reads the queues from the analysts' snapshot (`data/analytics.duckdb`, opened read-only
-per request, so the pipeline can swap it at any time) and writes nothing but label lines (one
-append-only file per annotator, picked up by `label_files_sensor`) and the taxonomy file.
+It reads the queues from the analysts' snapshot (`data/analytics.duckdb`, read-only, reopened
+when the pipeline swaps in a new file, so it never blocks the pipeline) and writes nothing but
+label lines (one append-only file per annotator, picked up by `label_files_sensor`) and
+the taxonomy file.
 
 Safety: every field is escaped by the templates (autoescape) or set as text by the script; a
 Content-Security-Policy allows only this app's own script, so a trace that carries HTML or a
