@@ -519,3 +519,21 @@ def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_pa
     reasons = {r[1]: r[-2] for r in rows}  # and no holdout case
     assert "trusted judges split 1 pass / 1 fail" in reasons["c_trusted_split|v2"]
     assert "the dissent is untrusted" in reasons["c_untrusted_only_0|v2"]
+
+
+def test_labels_on_disagreement_cases_are_train_only(tmp_path: Path) -> None:
+    """Chosen because the judges disagreed, they must not measure the judges (dev/test)."""
+    from evals_pipeline.calibration.labels import split_sql
+
+    subjects = [f"gc_tr_{i:04d}|v{1 + i % 3}" for i in range(60)]
+    for s in subjects:
+        append_label(tmp_path, make_label(s, "dana", "pass", "", "", "disagreement"))
+    conn = connect(":memory:")
+    ensure_tables(conn, [HUMAN_LABELS, QUARANTINED_LABELS])
+    load_labels(conn, tmp_path)
+    assert conn.execute("SELECT DISTINCT split FROM human_labels").fetchall() == [("train",)]
+    # by the hash alone most of them would have landed in dev or test
+    by_hash = conn.execute(
+        f"SELECT count(*) FILTER (WHERE {split_sql('subject_id')} <> 'train') FROM human_labels"
+    ).fetchall()
+    assert by_hash[0][0] > 30

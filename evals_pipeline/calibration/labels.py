@@ -13,6 +13,8 @@ CSV); each annotator writes their own files and never edits old lines. Fields:
 The newest label of an annotator for a subject is `current`. Splits are by a stable hash of
 the subject id: train 20% (few-shot examples only), dev 40%, test 40%; the hash ignores the
 label, so each label class is split 20/40/40 in expectation (realized sizes are reported).
+Labels on candidate outputs (`case_id|app_version`, from the review app's disagreement queue)
+are train-only: they were chosen because the judges disagreed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ LABEL_SUFFIXES = (".jsonl", ".csv")
 def split_sql(subject_sql: str) -> str:
     u = f"({sample_key_sql(subject_sql, SPLIT_SALT)}::DOUBLE / {U_SCALE})"
     return f"CASE WHEN {u} < 0.2 THEN 'train' WHEN {u} < 0.6 THEN 'dev' ELSE 'test' END"
+
+
+def label_split_sql(subject_sql: str) -> str:
+    """The split of a label. Candidate outputs (subject `case_id|app_version`) reach an expert
+    only because the judges disagreed on them: chosen on the judges' behaviour, they would
+    bias every TPR/TNR measured on them, so their labels are train-only (few-shot examples,
+    the classifier judge, error analysis), never dev or test."""
+    return f"CASE WHEN contains({subject_sql}, '|') THEN 'train' ELSE {split_sql(subject_sql)} END"
 
 
 def _rows(path: Path, shown: str) -> list[tuple[str, int, str, bool]]:
@@ -120,7 +130,7 @@ def load_labels(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]
                    annotator, verdict, critique, failure_mode, labelled_at,
                    row_number() OVER (PARTITION BY subject_id, annotator, verdict IN ('pass', 'fail')
                                       ORDER BY labelled_at DESC NULLS LAST, source_file DESC, source_row DESC) = 1,
-                   {split_sql("subject_id")}, source_file, source_row
+                   {label_split_sql("subject_id")}, source_file, source_row
             FROM _labels_checked WHERE why IS NULL ORDER BY source_file, source_row"""
         )
         conn.execute(f"DELETE FROM {QUARANTINED_LABELS.name}")

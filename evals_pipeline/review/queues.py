@@ -6,14 +6,14 @@ one row per screen from the analysts' snapshot:
 - `disagreement`: the judges' split votes, dimension disagreements and errors (`review_queue`)
   on candidate outputs of active golden cases; the label's subject is `case_id|app_version`.
   Splits among the judges the calibration trusts come first, splits only an untrusted judge
-  causes last.
+  causes last. Their labels are train-only (see `calibration.labels.label_split_sql`).
 - `weekly`: the Friday review, a fresh uniform random sample of the latest week's production
   traces (`weekly_review_sample`, prepared by a schedule).
 - `calibration_gap`: categories where the calibration set (the principal expert's current
   labels in the dev and test splits) has fewer than a target of its rarer class (passes
   for TPR, fails for TNR); unlabelled sampled traces of those categories whose stable split is
-  dev or test, so each label lands where it is measured. When fails are the rarer class, traces
-  with negative online feedback (the flashlight stratum) come first.
+  dev or test, so each label lands where it is measured; drawn uniformly from the category's
+  traffic stratum, so the judges are measured on what they score.
 
 Holdout cases and sealed traces never enter: candidates come from active cases only,
 traces must not be sealed; an asset check and the app verify it again.
@@ -126,20 +126,18 @@ WITH disagreement AS (
 ), gaps AS (
     -- TPR needs passes and TNR needs fails: the rarer class decides how thin a category is
     SELECT c.category, coalesce(s.n_pass, 0) AS n_pass, coalesce(s.n_fail, 0) AS n_fail,
-           least($gap_target - least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)), $gap_batch) AS wanted,
-           coalesce(s.n_fail, 0) <= coalesce(s.n_pass, 0) AS fails_rarer
+           least($gap_target - least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)), $gap_batch) AS wanted
     FROM (SELECT DISTINCT category FROM trace_sample) c LEFT JOIN calibration_set s USING (category)
     WHERE least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)) < $gap_target
 ), gap_candidates AS (
-    -- when fails are rarer, traces users were unhappy with (the flashlight stratum) come first
+    -- a uniform draw from the category's traffic: picking likely fails (say, traces users
+    -- disliked) would fill the gap faster but measure the judges on an unrepresentative set
     SELECT s.trace_id,
            row_number() OVER (PARTITION BY s.category
-                              ORDER BY (g.fails_rarer AND s.stratum = 'flashlight') DESC,
-                                       {sample_key_sql("s.trace_id", salted_seed(20260101, "calibration_gap"))}) AS rk
+                              ORDER BY {sample_key_sql("s.trace_id", salted_seed(20260101, "calibration_gap"))}) AS rk
     FROM trace_sample s JOIN traces t ON t.trace_id = s.trace_id JOIN gaps g ON g.category = s.category
-    WHERE NOT t.sealed AND {split_sql("s.trace_id")} IN ('dev', 'test')
+    WHERE s.stratum = 'traffic' AND NOT t.sealed AND {split_sql("s.trace_id")} IN ('dev', 'test')
       AND NOT EXISTS (SELECT 1 FROM human_labels l WHERE l.subject_id = s.trace_id)
-    QUALIFY row_number() OVER (PARTITION BY s.trace_id) = 1
 ), gap_items AS (
     SELECT 'calibration_gap' AS queue, t.trace_id AS item_id, {_TRACE_COLUMNS},
            'Calibration gap: ' || g.category || ' has ' || g.n_fail || ' failing and ' || g.n_pass
