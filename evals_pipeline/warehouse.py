@@ -44,6 +44,19 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> N
             conn.execute(stmt)
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction around the block: committed when it ends, rolled back if it raises
+    (readers never see half of a replacement)."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def replace_table(
     conn: duckdb.DuckDBPyConnection,
     table: Table,
@@ -55,13 +68,8 @@ def replace_table(
     cols = ", ".join(f"{c}::{casts[c]}" if c in casts else c for c in table.column_names)
     conn.register("_replacement_rows", frame)
     try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute(f"DELETE FROM {table.name}")
             conn.execute(f"INSERT INTO {table.name} SELECT {cols} FROM _replacement_rows")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.unregister("_replacement_rows")

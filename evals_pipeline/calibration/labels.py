@@ -30,6 +30,7 @@ import pyarrow as pa
 from evals_pipeline.ingest.validation import RAW_PREVIEW_CHARS, _split_lines
 from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS
 from evals_pipeline.sampling.stratified import U_SCALE, sample_key_sql
+from evals_pipeline.warehouse import transaction
 
 SPLIT_SALT = 424_242
 LABEL_SUFFIXES = (".jsonl", ".csv")
@@ -121,8 +122,7 @@ def load_labels(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]
         conn.execute(f"CREATE OR REPLACE TEMP TABLE _labels_checked AS {VALIDATE_SQL}")
     finally:
         conn.unregister("_label_rows")
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f"DELETE FROM {HUMAN_LABELS.name}")
         conn.execute(
             f"""INSERT INTO {HUMAN_LABELS.name} ({", ".join(HUMAN_LABELS.column_names)})
@@ -139,10 +139,6 @@ def load_labels(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]
             SELECT NULL, source_file, source_row, reason, detail, subject_id, left(line, {RAW_PREVIEW_CHARS}), false
             FROM _labels_checked WHERE why IS NOT NULL ORDER BY source_file, source_row"""
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     stored = conn.execute(f"SELECT count(*) FROM {HUMAN_LABELS.name}").fetchall()[0][0]
     quarantined = conn.execute(f"SELECT count(*) FROM {QUARANTINED_LABELS.name}").fetchall()[0][0]
     if stored + quarantined != len(rows):

@@ -36,6 +36,7 @@ from evals_pipeline.records import (
     Table,
     sql_literal,
 )
+from evals_pipeline.warehouse import transaction
 
 RAW_PREVIEW_CHARS = 2000
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -383,20 +384,14 @@ def ingest_days(
         # both writes replace whole days, so a crash between them is mended by a re-run.
         full = ", ".join(f"{stream.projection[c]} AS {c}" for c in RESERVOIR_TRACES.column_names)
         target = f"{reservoir.alias}.{RESERVOIR_TRACES.name}"
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute(
                 f"DELETE FROM {target} WHERE partition_date IN (SELECT d FROM _replaced_days)"
             )
             conn.execute(
                 f"INSERT INTO {target} SELECT {full} FROM _checked_{stream.name} WHERE reason IS NULL AND sealed ORDER BY ts"
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         for table in (stream.table.name, stream.quarantine.name):
             conn.execute(
                 f"DELETE FROM {table} WHERE partition_date IN (SELECT d FROM _replaced_days)"
@@ -412,10 +407,6 @@ def ingest_days(
                    CASE WHEN sealed THEN NULL ELSE left(line, {RAW_PREVIEW_CHARS}) END, sealed
             FROM _checked_{stream.name} WHERE reason IS NOT NULL ORDER BY partition_date, source_file, source_row"""
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     by_reason = dict(
         conn.execute(
             f"SELECT reason, count(*) FROM _checked_{stream.name} WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1"

@@ -15,6 +15,7 @@ import duckdb
 
 from evals_pipeline.judging.pii import CARD, EMAIL, IPV4, PHONE
 from evals_pipeline.records import ASSERTION_RESULTS, sql_literal
+from evals_pipeline.warehouse import transaction
 
 ALL = ("*",)
 REFUSAL_RE = r"(?i)\b(can't|cannot|can not|won't|unable to|not able to) (help|share|assist|provide|do that)\b"
@@ -139,14 +140,9 @@ def write_assertion_results(
 ) -> int:
     """Replace the results of one subject kind ('trace' or 'candidate'); return rows written."""
     cols = ", ".join(ASSERTION_RESULTS.column_names)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f"DELETE FROM {ASSERTION_RESULTS.name} WHERE subject = ?", [subject])
         conn.execute(f"INSERT INTO {ASSERTION_RESULTS.name} ({cols}) {assertion_sql(subjects_sql)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return conn.execute(
         f"SELECT count(*) FROM {ASSERTION_RESULTS.name} WHERE subject = ?", [subject]
     ).fetchall()[0][0]

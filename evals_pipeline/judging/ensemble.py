@@ -11,6 +11,7 @@ import duckdb
 
 from evals_pipeline.judging.rubrics import Rubric
 from evals_pipeline.records import JUDGE_ENSEMBLE, REVIEW_QUEUE, sql_literal
+from evals_pipeline.warehouse import transaction
 
 BINARY_SQL = """
 SELECT v.case_id, v.app_version, any_value(g.category) AS category, v.rubric, v.rubric_version,
@@ -66,8 +67,7 @@ def write_ensemble(conn: duckdb.DuckDBPyConnection, rubrics: list[Rubric]) -> No
     union = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _ensemble AS {union}")
     cols = ", ".join(JUDGE_ENSEMBLE.column_names)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f"DELETE FROM {JUDGE_ENSEMBLE.name}")
         conn.execute(
             f"INSERT INTO {JUDGE_ENSEMBLE.name} ({cols}) SELECT {cols} FROM _ensemble ORDER BY ALL"
@@ -78,8 +78,4 @@ def write_ensemble(conn: duckdb.DuckDBPyConnection, rubrics: list[Rubric]) -> No
             SELECT case_id, app_version, category, rubric, rubric_version, queue_reason, now()::TIMESTAMP
             FROM _ensemble WHERE queue_reason IS NOT NULL ORDER BY case_id, app_version, rubric"""
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     conn.execute("DROP TABLE _ensemble")

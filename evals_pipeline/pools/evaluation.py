@@ -22,6 +22,7 @@ import pandas as pd
 from evals_pipeline.pools.rotation import completed_quarters
 from evals_pipeline.pools.store import read_holdout
 from evals_pipeline.records import HOLDOUT_CASES, HOLDOUT_EVALUATION
+from evals_pipeline.warehouse import transaction
 
 Evaluator = Callable[[Mapping[str, object]], float]
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -101,8 +102,7 @@ def evaluate_holdout(
         reason=reason,
     ).to_pandas()
     rows = score_by_category(cases, quarter, evaluator)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(
             "DELETE FROM holdout_evaluation WHERE quarter = ? AND evaluator = ?",
             [quarter, evaluator],
@@ -112,10 +112,6 @@ def evaluate_holdout(
                 f"INSERT INTO holdout_evaluation ({', '.join(HOLDOUT_EVALUATION.column_names)}) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return rows
 
 

@@ -29,6 +29,7 @@ from evals_pipeline.pools.store import log_pool_event, read_holdout
 from evals_pipeline.records import GOLDEN_CASES, GOLDEN_POOLS, HOLDOUT_CASES, POOL_SIZES
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.sampling.stratified import salted_seed, sample_key_sql
+from evals_pipeline.warehouse import transaction
 
 
 @dataclass(frozen=True)
@@ -236,34 +237,22 @@ def rotate(
     )
     conn.register("_new_holdout_arrow", new_holdout_content)
     conn.register("_graduating_arrow", graduating_content)
-    in_transaction = False
     try:
         # The holdout store first, in its own transaction (one transaction writes one file).
         # It only adds content under new case ids, replacing them if a failed run left them:
         # until the warehouse commits, no pool refers to them.
         cols = ", ".join(HOLDOUT_CASES.column_names)
-        conn.execute("BEGIN TRANSACTION")
-        in_transaction = True
-        conn.execute(
-            f"DELETE FROM {holdout_alias}.{HOLDOUT_CASES.name} WHERE case_id IN (SELECT case_id FROM _new_holdout_arrow)"
-        )
-        conn.execute(
-            f"INSERT INTO {holdout_alias}.{HOLDOUT_CASES.name} ({cols}) SELECT {cols} FROM _new_holdout_arrow"
-        )
-        conn.execute("COMMIT")
-        in_transaction = False
-
-        conn.execute("BEGIN TRANSACTION")
-        in_transaction = True
-        _apply(conn, start, end, settings, run_id, quarter_label)
-        if before_commit is not None:
-            before_commit(conn)
-        conn.execute("COMMIT")
-        in_transaction = False
-    except BaseException:
-        if in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        with transaction(conn):
+            conn.execute(
+                f"DELETE FROM {holdout_alias}.{HOLDOUT_CASES.name} WHERE case_id IN (SELECT case_id FROM _new_holdout_arrow)"
+            )
+            conn.execute(
+                f"INSERT INTO {holdout_alias}.{HOLDOUT_CASES.name} ({cols}) SELECT {cols} FROM _new_holdout_arrow"
+            )
+        with transaction(conn):
+            _apply(conn, start, end, settings, run_id, quarter_label)
+            if before_commit is not None:
+                before_commit(conn)
     finally:
         conn.unregister("_new_holdout_arrow")
         conn.unregister("_graduating_arrow")

@@ -6,6 +6,7 @@ import duckdb
 
 from evals_pipeline.records import FAILURE_MODE_DISTRIBUTION
 from evals_pipeline.review.taxonomy import Taxonomy, mode_map
+from evals_pipeline.warehouse import transaction
 
 DISTRIBUTION_SQL = """
 WITH subjects AS (
@@ -57,17 +58,12 @@ def write_failure_mode_distribution(
     ]
     conn.register("_mode_map", mode_map(tax, names))
     try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute(f"DELETE FROM {FAILURE_MODE_DISTRIBUTION.name}")
             conn.execute(
                 f"INSERT INTO {FAILURE_MODE_DISTRIBUTION.name} {DISTRIBUTION_SQL}",
                 {"principal": principal, "version": tax.version},
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.unregister("_mode_map")
     return conn.execute(f"SELECT count(*) FROM {FAILURE_MODE_DISTRIBUTION.name}").fetchall()[0][0]

@@ -30,6 +30,7 @@ from evals_pipeline.calibration.labels import split_sql
 from evals_pipeline.pools.references import REFERENCES_TABLE
 from evals_pipeline.records import REVIEW_ITEMS, WEEKLY_REVIEW_SAMPLE
 from evals_pipeline.sampling.stratified import U_SCALE, salted_seed, sample_key_sql
+from evals_pipeline.warehouse import transaction
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ def write_weekly_sample(
     """Replace the week's batch: `size` traces drawn uniformly from the week's unsealed,
     never-labelled traces by a seeded hash (same week and seed = same batch)."""
     key = f"{sample_key_sql('t.trace_id', salted_seed(seed, 'weekly_review'))}::DOUBLE / {U_SCALE}"
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f"DELETE FROM {WEEKLY_REVIEW_SAMPLE.name} WHERE week = ?", [week])
         conn.execute(
             f"""INSERT INTO {WEEKLY_REVIEW_SAMPLE.name} ({", ".join(WEEKLY_REVIEW_SAMPLE.column_names)})
@@ -58,10 +58,6 @@ def write_weekly_sample(
             ORDER BY k LIMIT ?""",
             [week, week, week_end, size],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return conn.execute(
         f"SELECT count(*) FROM {WEEKLY_REVIEW_SAMPLE.name} WHERE week = ?", [week]
     ).fetchall()[0][0]
@@ -197,8 +193,7 @@ def write_review_items(
     conn.register("_queue_items", items)
     conn.register("_trace_verdicts", trace_verdicts)
     try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute(f"DELETE FROM {REVIEW_ITEMS.name}")
             conn.execute(
                 f"""INSERT INTO {REVIEW_ITEMS.name} ({", ".join(REVIEW_ITEMS.column_names)})
@@ -211,10 +206,6 @@ def write_review_items(
                 FROM _queue_items i LEFT JOIN v USING (item_id)
                 ORDER BY i.queue, i.position"""
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.unregister("_queue_items")
         conn.unregister("_trace_verdicts")

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from evals_pipeline.records import NEGATIVE_SIGNALS, TRACE_SAMPLE, sql_literal
 from evals_pipeline.sampling.allocation import allocate
+from evals_pipeline.warehouse import transaction
 
 U_SCALE = 18446744073709551616.0  # 2^64: maps hash() (UBIGINT) into [0, 1)
 
@@ -188,8 +189,7 @@ def write_trace_sample(
     )
     cols = ", ".join(TRACE_SAMPLE.column_names)
     version = sql_literal(duckdb.__version__)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(
             "DELETE FROM trace_sample WHERE partition_date IN (SELECT d FROM _sample_days)"
         )
@@ -203,10 +203,6 @@ def write_trace_sample(
                        category_traffic, sample_key, {int(seed)}, {version}
                 FROM {table} ORDER BY partition_date, category, sample_key"""
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     conn.execute(
         "DROP TABLE IF EXISTS _traffic_sample; DROP TABLE IF EXISTS _flashlight_sample; DROP TABLE _sample_days"
     )
