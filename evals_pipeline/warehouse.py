@@ -57,6 +57,18 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def registered(conn: duckdb.DuckDBPyConnection, **frames: object) -> Iterator[None]:
+    """pandas / Arrow objects visible to SQL under the given names for the block only."""
+    for name, frame in frames.items():
+        conn.register(name, frame)
+    try:
+        yield
+    finally:
+        for name in frames:
+            conn.unregister(name)
+
+
 def replace_table(
     conn: duckdb.DuckDBPyConnection,
     table: Table,
@@ -66,10 +78,6 @@ def replace_table(
     """Replace all rows of `table` with `frame` (pandas or Arrow) in one transaction."""
     casts = casts or {}
     cols = ", ".join(f"{c}::{casts[c]}" if c in casts else c for c in table.column_names)
-    conn.register("_replacement_rows", frame)
-    try:
-        with transaction(conn):
-            conn.execute(f"DELETE FROM {table.name}")
-            conn.execute(f"INSERT INTO {table.name} SELECT {cols} FROM _replacement_rows")
-    finally:
-        conn.unregister("_replacement_rows")
+    with registered(conn, _replacement_rows=frame), transaction(conn):
+        conn.execute(f"DELETE FROM {table.name}")
+        conn.execute(f"INSERT INTO {table.name} SELECT {cols} FROM _replacement_rows")

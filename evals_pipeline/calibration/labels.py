@@ -30,7 +30,7 @@ import pyarrow as pa
 from evals_pipeline.ingest.validation import RAW_PREVIEW_CHARS, _split_lines
 from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS
 from evals_pipeline.sampling.stratified import U_SCALE, sample_key_sql
-from evals_pipeline.warehouse import transaction
+from evals_pipeline.warehouse import registered, transaction
 
 SPLIT_SALT = 424_242
 LABEL_SUFFIXES = (".jsonl", ".csv")
@@ -117,11 +117,8 @@ def load_labels(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]
             "utf8_ok": pa.array([r[3] for r in rows], pa.bool_()),
         }
     )
-    conn.register("_label_rows", batch)
-    try:
+    with registered(conn, _label_rows=batch):
         conn.execute(f"CREATE OR REPLACE TEMP TABLE _labels_checked AS {VALIDATE_SQL}")
-    finally:
-        conn.unregister("_label_rows")
     with transaction(conn):
         conn.execute(f"DELETE FROM {HUMAN_LABELS.name}")
         conn.execute(

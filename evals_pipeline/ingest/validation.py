@@ -36,7 +36,7 @@ from evals_pipeline.records import (
     Table,
     sql_literal,
 )
-from evals_pipeline.warehouse import transaction
+from evals_pipeline.warehouse import registered, transaction
 
 RAW_PREVIEW_CHARS = 2000
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -200,9 +200,8 @@ def stage_files(
                         "utf8_ok": pa.array(ok),
                     }
                 )
-                conn.register("_jsonl_batch", batch)
-                conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
-                conn.unregister("_jsonl_batch")
+                with registered(conn, _jsonl_batch=batch):
+                    conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
             else:
                 raise ValueError(
                     f"unsupported file type {path} (expected .jsonl, .json, .ndjson or .parquet)"

@@ -35,6 +35,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from evals_pipeline.records import JUDGE_CACHE
+from evals_pipeline.warehouse import registered
 
 log = logging.getLogger(__name__)
 
@@ -257,15 +258,12 @@ def _cached(
 ) -> dict[str, CallResult]:
     if not keys:
         return {}
-    conn.register("_wanted_keys", pa.table({"cache_key": keys}))
-    try:
+    with registered(conn, _wanted_keys=pa.table({"cache_key": keys})):
         rows = conn.execute(
             f"""SELECT c.cache_key, c.model, c.purpose, c.response, c.error, c.attempts, c.cost_usd, c.latency_ms
                 FROM {JUDGE_CACHE.name} c JOIN _wanted_keys USING (cache_key)
                 {"" if include_errors else "WHERE c.error IS NULL"}"""
         ).fetchall()
-    finally:
-        conn.unregister("_wanted_keys")
     return {
         r[0]: CallResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], cached=True) for r in rows
     }
@@ -288,11 +286,8 @@ def _persist(conn: duckdb.DuckDBPyConnection, results: list[CallResult]) -> None
             "created_at": [now] * len(results),
         }
     )
-    conn.register("_finished_calls", batch)
-    try:
+    with registered(conn, _finished_calls=batch):
         conn.execute(f"INSERT OR REPLACE INTO {JUDGE_CACHE.name} SELECT * FROM _finished_calls")
-    finally:
-        conn.unregister("_finished_calls")
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -29,7 +29,7 @@ from evals_pipeline.pools.store import log_pool_event, read_holdout
 from evals_pipeline.records import GOLDEN_CASES, GOLDEN_POOLS, HOLDOUT_CASES, POOL_SIZES
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.sampling.stratified import salted_seed, sample_key_sql
-from evals_pipeline.warehouse import transaction
+from evals_pipeline.warehouse import registered, transaction
 
 
 @dataclass(frozen=True)
@@ -235,9 +235,9 @@ def rotate(
         quarter=start,
         reason=f"rotation {quarter_label}: graduate holdout cases to active",
     )
-    conn.register("_new_holdout_arrow", new_holdout_content)
-    conn.register("_graduating_arrow", graduating_content)
-    try:
+    with registered(
+        conn, _new_holdout_arrow=new_holdout_content, _graduating_arrow=graduating_content
+    ):
         # The holdout store first, in its own transaction (one transaction writes one file).
         # It only adds content under new case ids, replacing them if a failed run left them:
         # until the warehouse commits, no pool refers to them.
@@ -253,9 +253,6 @@ def rotate(
             _apply(conn, start, end, settings, run_id, quarter_label)
             if before_commit is not None:
                 before_commit(conn)
-    finally:
-        conn.unregister("_new_holdout_arrow")
-        conn.unregister("_graduating_arrow")
 
     counts = dict(
         conn.execute(

@@ -8,6 +8,7 @@ import duckdb
 
 from evals_pipeline.pools.store import read_holdout
 from evals_pipeline.records import ANALYST_TABLES, HOLDOUT_CASES, SEALED_TEXT_COLUMNS, TRACES
+from evals_pipeline.warehouse import registered
 
 HOLDOUT_TEXT_COLUMNS = ("input", "output", "reference_good", "reference_borderline")
 
@@ -71,17 +72,16 @@ def seal_violations(
         quarter=quarter,
         reason="seal check: look for holdout strings in analyst tables",
     )
-    conn.register("_sealed_strings", strings)
     try:
-        for table in ANALYST_TABLES:
-            if table.name not in tables:
-                continue
-            for col in (c.name for c in table.columns if c.sql_type == "VARCHAR"):
-                n = conn.execute(
-                    f"SELECT count(*) FROM {table.name} t JOIN _sealed_strings h ON t.{col} = h.s"
-                ).fetchall()[0][0]
-                note(f"{table.name}.{col} equals a holdout string", n)
+        with registered(conn, _sealed_strings=strings):
+            for table in ANALYST_TABLES:
+                if table.name not in tables:
+                    continue
+                for col in (c.name for c in table.columns if c.sql_type == "VARCHAR"):
+                    n = conn.execute(
+                        f"SELECT count(*) FROM {table.name} t JOIN _sealed_strings h ON t.{col} = h.s"
+                    ).fetchall()[0][0]
+                    note(f"{table.name}.{col} equals a holdout string", n)
     finally:
-        conn.unregister("_sealed_strings")
         conn.execute("DROP TABLE IF EXISTS holdout")
     return found

@@ -38,7 +38,7 @@ from evals_pipeline.records import (
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL, correlate
 from evals_pipeline.reports.html import render_report
 from evals_pipeline.reports.segments import paired_cells, post_stratified, segment_verdicts
-from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
+from evals_pipeline.warehouse import Warehouse, ensure_tables, registered, replace_table
 
 
 class ReportConfig(Config):
@@ -399,9 +399,8 @@ def online_offline_correlation(
                 )
         frame = pd.DataFrame(rows, columns=ONLINE_OFFLINE_CORRELATION.column_names)
         conn.execute("DELETE FROM online_offline_correlation WHERE quarter = ?", [start])
-        conn.register("_corr", frame)
-        conn.execute("INSERT INTO online_offline_correlation SELECT * FROM _corr")
-        conn.unregister("_corr")
+        with registered(conn, _corr=frame):
+            conn.execute("INSERT INTO online_offline_correlation SELECT * FROM _corr")
         main = frame[(frame["level"] == "cell") & (frame["signal"] == "thumbs_up_rate")]
         yield MaterializeResult(
             metadata={

@@ -6,7 +6,7 @@ import duckdb
 
 from evals_pipeline.records import FAILURE_MODE_DISTRIBUTION
 from evals_pipeline.review.taxonomy import Taxonomy, mode_map
-from evals_pipeline.warehouse import transaction
+from evals_pipeline.warehouse import registered, transaction
 
 DISTRIBUTION_SQL = """
 WITH subjects AS (
@@ -56,14 +56,10 @@ def write_failure_mode_distribution(
     names = [
         r[0] for r in conn.execute("SELECT DISTINCT failure_mode FROM human_labels").fetchall()
     ]
-    conn.register("_mode_map", mode_map(tax, names))
-    try:
-        with transaction(conn):
-            conn.execute(f"DELETE FROM {FAILURE_MODE_DISTRIBUTION.name}")
-            conn.execute(
-                f"INSERT INTO {FAILURE_MODE_DISTRIBUTION.name} {DISTRIBUTION_SQL}",
-                {"principal": principal, "version": tax.version},
-            )
-    finally:
-        conn.unregister("_mode_map")
+    with registered(conn, _mode_map=mode_map(tax, names)), transaction(conn):
+        conn.execute(f"DELETE FROM {FAILURE_MODE_DISTRIBUTION.name}")
+        conn.execute(
+            f"INSERT INTO {FAILURE_MODE_DISTRIBUTION.name} {DISTRIBUTION_SQL}",
+            {"principal": principal, "version": tax.version},
+        )
     return conn.execute(f"SELECT count(*) FROM {FAILURE_MODE_DISTRIBUTION.name}").fetchall()[0][0]

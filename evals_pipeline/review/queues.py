@@ -30,7 +30,7 @@ from evals_pipeline.calibration.labels import split_sql
 from evals_pipeline.pools.references import REFERENCES_TABLE
 from evals_pipeline.records import REVIEW_ITEMS, WEEKLY_REVIEW_SAMPLE
 from evals_pipeline.sampling.stratified import U_SCALE, salted_seed, sample_key_sql
-from evals_pipeline.warehouse import transaction
+from evals_pipeline.warehouse import registered, transaction
 
 
 @dataclass(frozen=True)
@@ -190,22 +190,19 @@ def write_review_items(
     """Replace review_items with `items` (queue rows) joined to the judges' verdicts: those of
     `judge_verdicts` for candidates, `trace_verdicts` (item_id, judge_verdicts JSON text)
     for traces."""
-    conn.register("_queue_items", items)
-    conn.register("_trace_verdicts", trace_verdicts)
-    try:
-        with transaction(conn):
-            conn.execute(f"DELETE FROM {REVIEW_ITEMS.name}")
-            conn.execute(
-                f"""INSERT INTO {REVIEW_ITEMS.name} ({", ".join(REVIEW_ITEMS.column_names)})
-                WITH v AS ({CANDIDATE_VERDICTS_SQL}
-                           UNION ALL SELECT item_id, judge_verdicts::JSON FROM _trace_verdicts)
-                SELECT i.queue, i.position, i.item_id, i.subject, i.trace_id, i.case_id, i.app_version,
-                       i.category, i.user_segment, i.ts, i.input, i.output, i.context::JSON,
-                       i.tool_calls::JSON, i.metadata::JSON, i.reference_good, i.reference_borderline,
-                       i.reason, coalesce(v.judge_verdicts, '[]'::JSON), now()
-                FROM _queue_items i LEFT JOIN v USING (item_id)
-                ORDER BY i.queue, i.position"""
-            )
-    finally:
-        conn.unregister("_queue_items")
-        conn.unregister("_trace_verdicts")
+    with (
+        registered(conn, _queue_items=items, _trace_verdicts=trace_verdicts),
+        transaction(conn),
+    ):
+        conn.execute(f"DELETE FROM {REVIEW_ITEMS.name}")
+        conn.execute(
+            f"""INSERT INTO {REVIEW_ITEMS.name} ({", ".join(REVIEW_ITEMS.column_names)})
+            WITH v AS ({CANDIDATE_VERDICTS_SQL}
+                       UNION ALL SELECT item_id, judge_verdicts::JSON FROM _trace_verdicts)
+            SELECT i.queue, i.position, i.item_id, i.subject, i.trace_id, i.case_id, i.app_version,
+                   i.category, i.user_segment, i.ts, i.input, i.output, i.context::JSON,
+                   i.tool_calls::JSON, i.metadata::JSON, i.reference_good, i.reference_borderline,
+                   i.reason, coalesce(v.judge_verdicts, '[]'::JSON), now()
+            FROM _queue_items i LEFT JOIN v USING (item_id)
+            ORDER BY i.queue, i.position"""
+        )

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from evals_pipeline.records import NEGATIVE_SIGNALS, TRACE_SAMPLE, sql_literal
 from evals_pipeline.sampling.allocation import allocate
-from evals_pipeline.warehouse import transaction
+from evals_pipeline.warehouse import registered, transaction
 
 U_SCALE = 18446744073709551616.0  # 2^64: maps hash() (UBIGINT) into [0, 1)
 
@@ -107,9 +107,8 @@ def draw_sample(
             "threshold": pa.array([threshold_for(*plan[k]) for k in keys], pa.float64()),
         }
     )
-    conn.register("_alloc_arrow", alloc)
-    conn.execute("CREATE OR REPLACE TEMP TABLE _alloc AS SELECT * FROM _alloc_arrow")
-    conn.unregister("_alloc_arrow")
+    with registered(conn, _alloc_arrow=alloc):
+        conn.execute("CREATE OR REPLACE TEMP TABLE _alloc AS SELECT * FROM _alloc_arrow")
     # Filter in hash space (UBIGINT) with the largest threshold first: one comparison per row
     # keeps the join with _alloc, and the conversion to [0, 1), to the few survivors.
     max_threshold = max((threshold_for(*v) for v in plan.values()), default=0.0)
