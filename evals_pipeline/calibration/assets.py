@@ -35,7 +35,7 @@ from evals_pipeline.calibration.labels import LABEL_SUFFIXES, load_labels
 from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate, kappa
 from evals_pipeline.judging.client import JudgeClient, run_calls
 from evals_pipeline.judging.offline import JUDGES
-from evals_pipeline.judging.pii import redact
+from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import judge_calls, load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.paths import data_dir
@@ -186,9 +186,7 @@ def calibration_verdicts(
         context.log.info(f"{len(subjects):,} outputs labelled by {who!r} with references")
         calls, keys = [], []
         for row in subjects.to_dict("records"):
-            case = {
-                k: redact(row[k], pii) for k in ("input", "reference_good", "reference_borderline")
-            }
+            case = redacted_case(row, pii)
             calls += judge_calls(rubric, config.judges, case, redact(row["output"], pii))
             keys += [(row["subject_id"], row["category"], j) for j in config.judges]
         results, stats = run_calls(judge_client, conn, calls, context.log.info)

@@ -27,7 +27,7 @@ from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
 from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.ensemble import write_ensemble
 from evals_pipeline.judging.offline import JUDGES
-from evals_pipeline.judging.pii import redact
+from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import (
     JSON_MODE,
     Rubric,
@@ -128,10 +128,6 @@ def _stats_metadata(stats: RunStats, pii: Counter[str]) -> dict[str, MetadataVal
         "seconds": MetadataValue.float(round(stats.seconds, 2)),
         "pii_redacted": MetadataValue.json(dict(pii)),
     }
-
-
-def _redacted_case(row: dict[str, object], pii: Counter[str]) -> dict[str, str | None]:
-    return {k: redact(row.get(k), pii) for k in ("input", "reference_good", "reference_borderline")}  # type: ignore[arg-type]
 
 
 @asset(group_name="judging", kinds={"duckdb", "litellm"}, deps=["golden_pools", "golden_cases"])
@@ -266,7 +262,7 @@ def judge_verdicts(
         ).df()
         calls, keys = [], []
         for row in rows.to_dict("records"):
-            case = _redacted_case(row, pii)
+            case = redacted_case(row, pii)
             output = redact(row["output"], pii)
             for rubric in rubrics:
                 if (
@@ -372,7 +368,7 @@ def pairwise_verdicts(
         by_case = {cid: g.set_index("app_version") for cid, g in outputs.groupby("case_id")}
         calls, keys = [], []
         for case_id, g in sorted(by_case.items()):
-            case = _redacted_case(g.iloc[0].to_dict(), pii)
+            case = redacted_case(g.iloc[0].to_dict(), pii)
             for a, b in combinations(versions, 2):
                 if a not in g.index or b not in g.index:
                     continue

@@ -55,3 +55,8 @@ def redact(text: str | None, counts: Counter[str] | None = None) -> str | None:
     text = sub(IPV4, "IP", text)
     text = sub(PHONE, "PHONE", text, lambda s: 9 <= len(re.sub(r"\D", "", s)) <= 15)
     return text
+
+
+def redacted_case(row: dict[str, object], pii: Counter[str]) -> dict[str, str | None]:
+    """The case fields a judge or a candidate model sees (input and references), redacted."""
+    return {k: redact(row.get(k), pii) for k in ("input", "reference_good", "reference_borderline")}  # type: ignore[arg-type]

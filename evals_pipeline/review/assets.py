@@ -21,7 +21,7 @@ from pydantic import Field
 from evals_pipeline.calibration.assets import principal_annotator
 from evals_pipeline.judging.client import JudgeClient, run_calls
 from evals_pipeline.judging.offline import JUDGES
-from evals_pipeline.judging.pii import redact
+from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import judge_calls, load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import weekly_partitions
@@ -174,9 +174,7 @@ def review_items(
         traces = traces.drop_duplicates("item_id")
         calls, keys = [], []
         for row in traces.to_dict("records"):
-            case = {
-                k: redact(row[k], pii) for k in ("input", "reference_good", "reference_borderline")
-            }
+            case = redacted_case(row, pii)
             calls += judge_calls(rubric, config.judges, case, redact(row["output"], pii))
             keys += [(row["item_id"], j) for j in config.judges]
         results, stats = run_calls(judge_client, conn, calls, context.log.info)
