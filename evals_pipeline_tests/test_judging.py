@@ -441,7 +441,7 @@ def test_cache_hits_make_no_calls_and_a_killed_run_resumes(mock_env: None, tmp_p
 
 
 def test_pii_never_reaches_the_provider(mock_env: None) -> None:
-    from evals_pipeline.judging.assets import _redacted_case
+    from evals_pipeline.judging.pii import redacted_case
 
     case = {
         "input": "My email is dana.k@example.org and my card 4111 1111 1111 1111 was charged twice",
@@ -450,7 +450,7 @@ def test_pii_never_reaches_the_provider(mock_env: None) -> None:
     }
     pii: Counter[str] = Counter()
     messages = render_messages(
-        PASS_FAIL, _redacted_case(case, pii), redact("Refund sent to dana.k@example.org", pii)
+        PASS_FAIL, redacted_case(case, pii), redact("Refund sent to dana.k@example.org", pii)
     )
     with MockServer(MockConfig(latency_s=0.0)) as server:
         client = LiteLLMJudgeClient(api_bases={"openai/mock-judge": server.api_base})
