@@ -42,6 +42,8 @@ class FieldSpec:
     required: bool
     # Text-bearing fields are checked against the oversized-field limit.
     text: bool = False
+    # Numbers below this are quarantined as out_of_range (None: any finite number).
+    minimum: float | None = None
 
 
 TRACE_FIELDS: tuple[FieldSpec, ...] = (
@@ -56,10 +58,10 @@ TRACE_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("output", "string", True, text=True),
     FieldSpec("context", "json", False, text=True),
     FieldSpec("tool_calls", "json", False, text=True),
-    FieldSpec("latency_ms", "number", False),
-    FieldSpec("cost_usd", "number", False),
-    FieldSpec("input_tokens", "integer", False),
-    FieldSpec("output_tokens", "integer", False),
+    FieldSpec("latency_ms", "number", False, minimum=0),
+    FieldSpec("cost_usd", "number", False, minimum=0),
+    FieldSpec("input_tokens", "integer", False, minimum=0),
+    FieldSpec("output_tokens", "integer", False, minimum=0),
     FieldSpec("metadata", "json", False, text=True),
 )
 
@@ -72,11 +74,14 @@ FEEDBACK_FIELDS: tuple[FieldSpec, ...] = (
 
 # Quarantine reasons, in the order they are tested: a row carries the first that applies.
 QUARANTINE_REASONS: tuple[str, ...] = (
+    "unreadable_file",
+    "unsupported_file",
     "invalid_utf8",
     "malformed_json",
     "missing_field",
     "wrong_type",
     "oversized_field",
+    "out_of_range",
     "unknown_category",
     "unknown_signal",
     "ts_outside_partition",
@@ -313,6 +318,19 @@ RESERVOIR_TRACES = Table(
     TRACE_COLUMNS,
 )
 
+SEALED_FINGERPRINTS = Table(
+    "sealed_fingerprints",
+    "SHA-256 and length of every text of the cases now in the holdout pool (input, output, references), "
+    "refreshed at each rotation. Lets every job check and withhold holdout text without reading the "
+    "holdout store. Warehouse only: never copied into the analysts' snapshot.",
+    (
+        Column("fingerprint", "VARCHAR", "sha256 of the exact string (hex)."),
+        Column(
+            "length", "BIGINT", "strlen of the string: only strings of a sealed length are hashed."
+        ),
+    ),
+)
+
 POOL_EVENTS = Table(
     "pool_events",
     "Append-only audit log: every pool move and every read of holdout content, with run id, quarter and reason.",
@@ -453,9 +471,17 @@ JUDGE_ENSEMBLE = Table(
         Column(
             "verdict",
             "VARCHAR",
-            "Majority pass/fail; null when there is no majority of valid votes.",
+            "Majority pass/fail; null when there is no majority of valid votes or no quorum.",
         ),
-        Column("scores", "JSON", "Per-dimension median (dimensional rubrics)."),
+        Column(
+            "scores", "JSON", "Per-dimension median (dimensional rubrics); null without a quorum."
+        ),
+        Column(
+            "status",
+            "VARCHAR",
+            "verdict; no_quorum (fewer valid answers than the quorum: excluded from rates and gates, "
+            "queued for review); no_majority (valid votes tied).",
+        ),
         Column("n_judges", "INTEGER", "Judges configured."),
         Column("n_valid", "INTEGER", "Judges that returned a valid verdict."),
         Column("n_pass", "INTEGER", "Pass votes."),

@@ -37,9 +37,21 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> None:
-    """Create the tables if missing and (re)apply their comments."""
+    """Create the tables if missing, add columns a newer release defined (so a warehouse
+    built by an older release keeps working), and (re)apply their comments."""
     for table in tables:
         conn.execute(table.ddl())
+        have = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND schema_name = current_schema() AND table_name = ?",
+                [table.name],
+            ).fetchall()
+        }
+        for col in table.columns:
+            if col.name not in have:
+                conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.sql_type}")
         for stmt in table.comment_sql():
             conn.execute(stmt)
 

@@ -67,10 +67,13 @@ def _item(queue: str, position: int, item_id: str, **over: object) -> dict[str, 
 
 
 def write_review_snapshot(
-    path: Path, prepared_at: datetime = PREPARED_AT, drop: tuple[str, ...] = ()
+    path: Path,
+    prepared_at: datetime = PREPARED_AT,
+    drop: tuple[str, ...] = (),
+    extra: tuple[dict[str, object], ...] = (),
 ) -> list[dict[str, object]]:
     """Write the snapshot beside `path` and swap it in, as the pipeline does (items in `drop`
-    left out, like a rebuilt queue)."""
+    left out, like a rebuilt queue; `extra` weekly trace items added)."""
     items = [
         _item("weekly", 1, "tr_a"),
         _item("weekly", 2, "tr_inject", output=INJECTION, input="<i>not italic</i> & friends"),
@@ -95,6 +98,10 @@ def write_review_snapshot(
             case_id=HOLDOUT_CASE,
             app_version="v3",
         ),
+    ]
+    items += [
+        _item("weekly", len(items) + n, **{"trace_id": e["item_id"], **e})
+        for n, e in enumerate(extra)
     ]
     items = [i for i in items if i["item_id"] not in drop]
     for item in items:
@@ -127,6 +134,11 @@ def write_review_snapshot(
             # gc_1 graduated from the holdout: its source trace stays sealed, the case is active
             "('tr_src1', 'how_to', true), ('tr_src2', 'how_to', true)"
         )
+        for e in extra:
+            conn.execute(
+                "INSERT INTO traces (trace_id, category, sealed) VALUES (?, 'how_to', false)",
+                [e["item_id"]],
+            )
     finally:
         conn.close()
     os.replace(tmp, path)

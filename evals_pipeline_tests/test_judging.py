@@ -19,7 +19,7 @@ import pytest
 from evals_pipeline.judging.assertions import write_assertion_results
 from evals_pipeline.judging.bradley_terry import ELO, bt_ratings, fit_strengths
 from evals_pipeline.judging.client import Call, LiteLLMJudgeClient, run_calls
-from evals_pipeline.judging.ensemble import write_ensemble
+from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
 from evals_pipeline.judging.mock_server import MockConfig, MockServer
 from evals_pipeline.judging.offline import (
     JUDGES,
@@ -287,7 +287,7 @@ def test_majority_median_and_disagreement_rules() -> None:
     ensure_tables(con, [GOLDEN_POOLS, JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
     con.executemany(
         "INSERT INTO golden_pools (case_id, category, pool) VALUES (?, 'how_to', 'active')",
-        [[c] for c in "abcdefg"],
+        [[c] for c in "abcdefghi"],
     )
     binary = [
         ("a", ["pass", "pass", "pass"]),  # unanimous pass
@@ -295,6 +295,8 @@ def test_majority_median_and_disagreement_rules() -> None:
         ("c", ["fail", "fail", "pass"]),  # majority fail, split
         ("d", ["pass", None, "fail"]),  # one error, tie of valid votes -> no verdict
         ("e", [None, None, None]),  # all errors
+        ("h", [None, None, "pass"]),  # two of three down: one judge is no ensemble
+        ("i", ["fail", None, None]),
     ]
     for case, votes in binary:
         for j, v in enumerate(votes):
@@ -320,19 +322,21 @@ def test_majority_median_and_disagreement_rules() -> None:
                 "INSERT INTO judge_verdicts (case_id, app_version, judge, rubric, rubric_version, scores) VALUES (?, 'v1', ?, 'factual_qa', '1', ?)",
                 [case, f"j{j}", json.dumps(s)],
             )
-    write_ensemble(con, [PASS_FAIL, FACTUAL])
+    write_ensemble(con, [PASS_FAIL, FACTUAL], panel_quorum(3))
     got = {
         r[0]: r[1:]
         for r in con.execute(
-            "SELECT case_id, verdict, n_valid, n_pass, unanimous FROM judge_ensemble WHERE rubric = 'pass_fail'"
+            "SELECT case_id, verdict, status, n_valid, n_pass, unanimous FROM judge_ensemble WHERE rubric = 'pass_fail'"
         ).fetchall()
     }
     assert got == {
-        "a": ("pass", 3, 3, True),
-        "b": ("pass", 3, 2, False),
-        "c": ("fail", 3, 1, False),
-        "d": (None, 2, 1, False),
-        "e": (None, 0, 0, False),
+        "a": ("pass", "verdict", 3, 3, True),
+        "b": ("pass", "verdict", 3, 2, False),
+        "c": ("fail", "verdict", 3, 1, False),
+        "d": (None, "no_majority", 2, 1, False),
+        "e": (None, "no_quorum", 0, 0, False),
+        "h": (None, "no_quorum", 1, 1, False),
+        "i": (None, "no_quorum", 1, 0, False),
     }
     medians = {
         r[0]: json.loads(r[1])
@@ -345,8 +349,16 @@ def test_majority_median_and_disagreement_rules() -> None:
         "g": {"factual_accuracy": 2, "completeness": 3},
     }
     queue = dict(con.execute("SELECT case_id, reason FROM review_queue").fetchall())
-    assert set(queue) == {"b", "c", "d", "e", "g"}
+    assert set(queue) == {"b", "c", "d", "e", "g", "h", "i"}
     assert queue["b"].startswith("split_vote") and queue["d"].startswith("judge_error")
+    assert queue["h"].startswith("no_quorum: 1 of 3 judges answered (quorum 2)")
+    # A lower quorum, set knowingly, lets a single answer stand.
+    write_ensemble(con, [PASS_FAIL], panel_quorum(3, quorum=1))
+    assert con.execute("SELECT verdict FROM judge_ensemble WHERE case_id = 'h'").fetchall() == [
+        ("pass",)
+    ]
+    with pytest.raises(ValueError, match="quorum 4"):
+        panel_quorum(3, quorum=4)
     assert queue["g"] == "dimension_disagreement: factual_accuracy"
 
 

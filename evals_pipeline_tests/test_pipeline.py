@@ -68,6 +68,7 @@ def ran(small_sim: Path, data_dir: Path) -> Path:
         "traces_expectations": True,
         "trace_feedback_expectations": True,
         "trace_sample_floors_and_weights": True,
+        "snapshot_sealed": True,
     }
     return data_dir
 
@@ -191,7 +192,7 @@ def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
 ) -> None:
     first = run_quarterly(small_sim, "2026-01-01")
     assert first.success
-    assert check_results(first) == {"holdout_sealed": True}
+    assert check_results(first) == {"holdout_sealed": True, "snapshot_sealed": True}
     con = duckdb.connect(str(analytics_path()), read_only=True)
     sizes = dict(con.execute("SELECT pool, sum(cases) FROM pool_sizes GROUP BY 1").fetchall())
     # Six days of a small topic bank run short of unique questions: the split still holds.

@@ -24,7 +24,7 @@ from evals_pipeline.pools.evaluation import HoldoutAccessError, evaluate_holdout
 from evals_pipeline.pools.export import export_active_pool
 from evals_pipeline.pools.references import ReviewedFileReferences, SimulatorReferences
 from evals_pipeline.pools.rotation import RotationOrderError, RotationSettings, rotate
-from evals_pipeline.pools.sealing import seal_violations
+from evals_pipeline.pools.sealing import refresh_fingerprints, seal_violations
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.records import ANALYST_TABLES, HOLDOUT_STORE_TABLES
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
@@ -284,7 +284,8 @@ def test_no_holdout_string_in_any_analyst_table_or_the_snapshot(
     for q in (Q1, Q2, Q3):
         pools.rotate(q)
     evaluate_holdout(pools.con, pools.alias, Q3, "eval")
-    assert seal_violations(pools.con, pools.alias, "check", Q3) == []
+    refresh_fingerprints(pools.con, pools.alias, "check", Q3)
+    assert seal_violations(pools.con) == []
     snapshot = tmp_path / "analytics.duckdb"
     build_snapshot(pools.con, snapshot, ANALYST_TABLES)
     pools.con.execute(
@@ -317,7 +318,8 @@ def test_the_seal_check_finds_a_leak(pools: Pools) -> None:
         "UPDATE quarantined_traces SET detail = ? WHERE rowid = (SELECT min(rowid) FROM quarantined_traces)",
         [leaked],
     )
-    found = seal_violations(pools.con, pools.alias, "check", Q1)
+    refresh_fingerprints(pools.con, pools.alias, "check", Q1)
+    found = seal_violations(pools.con)
     assert found == [{"where": "quarantined_traces.detail equals a holdout string", "rows": 1}]
 
 

@@ -223,19 +223,21 @@ def test_failure_mode_distribution_resolves_aliases_and_counts_per_slice(tmp_pat
 
 # ---- the app over HTTP --------------------------------------------------------------------
 
+LOCAL = "http://127.0.0.1:8765"
+
 
 @pytest.fixture
 def client(data_dir: Path) -> TestClient:
     write_review_snapshot(analytics_path())
     app = create_app(AppSettings())
-    c = TestClient(app)
-    c.get("/login", params={"annotator": "dana"})
+    c = TestClient(app, base_url=LOCAL)
+    c.post("/login", data={"annotator": "dana"})
     return c
 
 
 def test_the_app_explains_unknown_queues_cases_and_missing_snapshots(data_dir: Path) -> None:
-    c = TestClient(create_app(AppSettings()))
-    c.get("/login", params={"annotator": "dana"})
+    c = TestClient(create_app(AppSettings()), base_url=LOCAL)
+    c.post("/login", data={"annotator": "dana"})
     r = c.get("/")
     assert r.status_code == 503 and "There is no analytics snapshot" in r.text
     write_review_snapshot(analytics_path())
@@ -243,7 +245,7 @@ def test_the_app_explains_unknown_queues_cases_and_missing_snapshots(data_dir: P
     assert r.status_code == 404 and "There is no queue &#39;nope&#39;" in r.text
     r = c.get("/case/weekly/tr_missing")
     assert r.status_code == 404 and "may have left the queue when the queues were rebuilt" in r.text
-    anonymous = TestClient(create_app(AppSettings()))
+    anonymous = TestClient(create_app(AppSettings()), base_url=LOCAL)
     assert anonymous.post("/api/label", json={}).status_code == 401
 
 
@@ -385,7 +387,10 @@ def test_review_queues_on_a_simulated_deployment(small_sim: Path, data_dir: Path
     result = job.execute_in_process(
         partition_key="2026-02-27", run_config=config, resources=_resources(small_sim)
     )
-    assert result.success and check_results(result) == {"review_items_never_holdout": True}
+    assert result.success and check_results(result) == {
+        "review_items_never_holdout": True,
+        "snapshot_sealed": True,
+    }
     conn = connect(warehouse_path(), read_only=True)
     try:
         weekly = conn.execute(
@@ -537,3 +542,132 @@ def test_labels_on_disagreement_cases_are_train_only(tmp_path: Path) -> None:
         f"SELECT count(*) FILTER (WHERE {split_sql('subject_id')} <> 'train') FROM human_labels"
     ).fetchall()
     assert by_hash[0][0] > 30
+
+
+# ---- hardening: hosts, origins, methods, bodies, names, depth ------------------------------
+
+
+def test_requests_for_another_host_name_are_refused(client: TestClient) -> None:
+    # DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1
+    r = client.get("/", headers={"Host": "evil.example:8765"})
+    assert r.status_code == 403 and "answers only to" in r.text
+    assert client.get("/case/weekly/tr_a", headers={"Host": "evil.example"}).status_code == 403
+    for local in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765"):
+        assert client.get("/", headers={"Host": local}).status_code == 200, local
+
+
+def test_state_changes_are_posts_and_cross_origin_posts_are_refused(data_dir: Path) -> None:
+    write_review_snapshot(analytics_path())
+    c = TestClient(create_app(AppSettings()), base_url=LOCAL)
+    # login and logout by GET change nothing any more
+    assert c.get("/login", params={"annotator": "dana"}).status_code == 405
+    assert "annotator" not in c.cookies
+    evil = {"Origin": "http://evil.example:8765"}
+    r = c.post("/login", data={"annotator": "mallory"}, headers=evil)
+    assert r.status_code == 403 and "annotator" not in c.cookies
+    r = c.post(
+        "/login", data={"annotator": "dana"}, headers={"Origin": LOCAL}, follow_redirects=False
+    )
+    assert r.status_code == 303 and c.cookies.get("annotator") == "dana"
+    label = {"queue": "weekly", "item_id": "tr_a", "verdict": "pass"}
+    assert c.post("/api/label", json=label, headers=evil).status_code == 403
+    assert not (data_dir / "labels").exists() or not list((data_dir / "labels").iterdir())
+    assert c.get("/logout").status_code == 405 and c.cookies.get("annotator") == "dana"
+    c.post("/logout")
+    assert "annotator" not in c.cookies
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(client: TestClient) -> None:
+    big = b'{"queue": "weekly", "critique": "' + b"x" * 200_000 + b'"}'
+    r = client.post("/api/label", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    # no length given (chunked): cut at the limit all the same
+    chunks = (b"x" * 65_536 for _ in range(40))
+    r = client.post("/api/label", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert client.post("/login", content=b"annotator=" + b"a" * 100_000).status_code == 413
+
+
+def test_a_real_server_answers_413_to_a_400_mb_post_without_reading_it(data_dir: Path) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from evals_pipeline.review.browser import serving
+
+    write_review_snapshot(analytics_path())
+    with serving(AppSettings()) as url:
+        where = urlsplit(url)
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+        conn.putrequest("POST", "/api/label")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(400 * 1024 * 1024))
+        conn.putheader("Cookie", "annotator=dana")
+        conn.endheaders()
+        try:
+            conn.send(b"x" * 65_536)  # 64 KB of the announced 400 MB, then wait for the answer
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            pass
+        response = conn.getresponse()
+        assert response.status == 413
+        conn.close()
+
+
+def test_malformed_bodies_get_a_400_naming_the_field(client: TestClient) -> None:
+    def tax(body: object) -> tuple[int, str]:
+        r = client.post("/api/taxonomy", json=body)
+        return r.status_code, r.json()["error"]
+
+    status, error = tax(
+        {"action": "merge", "detail": {"sources": "abc", "into": "x"}, "version": 0}
+    )
+    assert status == 400 and "sources" in error  # a string is not merged letter by letter
+    assert tax({"action": "explode", "detail": {}})[0] == 400
+    assert tax({"action": "define", "detail": {"name": ["x"], "definition": "d"}})[0] == 400
+    assert tax({"action": "define", "detail": "x"})[0] == 400
+    assert tax([1, 2])[0] == 400
+    assert (
+        tax({"action": "define", "detail": {"name": "x", "definition": "d"}, "version": "0"})[0]
+        == 400
+    )
+    r = client.post(
+        "/api/taxonomy",
+        content=b"[" * 100_00 + b"]" * 100_00,
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400
+    r = client.post("/api/label", json={"queue": "weekly", "item_id": ["tr_a"], "verdict": "pass"})
+    assert r.status_code == 400 and "item_id" in r.json()["error"]
+    r = client.post(
+        "/api/label", json={"queue": "weekly", "item_id": "tr_a", "verdict": "pass", "x": 1}
+    )
+    assert r.status_code == 400 and "x" in r.json()["error"]
+
+
+def test_any_json_depth_renders_and_the_queue_moves_on(data_dir: Path) -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    write_review_snapshot(analytics_path(), extra=({"item_id": "tr_deep", "metadata": deep},))
+    c = TestClient(create_app(AppSettings()), base_url=LOCAL)
+    c.post("/login", data={"annotator": "dana"})
+    page = c.get("/case/weekly/tr_deep")
+    assert page.status_code == 200 and "[[[[" in page.text
+    r = c.post("/api/label", json={"queue": "weekly", "item_id": "tr_deep", "verdict": "pass"})
+    assert r.status_code == 200 and r.json()["ok"]
+
+
+def test_annotator_names_are_normalised_and_ambiguous_ones_refused(
+    client: TestClient, data_dir: Path
+) -> None:
+    from evals_pipeline.review.labelstore import LabelError, annotator_file, check_annotator
+
+    assert check_annotator("Dana") == check_annotator("dana") == "dana"
+    assert check_annotator("Dana  Smith") == check_annotator("dana.smith") == "dana-smith"
+    for bad in ("dana.", ".dana", "-", "dana/../x", "da\nna", "", "dana_"):
+        with pytest.raises(LabelError):
+            check_annotator(bad)
+    assert annotator_file(data_dir, "DANA") == annotator_file(data_dir, "dana")
+    c = TestClient(create_app(AppSettings()), base_url=LOCAL)
+    assert c.post("/login", data={"annotator": "dana."}).status_code == 400
+    c.post("/login", data={"annotator": "Dana"})
+    assert c.cookies.get("annotator") == "dana"
+    r = c.post("/api/label", json={"queue": "weekly", "item_id": "tr_a", "verdict": "pass"})
+    assert r.json()["label"]["annotator"] == "dana" and r.json()["file"] == "review-dana.jsonl"

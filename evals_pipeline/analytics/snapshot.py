@@ -16,7 +16,38 @@ from pathlib import Path
 
 import duckdb
 
-from evals_pipeline.records import Table
+from evals_pipeline.records import Table, sql_literal
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete what an interrupted build left beside `target` (its `.tmp` file and `.wal`).
+
+    Call it while holding the warehouse (one writer at a time), so no build is in flight.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    stale = sorted(target.parent.glob(f".{target.name}.*.tmp")) + sorted(
+        target.parent.glob(f".{target.name}.*.tmp.wal")
+    )
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the snapshot file as it is now.
+
+    `duckdb.connect(path)` in a process that already holds a connection to `path` returns
+    that connection's database instance, i.e. the snapshot as it was when first opened,
+    even after the pipeline swapped in a new file. This attaches the file to a fresh
+    in-memory instance instead, so every call sees the current file.
+    """
+    conn = duckdb.connect()
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute(f"ATTACH {sql_literal(str(path))} AS analytics (READ_ONLY)")
+    conn.execute("USE analytics")
+    return conn
 
 
 def build_snapshot(

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not ids:
             raise SystemExit(f"queue {args.queue!r} is empty in {settings.analytics}")
         with serving(settings) as url, httpx.Client(base_url=url) as http:
-            http.get("/login", params={"annotator": "bench"})
+            http.post("/login", data={"annotator": "bench"})
             static = _timed(lambda: http.get("/static/review.css").raise_for_status(), 200)
             home = _timed(lambda: http.get("/").raise_for_status(), 20)
             pages = iter(ids)

@@ -27,13 +27,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from evals_pipeline.ingest.validation import RAW_PREVIEW_CHARS, _split_lines
+from evals_pipeline.ingest.files import file_kind, is_marker, text_file_lines
+from evals_pipeline.ingest.validation import RAW_PREVIEW_CHARS, utc_timestamp_sql
 from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS
 from evals_pipeline.sampling.stratified import U_SCALE, sample_key_sql
 from evals_pipeline.warehouse import registered, transaction
 
 SPLIT_SALT = 424_242
 LABEL_SUFFIXES = (".jsonl", ".csv")
+LABEL_FORMATS = "JSONL (.jsonl) or CSV with a header row (.csv), optionally .gz or .zst"
 
 
 def split_sql(subject_sql: str) -> str:
@@ -49,28 +51,34 @@ def label_split_sql(subject_sql: str) -> str:
     return f"CASE WHEN contains({subject_sql}, '|') THEN 'train' ELSE {split_sql(subject_sql)} END"
 
 
-def _rows(path: Path, shown: str) -> list[tuple[str, int, str, bool]]:
-    lines = _split_lines(path.read_bytes())
-    if path.suffix.lower() == ".jsonl":
-        return [(shown, n, text, ok) for n, text, ok in lines]
+def _rows(path: Path, shown: str) -> list[tuple[str, int, str, bool, str | None]]:
+    """(file, row, JSON text, UTF-8 ok, file-level problem) per record; a file that cannot
+    be read is one row carrying its reason."""
+    lines, problem = text_file_lines(path, LABEL_SUFFIXES, LABEL_FORMATS)
+    if problem:
+        return [(shown, 0, None, True, problem)]
+    if file_kind(path, LABEL_SUFFIXES).format == "jsonl":
+        return [(shown, n, text, ok, None) for n, text, ok in lines]
     if not lines:
         return []
     header = next(csv.reader([lines[0][1]]))
     out = []
     for n, text, ok in lines[1:]:
         if not ok:
-            out.append((shown, n, text, False))
+            out.append((shown, n, text, False, None))
             continue
         values = next(csv.reader(io.StringIO(text)))
         record = {k: (v if v != "" else None) for k, v in zip(header, values, strict=False)}
         if len(values) != len(header):
-            out.append((shown, n, text, True))  # kept as raw text: fails as malformed below
+            out.append((shown, n, text, True, None))  # raw text: fails as malformed below
             continue
-        out.append((shown, n, json.dumps(record), True))
+        out.append((shown, n, json.dumps(record), True, None))
     return out
 
 
-VALIDATE_SQL = """
+_LABELLED_AT = utc_timestamp_sql("labelled_at_raw")
+
+VALIDATE_SQL = f"""
 WITH p AS (
     SELECT *, CASE WHEN utf8_ok AND json_valid(line) AND json_type(line) = 'OBJECT' THEN line::JSON END AS j FROM _label_rows
 ), f AS (
@@ -83,8 +91,9 @@ WITH p AS (
         CASE WHEN lower(verdict_raw) IN ('pass', 'fail') THEN lower(verdict_raw)
              WHEN upper(verdict_raw) IN ('A', 'B') THEN upper(verdict_raw)
              WHEN lower(verdict_raw) = 'tie' THEN 'tie' END AS verdict,
-        TRY_CAST(labelled_at_raw AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS labelled_at,
-        CASE WHEN NOT utf8_ok THEN 'invalid_utf8|line is not valid UTF-8'
+        {_LABELLED_AT} AS labelled_at,
+        CASE WHEN file_error IS NOT NULL THEN file_error
+             WHEN NOT utf8_ok THEN 'invalid_utf8|line is not valid UTF-8'
              WHEN j IS NULL THEN 'malformed_json|not a JSON object (or a CSV row of the wrong width)'
              WHEN coalesce(subject_id, '') = '' THEN 'missing_field|subject_id, trace_id or case_id'
              WHEN coalesce(annotator, '') = '' THEN 'missing_field|annotator'
@@ -92,7 +101,7 @@ WITH p AS (
              WHEN NOT (lower(verdict_raw) IN ('pass', 'fail', 'tie') OR upper(verdict_raw) IN ('A', 'B'))
                   THEN 'unknown_verdict|' || verdict_raw
              WHEN lower(verdict_raw) = 'fail' AND coalesce(trim(critique), '') = '' THEN 'missing_critique|a fail needs a critique'
-             WHEN labelled_at_raw IS NOT NULL AND TRY_CAST(labelled_at_raw AS TIMESTAMPTZ) IS NULL
+             WHEN labelled_at_raw IS NOT NULL AND {_LABELLED_AT} IS NULL
                   THEN 'wrong_type|labelled_at ' || labelled_at_raw
         END AS why
     FROM f
@@ -103,11 +112,9 @@ SELECT *, split_part(why, '|', 1) AS reason, nullif(substr(why, strlen(split_par
 
 def load_labels(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]:
     """Rebuild human_labels and quarantined_labels from every label file in `folder`."""
-    files = (
-        sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)
-        if folder.is_dir()
-        else []
-    )
+    # Every file but hidden ones: one of another kind is quarantined as
+    # unsupported_file, never silently skipped.
+    files = sorted(p for p in folder.iterdir() if not is_marker(p)) if folder.is_dir() else []
     rows = [r for f in files for r in _rows(f, f.name)]
     batch = pa.table(
         {
@@ -115,6 +122,7 @@ def load_labels(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]
             "source_row": pa.array([r[1] for r in rows], pa.int64()),
             "line": pa.array([r[2] for r in rows], pa.string()),
             "utf8_ok": pa.array([r[3] for r in rows], pa.bool_()),
+            "file_error": pa.array([r[4] for r in rows], pa.string()),
         }
     )
     with registered(conn, _label_rows=batch):

@@ -87,6 +87,13 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
             context.log.info(
                 f"{table}: {counts.rows_in:,} rows in = {counts.stored:,} stored + {counts.quarantined:,} quarantined"
             )
+            for problem in counts.files.unreadable:
+                context.log.warning(f"file quarantined whole: {problem}")
+            if counts.files.ignored:
+                context.log.info(
+                    f"ignored {len(counts.files.ignored)} hidden or marker file(s): "
+                    + ", ".join(counts.files.ignored[:10])
+                )
             in_range = "partition_date BETWEEN ? AND ?"
             bounds = [min(days), max(days)]
             reasons = pd.DataFrame(sorted(counts.by_reason.items()), columns=["reason", "rows"])
@@ -94,7 +101,12 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
                 "rows_in": MetadataValue.int(counts.rows_in),
                 "rows_stored": MetadataValue.int(counts.stored),
                 "rows_quarantined": MetadataValue.int(counts.quarantined),
-                "files": MetadataValue.int(n_files),
+                "files": MetadataValue.int(counts.files.files),
+                "files_quarantined_whole": MetadataValue.int(len(counts.files.unreadable)),
+                "files_quarantined_whole_list": MetadataValue.md(
+                    "\n".join(f"- {p}" for p in counts.files.unreadable[:50]) or "none"
+                ),
+                "files_ignored_markers": MetadataValue.int(len(counts.files.ignored)),
                 "days_without_files": MetadataValue.int(len(missing)),
             }
             if holdout_store is not None:
@@ -177,7 +189,9 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
             AssetCheckSpec(
                 check_name,
                 asset=table,
-                description=f"Great Expectations suite '{table}' over the partitions just written.",
+                description=f"Great Expectations suite '{table}' over the partitions just written. "
+                "Blocking: a failed expectation fails the run, so the snapshot does not publish the partitions.",
+                blocking=True,
             )
         ],
         partitions_def=daily_partitions,

@@ -3,7 +3,7 @@ and the embedded simulator behind the same interface (swap it in config, not cod
 
 File layout a source delivers (the simulator writes the same):
 
-    <root>/traces/dt=YYYY-MM-DD/*.jsonl | *.ndjson | *.json | *.parquet
+    <root>/traces/dt=YYYY-MM-DD/*.jsonl | *.ndjson | *.json | *.parquet  (JSONL also .gz / .zst)
     <root>/feedback/dt=YYYY-MM-DD/*.jsonl | *.parquet
 
 One folder per UTC day; feedback is filed by the day the event arrived.
@@ -21,7 +21,6 @@ from pydantic import Field
 from evals_pipeline.paths import traffic_dir
 
 STREAM_FOLDERS = {"traces": "traces", "feedback": "feedback"}
-DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
 
 
 class TraceSource(ConfigurableResource, ABC):
@@ -35,7 +34,9 @@ class TraceSource(ConfigurableResource, ABC):
         folder = self.root_dir() / STREAM_FOLDERS[stream] / f"dt={day.isoformat()}"
         if not folder.is_dir():
             return []
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
+        # Everything in the folder: what cannot be read is quarantined with a reason and
+        # hidden/marker files are counted, never silently skipped.
+        return sorted(folder.iterdir())
 
 
 class FileTraceSource(TraceSource):

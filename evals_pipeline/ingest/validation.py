@@ -20,6 +20,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from evals_pipeline.ingest.files import (
+    describe_error,
+    file_kind,
+    is_marker,
+    text_file_lines,
+)
 from evals_pipeline.pools.store import reservoir_sql
 from evals_pipeline.records import (
     DEFAULT_CATEGORIES,
@@ -39,8 +45,6 @@ from evals_pipeline.records import (
 from evals_pipeline.warehouse import registered, transaction
 
 RAW_PREVIEW_CHARS = 2000
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-PARQUET_SUFFIXES = (".parquet",)
 
 
 @dataclass(frozen=True)
@@ -142,24 +146,20 @@ class IngestRules:
     categories: tuple[str, ...] = DEFAULT_CATEGORIES
 
 
-def _split_lines(data: bytes) -> list[tuple[int, str, bool]]:
-    """(line number, text, is valid UTF-8) for every non-blank line of a JSONL file."""
-    try:
-        text_lines = data.decode("utf-8").split("\n")
-        decoded = [(i + 1, line, True) for i, line in enumerate(text_lines)]
-    except UnicodeDecodeError:
-        decoded = []
-        for i, raw in enumerate(data.split(b"\n")):
-            try:
-                decoded.append((i + 1, raw.decode("utf-8"), True))
-            except UnicodeDecodeError:
-                decoded.append((i + 1, raw.decode("utf-8", errors="backslashreplace"), False))
-    # Blank lines carry no record (a trailing newline makes one); they are not rows.
-    return [(n, line.rstrip("\r"), ok) for n, line, ok in decoded if line.strip()]
-
-
 STAGING_DDL = """CREATE OR REPLACE TEMP TABLE {name} (
-    partition_date DATE, source_file VARCHAR, source_row BIGINT, line VARCHAR, utf8_ok BOOLEAN)"""
+    partition_date DATE, source_file VARCHAR, source_row BIGINT, line VARCHAR, utf8_ok BOOLEAN,
+    file_error VARCHAR)"""
+
+
+@dataclass
+class StagedFiles:
+    """What staging saw: rows staged (file-level problems count as one row each, so they are
+    quarantined like any bad row), and the marker files it ignored (hidden, `_SUCCESS`)."""
+
+    rows: int = 0
+    files: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
 
 def stage_files(
@@ -167,9 +167,22 @@ def stage_files(
     files_by_day: Mapping[date, Sequence[Path]],
     staging: str,
     root: Path | None = None,
-) -> int:
-    """Load every row of the given files into temp table `staging`; return the row count."""
+) -> StagedFiles:
+    """Load every row of the given files into temp table `staging`.
+
+    A file that cannot be read (a directory named `.jsonl`, a truncated Parquet or gzip file)
+    or is of no format the pipeline reads becomes one row with `file_error` set: it is
+    quarantined with that reason while the day's other files ingest.
+    """
     conn.execute(STAGING_DDL.format(name=staging))
+    staged = StagedFiles()
+
+    def file_problem(day: date, shown: str, problem: str) -> None:
+        conn.execute(
+            f"INSERT INTO {staging} VALUES (?, ?, 0, NULL, true, ?)", [day, shown, problem]
+        )
+        staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
+
     for day, files in sorted(files_by_day.items()):
         for path in sorted(files):
             shown = (
@@ -177,49 +190,75 @@ def stage_files(
                 if root and path.is_relative_to(root)
                 else str(path)
             )
-            suffix = path.suffix.lower()
-            if suffix in PARQUET_SUFFIXES:
+            if is_marker(path):
+                staged.ignored.append(shown)
+                continue
+            staged.files += 1
+            if file_kind(path).format == "parquet":
                 # One code path for both formats: Parquet rows become JSON text.
-                conn.execute(
-                    f"""INSERT INTO {staging}
-                    SELECT ?, ?, file_row_number + 1, to_json(p)::VARCHAR, true
-                    FROM read_parquet(?, file_row_number = true) p""",
-                    [day, shown, str(path)],
-                )
-            elif suffix in JSONL_SUFFIXES:
-                rows = _split_lines(path.read_bytes())
-                if not rows:
-                    continue
-                line_no, text, ok = zip(*rows, strict=True)
-                batch = pa.table(
-                    {
-                        "partition_date": pa.array([day] * len(rows), pa.date32()),
-                        "source_file": pa.array([shown] * len(rows)),
-                        "source_row": pa.array(line_no, pa.int64()),
-                        "line": pa.array(text),
-                        "utf8_ok": pa.array(ok),
-                    }
-                )
-                with registered(conn, _jsonl_batch=batch):
-                    conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
-            else:
-                raise ValueError(
-                    f"unsupported file type {path} (expected .jsonl, .json, .ndjson or .parquet)"
-                )
-    return conn.execute(f"SELECT count(*) FROM {staging}").fetchall()[0][0]
+                try:
+                    conn.execute(
+                        f"""INSERT INTO {staging}
+                        SELECT ?, ?, file_row_number + 1, to_json(p)::VARCHAR, true, NULL
+                        FROM read_parquet(?, file_row_number = true) p""",
+                        [day, shown, str(path)],
+                    )
+                except (duckdb.Error, OSError) as exc:
+                    file_problem(day, shown, f"unreadable_file|{describe_error(exc)}")
+                continue
+            rows, problem = text_file_lines(path)
+            if problem:
+                file_problem(day, shown, problem)
+            if not rows:
+                continue
+            line_no, text, ok = zip(*rows, strict=True)
+            batch = pa.table(
+                {
+                    "partition_date": pa.array([day] * len(rows), pa.date32()),
+                    "source_file": pa.array([shown] * len(rows)),
+                    "source_row": pa.array(line_no, pa.int64()),
+                    "line": pa.array(text),
+                    "utf8_ok": pa.array(ok),
+                    "file_error": pa.nulls(len(rows), pa.string()),
+                }
+            )
+            with registered(conn, _jsonl_batch=batch):
+                conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
+    staged.rows = conn.execute(f"SELECT count(*) FROM {staging}").fetchall()[0][0]
+    return staged
+
+
+# ISO 8601 as exchanged in practice, parsed strictly: a date, optionally a time (T, t or a
+# space), optionally fractional seconds and a Z or +hh:mm / +hhmm / +hh offset within ±23:59.
+# Without an offset a time means UTC. Anything else (e.g. "+99:99", "March 1") is no timestamp.
+ISO8601_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}"
+    r"([Tt ]([01]\d|2[0-4]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?([Zz]|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)?)?$"
+)
+
+
+def utc_timestamp_sql(text_sql: str) -> str:
+    """SQL: the UTC TIMESTAMP an ISO 8601 string denotes, or NULL when it is not one. The one
+    timestamp parser of every reader (traces, feedback, labels)."""
+    return (
+        f"CASE WHEN regexp_full_match({text_sql}, '{ISO8601_PATTERN}') "
+        f"THEN TRY_CAST(upper({text_sql}) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END"
+    )
 
 
 def _type_ok(spec: FieldSpec) -> str:
     t = f"json_type(f['{spec.name}'])"
     if spec.kind == "string":
         return f"{t} = 'VARCHAR'"
+    val = f"TRY_CAST(f['{spec.name}']->>'$' AS DOUBLE)"
     if spec.kind == "timestamp":
-        return f"{t} = 'VARCHAR' AND TRY_CAST(f['{spec.name}']->>'$' AS TIMESTAMPTZ) IS NOT NULL"
+        parsed = utc_timestamp_sql(f"f['{spec.name}']->>'$'")
+        return f"{t} = 'VARCHAR' AND {parsed} IS NOT NULL"
     if spec.kind == "number":
-        return f"{t} IN ('BIGINT', 'UBIGINT', 'DOUBLE')"
+        # NaN and ±Infinity parse as JSON numbers here but are no measurement.
+        return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND isfinite({val})))"
     if spec.kind == "integer":
-        val = f"TRY_CAST(f['{spec.name}']->>'$' AS DOUBLE)"
-        return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND {val} = floor({val})))"
+        return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND isfinite({val}) AND {val} = floor({val})))"
     if spec.kind == "text_or_messages":
         msgs = f"TRY_CAST(f['{spec.name}'] AS JSON[])"
         well_formed = (
@@ -263,6 +302,13 @@ def validate_sql(
             if s.text
         ]
     )
+    out_of_range = _names_where(
+        [
+            (s.name, f"TRY_CAST(f['{s.name}']->>'$' AS DOUBLE) < {s.minimum!r}")
+            for s in stream.fields
+            if s.minimum is not None
+        ]
+    )
     enum_cases = []
     for name, default_allowed, reason in stream.enums:
         allowed = rules.categories if name == "category" else default_allowed
@@ -292,19 +338,22 @@ WITH parsed AS (
     FROM fields
 ), checked AS (
     SELECT *,
-        TRY_CAST(f['ts']->>'$' AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS ts_utc,
+        {utc_timestamp_sql("f['ts']->>'$'")} AS ts_utc,
         {missing} AS missing_names,
+        {out_of_range} AS out_of_range_names,
         {wrong} AS wrong_names,
         {oversized} AS oversized_names,
         {enum_values}
     FROM typed
 ), reasoned AS (
     SELECT *, CASE
+        WHEN file_error IS NOT NULL THEN file_error
         WHEN NOT utf8_ok THEN 'invalid_utf8|line is not valid UTF-8'
         WHEN j IS NULL THEN 'malformed_json|not a JSON object'
         WHEN missing_names <> '' THEN 'missing_field|' || missing_names
         WHEN wrong_names <> '' THEN 'wrong_type|' || wrong_names
         WHEN oversized_names <> '' THEN 'oversized_field|' || oversized_names || ' over {int(rules.max_field_bytes)} bytes'
+        WHEN out_of_range_names <> '' THEN 'out_of_range|' || out_of_range_names
         {" ".join(enum_cases)}
         WHEN CAST(ts_utc AS DATE) <> partition_date
             THEN 'ts_outside_partition|ts ' || CAST(ts_utc AS VARCHAR) || ' is not on ' || CAST(partition_date AS VARCHAR)
@@ -336,6 +385,7 @@ class IngestCounts:
     quarantined: int
     by_reason: dict[str, int]
     by_day: dict[str, tuple[int, int]]
+    files: StagedFiles = field(default_factory=StagedFiles)
 
     @property
     def balanced(self) -> bool:
@@ -357,7 +407,8 @@ def ingest_days(
     with such an id keep no raw text either.
     """
     staging = f"_staging_{stream.name}"
-    rows_in = stage_files(conn, files_by_day, staging, root)
+    staged = stage_files(conn, files_by_day, staging, root)
+    rows_in = staged.rows
     conn.execute("CREATE OR REPLACE TEMP TABLE _replaced_days (d DATE)")
     conn.executemany("INSERT INTO _replaced_days VALUES (?)", [[d] for d in sorted(files_by_day)])
     trace_id = "CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END"
@@ -422,7 +473,7 @@ def ingest_days(
     quarantined = sum(q for _, q in by_day.values())
     for t in (staging, f"_checked_{stream.name}", "_replaced_days"):
         conn.execute(f"DROP TABLE IF EXISTS {t}")
-    counts = IngestCounts(rows_in, stored, quarantined, by_reason, by_day)
+    counts = IngestCounts(rows_in, stored, quarantined, by_reason, by_day, staged)
     if not counts.balanced:
         raise RuntimeError(
             f"{stream.name}: {rows_in} rows in but {stored} stored + {quarantined} quarantined"

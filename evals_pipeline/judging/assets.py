@@ -25,7 +25,7 @@ from pydantic import Field
 from evals_pipeline.judging.assertions import REGISTRY, write_assertion_results
 from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
 from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStats, run_calls
-from evals_pipeline.judging.ensemble import write_ensemble
+from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
 from evals_pipeline.judging.offline import JUDGES
 from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import (
@@ -95,6 +95,11 @@ class JudgeConfig(Config):
     )
     dimensional_categories: list[str] = Field(
         default=["factual_lookup"], description="Categories the dimensional rubric applies to."
+    )
+    quorum: int = Field(
+        default=0,
+        description="Valid judge answers an ensemble verdict needs; 0 = a majority of the panel. "
+        "Below it a case has no verdict (no_quorum), is left out of rates and gates, and is queued.",
     )
 
 
@@ -323,7 +328,16 @@ def judge_ensemble_and_review_queue(
     )
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
-        write_ensemble(conn, rubrics)
+        quorum = panel_quorum(len(config.judges), config.quorum)
+        write_ensemble(conn, rubrics, quorum)
+        no_quorum = conn.execute(
+            "SELECT count(*) FROM judge_ensemble WHERE status = 'no_quorum'"
+        ).fetchall()[0][0]
+        if no_quorum:
+            context.log.warning(
+                f"{no_quorum} case x version x rubric rows have fewer than {quorum} valid judge answers: "
+                "no verdict, excluded from rates and gates, queued for review"
+            )
         reasons = conn.execute(
             "SELECT split_part(reason, ':', 1) AS reason, count(*) AS cases FROM review_queue GROUP BY 1 ORDER BY 2 DESC"
         ).df()
@@ -335,6 +349,8 @@ def judge_ensemble_and_review_queue(
             asset_key="judge_ensemble",
             metadata={
                 **table_metadata(conn, "judge_ensemble"),
+                "quorum": MetadataValue.int(quorum),
+                "no_quorum": MetadataValue.int(no_quorum),
                 "by_version": MetadataValue.md(markdown_table(rates)),
             },
         )

@@ -34,7 +34,7 @@ from evals_pipeline.pools.evaluation import (
 from evals_pipeline.pools.export import export_active_pool
 from evals_pipeline.pools.references import ReferenceSource
 from evals_pipeline.pools.rotation import RotationSettings, rotate
-from evals_pipeline.pools.sealing import seal_violations
+from evals_pipeline.pools.sealing import refresh_fingerprints, seal_violations
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.records import (
     ACTIVE_EVALUATION,
@@ -111,7 +111,9 @@ POOL_TABLES = (GOLDEN_POOLS, GOLDEN_CASES, POOL_EVENTS, POOL_SIZES)
         AssetCheckSpec(
             "holdout_sealed",
             asset="golden_pools",
-            description="No holdout case in golden_cases, no text on sealed traces, and no holdout string in any analyst text column.",
+            description="No holdout case in golden_cases, no text on sealed traces, and no holdout string in any analyst text column. "
+            "Blocking: a leak fails the run.",
+            blocking=True,
         )
     ],
     partitions_def=quarterly_partitions,
@@ -182,12 +184,21 @@ def golden_pool_rotation(
             asset_key="pool_sizes",
             metadata=table_metadata(conn, "pool_sizes", "quarter = ?", [start]),
         )
-        violations = seal_violations(conn, alias, context.run_id, start)
-    yield AssetCheckResult(
-        check_name="holdout_sealed",
-        asset_key="golden_pools",
+        sealed_strings = refresh_fingerprints(conn, alias, context.run_id, start)
+        violations = seal_violations(conn)
+    yield seal_check_result("holdout_sealed", "golden_pools", violations, sealed_strings)
+
+
+def seal_check_result(
+    check_name: str, asset_key: str, violations: list[dict[str, object]], sealed_strings: int
+) -> AssetCheckResult:
+    """The outcome of `seal_violations` as a (blocking, ERROR) check result."""
+    return AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset_key,
         passed=not violations,
         metadata={
+            "sealed_strings": MetadataValue.int(sealed_strings),
             "violations": MetadataValue.int(len(violations)),
             "where": MetadataValue.md(
                 markdown_table(pd.DataFrame(violations)) if violations else "none"

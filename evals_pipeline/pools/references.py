@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from evals_pipeline.ingest.files import is_marker, text_file_lines
 from evals_pipeline.paths import data_dir, traffic_dir
 from evals_pipeline.records import WHY_VALUES, sql_literal
+from evals_pipeline.warehouse import registered
 
 REFERENCES_TABLE = "_references"
 
@@ -85,25 +88,50 @@ class ReviewedFileReferences(ReferenceSource):
 
     def load(self, conn: duckdb.DuckDBPyConnection) -> ReferenceLoad:
         folder = Path(self.folder) if self.folder else data_dir() / "golden" / "reviewed"
-        files = sorted(folder.glob("*.jsonl"))
+        files = sorted(p for p in folder.glob("*") if not is_marker(p)) if folder.is_dir() else []
         conn.execute(
             f"""CREATE OR REPLACE TEMP TABLE {REFERENCES_TABLE} (
                 trace_id VARCHAR, case_key VARCHAR, why VARCHAR, reference_good VARCHAR, reference_borderline VARCHAR)"""
         )
         if not files:
             return ReferenceLoad(0, {})
-        listing = ", ".join(sql_literal(str(f)) for f in files)
-        columns = "{'trace_id': 'VARCHAR', 'reference_good': 'VARCHAR', 'reference_borderline': 'VARCHAR', 'why': 'VARCHAR', 'case_key': 'VARCHAR'}"
-        conn.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _reviewed AS
-            SELECT *, CASE
-                WHEN coalesce(trace_id, '') = '' THEN 'missing trace_id'
-                WHEN coalesce(trim(reference_good), '') = '' THEN 'missing reference_good'
-                WHEN coalesce(trim(reference_borderline), '') = '' THEN 'missing reference_borderline'
-                WHEN why IS NOT NULL AND why NOT IN ({", ".join(sql_literal(w) for w in WHY_VALUES)}) THEN 'unknown why'
-            END AS problem
-            FROM read_json([{listing}], format = 'newline_delimited', columns = {columns})"""
+        # Read like every other JSONL file (compression, BOM); a bad line or file is counted
+        # by its reason instead of failing the rotation.
+        lines: list[str | None] = []
+        problems: list[str | None] = []
+        for f in files:
+            rows, problem = text_file_lines(
+                f, (".jsonl",), "JSONL (.jsonl, optionally .gz or .zst)"
+            )
+            if problem:
+                lines.append(None)
+                problems.append(problem.split("|", 1)[0])
+            lines += [text if ok else None for _, text, ok in rows]
+            problems += [None if ok else "invalid_utf8" for _, _, ok in rows]
+        batch = pa.table(
+            {"line": pa.array(lines, pa.string()), "file_problem": pa.array(problems, pa.string())}
         )
+        fields = ", ".join(
+            f"j->>'{c}' AS {c}"
+            for c in ("trace_id", "reference_good", "reference_borderline", "why", "case_key")
+        )
+        with registered(conn, _reviewed_lines=batch):
+            conn.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _reviewed AS
+                WITH parsed AS (
+                    SELECT file_problem, CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN line::JSON END AS j
+                    FROM _reviewed_lines
+                )
+                SELECT {fields}, CASE
+                    WHEN file_problem IS NOT NULL THEN file_problem
+                    WHEN j IS NULL THEN 'malformed_json'
+                    WHEN coalesce(j->>'trace_id', '') = '' THEN 'missing trace_id'
+                    WHEN coalesce(trim(j->>'reference_good'), '') = '' THEN 'missing reference_good'
+                    WHEN coalesce(trim(j->>'reference_borderline'), '') = '' THEN 'missing reference_borderline'
+                    WHEN j->>'why' IS NOT NULL AND j->>'why' NOT IN ({", ".join(sql_literal(w) for w in WHY_VALUES)}) THEN 'unknown why'
+                END AS problem
+                FROM parsed"""
+            )
         rejected = dict(
             conn.execute(
                 "SELECT problem, count(*) FROM _reviewed WHERE problem IS NOT NULL GROUP BY 1"

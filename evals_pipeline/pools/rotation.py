@@ -25,11 +25,18 @@ from datetime import date, timedelta
 import duckdb
 
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceLoad
+from evals_pipeline.pools.sealing import find_public_strings, sealed_sql
 from evals_pipeline.pools.store import log_pool_event, read_holdout
-from evals_pipeline.records import GOLDEN_CASES, GOLDEN_POOLS, HOLDOUT_CASES, POOL_SIZES
+from evals_pipeline.records import (
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
+    HOLDOUT_CASES,
+    POOL_SIZES,
+    SEALED_FINGERPRINTS,
+)
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.sampling.stratified import salted_seed, sample_key_sql
-from evals_pipeline.warehouse import registered, transaction
+from evals_pipeline.warehouse import ensure_tables, registered, transaction
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,19 @@ def _pick_new_cases(
         "INSERT INTO _quota VALUES (?, ?, ?)", [[c, a, h] for c, (a, h) in quotas.items()]
     )
     key = sample_key_sql("c.trace_id", salted_seed(settings.seed, "rotation"))
+    # A reference already shown to analysts (e.g. another trace of the same question in a
+    # review queue) cannot be sealed: its case stays out of the holdout. And an active case
+    # may not carry a holdout case's reference.
+    ensure_tables(conn, [SEALED_FINGERPRINTS])
+    find_public_strings(
+        conn,
+        f"""SELECT unnest([r.reference_good, r.reference_borderline]) AS s
+        FROM {REFERENCES_TABLE} r JOIN traces t USING (trace_id)
+        WHERE t.sealed AND t.partition_date >= DATE '{start}' AND t.partition_date < DATE '{end}'""",
+    )
+    refs = ("r.reference_good", "r.reference_borderline")
+    public = " OR ".join(f"{r} IN (SELECT s FROM _public_strings)" for r in refs)
+    sealed = " OR ".join(sealed_sql(r) for r in refs)
     # Candidates by ids and categories only: sealed traces are visible without their text, so
     # choosing holdout cases reads no holdout content.
     conn.execute(
@@ -129,7 +149,8 @@ def _pick_new_cases(
                {key} AS k
         FROM c JOIN {REFERENCES_TABLE} r USING (trace_id)
         WHERE md5(CASE WHEN c.sealed THEN coalesce(r.case_key, c.trace_id) ELSE {CASE_KEY_SQL} END)
-              NOT IN (SELECT case_key_hash FROM golden_pools)""",
+              NOT IN (SELECT case_key_hash FROM golden_pools)
+          AND NOT coalesce(CASE WHEN c.sealed THEN {public} ELSE {sealed} END, false)""",
         [start, end],
     )
     # Holdout first (the scarcer pool), then active among keys holdout did not take.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import duckdb
 import jinja2
@@ -29,13 +29,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from evals_pipeline.paths import analytics_path, data_dir
 from evals_pipeline.records import REVIEW_QUEUES
+from evals_pipeline.review.bodies import (
+    TAXONOMY_DETAILS,
+    BodyError,
+    BodyT,
+    LabelBody,
+    TaxonomyBody,
+    parse_body,
+)
 from evals_pipeline.review.labelstore import (
     LabelError,
     LabelReader,
@@ -59,10 +67,14 @@ QUEUE_TITLES = {
     "weekly": "Friday review (fresh sample)",
     "calibration_gap": "Calibration gaps",
 }
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -74,6 +86,12 @@ class AppSettings:
     max_field_chars: int = 20_000
     stale_after_days: int = 8
     saturation_batch: int = 50
+    # Request bodies are a label or a taxonomy edit: a few KB. Anything larger is refused
+    # before it is read into memory.
+    max_body_bytes: int = 64 * 1024
+    # Host names this app answers to (DNS rebinding guard): a page on another site whose
+    # name resolves to 127.0.0.1 sends its own name as Host and is refused.
+    allowed_hosts: tuple[str, ...] = LOCAL_HOSTS
 
 
 class NotReady(Exception):
@@ -103,7 +121,8 @@ def _pretty(raw: Any, limit: int) -> tuple[str | None, int]:
         if value in (None, [], {}):
             return None, 0
         text = json.dumps(value, indent=2, ensure_ascii=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
+        # Not JSON, or nested too deep to re-indent: shown as the raw text it is.
         text = str(raw)
     return _clip(text, limit)
 
@@ -303,11 +322,15 @@ class ReviewApp:
         )
 
     async def login(self, request: Request) -> Response:
-        nxt = request.query_params.get("next", "/")
+        try:
+            form = parse_qs((await self._body(request)).decode("utf-8", errors="replace"))
+        except Refused as exc:
+            return self._message(request, exc.status, exc.title, exc.message)
+        nxt = form.get("next", ["/"])[0]
         if not nxt.startswith("/") or nxt.startswith("//"):
             nxt = "/"
         try:
-            name = check_annotator(request.query_params.get("annotator", ""))
+            name = check_annotator(form.get("annotator", [""])[0])
         except LabelError as exc:
             return self._page(request, "login.html", {"next": nxt, "error": str(exc)}, 400)
         response = RedirectResponse(nxt, status_code=303)
@@ -398,17 +421,29 @@ class ReviewApp:
 
     # ---- API -----------------------------------------------------------------------------
 
-    async def _json_body(self, request: Request) -> dict[str, Any]:
+    async def _body(self, request: Request) -> bytes:
+        """The request body, refused (413) past `max_body_bytes` before it is all read."""
+        limit = self.s.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        too_large = Refused(413, "Too large", f"the request body is over {limit:,} bytes")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _json_body(self, request: Request, model: type[BodyT]) -> BodyT:
         # JSON only: a cross-site form cannot send it without a CORS preflight this app refuses.
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise Refused(415, "JSON only", "send application/json")
         try:
-            body = await request.json()
-        except ValueError as exc:
-            raise Refused(400, "Bad request", "the body is not valid JSON") from exc
-        if not isinstance(body, dict):
-            raise Refused(400, "Bad request", "the body must be a JSON object")
-        return body
+            return parse_body(await self._body(request), model)
+        except BodyError as exc:
+            raise Refused(400, "Bad request", str(exc)) from exc
 
     @staticmethod
     def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -419,14 +454,14 @@ class ReviewApp:
         if not annotator:
             return self._error(401, "who are you? open the start page and give your name first")
         try:
-            body = await self._json_body(request)
-            queue, item_id = str(body.get("queue", "")), str(body.get("item_id", ""))
+            body = await self._json_body(request, LabelBody)
+            queue, item_id = body.queue, body.item_id
             try:
                 row = self.item(queue, item_id)
             except Refused as exc:
                 if exc.status == 404 and queue in REVIEW_QUEUES:
                     current = self.prepared_at()
-                    seen = str(body.get("prepared_at", ""))
+                    seen = body.prepared_at
                     if current and seen and seen != current.isoformat():
                         return self._error(
                             409,
@@ -436,12 +471,7 @@ class ReviewApp:
                         )
                 raise
             record = make_label(
-                row["item_id"],
-                annotator,
-                str(body.get("verdict", "")),
-                str(body.get("critique", "") or ""),
-                str(body.get("failure_mode", "") or ""),
-                queue,
+                row["item_id"], annotator, body.verdict, body.critique, body.failure_mode, queue
             )
         except Refused as exc:
             return self._error(exc.status, exc.message)
@@ -520,14 +550,10 @@ class ReviewApp:
         if not annotator:
             return self._error(401, "open the start page and give your name first")
         try:
-            body = await self._json_body(request)
-            version = body.get("version")
+            body = await self._json_body(request, TaxonomyBody)
+            detail = parse_body(json.dumps(body.detail).encode(), TAXONOMY_DETAILS[body.action])
             tax = edit_taxonomy(
-                str(body.get("action", "")),
-                body.get("detail") or {},
-                annotator,
-                int(version) if version is not None else None,
-                self.s.taxonomy,
+                body.action, detail.model_dump(), annotator, body.version, self.s.taxonomy
             )
         except StaleTaxonomy as exc:
             return self._error(409, str(exc), version=exc.current)
@@ -570,10 +596,30 @@ class ReviewApp:
         )
 
 
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8765" -> "::1")."""
+    return urlsplit(f"//{host_header}").hostname or ""
+
+
 def create_app(settings: AppSettings | None = None) -> Starlette:
     app_state = ReviewApp(settings or AppSettings())
 
+    allowed = set(app_state.s.allowed_hosts)
+
     async def headers(request: Request, call_next: Any) -> Response:
+        host = request.headers.get("host", "")
+        if host_name(host) not in allowed:
+            # DNS rebinding: another site's name pointed at this machine still says its name
+            return PlainTextResponse(
+                f"this review app answers only to {', '.join(sorted(allowed))}, not {host!r}",
+                status_code=403,
+            )
+        origin = request.headers.get("origin")
+        cross_origin = origin is not None and urlsplit(origin).netloc != host
+        if request.method not in SAFE_METHODS and cross_origin:
+            return PlainTextResponse(
+                f"cross-origin request from {origin!r} refused", status_code=403
+            )
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -586,8 +632,8 @@ def create_app(settings: AppSettings | None = None) -> Starlette:
         routes=[
             Route("/", app_state.home),
             Route("/favicon.ico", lambda _request: Response(status_code=204)),
-            Route("/login", app_state.login),
-            Route("/logout", app_state.logout),
+            Route("/login", app_state.login, methods=["POST"]),
+            Route("/logout", app_state.logout, methods=["POST"]),
             Route("/queue/{queue}", app_state.queue),
             Route("/case/{queue}/{item_id:path}", app_state.case),
             Route("/taxonomy", app_state.taxonomy),
@@ -615,6 +661,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     settings = AppSettings()
+    if args.host not in ("0.0.0.0", "::", *settings.allowed_hosts):
+        settings.allowed_hosts = (*settings.allowed_hosts, args.host)
     print(
         f"review app on http://{args.host}:{args.port}/ (queues from {settings.analytics}, labels to {settings.labels})",
         flush=True,

@@ -25,7 +25,8 @@ from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import judge_calls, load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import weekly_partitions
-from evals_pipeline.pools.references import ReferenceSource
+from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
+from evals_pipeline.pools.sealing import withhold_sealed
 from evals_pipeline.records import (
     CANDIDATE_OUTPUTS,
     FAILURE_MODE_DISTRIBUTION,
@@ -50,6 +51,9 @@ from evals_pipeline.review.queues import (
 )
 from evals_pipeline.review.taxonomy import load_taxonomy, taxonomy_path
 from evals_pipeline.warehouse import Warehouse, ensure_tables
+
+REFERENCE_COLUMNS = ("reference_good", "reference_borderline")
+REVIEW_TEXT_COLUMNS = ("input", "output", *REFERENCE_COLUMNS)
 
 
 class WeeklySampleConfig(Config):
@@ -128,7 +132,8 @@ class ReviewItemsConfig(Config):
         AssetCheckSpec(
             "review_items_never_holdout",
             asset="review_items",
-            description="No queued item is a holdout case or a sealed trace.",
+            description="No queued item is a holdout case or a sealed trace. Blocking: a leak fails the run.",
+            blocking=True,
         )
     ],
 )
@@ -168,6 +173,9 @@ def review_items(
             ],
         )
         reference_source.load(conn)
+        # A production trace may share its question, hence its references, with a holdout
+        # case: those references stay sealed (not shown, not sent to a judge).
+        withheld = withhold_sealed(conn, REFERENCES_TABLE, REFERENCE_COLUMNS)
         who = principal_annotator(conn, config.principal_annotator)
         items = queue_items(conn, settings, who).df()
         traces = items[(items["subject"] == "trace") & items["reference_good"].notna()]
@@ -195,6 +203,8 @@ def review_items(
             columns=["item_id", "judge_verdicts"],
         )
         write_review_items(conn, items, trace_verdicts)
+        # Trace text can equal a holdout string too (the same question asked twice).
+        withheld += withhold_sealed(conn, REVIEW_ITEMS.name, REVIEW_TEXT_COLUMNS)
         per_queue = conn.execute(
             "SELECT queue, count(*) AS items, count(DISTINCT category) AS categories FROM review_items GROUP BY 1 ORDER BY 1"
         ).df()
@@ -208,6 +218,7 @@ def review_items(
                 ),
                 "queues": MetadataValue.md(markdown_table(per_queue)),
                 "principal_annotator": MetadataValue.text(who),
+                "sealed_strings_withheld": MetadataValue.int(withheld),
                 "calls_made": MetadataValue.int(stats.called),
                 "calls_cached": MetadataValue.int(stats.cached),
                 "cost_usd_this_run": MetadataValue.float(round(stats.cost_usd, 6)),

@@ -25,7 +25,7 @@ from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS
 from evals_pipeline.review.taxonomy import TaxonomyError, normalize_name
 from evals_pipeline.warehouse import ensure_tables
 
-ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 _.\-]{0,62}[A-Za-z0-9])?$")
 MAX_CRITIQUE_CHARS = 5_000
 
 
@@ -34,17 +34,21 @@ class LabelError(ValueError):
 
 
 def check_annotator(name: str) -> str:
+    """The canonical annotator id of a typed name: lower case, runs of spaces, dots, dashes
+    and underscores as one dash ("Dana Smith", "dana.smith" and "DANA_SMITH" are one person,
+    `dana-smith`, with one label file). Names that start or end with punctuation ("dana.")
+    or use other characters are refused: they would look distinct and be the same."""
     name = (name or "").strip()
     if not ANNOTATOR_RE.match(name):
         raise LabelError(
-            "annotator name: 1-64 letters, digits, spaces, dots, dashes or underscores"
+            "annotator name: 1-64 letters or digits, with spaces, dots, dashes or underscores "
+            "only between them (e.g. dana or dana.smith)"
         )
-    return name
+    return re.sub(r"[ _.\-]+", "-", name.lower())
 
 
 def annotator_file(folder: Path, annotator: str) -> Path:
-    slug = re.sub(r"[^a-z0-9]+", "-", check_annotator(annotator).lower()).strip("-")
-    return folder / f"review-{slug}.jsonl"
+    return folder / f"review-{check_annotator(annotator)}.jsonl"
 
 
 def make_label(

@@ -24,7 +24,10 @@ def main() -> None:
     with serving() as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{url}/login?annotator=domain%20expert&next=/queue/weekly")
+        page.goto(f"{url}/?next=/queue/weekly")
+        page.fill("#annotator", "domain expert")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/case/weekly/**")
         page.keyboard.press("f")
         page.keyboard.type(
             "Right steps, but pads the answer with claims nobody checked ('fully up to date')."
