@@ -132,6 +132,7 @@ def _stats_metadata(stats: RunStats, pii: Counter[str]) -> dict[str, MetadataVal
         "cost_usd_this_run": MetadataValue.float(round(stats.cost_usd, 6)),
         "seconds": MetadataValue.float(round(stats.seconds, 2)),
         "pii_redacted": MetadataValue.json(dict(pii)),
+        "pii_redacted_at_send": MetadataValue.json(stats.redacted),
     }
 
 

@@ -24,8 +24,9 @@ import os
 import random
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from evals_pipeline.judging.pii import redact
 from evals_pipeline.records import JUDGE_CACHE
 from evals_pipeline.warehouse import registered
 
@@ -87,6 +89,9 @@ class RunStats:
     cost_usd: float = 0.0
     seconds: float = 0.0
     by_error: dict[str, int] = field(default_factory=dict)
+    # PII and secrets replaced in the outgoing messages by kind (callers may have counted
+    # some already when they built the prompt; this is what run_calls itself found).
+    redacted: dict[str, int] = field(default_factory=dict)
 
 
 class JudgeClient(ConfigurableResource, ABC):
@@ -299,6 +304,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def _redacted(call: Call, counts: Counter[str]) -> Call:
+    messages = [
+        {**m, "content": redact(m["content"], counts)} if isinstance(m.get("content"), str) else m
+        for m in call.messages
+    ]
+    return replace(call, messages=messages)
+
+
 def run_calls(
     client: JudgeClient,
     conn: duckdb.DuckDBPyConnection,
@@ -307,7 +320,13 @@ def run_calls(
     flush_every_s: float = 1.0,
     on_flush: Callable[[int], None] | None = None,
 ) -> tuple[list[CallResult], RunStats]:
-    """Results in the order of `calls` (duplicates share one call), and what it took."""
+    """Results in the order of `calls` (duplicates share one call), and what it took.
+
+    Every message is redacted here first (PII and secrets, `judging.pii`): this is the one
+    point every text passes on its way to a provider. The cache keys are those of the
+    redacted calls."""
+    redacted: Counter[str] = Counter()
+    calls = [_redacted(c, redacted) for c in calls]
     client.prepare()
     conn.execute(JUDGE_CACHE.ddl())
     t0 = time.perf_counter()
@@ -326,7 +345,9 @@ def run_calls(
         elif r.error is None:
             r.parsed = r.response
     todo = [c for k, c in unique.items() if k not in results]
-    stats = RunStats(total=len(unique), cached=len(results), called=len(todo))
+    stats = RunStats(
+        total=len(unique), cached=len(results), called=len(todo), redacted=dict(redacted)
+    )
     if todo:
         progress(
             f"{len(todo):,} calls to make ({len(results):,} of {len(unique):,} already cached)"

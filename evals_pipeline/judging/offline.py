@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from evals_pipeline.judging.rubrics import read_section
+from evals_pipeline.judging.rubrics import read_section, without_sections
 
 PROVIDER = "offline"
 JUDGES = ("offline/reference-judge", "offline/reference-judge-b", "offline/generic-judge")
@@ -108,9 +108,18 @@ def _u(*parts: str) -> float:
 
 
 def strip_injections(text: str) -> tuple[str, bool]:
-    """Remove sentences that address the evaluator (spacing normalised); report whether any were found."""
+    """Remove sentences that address the evaluator (spacing normalised); report whether any were found.
+
+    The stripped text is for style heuristics and for keying a judge's own noise only: the
+    claims are always checked on the whole output (`claims_text`), so a wrong claim placed
+    in the same sentence as an injection is still caught."""
     cleaned, n = _INJECTION.subn(" ", text or "")
     return " ".join(cleaned.split()), n > 0
+
+
+def claims_text(text: str) -> str:
+    """The whole output, spacing normalised: what a judge checks claims against."""
+    return " ".join((text or "").split())
 
 
 def _content_words(text: str) -> list[str]:
@@ -172,12 +181,13 @@ def generic_helpfulness(output: str) -> tuple[bool, str, float]:
 
 
 def _judge_binary(judge: str, prompt: str) -> dict[str, Any]:
-    output, injected = strip_injections(read_section(prompt, "ASSISTANT OUTPUT") or "")
+    raw = read_section(prompt, "ASSISTANT OUTPUT") or ""
+    output, injected = strip_injections(raw)
     if judge == "generic-judge":
         ok, critique, _ = generic_helpfulness(output)
     else:
         ok, critique, _ = reference_check(
-            output,
+            claims_text(raw),
             read_section(prompt, "REFERENCE HIGH-QUALITY") or "",
             read_section(prompt, "REFERENCE BORDERLINE") or "",
         )
@@ -193,7 +203,8 @@ def _judge_binary(judge: str, prompt: str) -> dict[str, Any]:
 
 
 def _judge_dimensional(judge: str, prompt: str, dimensions: list[str]) -> dict[str, Any]:
-    output, _ = strip_injections(read_section(prompt, "ASSISTANT OUTPUT") or "")
+    raw = read_section(prompt, "ASSISTANT OUTPUT") or ""
+    output, _ = strip_injections(raw)
     good = read_section(prompt, "REFERENCE HIGH-QUALITY") or ""
     words, ref_words = len(output.split()), max(1, len(good.split()))
     if judge == "generic-judge":
@@ -203,7 +214,7 @@ def _judge_dimensional(judge: str, prompt: str, dimensions: list[str]) -> dict[s
         scores["conciseness"] = 4 if words > 30 else 3
         return {"critique": "Rated on overall helpfulness.", "scores": scores}
     ok, critique, recall = reference_check(
-        output, good, read_section(prompt, "REFERENCE BORDERLINE") or ""
+        claims_text(raw), good, read_section(prompt, "REFERENCE BORDERLINE") or ""
     )
     context = read_section(prompt, "CONTEXT") or ""
     ratio = words / ref_words
@@ -220,15 +231,17 @@ def _judge_dimensional(judge: str, prompt: str, dimensions: list[str]) -> dict[s
 
 
 def _judge_pairwise(judge: str, prompt: str) -> dict[str, Any]:
-    a, _ = strip_injections(read_section(prompt, "OUTPUT A") or "")
-    b, _ = strip_injections(read_section(prompt, "OUTPUT B") or "")
+    raw_a, raw_b = read_section(prompt, "OUTPUT A") or "", read_section(prompt, "OUTPUT B") or ""
+    a, _ = strip_injections(raw_a)
+    b, _ = strip_injections(raw_b)
     if judge == "generic-judge":
         la, lb = len(a.split()), len(b.split())
         winner = "A" if la >= lb * 0.9 else "B"  # longer wins; near-equal goes to the first shown
         return {"critique": "Prefers the more detailed answer.", "winner": winner}
     good = read_section(prompt, "REFERENCE HIGH-QUALITY") or ""
     border = read_section(prompt, "REFERENCE BORDERLINE") or ""
-    pa, pb = reference_check(a, good, border)[0], reference_check(b, good, border)[0]
+    pa = reference_check(claims_text(raw_a), good, border)[0]
+    pb = reference_check(claims_text(raw_b), good, border)[0]
     winner = "tie" if pa == pb else ("A" if pa else "B")
     if _u(judge, a, b, good) < JUDGE_ERROR[judge]:
         winner = {"A": "B", "B": "A", "tie": "A"}[winner]
@@ -309,10 +322,13 @@ def _handler_class() -> type:
                     api_base or str(traffic_dir()), name.removeprefix("product-"), user
                 )
             elif name in ("reference-judge", "reference-judge-b", "generic-judge"):
+                # Route on the instructions only: text inside the data markers (an output
+                # quoting {"scores": ...} or "- accuracy:" lines) decides nothing.
+                instructions = without_sections(prompt)
                 if read_section(prompt, "OUTPUT A") is not None:
                     body = _judge_pairwise(name, prompt)
-                elif '"scores"' in prompt:
-                    dims = re.findall(r"^- (\w+):", prompt, re.M)
+                elif '"scores"' in instructions:
+                    dims = re.findall(r"^- (\w+):", instructions, re.M)
                     body = _judge_dimensional(name, prompt, dims)
                 else:
                     body = _judge_binary(name, prompt)
