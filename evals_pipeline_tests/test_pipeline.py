@@ -333,6 +333,7 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
         "large_changes",
         "holdout",
         "judge_trusted",
+        "ensemble_quorum",
         "decision",
     }
     assert gates["judge_trusted"] == "fail"  # the generic judge is not trusted

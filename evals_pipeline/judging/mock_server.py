@@ -31,6 +31,8 @@ class MockConfig:
     rate_malformed: float = 0.0
     timeout_sleep_s: float = 5.0
     seed: int = 0
+    # Models that are down: every request for them gets a 500 (a provider outage).
+    down_models: tuple[str, ...] = ()
 
 
 @dataclass
@@ -75,6 +77,8 @@ class MockServer:
                 fault = name
                 break
             draw -= rate
+        if body.get("model") in c.down_models:
+            fault = "500"
         if fault:
             self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
         await asyncio.sleep(c.timeout_sleep_s if fault == "timeout" else c.latency_s)

@@ -57,6 +57,11 @@ class ReportConfig(Config):
     flag_se: float = Field(
         default=2.0, description="Changes larger than this many standard errors are flagged."
     )
+    max_no_verdict: float = Field(
+        default=0.05,
+        description="Share of judged outputs without an ensemble verdict (no quorum) above which "
+        "the ensemble_quorum gate fails: the rates would stand on a partial set.",
+    )
 
 
 SCORES_SQL = """
@@ -272,6 +277,27 @@ def release_gates(
                 ("not trusted or not calibrated: " + ", ".join(sorted(untrusted)))
                 if untrusted
                 else "every judge of the ensemble is trusted",
+            )
+        )
+        # Cases the ensemble could not decide (too few judges answered, or a tied vote) are
+        # left out of every rate above; many of them mean the rates stand on a partial set.
+        missing, total = conn.execute(
+            """SELECT count(*) FILTER (WHERE e.verdict IS NULL), count(*)
+               FROM judge_ensemble e JOIN golden_pools p ON p.case_id = e.case_id AND p.pool = 'active'
+               WHERE e.rubric = ? AND e.app_version IN (?, ?)""",
+            [config.rubric, candidate, baseline],
+        ).fetchall()[0]
+        gates.append(
+            (
+                "ensemble_quorum",
+                "fail"
+                if total and missing / total > config.max_no_verdict
+                else "warn"
+                if missing
+                else "pass",
+                f"{missing} of {total} judged outputs of {candidate} and {baseline} have no ensemble verdict "
+                f"(no quorum of judges, or a tied vote): left out of every rate and gate above"
+                + (f"; more than {config.max_no_verdict:.0%} fails the gate" if missing else ""),
             )
         )
         decision = "fail" if any(s == "fail" for _, s, _ in gates) else "pass"
