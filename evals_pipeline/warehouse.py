@@ -36,6 +36,16 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return conn
 
 
+def table_names(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables in the connection's current database."""
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    }
+
+
 def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> None:
     """Create the tables if missing, add columns a newer release defined (so a warehouse
     built by an older release keeps working), and (re)apply their comments."""

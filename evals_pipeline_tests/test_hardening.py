@@ -266,3 +266,42 @@ def test_no_pii_or_secret_reaches_the_provider(
     assert "Leaks the customer" in sent  # the critiques did go out...
     leaked = [k for k, v in PLANTED.items() if v in sent]
     assert leaked == []  # ...without any of the planted values
+
+
+def test_a_killed_snapshot_build_leaves_nothing_behind_and_analysts_see_the_current_file(
+    tmp_path: Path,
+) -> None:
+    from evals_pipeline.analytics.snapshot import (
+        build_snapshot,
+        open_snapshot,
+        remove_stale_temporaries,
+    )
+    from evals_pipeline.records import RELEASE_GATES
+    from evals_pipeline.warehouse import connect, ensure_tables
+
+    target = tmp_path / "analytics.duckdb"
+    # what kill -9 during a build leaves: the half-written file and its WAL
+    stale = [
+        tmp_path / ".analytics.duckdb.0123abcd.tmp",
+        tmp_path / ".analytics.duckdb.0123abcd.tmp.wal",
+    ]
+    for f in stale:
+        f.write_bytes(b"partial")
+    other = tmp_path / "notes.tmp"
+    other.write_text("not ours")
+    assert sorted(remove_stale_temporaries(target)) == sorted(stale)
+    assert not any(f.exists() for f in stale) and other.exists()
+
+    wh = connect(tmp_path / "warehouse.duckdb")
+    ensure_tables(wh, [RELEASE_GATES])
+    build_snapshot(wh, target, [RELEASE_GATES])
+    held = duckdb.connect(str(target), read_only=True)  # an analyst's open session
+    wh.execute("INSERT INTO release_gates (gate, status) VALUES ('decision', 'pass')")
+    build_snapshot(wh, target, [RELEASE_GATES])
+    # DuckDB's instance cache: a new connect() in the same process shares the old file
+    cached = duckdb.connect(str(target), read_only=True)
+    assert cached.execute("SELECT count(*) FROM release_gates").fetchall() == [(0,)]
+    fresh = open_snapshot(target)
+    assert fresh.execute("SELECT count(*) FROM release_gates").fetchall() == [(1,)]
+    for c in (held, cached, fresh, wh):
+        c.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from evals_pipeline.records import Table, sql_literal
+from evals_pipeline.warehouse import table_names
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
@@ -63,12 +64,7 @@ def build_snapshot(
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     alias = "snapshot_out"
     counts: dict[str, int] = {}
-    existing = {
-        r[0]
-        for r in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-    }
+    existing = table_names(conn)
     conn.execute(f"ATTACH '{tmp}' AS {alias}")
     try:
         for table in tables:

@@ -28,7 +28,7 @@ from evals_pipeline.records import (
     TRACES,
     Table,
 )
-from evals_pipeline.warehouse import ensure_tables, replace_table
+from evals_pipeline.warehouse import ensure_tables, replace_table, table_names
 
 HOLDOUT_TEXT_COLUMNS = ("input", "output", "reference_good", "reference_borderline")
 
@@ -57,12 +57,7 @@ def refresh_fingerprints(
 
 
 def _has_fingerprints(conn: duckdb.DuckDBPyConnection) -> bool:
-    return bool(
-        conn.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
-            [SEALED_FINGERPRINTS.name],
-        ).fetchall()[0][0]
-    )
+    return SEALED_FINGERPRINTS.name in table_names(conn)
 
 
 def sealed_string_count(conn: duckdb.DuckDBPyConnection) -> int:
@@ -91,12 +86,7 @@ def find_public_strings(
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE _probe AS SELECT DISTINCT s FROM ({values_sql}) WHERE s IS NOT NULL"
     )
-    existing = {
-        r[0]
-        for r in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-    }
+    existing = table_names(conn)
     parts = [
         f"SELECT {c.name} AS s FROM {t.name} WHERE {c.name} IN (SELECT s FROM _probe)"
         for t in ANALYST_TABLES
@@ -138,12 +128,7 @@ def seal_violations(
         if n:
             found.append({"where": where, "rows": int(n)})
 
-    existing = {
-        r[0]
-        for r in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-    }
+    existing = table_names(conn)
     if {"golden_cases", "golden_pools"} <= existing:
         note(
             "golden_cases holds holdout cases",

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
+from evals_pipeline.warehouse import table_names
 
 
 def _png(fig) -> str:
@@ -189,12 +190,7 @@ SECTIONS = (
 
 def render_report(conn: duckdb.DuckDBPyConnection, folder: Path, run_id: str) -> Path:
     """Write <folder>/<run_id>.html and latest.html; return the run's page."""
-    existing = {
-        r[0]
-        for r in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-    }
+    existing = table_names(conn)
     body = []
     for title, sql in SECTIONS:
         table = sql.split(" FROM ")[1].split()[0]

@@ -110,7 +110,7 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
     if not path.exists():
         return Taxonomy()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # an editor's BOM is not content
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TaxonomyError(
             f"{path} is not valid JSON ({exc}); fix or restore it from versions/"
