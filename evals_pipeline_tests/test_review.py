@@ -571,6 +571,9 @@ def test_state_changes_are_posts_and_cross_origin_posts_are_refused(data_dir: Pa
     assert r.status_code == 303 and c.cookies.get("annotator") == "dana"
     label = {"queue": "weekly", "item_id": "tr_a", "verdict": "pass"}
     assert c.post("/api/label", json=label, headers=evil).status_code == 403
+    # a sandboxed frame or a file:// page says `Origin: null`; the app's own pages never do
+    assert c.post("/api/label", json=label, headers={"Origin": "null"}).status_code == 403
+    assert c.get("/").headers["referrer-policy"] == "same-origin"
     assert not (data_dir / "labels").exists() or not list((data_dir / "labels").iterdir())
     assert c.get("/logout").status_code == 405 and c.cookies.get("annotator") == "dana"
     c.post("/logout")

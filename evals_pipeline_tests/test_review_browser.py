@@ -105,7 +105,7 @@ def test_label_a_case_by_keyboard_alone_and_the_sensor_loads_it(
         ("tr_inject", "pass", None),
     ]
     assert lines[0]["critique"] == "Sends the user to a menu that does not exist."
-    assert lines[0]["annotator"] == "e2e expert"
+    assert lines[0]["annotator"] == "e2e-expert"  # the canonical id of the name typed
 
     # the calibration pipeline's sensor sees the new file and its job's label asset loads it
     from dagster import build_sensor_context, materialize
@@ -122,7 +122,7 @@ def test_label_a_case_by_keyboard_alone_and_the_sensor_loads_it(
     conn = connect(warehouse_path(), read_only=True)
     try:
         stored = conn.execute(
-            "SELECT subject_id, verdict, critique, failure_mode, current FROM human_labels WHERE annotator = 'e2e expert' ORDER BY subject_id"
+            "SELECT subject_id, verdict, critique, failure_mode, current FROM human_labels WHERE annotator = 'e2e-expert' ORDER BY subject_id"
         ).fetchall()
     finally:
         conn.close()

@@ -623,7 +623,9 @@ def create_app(settings: AppSettings | None = None) -> Starlette:
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on
+        # its own form posts, which the origin check must refuse. Other sites still get none.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cache-Control"] = "no-store"
         return response
 
