@@ -7,15 +7,19 @@ run (single-run backfill policy), so a quarter does not spawn 90 runs.
 
 from __future__ import annotations
 
-import os
-
 from dagster import (
     AssetSelection,
+    DagsterRunStatus,
     DefaultScheduleStatus,
+    DefaultSensorStatus,
     Definitions,
+    RunRequest,
+    RunStatusSensorContext,
+    SkipReason,
     build_schedule_from_partitioned_job,
     define_asset_job,
     in_process_executor,
+    run_status_sensor,
 )
 
 from evals_pipeline.analytics.assets import analytics_snapshot
@@ -28,7 +32,7 @@ from evals_pipeline.calibration.assets import (
     label_files_sensor,
 )
 from evals_pipeline.ingest.assets import trace_feedback_assets, traces_assets
-from evals_pipeline.ingest.sources import FileTraceSource, SimulatedTraceSource
+from evals_pipeline.ingest.sources import FileTraceSource, SimulatedTraceSource, TraceSource
 from evals_pipeline.judging.assets import (
     assertion_results,
     bt_ratings,
@@ -38,7 +42,7 @@ from evals_pipeline.judging.assets import (
     pairwise_verdicts,
 )
 from evals_pipeline.judging.client import LiteLLMJudgeClient
-from evals_pipeline.partitions import weekly_partitions
+from evals_pipeline.partitions import quarterly_partitions, weekly_partitions
 from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.assets import (
     active_evaluation,
@@ -46,8 +50,13 @@ from evals_pipeline.pools.assets import (
     golden_pool_rotation,
     holdout_evaluation,
 )
-from evals_pipeline.pools.references import ReviewedFileReferences, SimulatorReferences
+from evals_pipeline.pools.references import (
+    ReferenceSource,
+    ReviewedFileReferences,
+    SimulatorReferences,
+)
 from evals_pipeline.pools.store import HoldoutStore
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.reports.assets import (
     holdout_gap,
     html_report,
@@ -64,6 +73,14 @@ from evals_pipeline.review.assets import (
 from evals_pipeline.sampling.assets import trace_sample
 from evals_pipeline.warehouse import Warehouse
 
+PROJECT = ProjectResource()
+_project = PROJECT.config()  # validated when the code location loads: a bad file fails here
+
+
+def _status(enabled: bool) -> DefaultScheduleStatus:
+    return DefaultScheduleStatus.RUNNING if enabled else DefaultScheduleStatus.STOPPED
+
+
 daily_job = define_asset_job(
     "evals_daily",
     selection=AssetSelection.groups("ingest", "sampling", "analytics"),
@@ -79,8 +96,9 @@ quarterly_job = define_asset_job(
 
 quarterly_schedule = build_schedule_from_partitioned_job(
     quarterly_job,
-    description="On the first day of each quarter (00:00 UTC), for the quarter that just ended.",
-    default_status=DefaultScheduleStatus.STOPPED,
+    description="On the first day of each quarter (00:00 UTC), for the quarter that just ended. "
+    "On when the project file says schedules.quarterly: true.",
+    default_status=_status(_project.schedules.quarterly),
 )
 
 calibration_job = define_asset_job(
@@ -102,8 +120,9 @@ review_job = define_asset_job(
 review_schedule = build_schedule_from_partitioned_job(
     review_job,
     hour_of_day=6,
-    description="Every Friday at 06:00 UTC, for the week (Friday to Thursday) that just ended.",
-    default_status=DefaultScheduleStatus.STOPPED,
+    description="Every Friday at 06:00 UTC, for the week (Friday to Thursday) that just ended. "
+    "On when the project file says schedules.weekly_review: true.",
+    default_status=_status(_project.schedules.weekly_review),
 )
 
 reports_job = define_asset_job(
@@ -115,25 +134,80 @@ reports_job = define_asset_job(
 daily_schedule = build_schedule_from_partitioned_job(
     daily_job,
     hour_of_day=2,
-    description="Every day at 02:00 UTC, for the UTC day that just ended.",
-    default_status=DefaultScheduleStatus.STOPPED,
+    description="Every day at 02:00 UTC, for the UTC day that just ended. "
+    "On when the project file says schedules.daily: true.",
+    default_status=_status(_project.schedules.daily),
 )
 
 
-def resources() -> dict[str, object]:
-    """The embedded default is simulated traffic; EVALS_TRACES_DIR points at real files
-    (and golden references then come from reviewed files under data/golden/reviewed/)."""
-    traces_dir = os.environ.get("EVALS_TRACES_DIR")
-    if traces_dir:
-        source, references = FileTraceSource(root=traces_dir), ReviewedFileReferences()
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS,
+    monitored_jobs=[quarterly_job, calibration_job],
+    request_job=reports_job,
+    default_status=DefaultSensorStatus.RUNNING
+    if _project.schedules.reports
+    else DefaultSensorStatus.STOPPED,
+    description="After a successful quarterly or calibration run, rebuild the reports: for the "
+    "quarterly run's quarter, or for the latest complete quarter after a calibration. On when "
+    "the project file says schedules.reports: true.",
+)
+def reports_after_evaluation(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+    run = context.dagster_run
+    quarter = run.tags.get("dagster/partition")
+    if not quarter:
+        keys = quarterly_partitions.get_partition_keys()
+        if not keys:
+            return SkipReason("no complete quarter yet")
+        quarter = keys[-1]
+    return RunRequest(run_key=f"reports-after-{run.run_id}", partition_key=quarter)
+
+
+def resources(project: ProjectResource = PROJECT) -> dict[str, object]:
+    """Every resource from the project file: the trace source and references its `source`
+    names, a litellm client with its providers' endpoints, keys and limits."""
+    from evals_pipeline.project import ProjectConfig
+
+    cfg: ProjectConfig = project.config()
+    if cfg.source.kind == "simulator":
+        root = str(cfg.path(cfg.source.path)) if cfg.source.path else ""
+        sim = cfg.simulator
+        source: TraceSource = SimulatedTraceSource(
+            root=root,
+            seed=sim.seed,
+            start=sim.start,
+            end=sim.end,
+            traces_per_day=sim.traces_per_day,
+        )
+        references: ReferenceSource = SimulatorReferences(root=root)
     else:
-        source, references = SimulatedTraceSource(), SimulatorReferences()
+        source = FileTraceSource(root=str(cfg.path(cfg.source.path)))
+        references = ReviewedFileReferences(
+            folder=str(cfg.path(cfg.source.references)) if cfg.source.references else ""
+        )
+    limits = {
+        name: {
+            "max_concurrency": p.max_concurrency,
+            "rpm": p.rpm,
+            "timeout_s": p.timeout_s,
+            "max_retries": p.max_retries,
+        }
+        for name, p in cfg.providers.items()
+    }
+    api_bases = {
+        m: cfg.provider_of(m).api_base for m in cfg.models() if cfg.provider_of(m).api_base
+    }
     return {
         "warehouse": Warehouse(database=str(warehouse_path())),
         "trace_source": source,
         "holdout_store": HoldoutStore(),
         "reference_source": references,
-        "judge_client": LiteLLMJudgeClient(),
+        "judge_client": LiteLLMJudgeClient(
+            api_bases=api_bases,
+            provider_limits=limits,
+            api_key_envs={n: p.api_key_env for n, p in cfg.providers.items() if p.api_key_env},
+            budget_usd=cfg.budget.max_usd_per_run or 0.0,
+        ),
+        "project": project,
     }
 
 
@@ -168,7 +242,7 @@ defs = Definitions(
         failure_mode_distribution,
         analytics_snapshot,
     ],
-    sensors=[label_files_sensor],
+    sensors=[label_files_sensor, reports_after_evaluation],
     jobs=[daily_job, quarterly_job, calibration_job, reports_job, review_job],
     schedules=[daily_schedule, quarterly_schedule, review_schedule],
     resources=resources(),

@@ -13,6 +13,7 @@ from evals_pipeline.judging.client import LiteLLMJudgeClient
 from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.references import SimulatorReferences
 from evals_pipeline.pools.store import HoldoutStore
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.warehouse import Warehouse
 
 
@@ -25,6 +26,7 @@ def _resources(source_root: Path) -> dict[str, object]:
         "judge_client": LiteLLMJudgeClient(
             api_bases={f"offline/product-{v}": str(source_root) for v in ("v1", "v2", "v3")}
         ),
+        "project": ProjectResource(),
     }
 
 

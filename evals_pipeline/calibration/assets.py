@@ -5,6 +5,7 @@ agreement, and pass rates corrected for judge error."""
 import json
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
@@ -34,12 +35,12 @@ from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, feature_matr
 from evals_pipeline.calibration.labels import LABEL_SUFFIXES, load_labels
 from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate, kappa
 from evals_pipeline.judging.client import JudgeClient, run_calls
-from evals_pipeline.judging.offline import JUDGES
 from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import judge_calls, load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.paths import data_dir
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     ANNOTATOR_AGREEMENT,
     CALIBRATION_TEST_USES,
@@ -71,23 +72,56 @@ def principal_annotator(conn, configured: str) -> str:
     return row[0][0] if row else ""
 
 
+# Empty / unset values mean "as the project file says" (judges.*); set them for one run only.
 class CalibrationConfig(Config):
     judges: list[str] = Field(
-        default=list(JUDGES), description="Judges to calibrate (litellm model strings)."
+        default=[], description="Override: judges to calibrate; empty = judges.panel."
     )
-    rubric: str = Field(default="pass_fail", description="Binary rubric the judges apply.")
+    rubric: str = Field(default="", description="Override: binary rubric; empty = judges.rubric.")
     principal_annotator: str = Field(
         default="",
-        description="The principal domain expert; empty = the annotator with most labels.",
+        description="Override: the principal domain expert; empty = judges.principal_annotator, "
+        "else the annotator with most labels.",
     )
-    classifier_judge: bool = Field(
-        default=True, description="Also fit and measure the scikit-learn classifier judge."
+    classifier_judge: bool | None = Field(
+        default=None, description="Override: also fit the scikit-learn classifier judge."
     )
-    trust_threshold: float = Field(
-        default=0.8, description="A judge is trusted when test-split TPR and TNR both reach this."
+    trust_threshold: float | None = Field(
+        default=None,
+        description="Override: a judge is trusted when test-split TPR and TNR both reach this.",
     )
     force_test_look: bool = Field(
         default=False, description="Measure the test split again although it was used (recorded)."
+    )
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    judges: list[str]
+    rubric: str
+    principal_annotator: str
+    classifier_judge: bool
+    trust_threshold: float
+
+    @property
+    def calibrated(self) -> list[str]:
+        return self.judges + ([CLASSIFIER_JUDGE] if self.classifier_judge else [])
+
+
+def calibration_settings(
+    config: CalibrationConfig, project: ProjectResource
+) -> CalibrationSettings:
+    j = project.config().judges
+    return CalibrationSettings(
+        judges=list(config.judges or j.panel),
+        rubric=config.rubric or j.rubric,
+        principal_annotator=config.principal_annotator or j.principal_annotator,
+        classifier_judge=j.classifier
+        if config.classifier_judge is None
+        else config.classifier_judge,
+        trust_threshold=j.trust_threshold
+        if config.trust_threshold is None
+        else config.trust_threshold,
     )
 
 
@@ -168,10 +202,12 @@ def calibration_verdicts(
     warehouse: Warehouse,
     judge_client: JudgeClient,
     reference_source: ReferenceSource,
+    project: ProjectResource,
 ) -> MaterializeResult:
     """The judges' verdicts on the outputs the principal expert labelled (sealed traces and
     holdout cases excluded), plus the scikit-learn classifier judge fitted on the train split."""
-    rubric = load_rubric(config.rubric)
+    c = calibration_settings(config, project)
+    rubric = load_rubric(c.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
         ensure_tables(
@@ -179,7 +215,7 @@ def calibration_verdicts(
             [CALIBRATION_VERDICTS, HUMAN_LABELS, GOLDEN_CASES, GOLDEN_POOLS, CANDIDATE_OUTPUTS],
         )
         reference_source.load(conn)
-        who = principal_annotator(conn, config.principal_annotator)
+        who = principal_annotator(conn, c.principal_annotator)
         subjects = conn.execute(
             SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE), {"principal": who}
         ).df()
@@ -187,9 +223,11 @@ def calibration_verdicts(
         calls, keys = [], []
         for row in subjects.to_dict("records"):
             case = redacted_case(row, pii)
-            calls += judge_calls(rubric, config.judges, case, redact(row["output"], pii))
-            keys += [(row["subject_id"], row["category"], j) for j in config.judges]
-        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+            calls += judge_calls(rubric, c.judges, case, redact(row["output"], pii))
+            keys += [(row["subject_id"], row["category"], j) for j in c.judges]
+        results, stats = run_calls(
+            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        )
         rows = [
             (
                 s,
@@ -202,7 +240,7 @@ def calibration_verdicts(
             )  # type: ignore[index]
             for (s, c, j), r in zip(keys, results, strict=True)
         ]
-        if config.classifier_judge:
+        if c.classifier_judge:
             model = train_classifier(subjects[subjects["split"] == "train"])
             if model is not None and len(subjects):
                 predicted = model.predict(feature_matrix(subjects))
@@ -315,7 +353,10 @@ def calibration_rows(measured: pd.DataFrame, threshold: float) -> pd.DataFrame:
     ],
 )
 def judge_calibration(
-    context: AssetExecutionContext, config: CalibrationConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: CalibrationConfig,
+    warehouse: Warehouse,
+    project: ProjectResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """TPR, TNR, accuracy, balanced accuracy and Cohen's kappa with 95% intervals per judge x
     rubric version x split (and per category), with the confusion counts. The test split is
@@ -325,9 +366,13 @@ def judge_calibration(
         ensure_tables(
             conn, [JUDGE_CALIBRATION, CALIBRATION_TEST_USES, CALIBRATION_VERDICTS, HUMAN_LABELS]
         )
-        who = principal_annotator(conn, config.principal_annotator)
+        c = calibration_settings(config, project)
+        who = principal_annotator(conn, c.principal_annotator)
         measured = conn.execute(MEASURED_SQL, {"principal": who}).df()
-        fresh = calibration_rows(measured, config.trust_threshold)
+        # Only the judges of the panel (and the classifier judge) are measured: a judge that
+        # left the panel keeps only its history (calibration_test_uses, the judge cache).
+        measured = measured[measured["judge"].isin(c.calibrated)]
+        fresh = calibration_rows(measured, c.trust_threshold)
         used = {
             tuple(r)
             for r in conn.execute(
@@ -468,7 +513,10 @@ def annotator_agreement(context: AssetExecutionContext, warehouse: Warehouse) ->
     deps=["judge_verdicts", "judge_calibration", "calibration_verdicts"],
 )
 def corrected_pass_rates(
-    context: AssetExecutionContext, config: CalibrationConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: CalibrationConfig,
+    warehouse: Warehouse,
+    project: ProjectResource,
 ) -> MaterializeResult:
     """Each judge's active-pool pass rate per app version, corrected for its test-split TPR/TNR
     (Rogan-Gladen) with a bootstrap interval that carries their uncertainty, and the judge's
@@ -477,7 +525,8 @@ def corrected_pass_rates(
         ensure_tables(
             conn, [CORRECTED_PASS_RATES, JUDGE_VERDICTS, JUDGE_CALIBRATION, CALIBRATION_VERDICTS]
         )
-        who = principal_annotator(conn, config.principal_annotator)
+        c = calibration_settings(config, project)
+        who = principal_annotator(conn, c.principal_annotator)
         judged = conn.execute(
             "SELECT judge, rubric, rubric_version, app_version, verdict = 'pass' AS passed FROM judge_verdicts WHERE verdict IS NOT NULL"
         ).df()

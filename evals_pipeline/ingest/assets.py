@@ -31,7 +31,7 @@ from evals_pipeline.ingest.validation import (
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.pools.store import HoldoutStore
-from evals_pipeline.records import DEFAULT_CATEGORIES
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.warehouse import Warehouse, ensure_tables
 
 GX_COLUMNS = {
@@ -46,8 +46,9 @@ class IngestConfig(Config):
         description="A text field (input, output, context, ...) larger than this is quarantined.",
     )
     categories: list[str] = Field(
-        default=list(DEFAULT_CATEGORIES),
-        description="The task-category taxonomy; other categories are quarantined.",
+        default=[],
+        description="Override: the task-category taxonomy (other categories are quarantined); "
+        "empty = the project file's taxonomy.categories.",
     )
 
 
@@ -61,6 +62,7 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
         warehouse: Warehouse,
         trace_source: TraceSource,
         holdout_store: HoldoutStore | None,
+        project: ProjectResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         days = partition_days(context)
         files = {d: trace_source.files_for_day(source_stream, d) for d in days}
@@ -72,7 +74,8 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
             )
         context.log.info(f"ingesting {n_files} {source_stream} files for {len(days)} day(s)")
         rules = IngestRules(
-            max_field_bytes=config.max_field_bytes, categories=tuple(config.categories)
+            max_field_bytes=config.max_field_bytes,
+            categories=tuple(config.categories or project.config().taxonomy.categories),
         )
         with warehouse.get_connection() as conn:
             ensure_tables(conn, [stream.table, stream.quarantine])
@@ -160,8 +163,9 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
             warehouse: Warehouse,
             trace_source: TraceSource,
             holdout_store: HoldoutStore,
+            project: ProjectResource,
         ) -> Iterator[MaterializeResult | AssetCheckResult]:
-            yield from run(context, config, warehouse, trace_source, holdout_store)
+            yield from run(context, config, warehouse, trace_source, holdout_store, project)
 
     else:
 
@@ -170,8 +174,9 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
             config: IngestConfig,
             warehouse: Warehouse,
             trace_source: TraceSource,
+            project: ProjectResource,
         ) -> Iterator[MaterializeResult | AssetCheckResult]:
-            yield from run(context, config, warehouse, trace_source, None)
+            yield from run(context, config, warehouse, trace_source, None, project)
 
     ingest.__doc__ = description
     return multi_asset(

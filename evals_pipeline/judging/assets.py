@@ -7,6 +7,7 @@ All of it reads the active pool only and has no holdout_store resource.
 import json
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from itertools import combinations
 
@@ -26,7 +27,6 @@ from evals_pipeline.judging.assertions import REGISTRY, write_assertion_results
 from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
 from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
-from evals_pipeline.judging.offline import JUDGES
 from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import (
     JSON_MODE,
@@ -37,6 +37,7 @@ from evals_pipeline.judging.rubrics import (
     render_messages,
 )
 from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     ASSERTION_RESULTS,
     BT_RATINGS,
@@ -46,7 +47,6 @@ from evals_pipeline.records import (
     PAIRWISE_VERDICTS,
     REVIEW_QUEUE,
 )
-from evals_pipeline.simulator.traffic import DEFAULT_VERSIONS
 from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
 
 ACTIVE_CASES_SQL = """
@@ -67,46 +67,76 @@ class AppVersionSpec(Config):
     )
 
 
-def default_versions() -> list[AppVersionSpec]:
-    return [
-        AppVersionSpec(
-            name=v.name, model=f"offline/product-{v.name}", system_prompt=v.system_prompt
-        )
-        for v in DEFAULT_VERSIONS
-    ]
-
-
 class CandidateConfig(Config):
     app_versions: list[AppVersionSpec] = Field(
-        default_factory=default_versions, description="App versions to generate outputs with."
+        default=[],
+        description="One-off override: app versions to generate outputs with; empty = the "
+        "project file's app_versions (those with generate: true).",
     )
 
 
+# Op config of the judging assets overrides the project file for one run; an empty value
+# (the default) means "as the project file says".
 class JudgeConfig(Config):
     judges: list[str] = Field(
-        default=list(JUDGES), description="litellm model strings of the ensemble (default 3)."
+        default=[],
+        description="Override: litellm model strings of the ensemble; empty = judges.panel.",
     )
     rubric: str = Field(
-        default="pass_fail",
-        description="Binary rubric file (judging/rubrics/<name>.yaml) for every case.",
+        default="",
+        description="Override: binary rubric (judging/rubrics/<name>.yaml); empty = judges.rubric.",
     )
-    dimensional_rubric: str = Field(
-        default="factual_qa", description="Dimensional rubric for some categories; empty to skip."
+    dimensional_rubric: str | None = Field(
+        default=None,
+        description="Override: dimensional rubric, '' to skip; unset = judges.dimensional_rubric.",
     )
-    dimensional_categories: list[str] = Field(
-        default=["factual_lookup"], description="Categories the dimensional rubric applies to."
+    dimensional_categories: list[str] | None = Field(
+        default=None, description="Override: categories the dimensional rubric applies to."
     )
-    quorum: int = Field(
-        default=0,
-        description="Valid judge answers an ensemble verdict needs; 0 = a majority of the panel. "
-        "Below it a case has no verdict (no_quorum), is left out of rates and gates, and is queued.",
+    quorum: int | None = Field(
+        default=None,
+        description="Override: valid judge answers an ensemble verdict needs (0 = a majority of "
+        "the panel). Below it a case has no verdict (no_quorum), is left out of rates and gates, "
+        "and is queued.",
+    )
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The judging set-up of a run: the project file's, with any op-config override."""
+
+    judges: list[str]
+    rubric: str
+    dimensional_rubric: str
+    dimensional_categories: list[str]
+    quorum: int
+
+    def rubrics(self) -> list[Rubric]:
+        return [load_rubric(self.rubric)] + (
+            [load_rubric(self.dimensional_rubric)] if self.dimensional_rubric else []
+        )
+
+
+def judge_panel(config: JudgeConfig, project: ProjectResource) -> Panel:
+    j = project.config().judges
+    return Panel(
+        judges=list(config.judges or j.panel),
+        rubric=config.rubric or j.rubric,
+        dimensional_rubric=j.dimensional_rubric
+        if config.dimensional_rubric is None
+        else config.dimensional_rubric,
+        dimensional_categories=list(
+            j.dimensional_categories
+            if config.dimensional_categories is None
+            else config.dimensional_categories
+        ),
+        quorum=j.quorum if config.quorum is None else config.quorum,
     )
 
 
 class PairwiseConfig(Config):
     judges: list[str] = Field(
-        default=["offline/reference-judge", "offline/generic-judge"],
-        description="Judges for pairwise comparisons.",
+        default=[], description="Override: pairwise judges; empty = judges.pairwise (or the panel)."
     )
     rubric: str = Field(default="pairwise", description="Pairwise rubric file.")
     app_versions: list[str] = Field(
@@ -142,6 +172,7 @@ def candidate_outputs(
     config: CandidateConfig,
     warehouse: Warehouse,
     judge_client: JudgeClient,
+    project: ProjectResource,
 ) -> MaterializeResult:
     """Outputs of each configured app version (litellm model + prompt template) for the
     active pool's inputs, PII redacted before the call. Cached: unchanged cases cost nothing."""
@@ -150,7 +181,13 @@ def candidate_outputs(
         ensure_tables(conn, [CANDIDATE_OUTPUTS])
         cases = conn.execute(ACTIVE_CASES_SQL).df()
         calls, keys = [], []
-        for v in config.app_versions:
+        p = project.config()
+        versions = config.app_versions or [
+            AppVersionSpec(name=v.name, model=v.model, system_prompt=p.system_prompt(v))
+            for v in p.app_versions
+            if v.generate
+        ]
+        for v in versions:
             params = {"temperature": 0, **({"api_base": v.api_base} if v.api_base else {})}
             for row in cases.to_dict("records"):
                 messages = [
@@ -159,7 +196,9 @@ def candidate_outputs(
                 ]
                 calls.append(Call(v.model, messages, f"candidate:{v.name}", params))
                 keys.append((row["case_id"], v.name, v.model))
-        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+        results, stats = run_calls(
+            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        )
         frame = pd.DataFrame(
             [
                 (c, n, m, r.response, r.error, r.cost_usd, r.latency_ms, r.key)
@@ -252,13 +291,13 @@ def judge_verdicts(
     config: JudgeConfig,
     warehouse: Warehouse,
     judge_client: JudgeClient,
+    project: ProjectResource,
 ) -> MaterializeResult:
     """Every judge's verdict on every candidate output: the binary rubric on all cases, the
     dimensional rubric where configured. Untrusted text sits between markers, PII is
     redacted, responses are parsed and validated; a failed call is an error, never a pass."""
-    rubrics = [load_rubric(config.rubric)]
-    if config.dimensional_rubric:
-        rubrics.append(load_rubric(config.dimensional_rubric))
+    panel = judge_panel(config, project)
+    rubrics = panel.rubrics()
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [JUDGE_VERDICTS])
@@ -273,12 +312,14 @@ def judge_verdicts(
             for rubric in rubrics:
                 if (
                     rubric.kind == "dimensional"
-                    and row["category"] not in config.dimensional_categories
+                    and row["category"] not in panel.dimensional_categories
                 ):
                     continue
-                calls += judge_calls(rubric, config.judges, case, output)
-                keys += [(row["case_id"], row["app_version"], j, rubric) for j in config.judges]
-        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+                calls += judge_calls(rubric, panel.judges, case, output)
+                keys += [(row["case_id"], row["app_version"], j, rubric) for j in panel.judges]
+        results, stats = run_calls(
+            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        )
         frame = pd.DataFrame(
             [_verdict_row(c, v, j, rb, r) for (c, v, j, rb), r in zip(keys, results, strict=True)],
             columns=JUDGE_VERDICTS.column_names,
@@ -321,15 +362,17 @@ def judge_verdicts(
     ],
 )
 def judge_ensemble_and_review_queue(
-    context: AssetExecutionContext, config: JudgeConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: JudgeConfig,
+    warehouse: Warehouse,
+    project: ProjectResource,
 ) -> Iterator[MaterializeResult]:
     """Combine the judges and queue what they disagree on."""
-    rubrics = [load_rubric(config.rubric)] + (
-        [load_rubric(config.dimensional_rubric)] if config.dimensional_rubric else []
-    )
+    panel = judge_panel(config, project)
+    rubrics = panel.rubrics()
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
-        quorum = panel_quorum(len(config.judges), config.quorum)
+        quorum = panel_quorum(len(panel.judges), panel.quorum)
         write_ensemble(conn, rubrics, quorum)
         no_quorum = conn.execute(
             "SELECT count(*) FROM judge_ensemble WHERE status = 'no_quorum'"
@@ -370,6 +413,7 @@ def pairwise_verdicts(
     config: PairwiseConfig,
     warehouse: Warehouse,
     judge_client: JudgeClient,
+    project: ProjectResource,
 ) -> MaterializeResult:
     """Two app versions on the same case, judged in both orders; an order-inconsistent result
     counts as a tie and as a position inconsistency."""
@@ -382,6 +426,7 @@ def pairwise_verdicts(
                 JOIN candidate_outputs o USING (case_id) WHERE o.error IS NULL"""
         ).df()
         versions = sorted(config.app_versions or outputs["app_version"].unique())
+        pairwise_judges = config.judges or project.config().judges.pairwise_judges
         by_case = {cid: g.set_index("app_version") for cid, g in outputs.groupby("case_id")}
         calls, keys = [], []
         for case_id, g in sorted(by_case.items()):
@@ -390,7 +435,7 @@ def pairwise_verdicts(
                 if a not in g.index or b not in g.index:
                     continue
                 out_a, out_b = redact(g.at[a, "output"], pii), redact(g.at[b, "output"], pii)
-                for judge in config.judges:
+                for judge in pairwise_judges:
                     for order, (x, y) in (("ab", (out_a, out_b)), ("ba", (out_b, out_a))):
                         calls.append(
                             Call(
@@ -402,7 +447,9 @@ def pairwise_verdicts(
                             )
                         )
                         keys.append((case_id, a, b, judge, order))
-        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+        results, stats = run_calls(
+            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        )
         found: dict[tuple, dict[str, CallResult]] = {}
         for (case_id, a, b, judge, order), r in zip(keys, results, strict=True):
             found.setdefault((case_id, a, b, judge), {})[order] = r

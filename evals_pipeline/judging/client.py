@@ -117,6 +117,35 @@ class JudgeClient(ConfigurableResource, ABC):
         default_factory=dict,
         description="api_base per model string (e.g. a local OpenAI-compatible server, or the simulator folder for offline/product-*).",
     )
+    provider_limits: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per litellm provider prefix: max_concurrency, rpm, timeout_s, max_retries "
+        "(from the project file's providers); a provider not listed uses the fields above.",
+    )
+    api_key_envs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per provider prefix: the environment variable holding its API key.",
+    )
+    budget_usd: float = Field(
+        default=0.0,
+        description="Most a run may spend on model calls (budget.max_usd_per_run); 0 = no limit. "
+        "A batch whose estimate would pass it is refused before its first call.",
+    )
+
+    def estimate_usd(self, calls: Sequence[Call]) -> tuple[float, list[str]]:
+        """What `calls` would cost by litellm's price map (prompt ~4 characters a token, the
+        answer `max_tokens` or 300 tokens), and the models it has no price for."""
+        return 0.0, []
+
+    def limit(self, model: str, name: str) -> float:
+        """A provider's limit `name` for `model`, else this client's default."""
+        defaults = {
+            "max_concurrency": self.max_concurrency,
+            "rpm": self.requests_per_minute,
+            "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+        }
+        return self.provider_limits.get(model.split("/", 1)[0], {}).get(name, defaults[name])
 
     @abstractmethod
     async def call_once(self, call: Call) -> tuple[str, float]:
@@ -133,15 +162,14 @@ class JudgeClient(ConfigurableResource, ABC):
         self, call: Call, gate: asyncio.Semaphore, budget: _RateBudget
     ) -> CallResult:
         attempts, cost, last_error, latency = 0, 0.0, "no attempt", 0.0
-        for attempt in range(self.max_retries + 1):
+        timeout = self.limit(call.model, "timeout_s")
+        for attempt in range(int(self.limit(call.model, "max_retries")) + 1):
             attempts += 1
             await budget.wait()
             async with gate:
                 t0 = time.perf_counter()
                 try:
-                    text, c = await asyncio.wait_for(
-                        self.call_once(call), timeout=self.timeout_s + 5
-                    )
+                    text, c = await asyncio.wait_for(self.call_once(call), timeout=timeout + 5)
                     cost += c
                 except Exception as exc:  # classified below; never swallowed as a pass
                     latency = (time.perf_counter() - t0) * 1000
@@ -217,11 +245,14 @@ class LiteLLMJudgeClient(JudgeClient):
 
         params = dict(call.params)
         api_base = params.pop("api_base", None) or self.api_bases.get(call.model)
+        key_env = self.api_key_envs.get(call.model.split("/", 1)[0])
+        if key_env:
+            params["api_key"] = os.environ.get(key_env)
         response = await litellm.acompletion(
             model=call.model,
             messages=call.messages,
             api_base=api_base,
-            timeout=self.timeout_s,
+            timeout=self.limit(call.model, "timeout_s"),
             num_retries=0,  # retries are ours: counted, backed off and logged
             **params,
         )
@@ -241,6 +272,22 @@ class LiteLLMJudgeClient(JudgeClient):
         except Exception:  # a model missing from litellm's price map costs what we cannot know
             cost = 0.0
         return text, cost
+
+    def estimate_usd(self, calls: Sequence[Call]) -> tuple[float, list[str]]:
+        import litellm
+
+        total, unpriced = 0.0, set()
+        for c in calls:
+            prompt = sum(len(str(m.get("content", ""))) for m in c.messages) // 4 + 4
+            answer = int(c.params.get("max_tokens", 300))
+            try:
+                p_in, p_out = litellm.cost_per_token(
+                    model=c.model, prompt_tokens=prompt, completion_tokens=answer
+                )
+                total += float(p_in + p_out)
+            except Exception:  # not in the price map: cannot be estimated
+                unpriced.add(c.model)
+        return total, sorted(unpriced)
 
     def is_transient(self, exc: BaseException) -> bool:
         import litellm
@@ -304,6 +351,33 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+class BudgetExceeded(RuntimeError):
+    """A batch of calls would take the run past its budget; nothing was called."""
+
+
+# Spend per Dagster run id in this process: the budget is per run, across its assets.
+_SPENT_BY_RUN: dict[str, float] = {}
+
+
+def _check_budget(client: JudgeClient, todo: list[Call], run_id: str, progress: Callable) -> None:
+    if client.budget_usd <= 0 or not todo:
+        return
+    estimate, unpriced = client.estimate_usd(todo)
+    spent = _SPENT_BY_RUN.get(run_id, 0.0)
+    if unpriced:
+        progress(f"budget: no price known for {', '.join(unpriced)}; their calls count as $0")
+    if spent + estimate > client.budget_usd:
+        raise BudgetExceeded(
+            f"{len(todo):,} model calls are estimated at ${estimate:,.2f}"
+            + (f" on top of ${spent:,.2f} already spent in this run" if spent else "")
+            + f", over budget.max_usd_per_run ${client.budget_usd:,.2f} in the project file. "
+            "Nothing was called. Raise the budget, or narrow the run (fewer cases, versions or judges)."
+        )
+    progress(
+        f"budget: ${estimate:,.4f} estimated, ${spent:,.4f} spent, ${client.budget_usd:,.2f} allowed"
+    )
+
+
 def _redacted(call: Call, counts: Counter[str]) -> Call:
     messages = [
         {**m, "content": redact(m["content"], counts)} if isinstance(m.get("content"), str) else m
@@ -319,6 +393,7 @@ def run_calls(
     progress: Callable[[str], None] = log.info,
     flush_every_s: float = 1.0,
     on_flush: Callable[[int], None] | None = None,
+    run_id: str = "",
 ) -> tuple[list[CallResult], RunStats]:
     """Results in the order of `calls` (duplicates share one call), and what it took.
 
@@ -348,6 +423,7 @@ def run_calls(
     stats = RunStats(
         total=len(unique), cached=len(results), called=len(todo), redacted=dict(redacted)
     )
+    _check_budget(client, todo, run_id, progress)
     if todo:
         progress(
             f"{len(todo):,} calls to make ({len(results):,} of {len(unique):,} already cached)"
@@ -356,6 +432,7 @@ def run_calls(
             _run_async(client, conn, todo, results, stats, progress, flush_every_s, on_flush)
         )
     stats.seconds = time.perf_counter() - t0
+    _SPENT_BY_RUN[run_id] = _SPENT_BY_RUN.get(run_id, 0.0) + stats.cost_usd
     stats.errors = sum(1 for r in results.values() if r.error)
     for r in results.values():
         if r.error:
@@ -378,8 +455,8 @@ async def _run_async(
     budgets: dict[str, _RateBudget] = {}
     for c in todo:
         provider = c.model.split("/", 1)[0]
-        gates.setdefault(provider, asyncio.Semaphore(client.max_concurrency))
-        budgets.setdefault(provider, _RateBudget(client.requests_per_minute))
+        gates.setdefault(provider, asyncio.Semaphore(int(client.limit(c.model, "max_concurrency"))))
+        budgets.setdefault(provider, _RateBudget(int(client.limit(c.model, "rpm"))))
     pending: list[CallResult] = []
     started = time.perf_counter()
     last_flush = last_log = started

@@ -20,6 +20,7 @@ from pydantic import Field
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import data_dir
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     ACTIVE_EVALUATION,
     ASSERTION_RESULTS,
@@ -43,13 +44,16 @@ from evals_pipeline.warehouse import Warehouse, ensure_tables, registered, repla
 
 class ReportConfig(Config):
     baseline: str = Field(
-        default="", description="Baseline app version; empty = the second newest."
+        default="",
+        description="Override: baseline app version; empty = the project file's role: baseline "
+        "(else the second newest).",
     )
     candidate: str = Field(
-        default="", description="Version considered for release; empty = the newest."
+        default="",
+        description="Override: version considered for release; empty = role: candidate (else the newest).",
     )
     rubric: str = Field(
-        default="pass_fail", description="Binary rubric whose verdicts are reported."
+        default="", description="Override: binary rubric reported; empty = judges.rubric."
     )
     max_regression: float = Field(
         default=0.03, description="A segment may not get worse by more than this (significantly)."
@@ -102,6 +106,18 @@ def _trust(conn, rubric: str) -> dict[str, bool | None]:
     return trust
 
 
+def _resolved(config: ReportConfig, project: ProjectResource) -> ReportConfig:
+    """The run's settings: op config where set, else the project file's roles and rubric."""
+    p = project.config()
+    return config.model_copy(
+        update={
+            "baseline": config.baseline or p.version("baseline"),
+            "candidate": config.candidate or p.version("candidate"),
+            "rubric": config.rubric or p.judges.rubric,
+        }
+    )
+
+
 def _versions(conn, config: ReportConfig) -> tuple[str, str]:
     versions = [
         r[0]
@@ -128,11 +144,15 @@ def traffic_share(conn) -> dict[str, float]:
     deps=["judge_ensemble", "judge_verdicts", "judge_calibration", "golden_pools", "traces"],
 )
 def segment_report(
-    context: AssetExecutionContext, config: ReportConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: ReportConfig,
+    warehouse: Warehouse,
+    project: ProjectResource,
 ) -> MaterializeResult:
     """Pass rate per app version x category x user segment, per category, and overall
     (re-weighted to the traffic mix), with paired deltas vs the baseline version and their
     CIs. Every figure names its scorer (the ensemble or one judge) and whether it is trusted."""
+    config = _resolved(config, project)
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [SEGMENT_REPORT, JUDGE_ENSEMBLE])
         baseline, _ = _versions(conn, config)
@@ -194,11 +214,15 @@ def segment_report(
     deps=["segment_report", "assertion_results", "judge_calibration", "holdout_gap"],
 )
 def release_gates(
-    context: AssetExecutionContext, config: ReportConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: ReportConfig,
+    warehouse: Warehouse,
+    project: ProjectResource,
 ) -> MaterializeResult:
     """The upgrade decision as data: Layer 1 at 100%, no significant segment regression
     beyond 3 points, large changes flagged, the holdout check, judges trusted; each gate
     pass/fail with its evidence, and the decision."""
+    config = _resolved(config, project)
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [RELEASE_GATES, ASSERTION_RESULTS, SEGMENT_REPORT])
         baseline, candidate = _versions(conn, config)

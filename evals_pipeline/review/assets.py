@@ -20,13 +20,13 @@ from pydantic import Field
 
 from evals_pipeline.calibration.assets import principal_annotator
 from evals_pipeline.judging.client import JudgeClient, run_calls
-from evals_pipeline.judging.offline import JUDGES
 from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import judge_calls, load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import weekly_partitions
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
 from evals_pipeline.pools.sealing import withhold_sealed
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     CANDIDATE_OUTPUTS,
     FAILURE_MODE_DISTRIBUTION,
@@ -105,12 +105,15 @@ class ReviewItemsConfig(Config):
         default=QueueSettings.gap_batch, description="Most gap items queued per category per build."
     )
     judges: list[str] = Field(
-        default=list(JUDGES),
-        description="Judges whose verdicts the app reveals after the expert decides (traces are judged here, through the shared cache).",
+        default=[],
+        description="Override: judges whose verdicts the app reveals after the expert decides "
+        "(traces are judged here, through the shared cache); empty = judges.panel.",
     )
-    rubric: str = Field(default="pass_fail", description="Binary rubric the judges apply.")
+    rubric: str = Field(default="", description="Override: binary rubric; empty = judges.rubric.")
     principal_annotator: str = Field(
-        default="", description="Whose labels make the calibration set; empty = most labels."
+        default="",
+        description="Override: whose labels make the calibration set; empty = "
+        "judges.principal_annotator, else most labels.",
     )
 
 
@@ -143,6 +146,7 @@ def review_items(
     warehouse: Warehouse,
     judge_client: JudgeClient,
     reference_source: ReferenceSource,
+    project: ProjectResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """The review app's queues, one self-contained row per queue x item: judge disagreements
     on candidate outputs, the Friday batch, and calibration gaps (categories whose calibration
@@ -153,7 +157,9 @@ def review_items(
         gap_target=config.gap_target,
         gap_batch=config.gap_batch,
     )
-    rubric = load_rubric(config.rubric)
+    panel = project.config().judges
+    judges = config.judges or panel.panel
+    rubric = load_rubric(config.rubric or panel.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
         ensure_tables(
@@ -176,16 +182,18 @@ def review_items(
         # A production trace may share its question, hence its references, with a holdout
         # case: those references stay sealed (not shown, not sent to a judge).
         withheld = withhold_sealed(conn, REFERENCES_TABLE, REFERENCE_COLUMNS)
-        who = principal_annotator(conn, config.principal_annotator)
+        who = principal_annotator(conn, config.principal_annotator or panel.principal_annotator)
         items = queue_items(conn, settings, who).df()
         traces = items[(items["subject"] == "trace") & items["reference_good"].notna()]
         traces = traces.drop_duplicates("item_id")
         calls, keys = [], []
         for row in traces.to_dict("records"):
             case = redacted_case(row, pii)
-            calls += judge_calls(rubric, config.judges, case, redact(row["output"], pii))
-            keys += [(row["item_id"], j) for j in config.judges]
-        results, stats = run_calls(judge_client, conn, calls, context.log.info)
+            calls += judge_calls(rubric, judges, case, redact(row["output"], pii))
+            keys += [(row["item_id"], j) for j in judges]
+        results, stats = run_calls(
+            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        )
         verdicts: dict[str, list[dict[str, object]]] = {}
         for (item, judge), r in zip(keys, results, strict=True):
             parsed = r.parsed if isinstance(r.parsed, dict) else {}

@@ -1,0 +1,282 @@
+"""The project file, `evals.yaml`: what a deployment chooses, in one place.
+
+Sources, taxonomy, app versions, the judge panel, providers and their limits, the budget and
+the schedules are read from this file (path: `EVALS_CONFIG`, else `evals.yaml` beside the
+code), validated with pydantic when the code location loads, and handed to every asset,
+sensor and schedule through the `project` resource. Op config is for one-off overrides.
+Secrets are never written here: a provider names the environment variable holding its key.
+
+An invalid file gives one line per problem, each naming where and how to fix it:
+
+    evals.yaml: judges.panel[1]: provider 'antropic' is not under providers (known: openai, offline)
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dagster import ConfigurableResource
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evals_pipeline.paths import REPO_ROOT
+from evals_pipeline.records import DEFAULT_CATEGORIES
+
+CONFIG_ENV = "EVALS_CONFIG"
+DEFAULT_PROJECT_FILE = REPO_ROOT / "evals.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    kind: Literal["simulator", "files"] = Field(
+        description="simulator: the embedded simulated product; files: your exported traces."
+    )
+    path: str = Field(
+        default="",
+        description="Folder with traces/dt=YYYY-MM-DD/ and feedback/dt=YYYY-MM-DD/ (relative to this "
+        "file); empty with the simulator means <data dir>/traffic.",
+    )
+    references: str = Field(
+        default="",
+        description="Folder of reviewed reference files (*.jsonl) for golden cases; empty means "
+        "<data dir>/golden/reviewed (the simulator brings its own).",
+    )
+
+
+class SimulatorSpec(_Strict):
+    seed: int = 7
+    start: str = "2026-01-01"
+    end: str = "2026-09-30"
+    traces_per_day: int = 1200
+
+
+class TaxonomySpec(_Strict):
+    categories: list[str] = Field(default=list(DEFAULT_CATEGORIES), min_length=1)
+    segments: list[str] = Field(
+        default_factory=list, description="User segments; empty accepts any segment."
+    )
+
+
+class AppVersionSpec(_Strict):
+    name: str = Field(min_length=1, description="As in traces.app_version.")
+    model: str = Field(description="litellm model string, e.g. openai/gpt-4o-mini.")
+    system_prompt: str = Field(
+        default="",
+        description="The version's system prompt, or a path to a text file (relative to this file).",
+    )
+    role: Literal["baseline", "candidate", "retired"] = "retired"
+    generate: bool = Field(
+        default=True, description="Generate candidate outputs with this version's model."
+    )
+
+
+class JudgesSpec(_Strict):
+    panel: list[str] = Field(min_length=1, description="litellm model strings of the ensemble.")
+    rubric: str = "pass_fail"
+    dimensional_rubric: str = Field(
+        default="factual_qa", description="Dimensional rubric for some categories; empty to skip."
+    )
+    dimensional_categories: list[str] = Field(default_factory=lambda: ["factual_lookup"])
+    pairwise: list[str] | None = Field(
+        default=None, description="Judges of pairwise comparisons; default: the panel."
+    )
+    quorum: int = Field(
+        default=0, ge=0, description="Valid answers a verdict needs; 0 = a majority of the panel."
+    )
+    trust_threshold: float = Field(default=0.8, gt=0, le=1)
+    classifier: bool = Field(
+        default=True, description="Also fit and calibrate the scikit-learn classifier judge."
+    )
+    principal_annotator: str = ""
+
+    @property
+    def pairwise_judges(self) -> list[str]:
+        return list(self.pairwise) if self.pairwise is not None else list(self.panel)
+
+
+class ProviderSpec(_Strict):
+    api_base: str | None = Field(default=None, description="Endpoint (proxies, local servers).")
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the key."
+    )
+    max_concurrency: int = Field(default=16, ge=1)
+    rpm: int = Field(default=0, ge=0, description="Requests per minute; 0 = unlimited.")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+
+
+class BudgetSpec(_Strict):
+    max_usd_per_run: float | None = Field(
+        default=None, gt=0, description="A run whose estimated cost exceeds this stops first."
+    )
+
+
+class SchedulesSpec(_Strict):
+    daily: bool = False
+    quarterly: bool = False
+    weekly_review: bool = False
+    reports: bool = False
+
+
+class ProjectConfig(_Strict):
+    source: SourceSpec
+    simulator: SimulatorSpec = SimulatorSpec()
+    taxonomy: TaxonomySpec = TaxonomySpec()
+    app_versions: list[AppVersionSpec] = Field(min_length=1)
+    judges: JudgesSpec
+    providers: dict[str, ProviderSpec] = Field(min_length=1)
+    budget: BudgetSpec = BudgetSpec()
+    schedules: SchedulesSpec = SchedulesSpec()
+    # Where the file was read from: relative paths in it resolve against its folder.
+    base_dir: str = Field(default="", exclude=True)
+
+    @field_validator("app_versions")
+    @classmethod
+    def _one_of_each_role(cls, versions: list[AppVersionSpec]) -> list[AppVersionSpec]:
+        names = [v.name for v in versions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"app version names repeat: {names}")
+        for role in ("baseline", "candidate"):
+            if sum(v.role == role for v in versions) > 1:
+                raise ValueError(f"more than one app version has role {role}")
+        return versions
+
+    # ---- derived ------------------------------------------------------------------------
+
+    def path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir or ".") / p
+
+    def system_prompt(self, version: AppVersionSpec) -> str:
+        text = version.system_prompt
+        if _is_prompt_file(text):
+            return self.path(text).read_text(encoding="utf-8-sig").strip()
+        return text
+
+    def version(self, role: str) -> str:
+        """The app version with this role ('' when none has it)."""
+        return next((v.name for v in self.app_versions if v.role == role), "")
+
+    def models(self) -> list[str]:
+        """Every model string the project calls."""
+        seen = [v.model for v in self.app_versions if v.generate]
+        seen += self.judges.panel + self.judges.pairwise_judges
+        return list(dict.fromkeys(seen))
+
+    def provider_of(self, model: str) -> ProviderSpec:
+        return self.providers[model.split("/", 1)[0]]
+
+
+def _is_prompt_file(text: str) -> bool:
+    return bool(text) and "\n" not in text and text.endswith((".txt", ".md"))
+
+
+class ProjectError(ValueError):
+    """The project file is missing or invalid; the message lists every problem."""
+
+
+def project_file() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_PROJECT_FILE).expanduser().resolve()
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[str]:
+    """What is wrong beyond the schema: unknown providers, missing keys, missing prompt files,
+    rubrics that do not exist."""
+    from evals_pipeline.judging.rubrics import RUBRIC_DIR
+
+    env = dict(os.environ) if env is None else env
+    found = []
+    known = ", ".join(sorted(config.providers))
+    models = [(f"app_versions[{i}].model", v.model) for i, v in enumerate(config.app_versions)]
+    models += [(f"judges.panel[{i}]", m) for i, m in enumerate(config.judges.panel)]
+    models += [(f"judges.pairwise[{i}]", m) for i, m in enumerate(config.judges.pairwise or [])]
+    for where, model in models:
+        if "/" not in model:
+            found.append(f"{where}: '{model}' is not a litellm model string (provider/model)")
+        elif model.split("/", 1)[0] not in config.providers:
+            found.append(
+                f"{where}: provider '{model.split('/', 1)[0]}' is not under providers (known: {known}); "
+                "add it there"
+            )
+    for name, provider in config.providers.items():
+        if provider.api_key_env and not env.get(provider.api_key_env):
+            found.append(
+                f"providers.{name}.api_key_env: the environment variable {provider.api_key_env} is "
+                "not set; export it (the key itself never goes in this file)"
+            )
+    for i, v in enumerate(config.app_versions):
+        if _is_prompt_file(v.system_prompt) and not config.path(v.system_prompt).is_file():
+            found.append(f"app_versions[{i}].system_prompt: no file {config.path(v.system_prompt)}")
+    for key in ("rubric", "dimensional_rubric"):
+        name = getattr(config.judges, key)
+        if name and not (RUBRIC_DIR / f"{name}.yaml").is_file():
+            found.append(f"judges.{key}: no rubric '{name}' (judging/rubrics/{name}.yaml)")
+    if (quorum := config.judges.quorum) > len(config.judges.panel):
+        found.append(
+            f"judges.quorum: {quorum} is more than the panel's {len(config.judges.panel)} judges"
+        )
+    if config.source.kind == "files" and not config.source.path:
+        found.append("source.path: a files source needs the folder of your exported traces")
+    return found
+
+
+def load_project(path: Path | None = None, env: dict[str, str] | None = None) -> ProjectConfig:
+    """Read and validate the project file; raises ProjectError listing every problem."""
+    path = Path(path) if path else project_file()
+    shown = path.name
+    if not path.is_file():
+        raise ProjectError(
+            f"{shown}: no project file at {path}. Write one with `evals init`, or point "
+            f"{CONFIG_ENV} at it."
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{shown}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{shown}: the file must be a mapping of keys (source, judges, ...)")
+    try:
+        config = ProjectConfig.model_validate({**raw, "base_dir": str(path.parent)})
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key (a typo? see `evals init` for every key)"
+            lines.append(f"{shown}: {_loc(e['loc'])}: {msg}")
+        raise ProjectError("\n".join(lines)) from None
+    found = problems(config, env)
+    if found:
+        raise ProjectError("\n".join(f"{shown}: {p}" for p in found))
+    return config
+
+
+@lru_cache(maxsize=8)
+def _cached(path: str, mtime_ns: int) -> ProjectConfig:
+    return load_project(Path(path))
+
+
+class ProjectResource(ConfigurableResource):
+    """The project file as a resource: every asset, sensor and schedule reads the deployment's
+    choices (panel, versions, thresholds, limits) from here."""
+
+    path: str = Field(
+        default="", description=f"Project file; empty means ${CONFIG_ENV} or evals.yaml."
+    )
+
+    def config(self) -> ProjectConfig:
+        p = Path(self.path).resolve() if self.path else project_file()
+        return _cached(str(p), p.stat().st_mtime_ns if p.exists() else 0)
