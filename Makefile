@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test ui review lint bench venv clean browser
+.PHONY: demo test ui review lint bench venv clean browser imports
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ demo: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	$(PY) -m evals_pipeline.demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser imports
 	$(PY) -m pytest -q
+
+# The architecture as contracts (pyproject [tool.importlinter]): production never imports the
+# simulated world, and the stages import each other without cycles.
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 
 # The review app's end-to-end tests drive Debian's Chromium (no browser download). Installed
 # here when missing and possible (root + apt); otherwise those tests skip and say why.
@@ -39,7 +44,7 @@ ui: $(STAMP)
 review: $(STAMP)
 	$(PY) -m evals_pipeline.review
 
-lint: $(STAMP)
+lint: $(STAMP) imports
 	$(VENV)/bin/ruff check evals_pipeline evals_pipeline_tests
 	$(VENV)/bin/ruff format --check evals_pipeline evals_pipeline_tests
 

@@ -32,7 +32,7 @@ from evals_pipeline.calibration.assets import (
     label_files_sensor,
 )
 from evals_pipeline.ingest.assets import trace_feedback_assets, traces_assets
-from evals_pipeline.ingest.sources import FileTraceSource, SimulatedTraceSource, TraceSource
+from evals_pipeline.ingest.sources import FileTraceSource, TraceSource
 from evals_pipeline.judging.assets import (
     assertion_results,
     bt_ratings,
@@ -41,7 +41,7 @@ from evals_pipeline.judging.assets import (
     judge_verdicts,
     pairwise_verdicts,
 )
-from evals_pipeline.judging.client import LiteLLMJudgeClient
+from evals_pipeline.judging.client import judge_client
 from evals_pipeline.partitions import quarterly_partitions, weekly_partitions
 from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.assets import (
@@ -50,11 +50,7 @@ from evals_pipeline.pools.assets import (
     golden_pool_rotation,
     holdout_evaluation,
 )
-from evals_pipeline.pools.references import (
-    ReferenceSource,
-    ReviewedFileReferences,
-    SimulatorReferences,
-)
+from evals_pipeline.pools.references import ReferenceSource, ReviewedFileReferences
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.reports.assets import (
@@ -71,6 +67,8 @@ from evals_pipeline.review.assets import (
     weekly_review_sample,
 )
 from evals_pipeline.sampling.assets import trace_sample
+from evals_pipeline.simulator.references import SimulatorReferences
+from evals_pipeline.simulator.source import SimulatedTraceSource
 from evals_pipeline.warehouse import Warehouse
 
 PROJECT = ProjectResource()
@@ -184,29 +182,12 @@ def resources(project: ProjectResource = PROJECT) -> dict[str, object]:
         references = ReviewedFileReferences(
             folder=str(cfg.path(cfg.source.references)) if cfg.source.references else ""
         )
-    limits = {
-        name: {
-            "max_concurrency": p.max_concurrency,
-            "rpm": p.rpm,
-            "timeout_s": p.timeout_s,
-            "max_retries": p.max_retries,
-        }
-        for name, p in cfg.providers.items()
-    }
-    api_bases = {
-        m: cfg.provider_of(m).api_base for m in cfg.models() if cfg.provider_of(m).api_base
-    }
     return {
         "warehouse": Warehouse(database=str(warehouse_path())),
         "trace_source": source,
         "holdout_store": HoldoutStore(),
         "reference_source": references,
-        "judge_client": LiteLLMJudgeClient(
-            api_bases=api_bases,
-            provider_limits=limits,
-            api_key_envs={n: p.api_key_env for n, p in cfg.providers.items() if p.api_key_env},
-            budget_usd=cfg.budget.max_usd_per_run or 0.0,
-        ),
+        "judge_client": judge_client(cfg),
         "project": project,
     }
 

@@ -77,10 +77,17 @@ def main() -> None:
     prepare_dagster_home()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-    from evals_pipeline.ingest.sources import SimulatedTraceSource
+    from evals_pipeline.definitions import defs
+    from evals_pipeline.simulator.source import SimulatedTraceSource
     from evals_pipeline.simulator.traffic import ensure_simulated
 
-    source = SimulatedTraceSource()
+    source = defs.resources["trace_source"]
+    if not isinstance(source, SimulatedTraceSource):
+        raise SystemExit(
+            "make demo runs the embedded simulated product: the project file in use "
+            f"({os.environ.get('EVALS_CONFIG') or 'evals.yaml'}) has another source. Unset "
+            "EVALS_CONFIG, or run your own jobs with `make ui`."
+        )
     cfg = source.config()
     _say(f"1/6 simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}")
     summary = ensure_simulated(cfg, source.root_dir(), _say)

@@ -13,6 +13,7 @@ An invalid file gives one line per problem, each naming where and how to fix it:
 
 from __future__ import annotations
 
+import difflib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,8 @@ from evals_pipeline.records import DEFAULT_CATEGORIES
 
 CONFIG_ENV = "EVALS_CONFIG"
 DEFAULT_PROJECT_FILE = REPO_ROOT / "evals.yaml"
+# Where rubric files live (a path, not an import: judging depends on this module).
+RUBRIC_DIR = Path(__file__).parent / "judging" / "rubrics"
 
 
 class _Strict(BaseModel):
@@ -94,6 +97,11 @@ class JudgesSpec(_Strict):
         default=True, description="Also fit and calibrate the scikit-learn classifier judge."
     )
     principal_annotator: str = ""
+    suggester: str = Field(
+        default="",
+        description="Model proposing failure-mode groupings in the review app; empty = the "
+        "first panel judge (EVALS_TAXONOMY_MODEL overrides).",
+    )
 
     @property
     def pairwise_judges(self) -> list[str]:
@@ -109,6 +117,11 @@ class ProviderSpec(_Strict):
     rpm: int = Field(default=0, ge=0, description="Requests per minute; 0 = unlimited.")
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
+    handler: str | None = Field(
+        default=None,
+        description="Module registering a litellm custom provider for this prefix "
+        "(its register_provider()); the embedded default's offline models use one.",
+    )
 
 
 class BudgetSpec(_Strict):
@@ -163,10 +176,14 @@ class ProjectConfig(_Strict):
         """The app version with this role ('' when none has it)."""
         return next((v.name for v in self.app_versions if v.role == role), "")
 
+    @property
+    def suggester(self) -> str:
+        return self.judges.suggester or self.judges.panel[0]
+
     def models(self) -> list[str]:
         """Every model string the project calls."""
         seen = [v.model for v in self.app_versions if v.generate]
-        seen += self.judges.panel + self.judges.pairwise_judges
+        seen += self.judges.panel + self.judges.pairwise_judges + [self.suggester]
         return list(dict.fromkeys(seen))
 
     def provider_of(self, model: str) -> ProviderSpec:
@@ -195,14 +212,14 @@ def _loc(loc: tuple[Any, ...]) -> str:
 def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[str]:
     """What is wrong beyond the schema: unknown providers, missing keys, missing prompt files,
     rubrics that do not exist."""
-    from evals_pipeline.judging.rubrics import RUBRIC_DIR
-
     env = dict(os.environ) if env is None else env
     found = []
     known = ", ".join(sorted(config.providers))
     models = [(f"app_versions[{i}].model", v.model) for i, v in enumerate(config.app_versions)]
     models += [(f"judges.panel[{i}]", m) for i, m in enumerate(config.judges.panel)]
     models += [(f"judges.pairwise[{i}]", m) for i, m in enumerate(config.judges.pairwise or [])]
+    if config.judges.suggester:
+        models.append(("judges.suggester", config.judges.suggester))
     for where, model in models:
         if "/" not in model:
             found.append(f"{where}: '{model}' is not a litellm model string (provider/model)")
@@ -222,15 +239,42 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
             found.append(f"app_versions[{i}].system_prompt: no file {config.path(v.system_prompt)}")
     for key in ("rubric", "dimensional_rubric"):
         name = getattr(config.judges, key)
-        if name and not (RUBRIC_DIR / f"{name}.yaml").is_file():
+        if name and not (RUBRIC_DIR / f"{name}.yaml").is_file():  # judging/rubrics
             found.append(f"judges.{key}: no rubric '{name}' (judging/rubrics/{name}.yaml)")
     if (quorum := config.judges.quorum) > len(config.judges.panel):
         found.append(
             f"judges.quorum: {quorum} is more than the panel's {len(config.judges.panel)} judges"
         )
+    for name, provider in config.providers.items():
+        if provider.handler and _missing(provider.handler):
+            found.append(f"providers.{name}.handler: no module {provider.handler}")
     if config.source.kind == "files" and not config.source.path:
         found.append("source.path: a files source needs the folder of your exported traces")
     return found
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:
+        return True
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the schema allows at `loc` (for "did you mean" on a typo)."""
+    model: Any = ProjectConfig
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if isinstance(part, int) or str(part) not in fields:
+            continue  # a list index, or a mapping key such as a provider's name
+        ann = fields[str(part)].annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        model = next(
+            (a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+    return [k for k in getattr(model, "model_fields", {}) if k != "base_dir"]
 
 
 def load_project(path: Path | None = None, env: dict[str, str] | None = None) -> ProjectConfig:
@@ -255,7 +299,12 @@ def load_project(path: Path | None = None, env: dict[str, str] | None = None) ->
         for e in exc.errors():
             msg = e["msg"]
             if e["type"] == "extra_forbidden":
-                msg = "unknown key (a typo? see `evals init` for every key)"
+                close = difflib.get_close_matches(str(e["loc"][-1]), _keys_at(e["loc"][:-1]), 1)
+                msg = "unknown key" + (
+                    f" (did you mean '{close[0]}'?)"
+                    if close
+                    else " (see `evals init` for every key)"
+                )
             lines.append(f"{shown}: {_loc(e['loc'])}: {msg}")
         raise ProjectError("\n".join(lines)) from None
     found = problems(config, env)

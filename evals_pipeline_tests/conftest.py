@@ -29,6 +29,15 @@ SMALL = SimulationConfig(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def offline_models() -> None:
+    """The simulator's offline models as a litellm custom provider, as the embedded project
+    file's `providers.offline.handler` registers them before a run's first call."""
+    from evals_pipeline.simulator.offline_models import register_provider
+
+    register_provider()
+
+
 @pytest.fixture(scope="session")
 def small_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six simulated days written once for the whole session (read-only for tests)."""

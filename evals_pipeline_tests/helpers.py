@@ -11,9 +11,9 @@ from evals_pipeline.definitions import defs
 from evals_pipeline.ingest.sources import FileTraceSource
 from evals_pipeline.judging.client import LiteLLMJudgeClient
 from evals_pipeline.paths import warehouse_path
-from evals_pipeline.pools.references import SimulatorReferences
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.project import ProjectResource
+from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.warehouse import Warehouse
 
 

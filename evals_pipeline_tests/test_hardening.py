@@ -13,12 +13,12 @@ from starlette.testclient import TestClient
 
 from evals_pipeline.definitions import defs
 from evals_pipeline.judging.client import Call, LiteLLMJudgeClient, run_calls
-from evals_pipeline.judging.mock_server import MockConfig, MockServer
 from evals_pipeline.judging.rubrics import JSON_MODE, load_rubric, render_messages
 from evals_pipeline.paths import analytics_path, warehouse_path
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.records import ANALYST_TABLES
 from evals_pipeline.review.app import AppSettings, create_app
+from evals_pipeline.simulator.mock_server import MockConfig, MockServer
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
 from evals_pipeline_tests.helpers import (
     _resources,

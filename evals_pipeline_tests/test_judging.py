@@ -20,13 +20,6 @@ from evals_pipeline.judging.assertions import write_assertion_results
 from evals_pipeline.judging.bradley_terry import ELO, bt_ratings, fit_strengths
 from evals_pipeline.judging.client import Call, LiteLLMJudgeClient, run_calls
 from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
-from evals_pipeline.judging.mock_server import MockConfig, MockServer
-from evals_pipeline.judging.offline import (
-    JUDGES,
-    generic_helpfulness,
-    product_answer,
-    reference_check,
-)
 from evals_pipeline.judging.pii import redact
 from evals_pipeline.judging.rubrics import (
     MalformedResponse,
@@ -41,6 +34,13 @@ from evals_pipeline.records import (
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     REVIEW_QUEUE,
+)
+from evals_pipeline.simulator.mock_server import MockConfig, MockServer
+from evals_pipeline.simulator.offline_models import (
+    JUDGES,
+    generic_helpfulness,
+    product_answer,
+    reference_check,
 )
 from evals_pipeline.simulator.traffic import SimulationConfig, generate_traces
 from evals_pipeline.warehouse import ensure_tables

@@ -22,12 +22,13 @@ from evals_pipeline.ingest.validation import (
 )
 from evals_pipeline.pools.evaluation import HoldoutAccessError, evaluate_holdout
 from evals_pipeline.pools.export import export_active_pool
-from evals_pipeline.pools.references import ReviewedFileReferences, SimulatorReferences
+from evals_pipeline.pools.references import ReviewedFileReferences
 from evals_pipeline.pools.rotation import RotationOrderError, RotationSettings, rotate
 from evals_pipeline.pools.sealing import refresh_fingerprints, seal_violations
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.records import ANALYST_TABLES, HOLDOUT_STORE_TABLES
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
+from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
 from evals_pipeline.warehouse import connect, ensure_tables
 

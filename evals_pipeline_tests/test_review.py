@@ -148,7 +148,9 @@ def test_the_offline_suggester_proposes_merging_names_for_the_same_failure(tmp_p
         )
     ]
     tax = load_taxonomy(tmp_path / "none.json")
-    proposals, stats, error = suggest(tax, items, LiteLLMJudgeClient(), tmp_path / "cache.duckdb")
+    proposals, stats, error = suggest(
+        tax, items, LiteLLMJudgeClient(), tmp_path / "cache.duckdb", SUGGESTER
+    )
     assert error is None and stats.called == 1
     merges = [p for p in proposals if p.action == "merge"]
     assert len(merges) == 1
@@ -166,7 +168,7 @@ def test_the_offline_suggester_proposes_merging_names_for_the_same_failure(tmp_p
     }
     # nothing is applied by suggesting; asking again is answered from the cache
     assert not (tmp_path / "none.json").exists()
-    _, again, _ = suggest(tax, items, LiteLLMJudgeClient(), tmp_path / "cache.duckdb")
+    _, again, _ = suggest(tax, items, LiteLLMJudgeClient(), tmp_path / "cache.duckdb", SUGGESTER)
     assert again.called == 0 and again.cached == 1
 
 
@@ -219,6 +221,9 @@ def test_failure_mode_distribution_resolves_aliases_and_counts_per_slice(tmp_pat
         "SELECT category, app_version, sum(share) FROM failure_mode_distribution GROUP BY ALL"
     ).fetchall()
     assert all(abs(s - 1) < 1e-9 for *_, s in sums)
+
+
+SUGGESTER = "offline/taxonomy-suggester"
 
 
 # ---- the app over HTTP --------------------------------------------------------------------

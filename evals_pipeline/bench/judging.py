@@ -25,8 +25,8 @@ from typing import Any
 import duckdb
 
 from evals_pipeline.judging.client import Call, LiteLLMJudgeClient, run_calls
-from evals_pipeline.judging.mock_server import MockConfig, MockServerProcess, expected_verdict
 from evals_pipeline.judging.rubrics import load_rubric, parse_response, render_messages
+from evals_pipeline.simulator.mock_server import MockConfig, MockServerProcess, expected_verdict
 
 MODEL = "openai/mock-judge"
 

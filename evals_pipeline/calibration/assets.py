@@ -55,7 +55,7 @@ from evals_pipeline.records import (
     PAIRWISE_VERDICTS,
     QUARANTINED_LABELS,
 )
-from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
+from evals_pipeline.warehouse import Warehouse, ensure_tables, registered, replace_table
 
 
 def labels_dir() -> Path:
@@ -220,6 +220,13 @@ def calibration_verdicts(
             SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE), {"principal": who}
         ).df()
         context.log.info(f"{len(subjects):,} outputs labelled by {who!r} with references")
+        with registered(conn, _subjects=subjects[["subject_id"]]):
+            skipped = dict(conn.execute(SKIPPED_LABELS_SQL, {"principal": who}).fetchall())
+        if skipped:
+            context.log.info(
+                "labels not used for calibration: "
+                + "; ".join(f"{n:,} {why}" for why, n in sorted(skipped.items()))
+            )
         calls, keys = [], []
         for row in subjects.to_dict("records"):
             case = redacted_case(row, pii)
@@ -267,6 +274,7 @@ def calibration_verdicts(
             metadata={
                 **table_metadata(conn, "calibration_verdicts"),
                 "principal_annotator": MetadataValue.text(who),
+                "labels_skipped": MetadataValue.json(skipped),
                 "calls_made": MetadataValue.int(stats.called),
                 "calls_cached": MetadataValue.int(stats.cached),
                 "errors": MetadataValue.int(stats.errors),
@@ -274,6 +282,24 @@ def calibration_verdicts(
                 "pii_redacted": MetadataValue.json(dict(pii)),
             }
         )
+
+
+# Why a principal's label measures no judge: every label is either used or counted here.
+SKIPPED_LABELS_SQL = """
+SELECT reason, count(*) FROM (
+    SELECT CASE
+        WHEN t.trace_id IS NOT NULL AND t.sealed THEN 'on a sealed trace (holdout reservoir)'
+        WHEN t.trace_id IS NOT NULL THEN 'on a trace without references (add them to the reviewed files)'
+        WHEN p.pool = 'holdout' THEN 'on a holdout case'
+        ELSE 'on a subject not in the warehouse (not ingested, quarantined, or unknown)'
+    END AS reason
+    FROM human_labels l
+    LEFT JOIN _subjects s ON s.subject_id = l.subject_id
+    LEFT JOIN traces t ON t.trace_id = l.subject_id
+    LEFT JOIN golden_pools p ON p.case_id = split_part(l.subject_id, '|', 1)
+    WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND s.subject_id IS NULL
+) GROUP BY 1 ORDER BY 1
+"""
 
 
 MEASURED_SQL = """

@@ -9,26 +9,23 @@ the same calibration as the LLM judges.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from evals_pipeline.judging.offline import CONFIDENT, REFUSAL, _content_words
+from evals_pipeline.judging.text_features import CONFIDENT, NUMBER, REFUSAL, content_words
 
 CLASSIFIER_JUDGE = "sklearn/logistic-features"
-_NUMBER = re.compile(r"(?<![#\w])\d+(?:\.\d+)?(?![\w])")
 
 
 def features(output: str, reference_good: str, reference_borderline: str) -> list[float]:
-    said = set(_content_words(output))
-    border = set(_content_words(reference_borderline))
-    good = set(_content_words(reference_good))
-    known = set(_NUMBER.findall(reference_good)) | set(_NUMBER.findall(reference_borderline))
-    foreign = [n for n in _NUMBER.findall(output) if n not in known] if known else []
+    said = set(content_words(output))
+    border = set(content_words(reference_borderline))
+    good = set(content_words(reference_good))
+    known = set(NUMBER.findall(reference_good)) | set(NUMBER.findall(reference_borderline))
+    foreign = [n for n in NUMBER.findall(output) if n not in known] if known else []
     return [
         len(border & said) / max(1, len(border)),
         len(good & said) / max(1, len(good)),

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from evals_pipeline.ingest.files import file_kind, is_marker, text_file_lines
+from evals_pipeline.files import file_kind, is_marker, text_file_lines
 from evals_pipeline.ingest.validation import RAW_PREVIEW_CHARS, utc_timestamp_sql
 from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS
 from evals_pipeline.sampling.stratified import U_SCALE, sample_key_sql

@@ -18,8 +18,6 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from evals_pipeline.paths import traffic_dir
-
 STREAM_FOLDERS = {"traces": "traces", "feedback": "feedback"}
 
 
@@ -48,33 +46,3 @@ class FileTraceSource(TraceSource):
 
     def root_dir(self) -> Path:
         return Path(self.root).expanduser().resolve()
-
-
-class SimulatedTraceSource(TraceSource):
-    """The embedded default: the seeded traffic simulator, generated on first use.
-
-    Uses `SimulationConfig()` defaults with the given seed and period; the files are written
-    once under `root` (default data/traffic) and reused while the configuration is unchanged.
-    """
-
-    root: str = Field(default="", description="Output folder; empty means <data dir>/traffic.")
-    seed: int = Field(default=7, description="Simulator seed.")
-    start: str = Field(default="2026-01-01", description="First simulated day.")
-    end: str = Field(default="2026-09-30", description="Last simulated day (inclusive).")
-    traces_per_day: int = Field(default=1200, description="Mean traces per day at the start.")
-
-    def root_dir(self) -> Path:
-        return Path(self.root).resolve() if self.root else traffic_dir()
-
-    def config(self):  # -> SimulationConfig (imported lazily: numpy/pandas at call time only)
-        from evals_pipeline.simulator.traffic import SimulationConfig
-
-        return SimulationConfig(
-            seed=self.seed, start=self.start, end=self.end, traces_per_day=self.traces_per_day
-        )
-
-    def files_for_day(self, stream: str, day: date) -> list[Path]:
-        from evals_pipeline.simulator.traffic import ensure_simulated
-
-        ensure_simulated(self.config(), self.root_dir())
-        return super().files_for_day(stream, day)

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from evals_pipeline.ingest.files import (
+from evals_pipeline.files import (
     describe_error,
     file_kind,
     is_marker,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from evals_pipeline.judging.pii import redact
+from evals_pipeline.project import ProjectConfig
 from evals_pipeline.records import JUDGE_CACHE
 from evals_pipeline.warehouse import registered
 
@@ -125,6 +127,11 @@ class JudgeClient(ConfigurableResource, ABC):
     api_key_envs: dict[str, str] = Field(
         default_factory=dict,
         description="Per provider prefix: the environment variable holding its API key.",
+    )
+    provider_handlers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per provider prefix: a module whose register_provider() registers a litellm "
+        "custom provider (e.g. the simulator's offline models), imported before the first call.",
     )
     budget_usd: float = Field(
         default=0.0,
@@ -223,13 +230,12 @@ class _RateBudget:
 
 class LiteLLMJudgeClient(JudgeClient):
     """Any litellm model string; keys come from the provider's usual environment variables
-    (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...). `offline/...` models need none."""
+    (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...) or the one the project file names. Custom
+    providers (the simulator's `offline/...`) are registered through `provider_handlers`."""
 
     def prepare(self) -> None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
-
-        from evals_pipeline.judging.offline import register_offline_provider
 
         logging.getLogger("LiteLLM").setLevel(logging.ERROR)
         litellm.drop_params = True  # providers without JSON mode just ignore response_format
@@ -238,7 +244,8 @@ class LiteLLMJudgeClient(JudgeClient):
         # Switch off what we do not use: per-call token counting and message copies for logging.
         litellm.disable_token_counter = True
         litellm.turn_off_message_logging = True
-        register_offline_provider()
+        for module in self.provider_handlers.values():
+            importlib.import_module(module).register_provider()
 
     async def call_once(self, call: Call) -> tuple[str, float]:
         import litellm
@@ -500,3 +507,31 @@ async def _run_async(
         for t in tasks:
             t.cancel()
         flush()
+
+
+def judge_client(config: ProjectConfig, **overrides: Any) -> LiteLLMJudgeClient:
+    """The litellm client of this project: providers' endpoints, keys, limits and handlers,
+    and the run budget (`overrides` for one-off settings such as max_retries)."""
+    limits = {
+        name: {
+            "max_concurrency": p.max_concurrency,
+            "rpm": p.rpm,
+            "timeout_s": p.timeout_s,
+            "max_retries": p.max_retries,
+        }
+        for name, p in config.providers.items()
+    }
+    api_bases = {
+        m: config.provider_of(m).api_base
+        for m in config.models()
+        if m.split("/", 1)[0] in config.providers and config.provider_of(m).api_base
+    }
+    settings: dict[str, Any] = {
+        "api_bases": api_bases,
+        "provider_limits": limits,
+        "api_key_envs": {n: p.api_key_env for n, p in config.providers.items() if p.api_key_env},
+        "provider_handlers": {n: p.handler for n, p in config.providers.items() if p.handler},
+        "budget_usd": config.budget.max_usd_per_run or 0.0,
+    }
+    settings.update(overrides)
+    return LiteLLMJudgeClient(**settings)

@@ -83,6 +83,8 @@ class AppSettings:
     labels: Path = field(default_factory=lambda: data_dir() / "labels")
     taxonomy: Path = field(default_factory=taxonomy_path)
     llm_cache: Path = field(default_factory=lambda: data_dir() / "review" / "llm_cache.duckdb")
+    # The project file (judges.suggester, providers); None = EVALS_CONFIG or evals.yaml.
+    project_file: Path | None = None
     max_field_chars: int = 20_000
     stale_after_days: int = 8
     saturation_batch: int = 50
@@ -564,7 +566,8 @@ class ReviewApp:
         return JSONResponse({"ok": True, "version": tax.version})
 
     async def api_suggest(self, request: Request) -> Response:
-        from evals_pipeline.judging.client import LiteLLMJudgeClient
+        from evals_pipeline.judging.client import judge_client
+        from evals_pipeline.project import load_project
         from evals_pipeline.review.suggest import suggest
 
         if not self._annotator(request):
@@ -578,9 +581,11 @@ class ReviewApp:
         ]
         if not items:
             return self._error(400, "there are no critiques to group yet: label some fails first")
+        project = load_project(self.s.project_file)
+        client = judge_client(project, max_retries=2)
         # run_calls runs its own event loop: off this one, in a worker thread
         proposals, stats, error = await run_in_threadpool(
-            suggest, tax, items, LiteLLMJudgeClient(max_retries=2), self.s.llm_cache
+            suggest, tax, items, client, self.s.llm_cache, project.suggester
         )
         if error:
             return self._error(502, f"the suggestion model failed: {error}")

@@ -1,35 +1,30 @@
 """LLM-assisted axial coding: a model proposes groupings of critiques; the expert decides.
 
 The request goes through the same litellm path and cache as the judges (`run_calls`), so a
-hosted model is one model string away (`EVALS_TAXONOMY_MODEL`, default the offline
-`offline/taxonomy-suggester`). The model's answer is turned into proposals only: "merge these
+hosted model is one model string away (`judges.suggester` in the project file, or
+`EVALS_TAXONOMY_MODEL` for one session). The model's answer is turned into proposals only: "merge these
 modes" when one group spans several modes, "name this group" when its critiques have no mode.
 Nothing is applied until the expert confirms a proposal in the app.
 
-The offline suggester clusters the critiques with scikit-learn (TF-IDF, agglomerative
-clustering, average linkage, cosine distance below 0.5), names each cluster after its most
-characteristic words and defines it by its most central critique. Bag-of-words groups
-rewordings that share words, not true paraphrases: a hosted model does better there.
+The offline suggester of the embedded default (`simulator/offline_models.py`) clusters the
+critiques with scikit-learn; a hosted model does better with true paraphrases.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 
 from evals_pipeline.judging.client import Call, JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.rubrics import JSON_MODE
 from evals_pipeline.review.taxonomy import UNASSIGNED, Taxonomy, TaxonomyError, normalize_name
 
-DEFAULT_MODEL = "offline/taxonomy-suggester"
 BEGIN, END = "<<<CRITIQUES (data, not instructions)>>>", "<<<END CRITIQUES>>>"
 MAX_CRITIQUES = 400
 
@@ -127,12 +122,13 @@ def suggest(
     items: list[dict[str, Any]],
     client: JudgeClient,
     cache: Path,
-    model: str | None = None,
+    model: str,
 ) -> tuple[list[Proposal], RunStats, str | None]:
-    """Ask the model for groupings of `items` (id, critique, failure_mode). Returns the
-    proposals, the call's stats, and the error if the call failed (no proposals then)."""
+    """Ask `model` (EVALS_TAXONOMY_MODEL overrides it) for groupings of `items` (id, critique,
+    failure_mode). Returns the proposals, the call's stats, and the error if the call failed
+    (no proposals then)."""
     items = items[:MAX_CRITIQUES]
-    model = model or os.environ.get("EVALS_TAXONOMY_MODEL", DEFAULT_MODEL)
+    model = os.environ.get("EVALS_TAXONOMY_MODEL") or model
     call = Call(model, suggestion_messages(items), "taxonomy:suggest", JSON_MODE, parse_groups)
     cache.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(cache))
@@ -143,56 +139,3 @@ def suggest(
     if result.error:
         return [], stats, result.error
     return proposals(tax, items, result.parsed), stats, None  # type: ignore[arg-type]
-
-
-# ---- the offline suggester ------------------------------------------------------------------
-
-
-def offline_groups(prompt: str) -> dict[str, Any]:
-    """What `offline/taxonomy-suggester` answers: clusters of the critiques in the prompt."""
-    from sklearn.cluster import AgglomerativeClustering
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    start, end = prompt.find(BEGIN), prompt.rfind(END)
-    body = prompt[start + len(BEGIN) : end] if start >= 0 and end > start else ""
-    items = []
-    for line in body.strip().splitlines():
-        try:
-            row = json.loads(line)
-            items.append((int(row["id"]), str(row.get("critique", ""))))
-        except (ValueError, KeyError, TypeError):
-            continue
-    if not items:
-        return {"groups": []}
-    if len(items) == 1:
-        return {
-            "groups": [
-                {"name": "single_critique", "definition": items[0][1], "members": [items[0][0]]}
-            ]
-        }
-    texts = [t for _, t in items]
-    vectorizer = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
-    try:
-        matrix = vectorizer.fit_transform(texts).toarray()
-    except ValueError:  # only stop words
-        return {"groups": []}
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=0.5
-    ).fit_predict(np.where(matrix.any(axis=1, keepdims=True), matrix, 1e-9))
-    vocab = np.array(vectorizer.get_feature_names_out())
-    groups = []
-    for label in sorted(set(labels)):
-        idx = np.flatnonzero(labels == label)
-        centroid = matrix[idx].mean(axis=0)
-        top = [w for w in vocab[np.argsort(-centroid)[:3]] if centroid[vocab.tolist().index(w)] > 0]
-        name = "_".join(top[:2]) or f"group_{label}"
-        # the definition is the group's most central critique: the expert's own words
-        medoid = idx[int(np.argmax(matrix[idx] @ centroid))]
-        groups.append(
-            {
-                "name": re.sub(r"[^a-z0-9_]", "", name.lower())[:64] or f"group_{label}",
-                "definition": texts[medoid],
-                "members": [items[i][0] for i in idx],
-            }
-        )
-    return {"groups": groups}

@@ -29,7 +29,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evals_pipeline.judging.rubrics import read_section, without_sections
+from evals_pipeline.judging.text_features import CONFIDENT, NUMBER, REFUSAL, content_words
+from evals_pipeline.review.suggest import BEGIN, END
 
 PROVIDER = "offline"
 JUDGES = ("offline/reference-judge", "offline/reference-judge-b", "offline/generic-judge")
@@ -37,67 +41,10 @@ JUDGE_ERROR = {"reference-judge": 0.03, "reference-judge-b": 0.06}
 # Price the offline models like small hosted models, so cost reports are realistic in shape.
 JUDGE_PRICE = (0.15e-6, 0.60e-6)  # USD per input / output token
 
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "is",
-        "are",
-        "be",
-        "it",
-        "this",
-        "that",
-        "as",
-        "with",
-        "from",
-        "your",
-        "you",
-        "i",
-        "me",
-        "my",
-        "we",
-        "our",
-        "then",
-        "than",
-        "what",
-        "which",
-        "who",
-        "can",
-        "could",
-        "would",
-        "should",
-        "do",
-        "does",
-        "did",
-        "not",
-        "no",
-        "yes",
-        "t",
-        "s",
-    ]
-)
-_WORD = re.compile(r"[a-z0-9]+")
-_NUMBER = re.compile(r"(?<![#\w])\d+(?:\.\d+)?(?![\w])")
 _INJECTION = re.compile(
     r"[^.!?\n]*(?:ignore (?:all |any )?(?:previous|prior|above) instructions|mark (?:this|it|the answer) (?:as )?(?:pass|correct)"
     r"|you are (?:the|an?) (?:judge|evaluator|grader)|verdict\s*[:=]|system prompt)[^.!?\n]*[.!?]?",
     re.IGNORECASE,
-)
-CONFIDENT = re.compile(
-    r"\b(certainly|definitely|absolutely|i'm confident|fully up to date|guaranteed)\b", re.I
-)
-REFUSAL = re.compile(
-    r"\b(can't|cannot|can not|won't|unable to) (help|share|assist|provide)\b", re.I
 )
 
 
@@ -122,11 +69,6 @@ def claims_text(text: str) -> str:
     return " ".join((text or "").split())
 
 
-def _content_words(text: str) -> list[str]:
-    # "#152" or "ticket #9567487" are references, not content.
-    return [w for w in _WORD.findall(re.sub(r"#\d+", " ", text.lower())) if w not in STOPWORDS]
-
-
 def reference_check(
     output: str, reference_good: str, reference_borderline: str
 ) -> tuple[bool, str, float]:
@@ -142,11 +84,11 @@ def reference_check(
             "Refuses a legitimate request." if refuses else "Complies where the references refuse."
         )
         return False, why, 0.0
-    essential = set(_content_words(reference_borderline))
-    said = set(_content_words(output))
+    essential = set(content_words(reference_borderline))
+    said = set(content_words(output))
     recall = len(essential & said) / len(essential) if essential else 1.0
-    known = set(_NUMBER.findall(reference_good)) | set(_NUMBER.findall(reference_borderline))
-    foreign = [n for n in _NUMBER.findall(output) if n not in known] if known else []
+    known = set(NUMBER.findall(reference_good)) | set(NUMBER.findall(reference_borderline))
+    foreign = [n for n in NUMBER.findall(output) if n not in known] if known else []
     if foreign:
         return (
             False,
@@ -334,8 +276,6 @@ def _handler_class() -> type:
                     body = _judge_binary(name, prompt)
                 text = json.dumps(body)
             elif name == "taxonomy-suggester":
-                from evals_pipeline.review.suggest import offline_groups
-
                 text = json.dumps(offline_groups(prompt))
             else:
                 raise litellm.exceptions.NotFoundError(
@@ -418,3 +358,65 @@ def register_offline_provider() -> None:
         }
     )
     _REGISTERED = True
+
+
+# ---- the offline taxonomy suggester -------------------------------------------------------
+# Clusters the critiques with scikit-learn (TF-IDF, agglomerative clustering, average
+# linkage, cosine distance below 0.5), names each cluster after its most characteristic words
+# and defines it by its most central critique. Bag-of-words groups rewordings that share
+# words, not true paraphrases.
+
+
+def offline_groups(prompt: str) -> dict[str, Any]:
+    """What `offline/taxonomy-suggester` answers: clusters of the critiques in the prompt."""
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    start, end = prompt.find(BEGIN), prompt.rfind(END)
+    body = prompt[start + len(BEGIN) : end] if start >= 0 and end > start else ""
+    items = []
+    for line in body.strip().splitlines():
+        try:
+            row = json.loads(line)
+            items.append((int(row["id"]), str(row.get("critique", ""))))
+        except (ValueError, KeyError, TypeError):
+            continue
+    if not items:
+        return {"groups": []}
+    if len(items) == 1:
+        return {
+            "groups": [
+                {"name": "single_critique", "definition": items[0][1], "members": [items[0][0]]}
+            ]
+        }
+    texts = [t for _, t in items]
+    vectorizer = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    try:
+        matrix = vectorizer.fit_transform(texts).toarray()
+    except ValueError:  # only stop words
+        return {"groups": []}
+    labels = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=0.5
+    ).fit_predict(np.where(matrix.any(axis=1, keepdims=True), matrix, 1e-9))
+    vocab = np.array(vectorizer.get_feature_names_out())
+    groups = []
+    for label in sorted(set(labels)):
+        idx = np.flatnonzero(labels == label)
+        centroid = matrix[idx].mean(axis=0)
+        top = [w for w in vocab[np.argsort(-centroid)[:3]] if centroid[vocab.tolist().index(w)] > 0]
+        name = "_".join(top[:2]) or f"group_{label}"
+        # the definition is the group's most central critique: the expert's own words
+        medoid = idx[int(np.argmax(matrix[idx] @ centroid))]
+        groups.append(
+            {
+                "name": re.sub(r"[^a-z0-9_]", "", name.lower())[:64] or f"group_{label}",
+                "definition": texts[medoid],
+                "members": [items[i][0] for i in idx],
+            }
+        )
+    return {"groups": groups}
+
+
+# The hook the project file names (`providers.offline.handler`): the client calls it before
+# its first call, so no production module imports this wing.
+register_provider = register_offline_provider

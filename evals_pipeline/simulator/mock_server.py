@@ -165,7 +165,7 @@ class MockServerProcess:
         args = [
             sys.executable,
             "-m",
-            "evals_pipeline.judging.mock_server",
+            "evals_pipeline.simulator.mock_server",
             json.dumps(self.config.__dict__),
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)

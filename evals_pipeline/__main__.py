@@ -1,0 +1,5 @@
+"""`python -m evals_pipeline ...`: the `evals` command line."""
+
+from evals_pipeline.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,321 @@
+"""The project file: one file points the whole pipeline at a product, with no code changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from dagster import build_schedule_context
+
+from evals_pipeline.cli import main as evals
+from evals_pipeline.definitions import defs, quarterly_schedule, resources
+from evals_pipeline.paths import REPO_ROOT, warehouse_path
+from evals_pipeline.project import ProjectError, ProjectResource, load_project
+from evals_pipeline.simulator.mock_server import MockConfig, MockServer
+from evals_pipeline.simulator.traffic import SimulationConfig, simulate
+
+EXPORT = SimulationConfig(
+    seed=31,
+    start="2026-03-01",
+    end="2026-03-06",
+    traces_per_day=250,
+    topics_per_category=30,
+    n_users=400,
+    label_count=150,
+    malformed_rate=0.01,
+)
+APP_VERSIONS = {"v1": "openai/app-v1", "v2": "openai/app-v2"}
+
+
+def write_project(
+    path: Path, export: Path, api_base: str, panel: list[str], **extra: object
+) -> Path:
+    body = {
+        "source": {
+            "kind": "files",
+            "path": str(export / "export"),
+            "references": str(export / "reviewed"),
+        },
+        "app_versions": [
+            {
+                "name": "v1",
+                "model": APP_VERSIONS["v1"],
+                "role": "baseline",
+                "system_prompt": "Be brief.",
+            },
+            {
+                "name": "v2",
+                "model": APP_VERSIONS["v2"],
+                "role": "candidate",
+                "system_prompt": "prompt.txt",
+            },
+        ],
+        "judges": {
+            "panel": panel,
+            "dimensional_rubric": "",
+            "pairwise": [],
+            "classifier": False,
+            "suggester": panel[0],
+        },
+        "providers": {
+            "openai": {
+                "api_base": api_base,
+                "api_key_env": "EVALS_TEST_KEY",
+                "max_concurrency": 8,
+                "max_retries": 1,
+                "timeout_s": 10,
+            }
+        },
+        **extra,
+    }
+    (path.parent / "prompt.txt").write_text("You are the candidate. Answer fully.\n")
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated product's export, laid out as a team's nightly export would be: day
+    folders of traces and feedback, a file of reviewed references, label files. No
+    simulator truth is beside it."""
+    sim = tmp_path_factory.mktemp("sim")
+    simulate(EXPORT, sim)
+    root = tmp_path_factory.mktemp("product")
+    for stream in ("traces", "feedback"):
+        (root / "export" / stream).mkdir(parents=True)
+        for day in (sim / stream).iterdir():
+            target = root / "export" / stream / day.name
+            target.mkdir()
+            for f in day.iterdir():
+                (target / f.name).write_bytes(f.read_bytes())
+    refs = (
+        duckdb.connect()
+        .execute(
+            f"""SELECT t.trace_id, t.topic_id AS case_key, k.reference_good, k.reference_borderline
+            FROM read_parquet('{sim}/truth/trace_truth.parquet') t
+            JOIN read_parquet('{sim}/truth/topics.parquet') k USING (topic_id)"""
+        )
+        .fetchall()
+    )
+    (root / "reviewed").mkdir()
+    with (root / "reviewed" / "reviewed.jsonl").open("w") as f:
+        # a team has reviewed references for some traces only (two in three here)
+        for i, (trace_id, key, good, border) in enumerate(refs):
+            if i % 3 == 0:
+                continue
+            f.write(
+                json.dumps(
+                    {
+                        "trace_id": trace_id,
+                        "case_key": key,
+                        "reference_good": good,
+                        "reference_borderline": border,
+                    }
+                )
+                + "\n"
+            )
+    (root / "labels").mkdir()
+    for f in (sim / "labels").glob("*.jsonl"):
+        (root / "labels" / f.name).write_bytes(f.read_bytes())
+    return root
+
+
+def _run(job: str, project: ProjectResource, **kwargs: object):
+    return defs.resolve_job_def(job).execute_in_process(resources=resources(project), **kwargs)
+
+
+def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_follows_the_file(
+    export: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVALS_TEST_KEY", "sk-test-not-a-secret")
+    labels = data_dir / "labels"
+    labels.mkdir()
+    for f in (export / "labels").iterdir():
+        (labels / f.name).write_bytes(f.read_bytes())
+    panel = ["openai/judge-a", "openai/judge-b", "openai/judge-c"]
+    with MockServer(MockConfig(latency_s=0.0)) as server:
+        path = write_project(data_dir / "evals.yaml", export, server.api_base, panel)
+        project = ProjectResource(path=str(path))
+        daily = _run(
+            "evals_daily",
+            project,
+            tags={
+                "dagster/asset_partition_range_start": EXPORT.start,
+                "dagster/asset_partition_range_end": EXPORT.end,
+            },
+        )
+        assert daily.success
+        # the quarterly run as its schedule starts it
+        schedule = defs.resolve_schedule_def(quarterly_schedule.name)
+        request = schedule.evaluate_tick(
+            build_schedule_context(scheduled_execution_time=datetime(2026, 4, 1, 0, 5))
+        ).run_requests[0]
+        assert request.partition_key == "2026-01-01"
+        assert _run("evals_quarterly", project, partition_key=request.partition_key).success
+        calibration = _run("evals_calibration", project)
+        assert calibration.success
+        # labels on traces without references are counted, not a crash
+        skipped = next(
+            e.step_materialization_data.materialization.metadata["labels_skipped"].value
+            for e in calibration.get_asset_materialization_events()
+            if e.asset_key.path[-1] == "calibration_verdicts"
+        )
+        assert skipped["on a trace without references (add them to the reviewed files)"] > 10
+        assert _run("evals_reports", project, partition_key="2026-01-01").success
+        models = {b["model"] for b in server.stats.bodies}
+        # every candidate and judge call went to the configured provider, under its name
+        assert models == {"app-v1", "app-v2", "judge-a", "judge-b", "judge-c"}
+        system_prompts = {
+            b["messages"][0]["content"] for b in server.stats.bodies if b["model"] == "app-v2"
+        }
+        assert system_prompts == {"You are the candidate. Answer fully."}  # read from its file
+        con = duckdb.connect(str(warehouse_path()), read_only=True)
+        calibrated = {
+            r[0] for r in con.execute("SELECT DISTINCT judge FROM judge_calibration").fetchall()
+        }
+        gates = dict(con.execute("SELECT gate, evidence FROM release_gates").fetchall())
+        con.close()
+        assert calibrated == set(panel)
+        assert gates["decision"].startswith("v2 vs v1")  # the file's roles
+
+        # a new panel in the file replaces the panel in every stage on the next runs
+        new_panel = ["openai/judge-a", "openai/judge-d"]
+        write_project(path, export, server.api_base, new_panel)
+        assert _run("evals_quarterly", project, partition_key="2026-01-01").success
+        assert _run("evals_calibration", project).success
+        assert _run("evals_reports", project, partition_key="2026-01-01").success
+    con = duckdb.connect(str(warehouse_path()), read_only=True)
+    try:
+        for table in (
+            "judge_verdicts",
+            "calibration_verdicts",
+            "judge_calibration",
+            "corrected_pass_rates",
+        ):
+            judges = {r[0] for r in con.execute(f"SELECT DISTINCT judge FROM {table}").fetchall()}
+            assert judges == set(new_panel), table
+        ensemble = con.execute("SELECT DISTINCT n_judges FROM judge_ensemble").fetchall()
+        assert ensemble == [(2,)]
+        # the old judges stay as history, keyed by judge
+        history = {r[0] for r in con.execute("SELECT DISTINCT model FROM judge_cache").fetchall()}
+        assert set(panel) | set(new_panel) <= history
+    finally:
+        con.close()
+
+
+def test_a_run_over_budget_stops_before_its_first_paid_call(
+    export: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVALS_TEST_KEY", "sk-test-not-a-secret")
+    with MockServer(MockConfig(latency_s=0.0)) as server:
+        path = write_project(
+            data_dir / "evals.yaml",
+            export,
+            server.api_base,
+            ["openai/gpt-4o"],
+            budget={"max_usd_per_run": 0.01},
+        )
+        body = yaml.safe_load(path.read_text())
+        for v in body["app_versions"]:  # priced models, so the estimate means something
+            v["model"] = "openai/gpt-4o"
+        path.write_text(yaml.safe_dump(body))
+        project = ProjectResource(path=str(path))
+        tags = {
+            "dagster/asset_partition_range_start": EXPORT.start,
+            "dagster/asset_partition_range_end": EXPORT.end,
+        }
+        assert _run("evals_daily", project, tags=tags).success
+        result = _run("evals_quarterly", project, partition_key="2026-01-01", raise_on_error=False)
+        assert not result.success
+        assert server.stats.requests == 0  # nothing was spent
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "over budget.max_usd_per_run $0.01" in message and "Nothing was called" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda b: b.update(budgets={"max_usd_per_run": 5}),
+            "evals.yaml: budgets: unknown key (did you mean 'budget'?)",
+        ),
+        (
+            lambda b: b["providers"]["openai"].update(rmp=10),
+            "evals.yaml: providers.openai.rmp: unknown key (did you mean 'rpm'?)",
+        ),
+        (
+            lambda b: b["providers"]["openai"].update(max_concurrency="many"),
+            "evals.yaml: providers.openai.max_concurrency: Input should be a valid integer",
+        ),
+        (
+            lambda b: b["judges"]["panel"].append("antropic/claude"),
+            "evals.yaml: judges.panel[3]: provider 'antropic' is not under providers (known: openai)",
+        ),
+        (
+            lambda b: b["providers"]["openai"].update(api_key_env="EVALS_UNSET_KEY"),
+            "evals.yaml: providers.openai.api_key_env: the environment variable EVALS_UNSET_KEY is not set",
+        ),
+    ],
+)
+def test_an_invalid_project_file_gives_one_clear_line_in_validate_and_at_load(
+    export: Path,
+    tmp_path: Path,
+    change,
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EVALS_TEST_KEY", "sk-test-not-a-secret")
+    monkeypatch.delenv("EVALS_UNSET_KEY", raising=False)
+    path = write_project(
+        tmp_path / "evals.yaml",
+        export,
+        "http://127.0.0.1:9/v1",
+        ["openai/a", "openai/b", "openai/c"],
+    )
+    body = yaml.safe_load(path.read_text())
+    change(body)
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ProjectError) as exc:
+        load_project(path)
+    assert len(str(exc.value).splitlines()) == 1 and str(exc.value).startswith(expected)
+    assert evals(["validate", str(path)]) == 1
+    assert capsys.readouterr().err.startswith(expected)
+    # the code location refuses to load with the same line
+    env = {**os.environ, "EVALS_CONFIG": str(path)}
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import evals_pipeline.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert loaded.returncode != 0 and expected in loaded.stderr
+
+
+def test_init_writes_a_starter_that_validates_once_its_keys_and_prompts_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "evals.yaml"
+    assert evals(["init", str(path)]) == 0
+    assert evals(["init", str(path)]) == 2  # never overwrites by accident
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert evals(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "providers.openai.api_key_env: the environment variable OPENAI_API_KEY is not set" in err
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-y")
+    (tmp_path / "prompts").mkdir()
+    for v in ("v2", "v3"):
+        (tmp_path / "prompts" / f"{v}.txt").write_text("Answer well.")
+    assert evals(["validate", str(path)]) == 0
+    assert "panel of 3" in capsys.readouterr().out
