@@ -151,13 +151,17 @@ daily_schedule = build_schedule_from_partitioned_job(
 )
 def reports_after_evaluation(context: RunStatusSensorContext) -> RunRequest | SkipReason:
     run = context.dagster_run
-    quarter = run.tags.get("dagster/partition")
+    return reports_request(run.run_id, run.tags.get("dagster/partition"))
+
+
+def reports_request(run_id: str, quarter: str | None) -> RunRequest | SkipReason:
+    """The reports run after run `run_id`: for its quarter, else the latest complete one."""
     if not quarter:
         keys = quarterly_partitions.get_partition_keys()
         if not keys:
             return SkipReason("no complete quarter yet")
         quarter = keys[-1]
-    return RunRequest(run_key=f"reports-after-{run.run_id}", partition_key=quarter)
+    return RunRequest(run_key=f"reports-after-{run_id}", partition_key=quarter)
 
 
 def resources(project: ProjectResource = PROJECT) -> dict[str, object]:

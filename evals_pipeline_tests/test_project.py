@@ -319,3 +319,18 @@ def test_init_writes_a_starter_that_validates_once_its_keys_and_prompts_exist(
         (tmp_path / "prompts" / f"{v}.txt").write_text("Answer well.")
     assert evals(["validate", str(path)]) == 0
     assert "panel of 3" in capsys.readouterr().out
+
+
+def test_reports_follow_a_successful_quarterly_or_calibration_run() -> None:
+    from evals_pipeline.definitions import reports_after_evaluation, reports_request
+    from evals_pipeline.partitions import quarterly_partitions
+
+    sensor = defs.resolve_sensor_def(reports_after_evaluation.name)
+    assert sensor.job_name == "evals_reports"
+    after_quarterly = reports_request("r1", "2026-04-01")
+    assert (
+        after_quarterly.partition_key == "2026-04-01"
+        and after_quarterly.run_key == "reports-after-r1"
+    )
+    after_calibration = reports_request("r2", None)
+    assert after_calibration.partition_key == quarterly_partitions.get_partition_keys()[-1]
