@@ -440,6 +440,12 @@ def run_calls(
         )
     stats.seconds = time.perf_counter() - t0
     _SPENT_BY_RUN[run_id] = _SPENT_BY_RUN.get(run_id, 0.0) + stats.cost_usd
+    if stats.called:
+        progress(
+            f"spent ${stats.cost_usd:,.4f} on {stats.called:,} calls; "
+            f"${_SPENT_BY_RUN[run_id]:,.4f} in this run so far"
+            + (f" of ${client.budget_usd:,.2f} allowed" if client.budget_usd > 0 else "")
+        )
     stats.errors = sum(1 for r in results.values() if r.error)
     for r in results.values():
         if r.error:
