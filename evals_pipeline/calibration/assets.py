@@ -394,7 +394,9 @@ def judge_calibration(
         )
         c = calibration_settings(config, project)
         who = principal_annotator(conn, c.principal_annotator)
-        measured = conn.execute(MEASURED_SQL, {"principal": who}).df()
+        # ORDER BY: the bootstrap resamples rows by position, so the rows' order must not
+        # depend on how DuckDB's threads scanned the table (same data, same intervals).
+        measured = conn.execute(MEASURED_SQL + " ORDER BY ALL", {"principal": who}).df()
         # Only the judges of the panel (and the classifier judge) are measured: a judge that
         # left the panel keeps only its history (calibration_test_uses, the judge cache).
         measured = measured[measured["judge"].isin(c.calibrated)]
@@ -554,9 +556,11 @@ def corrected_pass_rates(
         c = calibration_settings(config, project)
         who = principal_annotator(conn, c.principal_annotator)
         judged = conn.execute(
-            "SELECT judge, rubric, rubric_version, app_version, verdict = 'pass' AS passed FROM judge_verdicts WHERE verdict IS NOT NULL"
+            "SELECT judge, rubric, rubric_version, app_version, verdict = 'pass' AS passed FROM judge_verdicts WHERE verdict IS NOT NULL ORDER BY ALL"
         ).df()
-        calib = conn.execute(MEASURED_SQL + " AND l.split = 'test'", {"principal": who}).df()
+        calib = conn.execute(
+            MEASURED_SQL + " AND l.split = 'test' ORDER BY ALL", {"principal": who}
+        ).df()
         trust = {
             (r[0], r[1], r[2]): r[3]
             for r in conn.execute(
