@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test ui review lint bench venv clean browser imports
+.PHONY: demo test ui review lint bench venv clean reset browser imports
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: $(STAMP)
 	$(PY) -m evals_pipeline.bench sampling --rows 10000000
 	$(PY) -m evals_pipeline.bench judging
 
-clean:
-	rm -rf data/* $(VENV)
+# Start the demo over: the generated data goes, the venv stays.
+reset:
+	rm -rf data/*
 	@touch data/.gitkeep
+
+clean: reset
+	rm -rf $(VENV)
