@@ -34,9 +34,9 @@ from pydantic import Field
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, feature_matrix, train_classifier
 from evals_pipeline.calibration.labels import LABEL_SUFFIXES, load_labels
 from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate, kappa
-from evals_pipeline.judging.client import JudgeClient, run_calls
-from evals_pipeline.judging.pii import redact, redacted_case
-from evals_pipeline.judging.rubrics import judge_calls, load_rubric
+from evals_pipeline.judging.client import JudgeClient
+from evals_pipeline.judging.panel import judge_outputs
+from evals_pipeline.judging.rubrics import load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.paths import data_dir
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
@@ -227,25 +227,17 @@ def calibration_verdicts(
                 "labels not used for calibration: "
                 + "; ".join(f"{n:,} {why}" for why, n in sorted(skipped.items()))
             )
-        calls, keys = [], []
-        for row in subjects.to_dict("records"):
-            case = redacted_case(row, pii)
-            calls += judge_calls(rubric, c.judges, case, redact(row["output"], pii))
-            keys += [(row["subject_id"], row["category"], j) for j in c.judges]
-        results, stats = run_calls(
-            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        judged, stats = judge_outputs(
+            judge_client,
+            conn,
+            [((r["subject_id"], r["category"]), r, [rubric]) for r in subjects.to_dict("records")],
+            c.judges,
+            pii,
+            context.log.info,
+            context.run_id,
         )
         rows = [
-            (
-                s,
-                c,
-                j,
-                rubric.name,
-                rubric.version,
-                r.parsed["verdict"] if r.error is None else None,
-                r.error,
-            )  # type: ignore[index]
-            for (s, c, j), r in zip(keys, results, strict=True)
+            (*j.subject, j.judge, rubric.name, rubric.version, j.verdict, j.error) for j in judged
         ]
         if c.classifier_judge:
             model = train_classifier(subjects[subjects["split"] == "train"])

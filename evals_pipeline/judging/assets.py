@@ -4,7 +4,6 @@ its review queue, pairwise verdicts and Bradley-Terry ratings.
 All of it reads the active pool only and has no holdout_store resource.
 """
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ from evals_pipeline.judging.assertions import REGISTRY, write_assertion_results
 from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
 from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
+from evals_pipeline.judging.panel import Judgement, judge_outputs
 from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import (
     JSON_MODE,
     Rubric,
-    judge_calls,
     load_rubric,
     parse_response,
     render_messages,
@@ -115,6 +114,12 @@ class Panel:
         return [load_rubric(self.rubric)] + (
             [load_rubric(self.dimensional_rubric)] if self.dimensional_rubric else []
         )
+
+    def rubrics_for(self, category: str, rubrics: list[Rubric]) -> list[Rubric]:
+        """The binary rubric always; the dimensional one only in its categories."""
+        return [
+            r for r in rubrics if r.kind != "dimensional" or category in self.dimensional_categories
+        ]
 
 
 def judge_panel(config: JudgeConfig, project: ProjectResource) -> Panel:
@@ -265,18 +270,17 @@ def assertion_results(context: AssetExecutionContext, warehouse: Warehouse) -> M
         )
 
 
-def _verdict_row(case_id: str, version: str, judge: str, rubric: Rubric, r: CallResult) -> tuple:
-    parsed = r.parsed if isinstance(r.parsed, dict) else {}
-    scores = parsed.get("scores")
+def _verdict_row(j: Judgement) -> tuple:
+    (case_id, version), r = j.subject, j.result
     return (
         case_id,
         version,
-        judge,
-        rubric.name,
-        rubric.version,
-        parsed.get("verdict") if r.error is None else None,
-        json.dumps(scores) if scores else None,
-        parsed.get("critique"),
+        j.judge,
+        j.rubric.name,
+        j.rubric.version,
+        j.verdict,
+        j.scores_json,
+        j.critique,
         r.response,
         r.cost_usd,
         r.latency_ms,
@@ -305,25 +309,14 @@ def judge_verdicts(
             f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
                 JOIN candidate_outputs o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
         ).df()
-        calls, keys = [], []
-        for row in rows.to_dict("records"):
-            case = redacted_case(row, pii)
-            output = redact(row["output"], pii)
-            for rubric in rubrics:
-                if (
-                    rubric.kind == "dimensional"
-                    and row["category"] not in panel.dimensional_categories
-                ):
-                    continue
-                calls += judge_calls(rubric, panel.judges, case, output)
-                keys += [(row["case_id"], row["app_version"], j, rubric) for j in panel.judges]
-        results, stats = run_calls(
-            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        subjects = [
+            ((row["case_id"], row["app_version"]), row, panel.rubrics_for(row["category"], rubrics))
+            for row in rows.to_dict("records")
+        ]
+        judged, stats = judge_outputs(
+            judge_client, conn, subjects, panel.judges, pii, context.log.info, context.run_id
         )
-        frame = pd.DataFrame(
-            [_verdict_row(c, v, j, rb, r) for (c, v, j, rb), r in zip(keys, results, strict=True)],
-            columns=JUDGE_VERDICTS.column_names,
-        )
+        frame = pd.DataFrame([_verdict_row(j) for j in judged], columns=JUDGE_VERDICTS.column_names)
         replace_table(conn, JUDGE_VERDICTS, frame, casts={"scores": "JSON"})
         by_judge = conn.execute(
             """SELECT judge, rubric, app_version, count(*) AS n, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,

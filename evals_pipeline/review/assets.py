@@ -19,9 +19,9 @@ from dagster import (
 from pydantic import Field
 
 from evals_pipeline.calibration.assets import principal_annotator
-from evals_pipeline.judging.client import JudgeClient, run_calls
-from evals_pipeline.judging.pii import redact, redacted_case
-from evals_pipeline.judging.rubrics import judge_calls, load_rubric
+from evals_pipeline.judging.client import JudgeClient
+from evals_pipeline.judging.panel import judge_outputs
+from evals_pipeline.judging.rubrics import load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import weekly_partitions
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
@@ -186,24 +186,24 @@ def review_items(
         items = queue_items(conn, settings, who).df()
         traces = items[(items["subject"] == "trace") & items["reference_good"].notna()]
         traces = traces.drop_duplicates("item_id")
-        calls, keys = [], []
-        for row in traces.to_dict("records"):
-            case = redacted_case(row, pii)
-            calls += judge_calls(rubric, judges, case, redact(row["output"], pii))
-            keys += [(row["item_id"], j) for j in judges]
-        results, stats = run_calls(
-            judge_client, conn, calls, context.log.info, run_id=context.run_id
+        judged, stats = judge_outputs(
+            judge_client,
+            conn,
+            [(r["item_id"], r, [rubric]) for r in traces.to_dict("records")],
+            judges,
+            pii,
+            context.log.info,
+            context.run_id,
         )
         verdicts: dict[str, list[dict[str, object]]] = {}
-        for (item, judge), r in zip(keys, results, strict=True):
-            parsed = r.parsed if isinstance(r.parsed, dict) else {}
-            verdicts.setdefault(item, []).append(
+        for j in judged:
+            verdicts.setdefault(j.subject, []).append(
                 {
-                    "judge": judge,
+                    "judge": j.judge,
                     "rubric": f"{rubric.name} {rubric.version}",
-                    "verdict": parsed.get("verdict"),
-                    "critique": parsed.get("critique"),
-                    "error": r.error,
+                    "verdict": j.verdict,
+                    "critique": j.critique,
+                    "error": j.error,
                 }
             )
         trace_verdicts = pd.DataFrame(
