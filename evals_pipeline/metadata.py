@@ -32,8 +32,11 @@ def table_metadata(
     params: Sequence[Any] = (),
     preview_columns: Sequence[str] | None = None,
     preview_rows: int = 5,
+    preview_where: str | None = None,
 ) -> dict[str, Any]:
-    """Row count (of the rows `where` selects), column schema with comments, and a preview."""
+    """Row count of the rows this materialization wrote (`where`: its partitions, or the
+    whole table), column schema with comments, and a preview (of `preview_where` rows, e.g.
+    the headline ones, when given)."""
     count = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", list(params)).fetchall()[0][
         0
     ]
@@ -51,7 +54,8 @@ def table_metadata(
     )
     cols = ", ".join(preview_columns) if preview_columns else "*"
     preview = conn.execute(
-        f"SELECT {cols} FROM {table} WHERE {where} LIMIT {preview_rows}", list(params)
+        f"SELECT {cols} FROM {table} WHERE {where} AND ({preview_where or 'true'}) LIMIT {preview_rows}",
+        list(params),
     ).df()
     return {
         "dagster/row_count": MetadataValue.int(int(count)),

@@ -168,6 +168,12 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
             if e.asset_key.path[-1] == "calibration_verdicts"
         )
         assert skipped["on a trace without references (add them to the reviewed files)"] > 10
+        # metadata tells the truth: the row count is the table's, not the previewed slice's
+        reported = next(
+            e.step_materialization_data.materialization.metadata["dagster/row_count"].value
+            for e in calibration.get_asset_materialization_events()
+            if e.asset_key.path[-1] == "judge_calibration"
+        )
         assert _run("evals_reports", project, partition_key="2026-01-01").success
         models = {b["model"] for b in server.stats.bodies}
         # every candidate and judge call went to the configured provider, under its name
@@ -181,8 +187,10 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
             r[0] for r in con.execute("SELECT DISTINCT judge FROM judge_calibration").fetchall()
         }
         gates = dict(con.execute("SELECT gate, evidence FROM release_gates").fetchall())
+        rows = con.execute("SELECT count(*) FROM judge_calibration").fetchall()[0][0]
         con.close()
         assert calibrated == set(panel)
+        assert reported == rows > len(panel)
         assert gates["decision"].startswith("v2 vs v1")  # the file's roles
 
         # a new panel in the file replaces the panel in every stage on the next runs

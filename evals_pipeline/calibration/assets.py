@@ -457,7 +457,9 @@ def judge_calibration(
         yield MaterializeResult(
             asset_key="judge_calibration",
             metadata={
-                **table_metadata(conn, "judge_calibration", "split = 'test' AND category = 'all'"),
+                **table_metadata(
+                    conn, "judge_calibration", preview_where="split = 'test' AND category = 'all'"
+                ),
                 "principal_annotator": MetadataValue.text(who),
                 "test_split": MetadataValue.md(markdown_table(status)),
                 "test_looks_this_run": MetadataValue.int(len(looks)),

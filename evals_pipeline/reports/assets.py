@@ -200,7 +200,9 @@ def segment_report(
         return MaterializeResult(
             metadata={
                 **table_metadata(
-                    conn, "segment_report", "scorer = 'ensemble' AND level = 'overall'"
+                    conn,
+                    "segment_report",
+                    preview_where="scorer = 'ensemble' AND level = 'overall'",
                 ),
                 "baseline": MetadataValue.text(baseline),
                 "ensemble_by_category": MetadataValue.md(markdown_table(headline)),
