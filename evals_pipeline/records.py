@@ -823,6 +823,8 @@ HOLDOUT_GAP = Table(
         Column("gap", "DOUBLE", "active - holdout."),
         Column("gap_ci_low", "DOUBLE", "95% interval (normal, independent samples)."),
         Column("gap_ci_high", "DOUBLE", "95% interval."),
+        Column("active_std_error", "DOUBLE", "Standard error of the active score."),
+        Column("holdout_std_error", "DOUBLE", "Standard error of the holdout score."),
     ),
 )
 

@@ -102,4 +102,6 @@ def replace_table(
     cols = ", ".join(f"{c}::{casts[c]}" if c in casts else c for c in table.column_names)
     with registered(conn, _replacement_rows=frame), transaction(conn):
         conn.execute(f"DELETE FROM {table.name}")
-        conn.execute(f"INSERT INTO {table.name} SELECT {cols} FROM _replacement_rows")
+        # By name: a warehouse from an older release has new columns at the end.
+        names = ", ".join(table.column_names)
+        conn.execute(f"INSERT INTO {table.name} ({names}) SELECT {cols} FROM _replacement_rows")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,3 +100,53 @@ def test_correlations_agree_with_scipy_and_cover_a_planted_truth() -> None:
     assert abs(c.pearson - rho) < 0.08
     flat = correlate(np.ones(10), np.arange(10.0), n_boot=10)
     assert np.isnan(flat.pearson)
+
+
+# ---- the release gates as rules ------------------------------------------------------------
+
+
+def test_the_gate_rules_on_known_evidence() -> None:
+    from evals_pipeline.reports.gates import (
+        decision,
+        holdout_gate,
+        judge_trust_gate,
+        layer1_gate,
+        pooled_gap,
+        quorum_gate,
+        segment_gates,
+    )
+
+    assert layer1_gate([]) == ("layer1", "pass", "every assertion passed")
+    assert layer1_gate([("valid_json", 2, 50)])[1:] == ("fail", "valid_json: 2 of 50 failed")
+    cells = [
+        ("cell", "reasoning", "pro", -0.2, -0.3, -0.1, True, True),
+        ("category", "how_to", "all", 0.05, -0.01, 0.11, False, True),
+    ]
+    regression, large = segment_gates(cells, 0.03, 2.0)
+    assert (
+        regression[:2] == ("segment_regression", "fail")
+        and "reasoning/pro: -0.200" in regression[2]
+    )
+    assert large[1] == "warn" and "how_to/all: +0.050" in large[2]
+    assert segment_gates([], 0.03, 2.0)[0][1] == "pass"
+    # pooled gap: each pool weighted by its case counts, standard errors combined
+    rows = [(100, 0.8, 0.04, 50, 0.7, 0.06), (300, 0.6, 0.03, 100, 0.5, 0.05)]
+    gap, half = pooled_gap(rows)
+    active = (100 * 0.8 + 300 * 0.6) / 400
+    holdout = (50 * 0.7 + 100 * 0.5) / 150
+    se_a = math.sqrt((100 * 0.04) ** 2 + (300 * 0.03) ** 2) / 400
+    se_h = math.sqrt((50 * 0.06) ** 2 + (100 * 0.05) ** 2) / 150
+    assert math.isclose(gap, active - holdout) and math.isclose(half, 1.96 * math.hypot(se_a, se_h))
+    assert holdout_gate(None, [], 0.03)[1] == "not_evaluated"
+    assert holdout_gate("2026-07-01", rows, 0.03)[1] == ("fail" if gap - half > 0.03 else "pass")
+    assert holdout_gate("2026-07-01", [(100, 0.9, 0.01, 100, 0.5, 0.01)], 0.03)[1] == "fail"
+    assert judge_trust_gate({"a": True, "b": None, "ensemble": None})[1:] == (
+        "fail",
+        "not trusted or not calibrated: b",
+    )
+    assert quorum_gate(0, 800, 0.05, "v3", "v2")[1] == "pass"
+    assert quorum_gate(10, 800, 0.05, "v3", "v2")[1] == "warn"
+    assert quorum_gate(50, 800, 0.05, "v3", "v2")[1] == "fail"
+    gates = [("layer1", "pass", ""), ("large_changes", "warn", "")]
+    assert decision(gates, "v3", "v2")[1] == "pass"
+    assert decision([*gates, ("holdout", "fail", "")], "v3", "v2")[1] == "fail"

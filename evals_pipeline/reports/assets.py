@@ -37,6 +37,14 @@ from evals_pipeline.records import (
     SEGMENT_REPORT,
 )
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL, correlate
+from evals_pipeline.reports.gates import (
+    decision,
+    holdout_gate,
+    judge_trust_gate,
+    layer1_gate,
+    quorum_gate,
+    segment_gates,
+)
 from evals_pipeline.reports.html import render_report
 from evals_pipeline.reports.segments import paired_cells, post_stratified, segment_verdicts
 from evals_pipeline.warehouse import Warehouse, ensure_tables, registered, replace_table
@@ -226,121 +234,47 @@ def release_gates(
     pass/fail with its evidence, and the decision."""
     config = _resolved(config, project)
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [RELEASE_GATES, ASSERTION_RESULTS, SEGMENT_REPORT])
+        ensure_tables(conn, [RELEASE_GATES, ASSERTION_RESULTS, SEGMENT_REPORT, HOLDOUT_GAP])
         baseline, candidate = _versions(conn, config)
-        gates = []
         layer1 = conn.execute(
             """SELECT assertion, count(*) FILTER (WHERE NOT passed) AS failed, count(*) AS checked
                FROM assertion_results WHERE subject = 'candidate' AND app_version = ? GROUP BY 1 HAVING failed > 0 ORDER BY 1""",
             [candidate],
         ).fetchall()
-        gates.append(
-            (
-                "layer1",
-                "fail" if layer1 else "pass",
-                "; ".join(f"{a}: {f} of {n} failed" for a, f, n in layer1)
-                or "every assertion passed",
-            )
-        )
-        seg = conn.execute(
+        cells = conn.execute(
             """SELECT level, category, user_segment, round(delta_vs_baseline, 3), round(delta_ci_low, 3), round(delta_ci_high, 3), regressed, flagged
                FROM segment_report WHERE scorer = 'ensemble' AND app_version = ? AND level IN ('category', 'cell') ORDER BY delta_vs_baseline""",
             [candidate],
         ).fetchall()
-        regressed = [r for r in seg if r[6]]
-        gates.append(
-            (
-                "segment_regression",
-                "fail" if regressed else "pass",
-                "; ".join(
-                    f"{lvl} {c}/{u}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-                    for lvl, c, u, d, lo, hi, _, _ in regressed
-                )
-                or f"no segment worse than {config.max_regression:.0%} beyond chance",
-            )
-        )
-        flagged = [r for r in seg if r[7]]
-        gates.append(
-            (
-                "large_changes",
-                "warn" if flagged else "pass",
-                "; ".join(f"{lvl} {c}/{u}: {d:+.3f}" for lvl, c, u, d, *_ in flagged[:12])
-                or f"no change beyond {config.flag_se} SE",
-            )
-        )
-        ensure_tables(conn, [HOLDOUT_GAP, ACTIVE_EVALUATION, HOLDOUT_EVALUATION])
-        gap = conn.execute(
-            """WITH q AS (SELECT max(quarter) AS quarter FROM holdout_gap),
-                    a AS (SELECT sum(n * mean_score) / sum(n) AS m, sqrt(sum(power(n * coalesce(std_error, 0), 2))) / sum(n) AS se
-                          FROM active_evaluation WHERE quarter = (SELECT quarter FROM q)),
-                    h AS (SELECT sum(n * mean_score) / sum(n) AS m, sqrt(sum(power(n * coalesce(std_error, 0), 2))) / sum(n) AS se
-                          FROM holdout_evaluation WHERE quarter = (SELECT quarter FROM q))
-               SELECT (SELECT quarter FROM q), a.m - h.m, 1.96 * sqrt(a.se * a.se + h.se * h.se)
-               FROM a, h WHERE (SELECT quarter FROM q) IS NOT NULL"""
+        quarter = conn.execute("SELECT max(quarter) FROM holdout_gap").fetchall()[0][0]
+        gap_rows = conn.execute(
+            """SELECT active_n, active_score, active_std_error, holdout_n, holdout_score, holdout_std_error
+               FROM holdout_gap WHERE quarter = ? ORDER BY category""",
+            [quarter],
         ).fetchall()
-        if not gap:
-            gates.append(("holdout", "not_evaluated", "no rotation has scored the holdout yet"))
-        else:
-            quarter, g, half = gap[0]
-            # Neutral or better: at the latest rotation the active pool does not look
-            # significantly better than the sealed holdout by more than the regression margin.
-            overfit = g - half > config.max_regression
-            gates.append(
-                (
-                    "holdout",
-                    "fail" if overfit else "pass",
-                    f"rotation {quarter}: active - holdout = {g:+.3f} (+/-{half:.3f}; reference_token_f1 on production "
-                    "outputs: candidate versions are not generated for holdout cases)",
-                )
-            )
-        trust = _trust(conn, config.rubric)
-        judges = {j: t for j, t in trust.items() if j != "ensemble"}
-        untrusted = [j for j, t in judges.items() if not t]
-        gates.append(
-            (
-                "judge_trusted",
-                "fail" if untrusted else "pass",
-                ("not trusted or not calibrated: " + ", ".join(sorted(untrusted)))
-                if untrusted
-                else "every judge of the ensemble is trusted",
-            )
-        )
-        # Cases the ensemble could not decide (too few judges answered, or a tied vote) are
-        # left out of every rate above; many of them mean the rates stand on a partial set.
+        # Outputs the ensemble could not decide (too few judges answered, or a tied vote).
         missing, total = conn.execute(
             """SELECT count(*) FILTER (WHERE e.verdict IS NULL), count(*)
                FROM judge_ensemble e JOIN golden_pools p ON p.case_id = e.case_id AND p.pool = 'active'
                WHERE e.rubric = ? AND e.app_version IN (?, ?)""",
             [config.rubric, candidate, baseline],
         ).fetchall()[0]
-        gates.append(
-            (
-                "ensemble_quorum",
-                "fail"
-                if total and missing / total > config.max_no_verdict
-                else "warn"
-                if missing
-                else "pass",
-                f"{missing} of {total} judged outputs of {candidate} and {baseline} have no ensemble verdict "
-                f"(no quorum of judges, or a tied vote): left out of every rate and gate above"
-                + (f"; more than {config.max_no_verdict:.0%} fails the gate" if missing else ""),
-            )
-        )
-        decision = "fail" if any(s == "fail" for _, s, _ in gates) else "pass"
-        gates.append(
-            (
-                "decision",
-                decision,
-                f"{candidate} vs {baseline}: " + ", ".join(f"{g}={s}" for g, s, _ in gates),
-            )
-        )
+        gates = [
+            layer1_gate(layer1),
+            *segment_gates(cells, config.max_regression, config.flag_se),
+            holdout_gate(quarter, gap_rows, config.max_regression),
+            judge_trust_gate(_trust(conn, config.rubric)),
+            quorum_gate(missing, total, config.max_no_verdict, candidate, baseline),
+        ]
+        gates.append(decision(gates, candidate, baseline))
+        decided = gates[-1][1]
         frame = pd.DataFrame(
             [(candidate, baseline, *g) for g in gates], columns=RELEASE_GATES.column_names
         )
         replace_table(conn, RELEASE_GATES, frame)
         return MaterializeResult(
             metadata={
-                "decision": MetadataValue.text(decision),
+                "decision": MetadataValue.text(decided),
                 "gates": MetadataValue.md(markdown_table(frame)),
             }
         )
@@ -485,7 +419,8 @@ def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
             """SELECT a.quarter, a.evaluator, a.category, a.n AS active_n, a.mean_score AS active_score,
                       h.n AS holdout_n, h.mean_score AS holdout_score, a.mean_score - h.mean_score AS gap,
                       a.mean_score - h.mean_score - 1.96 * sqrt(coalesce(a.std_error, 0) ^ 2 + coalesce(h.std_error, 0) ^ 2) AS gap_ci_low,
-                      a.mean_score - h.mean_score + 1.96 * sqrt(coalesce(a.std_error, 0) ^ 2 + coalesce(h.std_error, 0) ^ 2) AS gap_ci_high
+                      a.mean_score - h.mean_score + 1.96 * sqrt(coalesce(a.std_error, 0) ^ 2 + coalesce(h.std_error, 0) ^ 2) AS gap_ci_high,
+                      a.std_error AS active_std_error, h.std_error AS holdout_std_error
                FROM active_evaluation a JOIN holdout_evaluation h USING (quarter, evaluator, category)
                ORDER BY 1, 3"""
         ).df()

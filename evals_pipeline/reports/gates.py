@@ -1,0 +1,120 @@
+"""The release gates as plain rules: each takes the evidence and returns (gate, status,
+evidence text). `release_gates` (the asset) only gathers the evidence and writes the rows.
+
+Statuses: pass, fail, warn (to look at, does not block), not_evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Gate = tuple[str, str, str]
+
+
+def layer1_gate(failed: Sequence[tuple[str, int, int]]) -> Gate:
+    """Every Layer-1 assertion passes on the candidate's outputs. `failed`: (assertion,
+    failed, checked) for assertions with failures."""
+    evidence = "; ".join(f"{a}: {f} of {n} failed" for a, f, n in failed)
+    return ("layer1", "fail" if failed else "pass", evidence or "every assertion passed")
+
+
+def segment_gates(
+    cells: Sequence[tuple[str, str, str, float, float, float, bool, bool]],
+    max_regression: float,
+    flag_se: float,
+) -> list[Gate]:
+    """No segment significantly worse by more than `max_regression`; large changes flagged.
+    `cells`: (level, category, user_segment, delta, ci_low, ci_high, regressed, flagged),
+    most negative delta first."""
+    regressed = [c for c in cells if c[6]]
+    flagged = [c for c in cells if c[7]]
+    return [
+        (
+            "segment_regression",
+            "fail" if regressed else "pass",
+            "; ".join(
+                f"{lvl} {c}/{u}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for lvl, c, u, d, lo, hi, _, _ in regressed
+            )
+            or f"no segment worse than {max_regression:.0%} beyond chance",
+        ),
+        (
+            "large_changes",
+            "warn" if flagged else "pass",
+            "; ".join(f"{lvl} {c}/{u}: {d:+.3f}" for lvl, c, u, d, *_ in flagged[:12])
+            or f"no change beyond {flag_se} SE",
+        ),
+    ]
+
+
+def pooled_gap(
+    rows: Sequence[tuple[int, float, float | None, int, float, float | None]],
+) -> tuple[float, float]:
+    """Active minus holdout over all categories of one rotation, and its 95% half-width.
+    `rows`: per category (active_n, active_score, active_se, holdout_n, holdout_score,
+    holdout_se); each pool is pooled by its case counts."""
+
+    def pool(n: list[int], m: list[float], se: list[float | None]) -> tuple[float, float]:
+        total = sum(n)
+        mean = sum(k * x for k, x in zip(n, m, strict=True)) / total
+        err = math.sqrt(sum((k * (s or 0.0)) ** 2 for k, s in zip(n, se, strict=True))) / total
+        return mean, err
+
+    a_mean, a_se = pool([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    h_mean, h_se = pool([r[3] for r in rows], [r[4] for r in rows], [r[5] for r in rows])
+    return a_mean - h_mean, 1.96 * math.sqrt(a_se**2 + h_se**2)
+
+
+def holdout_gate(
+    quarter: object | None,
+    rows: Sequence[tuple[int, float, float | None, int, float, float | None]],
+    max_regression: float,
+) -> Gate:
+    """At the latest rotation the active pool may not look significantly better than the
+    sealed holdout by more than `max_regression` (eval-set overfitting)."""
+    if quarter is None or not rows:
+        return ("holdout", "not_evaluated", "no rotation has scored the holdout yet")
+    gap, half = pooled_gap(rows)
+    return (
+        "holdout",
+        "fail" if gap - half > max_regression else "pass",
+        f"rotation {quarter}: active - holdout = {gap:+.3f} (+/-{half:.3f}; reference_token_f1 on "
+        "production outputs: candidate versions are not generated for holdout cases)",
+    )
+
+
+def judge_trust_gate(trust: dict[str, bool | None]) -> Gate:
+    """Every judge of the ensemble is trusted (test-split TPR and TNR above the bar)."""
+    untrusted = sorted(j for j, t in trust.items() if j != "ensemble" and not t)
+    return (
+        "judge_trusted",
+        "fail" if untrusted else "pass",
+        ("not trusted or not calibrated: " + ", ".join(untrusted))
+        if untrusted
+        else "every judge of the ensemble is trusted",
+    )
+
+
+def quorum_gate(
+    missing: int, total: int, max_no_verdict: float, candidate: str, baseline: str
+) -> Gate:
+    """Outputs without an ensemble verdict are left out of every rate: many of them mean the
+    rates stand on a partial set."""
+    status = "fail" if total and missing / total > max_no_verdict else "warn" if missing else "pass"
+    return (
+        "ensemble_quorum",
+        status,
+        f"{missing} of {total} judged outputs of {candidate} and {baseline} have no ensemble verdict "
+        "(no quorum of judges, or a tied vote): left out of every rate and gate above"
+        + (f"; more than {max_no_verdict:.0%} fails the gate" if missing else ""),
+    )
+
+
+def decision(gates: Sequence[Gate], candidate: str, baseline: str) -> Gate:
+    """Release only when no gate fails (warnings do not block)."""
+    return (
+        "decision",
+        "fail" if any(s == "fail" for _, s, _ in gates) else "pass",
+        f"{candidate} vs {baseline}: " + ", ".join(f"{g}={s}" for g, s, _ in gates),
+    )
