@@ -242,3 +242,35 @@ def test_a_judge_or_rubric_version_without_a_test_measurement_needs_calibration(
     )
     assert rows[("j1", "2")][-1] == "needs_calibration" and rows[("j1", "2")][6] is None
     assert rows[("j2", "1")][-1] == "needs_calibration"
+
+
+def test_the_test_split_is_measured_once_per_judge_and_rubric_version() -> None:
+    import pandas as pd
+
+    from evals_pipeline.calibration import test_split
+
+    def rows(judge: str, split: str, tpr: float) -> dict[str, object]:
+        return {
+            "judge": judge,
+            "rubric": "pass_fail",
+            "rubric_version": "1",
+            "split": split,
+            "category": "all",
+            "n": 100,
+            "tpr": tpr,
+        }
+
+    fresh = pd.DataFrame([rows("a", "dev", 0.9), rows("a", "test", 0.95), rows("b", "test", 0.7)])
+    stored = pd.DataFrame([rows("a", "test", 0.81)])
+    used = {("a", "pass_fail", "1")}
+    frame, looks = test_split.rows_touching_test_once(fresh, stored, used, force=False)
+    got = {(r.judge, r.split): r.tpr for r in frame.itertuples()}
+    # a's test measurement stays what it was; b is looked at for the first time; dev is fresh
+    assert got == {("a", "dev"): 0.9, ("a", "test"): 0.81, ("b", "test"): 0.7}
+    assert looks == [("b", "pass_fail", "1", False, 100)]
+    frame, looks = test_split.rows_touching_test_once(fresh, stored, used, force=True)
+    assert {(r.judge, r.split): r.tpr for r in frame.itertuples()}[("a", "test")] == 0.95
+    assert ("a", "pass_fail", "1", True, 100) in looks  # a second look is recorded as forced
+    # the stored measurement lost: measured again, and the look recorded as forced
+    frame, looks = test_split.rows_touching_test_once(fresh, stored.iloc[0:0], used, force=False)
+    assert ("a", "pass_fail", "1", True, 100) in looks

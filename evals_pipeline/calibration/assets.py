@@ -34,6 +34,7 @@ from pydantic import Field
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, feature_matrix, train_classifier
 from evals_pipeline.calibration.labels import LABEL_SUFFIXES, load_labels
 from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate, kappa
+from evals_pipeline.calibration.test_split import rows_touching_test_once
 from evals_pipeline.judging.client import JudgeClient
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
@@ -399,28 +400,8 @@ def judge_calibration(
                 "SELECT DISTINCT judge, rubric, rubric_version FROM calibration_test_uses"
             ).fetchall()
         }
-        old = conn.execute("SELECT * FROM judge_calibration WHERE split = 'test'").df()
-        keep, looks = [], []
-        for key, g in fresh[fresh["split"] == "test"].groupby(
-            ["judge", "rubric", "rubric_version"]
-        ):
-            if key in used and not config.force_test_look:
-                prev = old[
-                    (old["judge"] == key[0])
-                    & (old["rubric"] == key[1])
-                    & (old["rubric_version"] == key[2])
-                ]
-                keep.append(prev if not prev.empty else g)
-                if prev.empty:  # the stored result is gone; recording this as a (forced) look keeps the log honest
-                    looks.append((*key, True, int(g.loc[g["category"] == "all", "n"].iloc[0])))
-            else:
-                keep.append(g)
-                looks.append((*key, key in used, int(g.loc[g["category"] == "all", "n"].iloc[0])))
-        frame = (
-            pd.concat([fresh[fresh["split"] != "test"], *keep])
-            if keep
-            else fresh[fresh["split"] != "test"]
-        )
+        stored = conn.execute("SELECT * FROM judge_calibration WHERE split = 'test'").df()
+        frame, looks = rows_touching_test_once(fresh, stored, used, config.force_test_look)
         ensure_tables(conn, [PAIRWISE_VERDICTS])
         consistency = dict(
             conn.execute(
