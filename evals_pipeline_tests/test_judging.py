@@ -606,3 +606,21 @@ def test_judges_score_the_claims_and_never_route_on_text_inside_the_data(world: 
     quoted = [r for k, r in zip(expect, results, strict=True) if k == "quoted_scores"]
     # good answers with a harmless quotation still pass (up to the judge's own 3% noise)
     assert sum(r.parsed["verdict"] == "pass" for r in quoted) >= len(quoted) - 1
+
+
+def test_pairwise_orders_reconcile_into_one_outcome() -> None:
+    from evals_pipeline.judging.pairwise import reconcile
+
+    ok = {"ab": None, "ba": None}
+    # the same version wins in both orders
+    r = reconcile("A", "B", ok)
+    assert (r.winner_ab, r.winner_ba, r.outcome, r.position_consistent) == ("a", "a", "a", True)
+    # the first shown wins each time: position bias, a tie
+    r = reconcile("A", "A", ok)
+    assert (r.winner_ab, r.winner_ba, r.outcome, r.position_consistent) == ("a", "b", "tie", False)
+    assert reconcile("tie", "tie", ok).outcome == "tie"
+    # an error in either order: no outcome, the error kept
+    r = reconcile("A", None, {"ab": None, "ba": "Timeout: no answer"})
+    assert (
+        r.outcome is None and r.position_consistent is None and r.error == "ba: Timeout: no answer"
+    )

@@ -26,6 +26,7 @@ from evals_pipeline.judging.assertions import REGISTRY, write_assertion_results
 from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
 from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
+from evals_pipeline.judging.pairwise import reconcile
 from evals_pipeline.judging.panel import Judgement, judge_outputs
 from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import (
@@ -448,12 +449,10 @@ def pairwise_verdicts(
             found.setdefault((case_id, a, b, judge), {})[order] = r
         rows = []
         for (case_id, a, b, judge), pair in sorted(found.items()):
-            ab, ba = pair["ab"], pair["ba"]
-            errors = "; ".join(f"{o}: {r.error}" for o, r in pair.items() if r.error)
-            ab_w = {"A": "a", "B": "b", "tie": "tie"}[ab.parsed["winner"]] if not ab.error else None  # type: ignore[index]
-            ba_w = {"A": "b", "B": "a", "tie": "tie"}[ba.parsed["winner"]] if not ba.error else None  # type: ignore[index]
-            consistent = None if errors else ab_w == ba_w
-            outcome = None if errors else (ab_w if consistent else "tie")
+            winners = {
+                o: (r.parsed or {}).get("winner") if not r.error else None for o, r in pair.items()
+            }  # type: ignore[union-attr]
+            p = reconcile(winners["ab"], winners["ba"], {o: r.error for o, r in pair.items()})
             rows.append(
                 (
                     case_id,
@@ -461,11 +460,11 @@ def pairwise_verdicts(
                     b,
                     judge,
                     rubric.version,
-                    ab_w,
-                    ba_w,
-                    outcome,
-                    consistent,
-                    errors or None,
+                    p.winner_ab,
+                    p.winner_ba,
+                    p.outcome,
+                    p.position_consistent,
+                    p.error,
                 )
             )
         frame = pd.DataFrame(rows, columns=PAIRWISE_VERDICTS.column_names)
