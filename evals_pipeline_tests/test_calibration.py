@@ -274,3 +274,18 @@ def test_the_test_split_is_measured_once_per_judge_and_rubric_version() -> None:
     # the stored measurement lost: measured again, and the look recorded as forced
     frame, looks = test_split.rows_touching_test_once(fresh, stored.iloc[0:0], used, force=False)
     assert ("a", "pass_fail", "1", True, 100) in looks
+
+
+def test_kappa_with_interval_matches_scikit_learn_and_brackets_it() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    from evals_pipeline.calibration.metrics import kappa_with_interval
+
+    rng = np.random.default_rng(5)
+    x = rng.choice(["A", "B", "tie"], size=400)
+    y = np.where(rng.random(400) < 0.8, x, rng.choice(["A", "B", "tie"], size=400))
+    k, low, high = kappa_with_interval(x, y, np.random.default_rng(0))
+    assert math.isclose(k, cohen_kappa_score(x, y))
+    assert low < k < high and high - low < 0.2
+    # the caller's generator makes it reproducible
+    assert kappa_with_interval(x, y, np.random.default_rng(0)) == (k, low, high)

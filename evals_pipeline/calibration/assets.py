@@ -33,7 +33,11 @@ from pydantic import Field
 
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, feature_matrix, train_classifier
 from evals_pipeline.calibration.labels import LABEL_SUFFIXES, load_labels
-from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate, kappa
+from evals_pipeline.calibration.metrics import (
+    binary_agreement,
+    corrected_pass_rate,
+    kappa_with_interval,
+)
 from evals_pipeline.calibration.test_split import rows_touching_test_once
 from evals_pipeline.judging.client import JudgeClient
 from evals_pipeline.judging.panel import judge_outputs
@@ -480,26 +484,9 @@ def annotator_agreement(context: AssetExecutionContext, warehouse: Warehouse) ->
                 if len(both) < 10:
                     continue
                 x, y = both[a].to_numpy(), both[b].to_numpy()
-                boots = np.array(
-                    [
-                        kappa(x[i], y[i])
-                        for i in (rng.integers(len(x), size=len(x)) for _ in range(500))
-                    ]
-                )
+                k, low, high = kappa_with_interval(x, y, rng)
                 source = ", ".join(sorted(set(g[g["annotator"].isin([a, b])]["source_file"])))
-                rows.append(
-                    (
-                        kind,
-                        source,
-                        a,
-                        b,
-                        len(both),
-                        float((x == y).mean()),
-                        kappa(x, y),
-                        float(np.nanpercentile(boots, 2.5)),
-                        float(np.nanpercentile(boots, 97.5)),
-                    )
-                )
+                rows.append((kind, source, a, b, len(both), float((x == y).mean()), k, low, high))
         frame = pd.DataFrame(rows, columns=ANNOTATOR_AGREEMENT.column_names)
         replace_table(conn, ANNOTATOR_AGREEMENT, frame)
         return MaterializeResult(

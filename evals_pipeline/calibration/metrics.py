@@ -53,6 +53,18 @@ def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
 
 
+def kappa_with_interval(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, resamples: int = 500
+) -> tuple[float, float, float]:
+    """Cohen's kappa between two raters' labels of the same subjects, with a 95% percentile
+    bootstrap interval over subjects (`rng` is the caller's, so a run is reproducible)."""
+    boots = np.array(
+        [kappa(x[i], y[i]) for i in (rng.integers(len(x), size=len(x)) for _ in range(resamples))]
+    )
+    low, high = bootstrap_interval(boots)
+    return kappa(x, y), low, high
+
+
 @dataclass(frozen=True)
 class Agreement:
     n: int
