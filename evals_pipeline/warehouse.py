@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from evals_pipeline.records import Table
+from evals_pipeline.records import SEAL_VIEWS, Table, View
 
 
 class Warehouse(DuckDBResource):
@@ -24,6 +24,8 @@ class Warehouse(DuckDBResource):
         with super().get_connection() as conn:
             try:
                 conn.execute("SET TimeZone = 'UTC'")
+                # The seal as views: every stage reads visible_traces / active_pool / ...
+                ensure_tables(conn, SEAL_VIEWS)
                 yield conn
             finally:
                 conn.close()
@@ -46,10 +48,15 @@ def table_names(conn: duckdb.DuckDBPyConnection) -> set[str]:
     }
 
 
-def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> None:
+def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table | View]) -> None:
     """Create the tables if missing, add columns a newer release defined (so a warehouse
-    built by an older release keeps working), and (re)apply their comments."""
+    built by an older release keeps working), and (re)apply their comments. Views (the
+    seal's, `records.SEAL_VIEWS`) are created after the tables they read."""
     for table in tables:
+        if isinstance(table, View):
+            ensure_tables(conn, table.tables)
+            conn.execute(table.ddl())
+            continue
         conn.execute(table.ddl())
         have = {
             r[0]

@@ -178,20 +178,20 @@ def human_label_files(
 SUBJECTS_SQL = """
 SELECT l.subject_id, t.category, t.input, t.output, r.reference_good, r.reference_borderline, l.split,
        l.verdict = 'pass' AS human_pass
-FROM human_labels l JOIN traces t ON t.trace_id = l.subject_id JOIN {refs} r ON r.trace_id = l.subject_id
-WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND NOT t.sealed
+FROM human_labels l JOIN visible_traces t ON t.trace_id = l.subject_id JOIN {refs} r ON r.trace_id = l.subject_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
 UNION ALL
 SELECT l.subject_id, c.category, c.input, c.output, c.reference_good, c.reference_borderline, l.split,
        l.verdict = 'pass'
-FROM human_labels l JOIN golden_cases c ON c.case_id = l.subject_id JOIN golden_pools p USING (case_id)
-WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND p.pool <> 'holdout'
+FROM human_labels l JOIN golden_cases c ON c.case_id = l.subject_id JOIN unsealed_pool p USING (case_id)
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
 UNION ALL
 -- candidate outputs labelled from the review app's disagreement queue (subject case_id|app_version)
 SELECT l.subject_id, c.category, c.input, o.output, c.reference_good, c.reference_borderline, l.split,
        l.verdict = 'pass'
 FROM human_labels l JOIN candidate_outputs o ON o.case_id || '|' || o.app_version = l.subject_id
-JOIN golden_cases c ON c.case_id = o.case_id JOIN golden_pools p ON p.case_id = o.case_id
-WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND p.pool <> 'holdout'
+JOIN golden_cases c ON c.case_id = o.case_id JOIN unsealed_pool p ON p.case_id = o.case_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
   AND o.output IS NOT NULL
 """
 

@@ -51,8 +51,7 @@ from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
 
 ACTIVE_CASES_SQL = """
 SELECT c.case_id, c.category, c.input, c.reference_good, c.reference_borderline
-FROM golden_cases c JOIN golden_pools p USING (case_id)
-WHERE p.pool = 'active' ORDER BY c.case_id
+FROM active_cases c ORDER BY c.case_id
 """
 
 
@@ -233,7 +232,7 @@ def candidate_outputs(
 SUBJECTS_SQL = {
     "trace": """SELECT 'trace' AS subject, t.trace_id AS subject_id, NULL AS case_id, t.app_version, t.category,
                        t.output, t.input, t.tool_calls
-                FROM traces t WHERE NOT t.sealed AND t.trace_id IN (SELECT trace_id FROM trace_sample)""",
+                FROM visible_traces t WHERE t.trace_id IN (SELECT trace_id FROM trace_sample)""",
     "candidate": """SELECT 'candidate' AS subject, o.case_id || '|' || o.app_version AS subject_id, o.case_id, o.app_version,
                            g.category, o.output, g.input, NULL::JSON AS tool_calls
                     FROM candidate_outputs o JOIN golden_cases g USING (case_id) WHERE o.error IS NULL""",

@@ -291,9 +291,7 @@ def active_evaluation(context: AssetExecutionContext, warehouse: Warehouse) -> M
     start, _ = quarter_window(context)
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [ACTIVE_EVALUATION, GOLDEN_CASES, GOLDEN_POOLS])
-        cases = conn.execute(
-            """SELECT c.* FROM golden_cases c JOIN golden_pools p USING (case_id) WHERE p.pool = 'active' ORDER BY c.case_id"""
-        ).df()
+        cases = conn.execute("SELECT * FROM active_cases ORDER BY case_id").df()
         rows = score_by_category(cases, start, "reference_token_f1")
         conn.execute("DELETE FROM active_evaluation WHERE quarter = ?", [start])
         if rows:

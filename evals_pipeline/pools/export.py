@@ -10,6 +10,9 @@ from pathlib import Path
 
 import duckdb
 
+from evals_pipeline.records import ACTIVE_CASES
+from evals_pipeline.warehouse import ensure_tables
+
 
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
@@ -19,12 +22,13 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def export_active_pool(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
+    ensure_tables(conn, [ACTIVE_CASES])
     rows = conn.execute(
         """SELECT c.case_id, c.trace_id, c.category, c.user_segment, c.input, c.output,
                   c.reference_good, c.reference_borderline, c.why, c.version,
                   p.entered_at, p.pool_since
-           FROM golden_cases c JOIN golden_pools p USING (case_id)
-           WHERE p.pool = 'active' ORDER BY c.case_id"""
+           FROM active_cases c JOIN golden_pools p USING (case_id)
+           ORDER BY c.case_id"""
     ).fetchall()
     lines = [
         json.dumps(

@@ -82,8 +82,8 @@ FROM (
     SELECT case_id, app_version, 'ensemble' AS scorer, verdict FROM judge_ensemble WHERE rubric = $rubric
     UNION ALL
     SELECT case_id, app_version, judge, verdict FROM judge_verdicts WHERE rubric = $rubric
-) s JOIN golden_pools p USING (case_id)
-WHERE p.pool = 'active' AND s.verdict IS NOT NULL
+) s JOIN active_pool p USING (case_id)
+WHERE s.verdict IS NOT NULL
 """
 
 
@@ -93,8 +93,7 @@ FROM (
     SELECT case_id, app_version, rubric, unnest(map_keys(scores::MAP(VARCHAR, DOUBLE))) AS dim,
            unnest(map_values(scores::MAP(VARCHAR, DOUBLE))) AS score
     FROM judge_ensemble WHERE scores IS NOT NULL
-) d JOIN golden_pools p USING (case_id)
-WHERE p.pool = 'active'
+) d JOIN active_pool p USING (case_id)
 """
 
 
@@ -255,7 +254,7 @@ def release_gates(
         # Outputs the ensemble could not decide (too few judges answered, or a tied vote).
         missing, total = conn.execute(
             """SELECT count(*) FILTER (WHERE e.verdict IS NULL), count(*)
-               FROM judge_ensemble e JOIN golden_pools p ON p.case_id = e.case_id AND p.pool = 'active'
+               FROM judge_ensemble e JOIN active_pool p ON p.case_id = e.case_id
                WHERE e.rubric = ? AND e.app_version IN (?, ?)""",
             [config.rubric, candidate, baseline],
         ).fetchall()[0]

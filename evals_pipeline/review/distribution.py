@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import duckdb
 
-from evals_pipeline.records import FAILURE_MODE_DISTRIBUTION
+from evals_pipeline.records import FAILURE_MODE_DISTRIBUTION, UNSEALED_POOL
 from evals_pipeline.review.taxonomy import Taxonomy, mode_map
-from evals_pipeline.warehouse import registered, transaction
+from evals_pipeline.warehouse import ensure_tables, registered, transaction
 
 DISTRIBUTION_SQL = """
 WITH subjects AS (
     -- a sealed trace's category and version are public (only its text is sealed)
     SELECT trace_id AS subject_id, category, app_version FROM traces
     UNION ALL
-    SELECT case_id, category, app_version FROM golden_pools WHERE pool <> 'holdout'
+    SELECT case_id, category, app_version FROM unsealed_pool
     UNION ALL
     SELECT o.case_id || '|' || o.app_version, p.category, o.app_version
-    FROM candidate_outputs o JOIN golden_pools p USING (case_id) WHERE p.pool <> 'holdout'
+    FROM candidate_outputs o JOIN unsealed_pool p USING (case_id)
 ), labels AS (
     -- one label per output: the principal expert's, else the newest
     SELECT subject_id, verdict, failure_mode FROM human_labels
@@ -53,6 +53,7 @@ def write_failure_mode_distribution(
     conn: duckdb.DuckDBPyConnection, tax: Taxonomy, principal: str
 ) -> int:
     """Replace failure_mode_distribution from human_labels, resolving names through `tax`."""
+    ensure_tables(conn, [UNSEALED_POOL])
     names = [
         r[0] for r in conn.execute("SELECT DISTINCT failure_mode FROM human_labels").fetchall()
     ]

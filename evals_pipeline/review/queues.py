@@ -28,9 +28,9 @@ import duckdb
 
 from evals_pipeline.calibration.labels import split_sql
 from evals_pipeline.pools.references import REFERENCES_TABLE
-from evals_pipeline.records import REVIEW_ITEMS, WEEKLY_REVIEW_SAMPLE
+from evals_pipeline.records import ACTIVE_POOL, REVIEW_ITEMS, VISIBLE_TRACES, WEEKLY_REVIEW_SAMPLE
 from evals_pipeline.sampling.stratified import U_SCALE, salted_seed, sample_key_sql
-from evals_pipeline.warehouse import registered, transaction
+from evals_pipeline.warehouse import ensure_tables, registered, transaction
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,15 @@ def write_weekly_sample(
 ) -> int:
     """Replace the week's batch: `size` traces drawn uniformly from the week's unsealed,
     never-labelled traces by a seeded hash (same week and seed = same batch)."""
+    ensure_tables(conn, [VISIBLE_TRACES])
     key = f"{sample_key_sql('t.trace_id', salted_seed(seed, 'weekly_review'))}::DOUBLE / {U_SCALE}"
     with transaction(conn):
         conn.execute(f"DELETE FROM {WEEKLY_REVIEW_SAMPLE.name} WHERE week = ?", [week])
         conn.execute(
             f"""INSERT INTO {WEEKLY_REVIEW_SAMPLE.name} ({", ".join(WEEKLY_REVIEW_SAMPLE.column_names)})
             SELECT ?::DATE, t.trace_id, t.category, t.app_version, {key} AS k, now()
-            FROM traces t
-            WHERE t.partition_date >= ? AND t.partition_date < ? AND NOT t.sealed
+            FROM visible_traces t
+            WHERE t.partition_date >= ? AND t.partition_date < ?
               AND NOT EXISTS (SELECT 1 FROM human_labels l WHERE l.subject_id = t.trace_id)
             ORDER BY k LIMIT ?""",
             [week, week, week_end, size],
@@ -67,7 +68,7 @@ def write_weekly_sample(
 _TRACE_COLUMNS = """'trace' AS subject, t.trace_id, NULL::VARCHAR AS case_id, t.app_version, t.category,
     t.user_segment, t.ts, t.input, t.output, t.context, t.tool_calls, t.metadata, r.reference_good,
     r.reference_borderline"""
-_TRACE_FROM = f"FROM traces t LEFT JOIN {REFERENCES_TABLE} r ON r.trace_id = t.trace_id"
+_TRACE_FROM = f"FROM visible_traces t LEFT JOIN {REFERENCES_TABLE} r ON r.trace_id = t.trace_id"
 
 QUEUES_SQL = f"""
 WITH disagreement AS (
@@ -102,7 +103,7 @@ WITH disagreement AS (
            'The judges disagree or failed: ' || q.trust_note || q.reason AS reason,
            row_number() OVER (ORDER BY q.priority, q.queued_at DESC, {sample_key_sql("q.case_id || '|' || q.app_version", 7)}) AS position
     FROM ranked q
-    JOIN golden_pools p ON p.case_id = q.case_id AND p.pool = 'active'
+    JOIN active_pool p ON p.case_id = q.case_id
     JOIN golden_cases c ON c.case_id = q.case_id
     JOIN candidate_outputs o ON o.case_id = q.case_id AND o.app_version = q.app_version AND o.output IS NOT NULL
     LEFT JOIN traces t ON t.trace_id = c.trace_id
@@ -112,7 +113,7 @@ WITH disagreement AS (
            'Friday review: a fresh random production sample of the week from ' || strftime(w.week, '%Y-%m-%d') AS reason,
            row_number() OVER (ORDER BY w.sample_key) AS position
     {_TRACE_FROM} JOIN weekly_review_sample w ON w.trace_id = t.trace_id
-    WHERE w.week = (SELECT max(week) FROM weekly_review_sample) AND NOT t.sealed
+    WHERE w.week = (SELECT max(week) FROM weekly_review_sample)
 ), calibration_set AS (
     SELECT t.category, count(*) FILTER (WHERE l.verdict = 'pass') AS n_pass,
            count(*) FILTER (WHERE l.verdict = 'fail') AS n_fail
@@ -131,8 +132,8 @@ WITH disagreement AS (
     SELECT s.trace_id,
            row_number() OVER (PARTITION BY s.category
                               ORDER BY {sample_key_sql("s.trace_id", salted_seed(20260101, "calibration_gap"))}) AS rk
-    FROM trace_sample s JOIN traces t ON t.trace_id = s.trace_id JOIN gaps g ON g.category = s.category
-    WHERE s.stratum = 'traffic' AND NOT t.sealed AND {split_sql("s.trace_id")} IN ('dev', 'test')
+    FROM trace_sample s JOIN visible_traces t ON t.trace_id = s.trace_id JOIN gaps g ON g.category = s.category
+    WHERE s.stratum = 'traffic' AND {split_sql("s.trace_id")} IN ('dev', 'test')
       AND NOT EXISTS (SELECT 1 FROM human_labels l WHERE l.subject_id = s.trace_id)
 ), gap_items AS (
     SELECT 'calibration_gap' AS queue, t.trace_id AS item_id, {_TRACE_COLUMNS},
@@ -164,6 +165,7 @@ def queue_items(
     conn: duckdb.DuckDBPyConnection, settings: QueueSettings, principal: str
 ) -> duckdb.DuckDBPyRelation:
     """All three queues (no judges' verdicts yet) as a relation; needs `_references` loaded."""
+    ensure_tables(conn, [VISIBLE_TRACES, ACTIVE_POOL])
     return conn.sql(
         QUEUES_SQL,
         params={
