@@ -188,11 +188,17 @@ def test_splits_are_about_20_40_40() -> None:
 def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dagster import RunRequest, SkipReason, build_sensor_context
+    from dagster import DagsterInstance, RunRequest, SkipReason
+    from dagster import build_sensor_context as context
 
     from evals_pipeline.calibration.assets import label_files_sensor
 
     monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))
+    instance = DagsterInstance.ephemeral()
+
+    def build_sensor_context(cursor: str | None = None):  # a deployment with no labels loaded yet
+        return context(instance=instance, cursor=cursor)
+
     first = list(label_files_sensor(build_sensor_context()))
     assert isinstance(first[0], SkipReason)
     (tmp_path / "labels").mkdir()
@@ -289,3 +295,37 @@ def test_kappa_with_interval_matches_scikit_learn_and_brackets_it() -> None:
     assert low < k < high and high - low < 0.2
     # the caller's generator makes it reproducible
     assert kappa_with_interval(x, y, np.random.default_rng(0)) == (k, low, high)
+
+
+def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first `make ui` after `make demo`: the sensor has no cursor yet, but the files are
+    the ones the last human_labels materialization read, so no run starts."""
+    from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
+
+    from evals_pipeline.calibration.assets import human_label_files, label_files_sensor
+    from evals_pipeline.warehouse import Warehouse
+
+    monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))
+    (tmp_path / "labels").mkdir()
+    path = tmp_path / "labels" / "ana.jsonl"
+    path.write_text('{"trace_id": "t1", "annotator": "ana", "verdict": "pass"}\n')
+    with DagsterInstance.ephemeral() as instance:
+        warehouse = Warehouse(database=str(tmp_path / "wh.duckdb"))
+        assert materialize(
+            [human_label_files], instance=instance, resources={"warehouse": warehouse}
+        ).success
+        ctx = build_sensor_context(instance=instance)
+        (skip,) = list(label_files_sensor(ctx))
+        assert (
+            isinstance(skip, SkipReason) and "since the last calibration run" in skip.skip_message
+        )
+        with path.open("a") as f:
+            f.write(
+                '{"trace_id": "t2", "annotator": "ana", "verdict": "fail", "critique": "wrong"}\n'
+            )
+        (req,) = list(
+            label_files_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor))
+        )
+        assert isinstance(req, RunRequest) and req.tags["label_files"] == "ana.jsonl"

@@ -108,11 +108,11 @@ def test_label_a_case_by_keyboard_alone_and_the_sensor_loads_it(
     assert lines[0]["annotator"] == "e2e-expert"  # the canonical id of the name typed
 
     # the calibration pipeline's sensor sees the new file and its job's label asset loads it
-    from dagster import build_sensor_context, materialize
+    from dagster import DagsterInstance, build_sensor_context, materialize
 
     from evals_pipeline.calibration.assets import human_label_files, label_files_sensor
 
-    requests = list(label_files_sensor(build_sensor_context()))
+    requests = list(label_files_sensor(build_sensor_context(instance=DagsterInstance.ephemeral())))
     assert [type(r).__name__ for r in requests] == ["RunRequest"]
     assert "review-e2e-expert.jsonl" in requests[0].tags["label_files"]
     result = materialize(

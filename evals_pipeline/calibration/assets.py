@@ -17,8 +17,10 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetSpec,
     Config,
+    DagsterInstance,
     DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
@@ -151,6 +153,8 @@ def human_label_files(
     context: AssetExecutionContext, warehouse: Warehouse
 ) -> Iterator[MaterializeResult]:
     """Rebuild human_labels from every label file (JSONL or CSV) in data/labels/."""
+    # What was read, recorded with the materialization: the sensor compares against it.
+    files_state = _label_files_state(labels_dir())
     with warehouse.get_connection() as conn:
         ensure_tables(conn, [HUMAN_LABELS, QUARANTINED_LABELS])
         counts = load_labels(conn, labels_dir())
@@ -167,6 +171,7 @@ def human_label_files(
                 **table_metadata(conn, "human_labels"),
                 **meta,
                 "splits": MetadataValue.md(markdown_table(splits)),
+                LABEL_FILES_STATE: MetadataValue.json(files_state),
             },
         )
         yield MaterializeResult(
@@ -593,17 +598,38 @@ def _label_files_state(folder: Path) -> dict[str, list[int]]:
     }
 
 
+LABEL_FILES_STATE = "label_files_state"
+
+
+def last_loaded_label_files(instance: DagsterInstance) -> dict[str, list[int]]:
+    """The label files (name -> [mtime_ns, size]) the last human_labels materialization read."""
+    event = instance.get_latest_materialization_event(AssetKey("human_labels"))
+    materialization = event.asset_materialization if event else None
+    value = materialization.metadata.get(LABEL_FILES_STATE) if materialization else None
+    return dict(value.value) if value is not None else {}  # type: ignore[arg-type]
+
+
 @sensor(
     job_name="evals_calibration",
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
 )
 def label_files_sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
-    """Starts evals_calibration when a label file appears or grows in data/labels/."""
+    """Starts evals_calibration when a label file appears or grows in data/labels/. On its
+    first tick (no cursor yet, e.g. the first `make ui` after `make demo`) it compares with
+    the files the last human_labels materialization read, so an unchanged folder starts
+    nothing; a run it starts names the files that changed (tag label_files)."""
     state = _label_files_state(labels_dir())
-    previous = json.loads(context.cursor) if context.cursor else {}
+    if context.cursor:
+        previous = json.loads(context.cursor)
+    else:
+        previous = last_loaded_label_files(context.instance)
+        if previous == state:
+            context.update_cursor(json.dumps(state))
     if not state or state == previous:
-        yield SkipReason(f"no new or changed label files in {labels_dir()}")
+        yield SkipReason(
+            f"no new or changed label files in {labels_dir()} since the last calibration run"
+        )
         return
     changed = sorted(k for k in state if previous.get(k) != state[k])
     context.update_cursor(json.dumps(state))
