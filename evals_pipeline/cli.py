@@ -16,6 +16,7 @@ from pathlib import Path
 
 from evals_pipeline.paths import analytics_path, data_dir, warehouse_path
 from evals_pipeline.project import CONFIG_ENV, ProjectError, load_project, project_file
+from evals_pipeline.records import GOLDEN_POOLS, RELEASE_GATES, TRACES
 
 TEMPLATE = Path(__file__).with_name("templates") / "evals.yaml"
 
@@ -75,14 +76,14 @@ def status(path: Path) -> int:
         con = connect(analytics_path(), read_only=True)
         try:
             for label, sql in (
-                ("traces", "SELECT count(*), max(partition_date) FROM traces"),
+                ("traces", f"SELECT count(*), max(partition_date) FROM {TRACES}"),
                 (
                     "golden pools",
-                    "SELECT count(*) FILTER (WHERE pool = 'active'), count(*) FILTER (WHERE pool = 'holdout') FROM golden_pools",
+                    f"SELECT count(*) FILTER (WHERE pool = 'active'), count(*) FILTER (WHERE pool = 'holdout') FROM {GOLDEN_POOLS}",
                 ),
                 (
                     "decision",
-                    "SELECT status || ' (' || candidate || ' vs ' || baseline || ')' FROM release_gates WHERE gate = 'decision'",
+                    f"SELECT status || ' (' || candidate || ' vs ' || baseline || ')' FROM {RELEASE_GATES} WHERE gate = 'decision'",
                 ),
             ):
                 try:

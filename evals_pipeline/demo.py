@@ -14,6 +14,26 @@ import warnings
 from pathlib import Path
 
 from evals_pipeline.paths import analytics_path, data_dir, traffic_dir, warehouse_path
+from evals_pipeline.records import (
+    ANNOTATOR_AGREEMENT,
+    BT_RATINGS,
+    CORRECTED_PASS_RATES,
+    FAILURE_MODE_DISTRIBUTION,
+    HOLDOUT_EVALUATION,
+    JUDGE_CALIBRATION,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    POOL_EVENTS,
+    POOL_SIZES,
+    QUARANTINED_FEEDBACK,
+    QUARANTINED_TRACES,
+    RELEASE_GATES,
+    REVIEW_ITEMS,
+    REVIEW_QUEUE,
+    SEGMENT_REPORT,
+    TRACE_SAMPLE,
+    TRACES,
+)
 
 
 def _say(msg: str) -> None:
@@ -178,37 +198,37 @@ def report(seconds: float) -> None:
             _say(f"  {name:<22} {n:>10,}  {comment}")
         _say("\nQuarantined rows by reason:")
         for stream, reason, n in con.execute(
-            """SELECT 'traces', reason, count(*) FROM quarantined_traces GROUP BY ALL
-               UNION ALL SELECT 'feedback', reason, count(*) FROM quarantined_feedback GROUP BY ALL
+            f"""SELECT 'traces', reason, count(*) FROM {QUARANTINED_TRACES} GROUP BY ALL
+               UNION ALL SELECT 'feedback', reason, count(*) FROM {QUARANTINED_FEEDBACK} GROUP BY ALL
                ORDER BY 1 DESC, 3 DESC"""
         ).fetchall():
             _say(f"  {stream:<9} {reason:<22} {n:>6,}")
         _say("\nSample vs traffic share per category (traffic stratum, all days):")
         for cat, sampled, s_share, t_share in con.execute(
-            """SELECT category, count(*), round(100 * count(*) / sum(count(*)) OVER (), 1),
+            f"""SELECT category, count(*), round(100 * count(*) / sum(count(*)) OVER (), 1),
                       round(100 * sum(weight) / sum(sum(weight)) OVER (), 1)
-               FROM trace_sample WHERE stratum = 'traffic' GROUP BY 1 ORDER BY 4 DESC"""
+               FROM {TRACE_SAMPLE} WHERE stratum = 'traffic' GROUP BY 1 ORDER BY 4 DESC"""
         ).fetchall():
             _say(
                 f"  {cat:<18} {sampled:>6,} sampled  {s_share:>5}% of sample  {t_share:>5}% of traffic"
             )
         _say("\nGolden pools after each quarterly rotation:")
         for quarter, rotated, active, holdout, retired in con.execute(
-            """SELECT quarter, any_value(rotated_at),
+            f"""SELECT quarter, any_value(rotated_at),
                       coalesce(sum(cases) FILTER (WHERE pool = 'active'), 0),
                       coalesce(sum(cases) FILTER (WHERE pool = 'holdout'), 0),
                       coalesce(sum(cases) FILTER (WHERE pool = 'retired'), 0)
-               FROM pool_sizes GROUP BY 1 ORDER BY 1"""
+               FROM {POOL_SIZES} GROUP BY 1 ORDER BY 1"""
         ).fetchall():
             _say(
                 f"  quarter {quarter} (rotated {rotated}): {active:>4} active {holdout:>4} holdout {retired:>4} retired"
             )
         moves = con.execute(
-            "SELECT event, count(*) FROM pool_events GROUP BY 1 ORDER BY 1"
+            f"SELECT event, count(*) FROM {POOL_EVENTS} GROUP BY 1 ORDER BY 1"
         ).fetchall()
         _say("  pool_events: " + ", ".join(f"{e} {n}" for e, n in moves))
         sealed, total = con.execute(
-            "SELECT count(*) FILTER (WHERE sealed), count(*) FROM traces"
+            f"SELECT count(*) FILTER (WHERE sealed), count(*) FROM {TRACES}"
         ).fetchall()[0]
         _say(
             f"  {sealed:,} of {total:,} traces are sealed in the holdout reservoir: analysts see their ids,"
@@ -216,20 +236,20 @@ def report(seconds: float) -> None:
         )
         _say("\nHoldout evaluation at each rotation (reference_token_f1, mean over categories):")
         for quarter, n, score in con.execute(
-            "SELECT quarter, sum(n), round(sum(n * mean_score) / sum(n), 3) FROM holdout_evaluation GROUP BY 1 ORDER BY 1"
+            f"SELECT quarter, sum(n), round(sum(n * mean_score) / sum(n), 3) FROM {HOLDOUT_EVALUATION} GROUP BY 1 ORDER BY 1"
         ).fetchall():
             _say(f"  quarter {quarter}: {n} holdout cases, mean {score}")
         _say(
             "\nJudging the active pool (ensemble of 3 judges, pass_fail rubric): pass rate per app version"
         )
         for version, n, rate, queued in con.execute(
-            """SELECT e.app_version, count(*), round(avg((e.verdict = 'pass')::INT), 3),
-                      (SELECT count(*) FROM review_queue q WHERE q.app_version = e.app_version)
-               FROM judge_ensemble e WHERE e.rubric = 'pass_fail' GROUP BY 1 ORDER BY 1"""
+            f"""SELECT e.app_version, count(*), round(avg((e.verdict = 'pass')::INT), 3),
+                      (SELECT count(*) FROM {REVIEW_QUEUE} q WHERE q.app_version = e.app_version)
+               FROM {JUDGE_ENSEMBLE} e WHERE e.rubric = 'pass_fail' GROUP BY 1 ORDER BY 1"""
         ).fetchall():
             _say(f"  {version}: {n} cases, pass rate {rate}, {queued} queued for review")
         status = con.execute(
-            """SELECT DISTINCT v.judge, c.trusted FROM judge_verdicts v LEFT JOIN judge_calibration c
+            f"""SELECT DISTINCT v.judge, c.trusted FROM {JUDGE_VERDICTS} v LEFT JOIN {JUDGE_CALIBRATION} c
                ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
                   AND c.split = 'test' AND c.category = 'all'
                WHERE v.rubric = 'pass_fail' ORDER BY 1"""
@@ -243,16 +263,16 @@ def report(seconds: float) -> None:
         )
         _say("  Bradley-Terry ratings (pairwise, both orders; 95% bootstrap interval):")
         for judge, version, rating, lo, hi in con.execute(
-            "SELECT judge, app_version, round(rating), round(ci_low), round(ci_high) FROM bt_ratings ORDER BY 1, 2"
+            f"SELECT judge, app_version, round(rating), round(ci_low), round(ci_high) FROM {BT_RATINGS} ORDER BY 1, 2"
         ).fetchall():
             _say(f"    {judge:<26} {version}: {rating:>6} [{lo}, {hi}]")
         _say(
             "\nJudge calibration on the test split (vs the principal expert; trusted = TPR and TNR >= 0.8):"
         )
         for judge, n, tpr, tlo, thi, tnr, nlo, nhi, kap, trusted in con.execute(
-            """SELECT judge, n, round(tpr, 3), round(tpr_low, 3), round(tpr_high, 3), round(tnr, 3), round(tnr_low, 3),
+            f"""SELECT judge, n, round(tpr, 3), round(tpr_low, 3), round(tpr_high, 3), round(tnr, 3), round(tnr_low, 3),
                       round(tnr_high, 3), round(kappa, 3), trusted
-               FROM judge_calibration WHERE split = 'test' AND category = 'all' ORDER BY judge"""
+               FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge"""
         ).fetchall():
             _say(
                 f"  {judge:<26} n={n}  TPR {tpr} [{tlo}, {thi}]  TNR {tnr} [{nlo}, {nhi}]  kappa {kap}  "
@@ -260,28 +280,28 @@ def report(seconds: float) -> None:
             )
         _say("  Human annotators (Cohen's kappa, 95% bootstrap interval):")
         for a, b, n, k, lo, hi in con.execute(
-            """SELECT annotator_a, annotator_b, n, round(kappa, 2), round(kappa_low, 2), round(kappa_high, 2)
-               FROM annotator_agreement ORDER BY 1, 2"""
+            f"""SELECT annotator_a, annotator_b, n, round(kappa, 2), round(kappa_low, 2), round(kappa_high, 2)
+               FROM {ANNOTATOR_AGREEMENT} ORDER BY 1, 2"""
         ).fetchall():
             _say(f"    {a} vs {b}: {k} [{lo}, {hi}] on {n} items")
         _say(
             "  Pass rates corrected for judge error (Rogan-Gladen, 95% interval), reference judge:"
         )
         for version, obs, cor, lo, hi, status in con.execute(
-            """SELECT app_version, round(observed_pass_rate, 3), round(corrected_pass_rate, 3), round(ci_low, 3),
+            f"""SELECT app_version, round(observed_pass_rate, 3), round(corrected_pass_rate, 3), round(ci_low, 3),
                       round(ci_high, 3), calibration_status
-               FROM corrected_pass_rates WHERE judge = 'offline/reference-judge' ORDER BY 1"""
+               FROM {CORRECTED_PASS_RATES} WHERE judge = 'offline/reference-judge' ORDER BY 1"""
         ).fetchall():
             _say(f"    {version}: observed {obs} -> corrected {cor} [{lo}, {hi}] ({status})")
         _say("\nRelease gates (candidate vs baseline):")
         for gate, status, evidence in con.execute(
-            "SELECT gate, status, evidence FROM release_gates"
+            f"SELECT gate, status, evidence FROM {RELEASE_GATES}"
         ).fetchall():
             _say(f"  {gate:<19} {status:<14} {evidence[:110]}")
         for version, level, cat, score, delta, lo, hi in con.execute(
-            """SELECT app_version, level, category, round(score, 3), round(delta_vs_baseline, 3), round(delta_ci_low, 3),
+            f"""SELECT app_version, level, category, round(score, 3), round(delta_vs_baseline, 3), round(delta_ci_low, 3),
                       round(delta_ci_high, 3)
-               FROM segment_report WHERE scorer = 'ensemble' AND (level = 'overall' OR category = 'reasoning')
+               FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND (level = 'overall' OR category = 'reasoning')
                  AND level <> 'cell' ORDER BY 1, 2 DESC"""
         ).fetchall():
             _say(
@@ -291,13 +311,13 @@ def report(seconds: float) -> None:
             "\nFailure modes among the experts' fails (failure_mode_distribution; by category in the HTML report):"
         )
         for mode, n, share in con.execute(
-            """SELECT failure_mode, n, round(100 * share, 1) FROM failure_mode_distribution
+            f"""SELECT failure_mode, n, round(100 * share, 1) FROM {FAILURE_MODE_DISTRIBUTION}
                WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC, 1"""
         ).fetchall():
             _say(f"  {mode:<20} {n:>5} fails  {share:>5}% of fails")
         _say("\nReview queues for the domain expert (make review):")
         for queue, n, reason in con.execute(
-            """SELECT queue, count(*), arg_min(reason, position) FROM review_items GROUP BY 1
+            f"""SELECT queue, count(*), arg_min(reason, position) FROM {REVIEW_ITEMS} GROUP BY 1
                ORDER BY array_position(['disagreement', 'weekly', 'calibration_gap'], queue)"""
         ).fetchall():
             _say(f"  {queue:<16} {n:>4} cases, e.g. {reason[:90]}")
@@ -320,7 +340,7 @@ How to look:
   make ui                     Dagster UI at http://127.0.0.1:3000 (lineage, runs, checks, metadata)
   make review                 the review app at http://127.0.0.1:8765 (label the queues by keyboard)
   HTML report                 {data_dir() / "reports" / "latest.html"}
-  {py} -c "import duckdb; print(duckdb.connect('{analytics_path()}', read_only=True).sql('SELECT category, count(*) FROM traces GROUP BY 1'))"
+  {py} -c "import duckdb; print(duckdb.connect('{analytics_path()}', read_only=True).sql('SELECT category, count(*) FROM {TRACES} GROUP BY 1'))"
 """
     )
 

@@ -9,6 +9,8 @@ import duckdb
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema
 
+from evals_pipeline.records import Table
+
 
 def markdown_table(frame: pd.DataFrame, max_chars: int = 60) -> str:
     """A small frame as a markdown table, long cells cut so the UI stays readable."""
@@ -27,7 +29,7 @@ def markdown_table(frame: pd.DataFrame, max_chars: int = 60) -> str:
 
 def table_metadata(
     conn: duckdb.DuckDBPyConnection,
-    table: str,
+    table: Table | str,
     where: str = "true",
     params: Sequence[Any] = (),
     preview_columns: Sequence[str] | None = None,
@@ -37,6 +39,7 @@ def table_metadata(
     """Row count of the rows this materialization wrote (`where`: its partitions, or the
     whole table), column schema with comments, and a preview (of `preview_where` rows, e.g.
     the headline ones, when given)."""
+    table = str(table)
     count = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", list(params)).fetchall()[0][
         0
     ]

@@ -9,6 +9,8 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetExecutionContext,
     DailyPartitionsDefinition,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
     TimeWindowPartitionsDefinition,
     WeeklyPartitionsDefinition,
 )
@@ -43,3 +45,12 @@ def quarter_window(
     """[first day, first day of the next quarter) of the run's single quarter."""
     window = context.partition_time_window
     return window.start.date(), window.end.date()
+
+
+def schedule_status(enabled: bool) -> DefaultScheduleStatus:
+    """A schedule runs by default only when the project file's `schedules:` turns it on."""
+    return DefaultScheduleStatus.RUNNING if enabled else DefaultScheduleStatus.STOPPED
+
+
+def sensor_status(enabled: bool) -> DefaultSensorStatus:
+    return DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED

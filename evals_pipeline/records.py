@@ -126,6 +126,10 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def __str__(self) -> str:
+        # SQL names a table through its record (f"FROM {TRACES}"), so a rename is one line here.
+        return self.name
+
 
 def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -939,6 +943,9 @@ class View:
     def ddl(self) -> str:
         return f"CREATE OR REPLACE VIEW {self.name} AS {self.sql}"
 
+    def __str__(self) -> str:
+        return self.name
+
 
 # The seal as views: what every stage after the pools may read.
 VISIBLE_TRACES = View(
@@ -1003,3 +1010,6 @@ ANALYST_TABLES: tuple[Table, ...] = (
     REVIEW_ITEMS,
     FAILURE_MODE_DISTRIBUTION,
 )
+
+# Everything the working warehouse holds; `warehouse.set_up` creates it once per schema version.
+WAREHOUSE_TABLES: tuple[Table, ...] = (*ANALYST_TABLES, SEALED_FINGERPRINTS)

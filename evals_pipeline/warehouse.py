@@ -5,6 +5,7 @@ Every connection runs in UTC so timestamps without an offset mean the same thing
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,10 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from evals_pipeline.records import SEAL_VIEWS, Table, View
+from evals_pipeline.records import SEAL_VIEWS, WAREHOUSE_TABLES, Table, View
+
+# Which schema a warehouse was set up with: a digest of every table's and view's DDL and comments.
+SCHEMA_MARK = "warehouse_schema"
 
 
 class Warehouse(DuckDBResource):
@@ -24,8 +28,7 @@ class Warehouse(DuckDBResource):
         with super().get_connection() as conn:
             try:
                 conn.execute("SET TimeZone = 'UTC'")
-                # The seal as views: every stage reads visible_traces / active_pool / ...
-                ensure_tables(conn, SEAL_VIEWS)
+                set_up(conn)
                 yield conn
             finally:
                 conn.close()
@@ -36,6 +39,29 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     conn = duckdb.connect(str(path), read_only=read_only)
     conn.execute("SET TimeZone = 'UTC'")
     return conn
+
+
+def schema_digest() -> str:
+    """Digest of the warehouse's schema as this release defines it in `records.py`."""
+    parts = [t.ddl() + "\n".join(t.comment_sql()) for t in WAREHOUSE_TABLES]
+    parts += [v.ddl() for v in SEAL_VIEWS]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def set_up(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Create every warehouse table (`records.WAREHOUSE_TABLES`) and the seal's views once:
+    again only when this release's schema differs from the one the file was set up with
+    (new tables, columns or comments). Assets then read and write without defensive DDL.
+    Returns whether anything was (re)created."""
+    digest = schema_digest()
+    if SCHEMA_MARK in table_names(conn):
+        rows = conn.execute(f"SELECT digest FROM {SCHEMA_MARK}").fetchall()
+        if rows and rows[0][0] == digest:
+            return False
+    with transaction(conn):
+        ensure_tables(conn, (*WAREHOUSE_TABLES, *SEAL_VIEWS))
+        conn.execute(f"CREATE OR REPLACE TABLE {SCHEMA_MARK} AS SELECT ? AS digest", [digest])
+    return True
 
 
 def table_names(conn: duckdb.DuckDBPyConnection) -> set[str]:

@@ -111,32 +111,32 @@ def write_review_snapshot(
     conn = connect(tmp)
     try:
         ensure_tables(conn, [REVIEW_ITEMS, GOLDEN_POOLS, TRACES])
-        conn.execute("DELETE FROM review_items")
+        conn.execute(f"DELETE FROM {REVIEW_ITEMS}")
         frame = pd.DataFrame(items, columns=REVIEW_ITEMS.column_names)
         conn.register("_items", frame)
         conn.execute(
-            "INSERT INTO review_items SELECT queue, position, item_id, subject, trace_id, case_id, app_version, "
+            f"INSERT INTO {REVIEW_ITEMS} SELECT queue, position, item_id, subject, trace_id, case_id, app_version, "
             "category, user_segment, ts, input, output, "
             "CASE WHEN json_valid(context) THEN context::JSON END, tool_calls::JSON, metadata::JSON, "
             "reference_good, reference_borderline, reason, judge_verdicts::JSON, prepared_at FROM _items"
         )
         conn.unregister("_items")
-        conn.execute("DELETE FROM golden_pools")
+        conn.execute(f"DELETE FROM {GOLDEN_POOLS}")
         conn.execute(
-            "INSERT INTO golden_pools (case_id, trace_id, category, pool) VALUES "
+            f"INSERT INTO {GOLDEN_POOLS} (case_id, trace_id, category, pool) VALUES "
             "('gc_1', 'tr_src1', 'how_to', 'active'), (?, 'tr_src2', 'how_to', 'holdout')",
             [HOLDOUT_CASE],
         )
-        conn.execute("DELETE FROM traces")
+        conn.execute(f"DELETE FROM {TRACES}")
         conn.execute(
-            "INSERT INTO traces (trace_id, category, sealed) VALUES "
+            f"INSERT INTO {TRACES} (trace_id, category, sealed) VALUES "
             "('tr_a', 'how_to', false), ('tr_inject', 'how_to', false), ('tr_big', 'how_to', false), "
             # gc_1 graduated from the holdout: its source trace stays sealed, the case is active
             "('tr_src1', 'how_to', true), ('tr_src2', 'how_to', true)"
         )
         for e in extra:
             conn.execute(
-                "INSERT INTO traces (trace_id, category, sealed) VALUES (?, 'how_to', false)",
+                f"INSERT INTO {TRACES} (trace_id, category, sealed) VALUES (?, 'how_to', false)",
                 [e["item_id"]],
             )
     finally:

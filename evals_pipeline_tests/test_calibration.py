@@ -97,7 +97,7 @@ def test_pandalm_annotator_kappas_reproduce_the_published_figures(tmp_path: Path
     counts = load_labels(con, tmp_path / "labels")
     assert counts == {"files": 1, "rows_in": 2997, "stored": 2997, "quarantined": 0}
     wide = con.execute(
-        "PIVOT (SELECT subject_id, annotator, verdict FROM human_labels) ON annotator USING first(verdict) ORDER BY subject_id"
+        f"PIVOT (SELECT subject_id, annotator, verdict FROM {HUMAN_LABELS}) ON annotator USING first(verdict) ORDER BY subject_id"
     ).df()
     k = {
         (a, b): round(
@@ -142,7 +142,7 @@ def test_label_files_are_validated_and_the_newest_label_wins(tmp_path: Path) -> 
     assert counts["rows_in"] == 11 and counts["stored"] + counts["quarantined"] == 11
     assert dict(
         con.execute(
-            "SELECT source_file || ':' || source_row, reason FROM quarantined_labels"
+            f"SELECT source_file || ':' || source_row, reason FROM {QUARANTINED_LABELS}"
         ).fetchall()
     ) == {
         "ana.jsonl:4": "missing_critique",
@@ -152,7 +152,7 @@ def test_label_files_are_validated_and_the_newest_label_wins(tmp_path: Path) -> 
         "ben.csv:4": "malformed_json",
     }
     current = con.execute(
-        "SELECT subject_id, annotator, kind, verdict FROM human_labels WHERE current ORDER BY 1, 2"
+        f"SELECT subject_id, annotator, kind, verdict FROM {HUMAN_LABELS} WHERE current ORDER BY 1, 2"
     ).fetchall()
     assert current == [
         ("c1", "ana", "pairwise", "B"),
@@ -161,11 +161,11 @@ def test_label_files_are_validated_and_the_newest_label_wins(tmp_path: Path) -> 
         ("t4", "ben", "pointwise", "fail"),
         ("t5", "ben", "pointwise", "pass"),
     ]
-    splits = dict(con.execute("SELECT subject_id, split FROM human_labels").fetchall())
-    con.execute("DELETE FROM human_labels")
+    splits = dict(con.execute(f"SELECT subject_id, split FROM {HUMAN_LABELS}").fetchall())
+    con.execute(f"DELETE FROM {HUMAN_LABELS}")
     load_labels(con, folder)
     assert (
-        dict(con.execute("SELECT subject_id, split FROM human_labels").fetchall()) == splits
+        dict(con.execute(f"SELECT subject_id, split FROM {HUMAN_LABELS}").fetchall()) == splits
     )  # stable
 
 
@@ -191,7 +191,7 @@ def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(
     from dagster import DagsterInstance, RunRequest, SkipReason
     from dagster import build_sensor_context as context
 
-    from evals_pipeline.calibration.assets import label_files_sensor
+    from evals_pipeline.calibration.sensors import label_files_sensor
 
     monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))
     instance = DagsterInstance.ephemeral()
@@ -218,7 +218,7 @@ def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(
 def test_a_judge_or_rubric_version_without_a_test_measurement_needs_calibration() -> None:
     import pandas as pd
 
-    from evals_pipeline.calibration.assets import corrected_rates
+    from evals_pipeline.calibration.measurement import corrected_rates
 
     rng = np.random.default_rng(3)
     judged = pd.DataFrame(
@@ -304,7 +304,8 @@ def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_cha
     the ones the last human_labels materialization read, so no run starts."""
     from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
 
-    from evals_pipeline.calibration.assets import human_label_files, label_files_sensor
+    from evals_pipeline.calibration.assets import human_label_files
+    from evals_pipeline.calibration.sensors import label_files_sensor
     from evals_pipeline.warehouse import Warehouse
 
     monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))

@@ -16,7 +16,7 @@ import zstandard
 
 from evals_pipeline.calibration.labels import load_labels
 from evals_pipeline.paths import warehouse_path
-from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS
+from evals_pipeline.records import HUMAN_LABELS, QUARANTINED_LABELS, QUARANTINED_TRACES, TRACES
 from evals_pipeline.warehouse import connect, ensure_tables
 from evals_pipeline_tests.helpers import run_daily
 
@@ -155,8 +155,8 @@ def test_every_row_and_every_file_of_the_fault_corpus_is_accounted_for(
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     try:
         rows = con.execute(
-            """SELECT source_file, source_row, NULL AS reason FROM traces
-               UNION ALL SELECT source_file, source_row, reason FROM quarantined_traces
+            f"""SELECT source_file, source_row, NULL AS reason FROM {TRACES}
+               UNION ALL SELECT source_file, source_row, reason FROM {QUARANTINED_TRACES}
                ORDER BY 1, 2"""
         ).fetchall()
         got: dict[str, list[str | None]] = {}
@@ -171,18 +171,18 @@ def test_every_row_and_every_file_of_the_fault_corpus_is_accounted_for(
             assert got[name] == reasons, name
         detail = dict(
             con.execute(
-                "SELECT source_file, detail FROM quarantined_traces WHERE reason = 'unreadable_file'"
+                f"SELECT source_file, detail FROM {QUARANTINED_TRACES} WHERE reason = 'unreadable_file'"
             ).fetchall()
         )
         assert "IsADirectoryError" in detail[f"traces/dt={DAY}/a_directory.jsonl"]
         assert detail[f"traces/dt={DAY}/truncated.parquet"]
         # Stored numbers are all finite and non-negative, so aggregates stay numbers.
         assert con.execute(
-            """SELECT count(*) FROM traces WHERE NOT isfinite(latency_ms) OR NOT isfinite(cost_usd)
+            f"""SELECT count(*) FROM {TRACES} WHERE NOT isfinite(latency_ms) OR NOT isfinite(cost_usd)
                OR latency_ms < 0 OR cost_usd < 0 OR input_tokens < 0 OR output_tokens < 0"""
         ).fetchall() == [(0,)]
-        assert con.execute("SELECT avg(cost_usd) FROM traces").fetchall()[0][0] >= 0
-        ts = dict(con.execute("SELECT trace_id, ts FROM traces").fetchall())
+        assert con.execute(f"SELECT avg(cost_usd) FROM {TRACES}").fetchall()[0][0] >= 0
+        ts = dict(con.execute(f"SELECT trace_id, ts FROM {TRACES}").fetchall())
         assert str(ts["tr_offset"]) == f"{DAY} 04:30:00"
         assert str(ts["tr_lower"]) == f"{DAY} 10:00:00"
         assert str(ts["tr_compact_offset"]) == f"{DAY} 13:00:00"
@@ -193,8 +193,8 @@ def test_every_row_and_every_file_of_the_fault_corpus_is_accounted_for(
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     try:
         again = con.execute(
-            """SELECT source_file, source_row, NULL AS reason FROM traces
-               UNION ALL SELECT source_file, source_row, reason FROM quarantined_traces ORDER BY 1, 2"""
+            f"""SELECT source_file, source_row, NULL AS reason FROM {TRACES}
+               UNION ALL SELECT source_file, source_row, reason FROM {QUARANTINED_TRACES} ORDER BY 1, 2"""
         ).fetchall()
     finally:
         con.close()
@@ -225,9 +225,11 @@ def test_label_files_with_a_bom_compression_or_no_format_lose_nothing(tmp_path: 
     con = connect(tmp_path / "wh.duckdb")
     ensure_tables(con, [HUMAN_LABELS, QUARANTINED_LABELS])
     counts = load_labels(con, folder)
-    stored = {r[0] for r in con.execute("SELECT subject_id FROM human_labels").fetchall()}
+    stored = {r[0] for r in con.execute(f"SELECT subject_id FROM {HUMAN_LABELS}").fetchall()}
     assert stored == {"tr_1", "tr_2", "tr_3", "tr_4"}
-    quarantined = dict(con.execute("SELECT source_file, reason FROM quarantined_labels").fetchall())
+    quarantined = dict(
+        con.execute(f"SELECT source_file, reason FROM {QUARANTINED_LABELS}").fetchall()
+    )
     assert quarantined == {
         "labels.xlsx": "unsupported_file",
         "broken.jsonl": "unreadable_file",

@@ -16,7 +16,16 @@ from evals_pipeline.judging.client import Call, LiteLLMJudgeClient, run_calls
 from evals_pipeline.judging.rubrics import JSON_MODE, load_rubric, render_messages
 from evals_pipeline.paths import analytics_path, warehouse_path
 from evals_pipeline.pools.store import HoldoutStore
-from evals_pipeline.records import ANALYST_TABLES
+from evals_pipeline.records import (
+    ANALYST_TABLES,
+    GOLDEN_POOLS,
+    HOLDOUT_CASES,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    RELEASE_GATES,
+    REVIEW_ITEMS,
+    REVIEW_QUEUE,
+)
 from evals_pipeline.review.app import AppSettings, create_app
 from evals_pipeline.simulator.mock_server import MockConfig, MockServer
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
@@ -56,9 +65,9 @@ def _holdout_strings() -> list[str]:
         return [
             r[0]
             for r in con.execute(
-                """SELECT DISTINCT s FROM (
+                f"""SELECT DISTINCT s FROM (
                        SELECT unnest([c.input, c.output, c.reference_good, c.reference_borderline]) AS s
-                       FROM h.holdout_cases c JOIN w.golden_pools p ON p.case_id = c.case_id AND p.pool = 'holdout')
+                       FROM h.{HOLDOUT_CASES} c JOIN w.{GOLDEN_POOLS} p ON p.case_id = c.case_id AND p.pool = 'holdout')
                    WHERE s IS NOT NULL"""
             ).fetchall()
         ]
@@ -138,7 +147,7 @@ def test_the_seal_holds_after_every_job_in_any_order(
     client = TestClient(create_app(AppSettings()), base_url="http://127.0.0.1:8765")
     client.post("/login", data={"annotator": "auditor"})
     con = duckdb.connect(str(analytics_path()), read_only=True)
-    items = con.execute("SELECT queue, item_id FROM review_items").fetchall()
+    items = con.execute(f"SELECT queue, item_id FROM {REVIEW_ITEMS}").fetchall()
     con.close()
     assert len(items) > 20
     for queue, item_id in items:
@@ -180,18 +189,18 @@ def test_two_judges_down_leave_no_verdict_to_the_third(
     try:
         per_judge = dict(
             con.execute(
-                "SELECT judge, count(verdict) FROM judge_verdicts WHERE rubric = 'pass_fail' GROUP BY 1"
+                f"SELECT judge, count(verdict) FROM {JUDGE_VERDICTS} WHERE rubric = 'pass_fail' GROUP BY 1"
             ).fetchall()
         )
         assert per_judge["openai/judge-a"] > 50 and per_judge["openai/judge-b"] == 0
         rows = con.execute(
-            """SELECT verdict, status, n_valid, n_judges FROM judge_ensemble WHERE rubric = 'pass_fail'"""
+            f"""SELECT verdict, status, n_valid, n_judges FROM {JUDGE_ENSEMBLE} WHERE rubric = 'pass_fail'"""
         ).fetchall()
         assert rows and all(n_judges == 3 for *_, n_judges in rows)
         # one judge of three is a minority: never an ensemble verdict
         assert all(v is None and s == "no_quorum" and n <= 1 for v, s, n, _ in rows)
         queued = con.execute(
-            "SELECT count(*) FROM review_queue WHERE rubric = 'pass_fail' AND reason LIKE 'no_quorum%'"
+            f"SELECT count(*) FROM {REVIEW_QUEUE} WHERE rubric = 'pass_fail' AND reason LIKE 'no_quorum%'"
         ).fetchall()[0][0]
         assert queued == len(rows)
     finally:
@@ -200,9 +209,9 @@ def test_two_judges_down_leave_no_verdict_to_the_third(
     assert run_reports(small_sim, "2026-01-01").success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     try:
-        gates = dict(con.execute("SELECT gate, status FROM release_gates").fetchall())
+        gates = dict(con.execute(f"SELECT gate, status FROM {RELEASE_GATES}").fetchall())
         evidence = con.execute(
-            "SELECT evidence FROM release_gates WHERE gate = 'ensemble_quorum'"
+            f"SELECT evidence FROM {RELEASE_GATES} WHERE gate = 'ensemble_quorum'"
         ).fetchall()[0][0]
     finally:
         con.close()
@@ -296,12 +305,12 @@ def test_a_killed_snapshot_build_leaves_nothing_behind_and_analysts_see_the_curr
     ensure_tables(wh, [RELEASE_GATES])
     build_snapshot(wh, target, [RELEASE_GATES])
     held = duckdb.connect(str(target), read_only=True)  # an analyst's open session
-    wh.execute("INSERT INTO release_gates (gate, status) VALUES ('decision', 'pass')")
+    wh.execute(f"INSERT INTO {RELEASE_GATES} (gate, status) VALUES ('decision', 'pass')")
     build_snapshot(wh, target, [RELEASE_GATES])
     # DuckDB's instance cache: a new connect() in the same process shares the old file
     cached = duckdb.connect(str(target), read_only=True)
-    assert cached.execute("SELECT count(*) FROM release_gates").fetchall() == [(0,)]
+    assert cached.execute(f"SELECT count(*) FROM {RELEASE_GATES}").fetchall() == [(0,)]
     fresh = open_snapshot(target)
-    assert fresh.execute("SELECT count(*) FROM release_gates").fetchall() == [(1,)]
+    assert fresh.execute(f"SELECT count(*) FROM {RELEASE_GATES}").fetchall() == [(1,)]
     for c in (held, cached, fresh, wh):
         c.close()

@@ -12,8 +12,8 @@ import pytest
 
 from evals_pipeline.ingest.expectations import run_suite
 from evals_pipeline.ingest.validation import FEEDBACK_STREAM, TRACE_STREAM, IngestRules, ingest_days
-from evals_pipeline.records import ANALYST_TABLES, DEFAULT_CATEGORIES
-from evals_pipeline.warehouse import connect, ensure_tables
+from evals_pipeline.records import DEFAULT_CATEGORIES, QUARANTINED_TRACES, TRACES
+from evals_pipeline.warehouse import connect, set_up
 
 DAY = date(2026, 3, 2)
 
@@ -55,7 +55,7 @@ def enc(row: dict[str, object]) -> bytes:
 @pytest.fixture
 def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     c = connect(tmp_path / "wh.duckdb")
-    ensure_tables(c, ANALYST_TABLES)
+    set_up(c)
     yield c
     c.close()
 
@@ -100,11 +100,11 @@ def test_each_trace_quarantine_reason(conn: duckdb.DuckDBPyConnection, tmp_path:
         13: "wrong_type",
     }
     assert counts.rows_in == 13 and counts.stored == 1 and counts.quarantined == 12
-    details = dict(conn.execute("SELECT source_row, detail FROM quarantined_traces").fetchall())
+    details = dict(conn.execute(f"SELECT source_row, detail FROM {QUARANTINED_TRACES}").fetchall())
     assert details[3] == "user_segment"
     assert details[4] == "latency_ms"
     assert details[6] == "astrology"
-    assert conn.execute("SELECT trace_id FROM traces").fetchall() == [("t-ok",)]
+    assert conn.execute(f"SELECT trace_id FROM {TRACES}").fetchall() == [("t-ok",)]
 
 
 def test_parquet_rows_take_the_same_path(conn: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_chat_messages_keep_the_list_and_the_last_user_turn(
     ]
     path = write_jsonl(tmp_path / "web.jsonl", [enc(trace("t-chat", input=messages))])
     ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
-    text, stored = conn.execute("SELECT input, input_messages FROM traces").fetchall()[0]
+    text, stored = conn.execute(f"SELECT input, input_messages FROM {TRACES}").fetchall()[0]
     assert text == "second"
     assert json.loads(stored) == messages
 
@@ -162,8 +162,8 @@ def test_reingesting_a_day_replaces_it(conn: duckdb.DuckDBPyConnection, tmp_path
     for _ in range(3):
         counts = ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules())
     assert counts.stored == 2
-    assert conn.execute("SELECT count(*) FROM traces").fetchall()[0][0] == 2
-    assert conn.execute("SELECT count(*) FROM quarantined_traces").fetchall()[0][0] == 1
+    assert conn.execute(f"SELECT count(*) FROM {TRACES}").fetchall()[0][0] == 2
+    assert conn.execute(f"SELECT count(*) FROM {QUARANTINED_TRACES}").fetchall()[0][0] == 1
 
 
 def test_a_trace_id_stored_on_another_day_is_a_duplicate(
@@ -175,7 +175,7 @@ def test_a_trace_id_stored_on_another_day_is_a_duplicate(
     second = write_jsonl(tmp_path / "d2" / "web.jsonl", [enc(trace("same"))])
     ingest_days(conn, TRACE_STREAM, {date(2026, 3, 1): [first]}, IngestRules())
     ingest_days(conn, TRACE_STREAM, {DAY: [second]}, IngestRules())
-    assert conn.execute("SELECT reason, detail FROM quarantined_traces").fetchall() == [
+    assert conn.execute(f"SELECT reason, detail FROM {QUARANTINED_TRACES}").fetchall() == [
         ("duplicate_trace_id", "already stored in another partition")
     ]
 

@@ -31,6 +31,7 @@ from evals_pipeline.judging.rubrics import (
 from evals_pipeline.records import (
     ASSERTION_RESULTS,
     GOLDEN_POOLS,
+    JUDGE_CACHE,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     REVIEW_QUEUE,
@@ -109,7 +110,7 @@ def test_each_assertion_passes_and_fails_where_it_should() -> None:
     write_assertion_results(con, sql, "trace")
     failed = set(
         con.execute(
-            "SELECT subject_id, assertion FROM assertion_results WHERE NOT passed"
+            f"SELECT subject_id, assertion FROM {ASSERTION_RESULTS} WHERE NOT passed"
         ).fetchall()
     )
     assert failed == {
@@ -123,7 +124,9 @@ def test_each_assertion_passes_and_fails_where_it_should() -> None:
         ("pii", "no_pii_in_output"),
     }
     passed = set(
-        con.execute("SELECT subject_id, assertion FROM assertion_results WHERE passed").fetchall()
+        con.execute(
+            f"SELECT subject_id, assertion FROM {ASSERTION_RESULTS} WHERE passed"
+        ).fetchall()
     )
     assert {
         ("good-json", "json_valid"),
@@ -286,7 +289,7 @@ def test_majority_median_and_disagreement_rules() -> None:
     con = duckdb.connect()
     ensure_tables(con, [GOLDEN_POOLS, JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
     con.executemany(
-        "INSERT INTO golden_pools (case_id, category, pool) VALUES (?, 'how_to', 'active')",
+        f"INSERT INTO {GOLDEN_POOLS} (case_id, category, pool) VALUES (?, 'how_to', 'active')",
         [[c] for c in "abcdefghi"],
     )
     binary = [
@@ -301,7 +304,7 @@ def test_majority_median_and_disagreement_rules() -> None:
     for case, votes in binary:
         for j, v in enumerate(votes):
             con.execute(
-                "INSERT INTO judge_verdicts (case_id, app_version, judge, rubric, rubric_version, verdict, error) VALUES (?, 'v1', ?, 'pass_fail', '1', ?, ?)",
+                f"INSERT INTO {JUDGE_VERDICTS} (case_id, app_version, judge, rubric, rubric_version, verdict, error) VALUES (?, 'v1', ?, 'pass_fail', '1', ?, ?)",
                 [case, f"j{j}", v, None if v else "Timeout: no answer"],
             )
     dims = {
@@ -319,14 +322,14 @@ def test_majority_median_and_disagreement_rules() -> None:
     for case, judges in dims.items():
         for j, s in enumerate(judges):
             con.execute(
-                "INSERT INTO judge_verdicts (case_id, app_version, judge, rubric, rubric_version, scores) VALUES (?, 'v1', ?, 'factual_qa', '1', ?)",
+                f"INSERT INTO {JUDGE_VERDICTS} (case_id, app_version, judge, rubric, rubric_version, scores) VALUES (?, 'v1', ?, 'factual_qa', '1', ?)",
                 [case, f"j{j}", json.dumps(s)],
             )
     write_ensemble(con, [PASS_FAIL, FACTUAL], panel_quorum(3))
     got = {
         r[0]: r[1:]
         for r in con.execute(
-            "SELECT case_id, verdict, status, n_valid, n_pass, unanimous FROM judge_ensemble WHERE rubric = 'pass_fail'"
+            f"SELECT case_id, verdict, status, n_valid, n_pass, unanimous FROM {JUDGE_ENSEMBLE} WHERE rubric = 'pass_fail'"
         ).fetchall()
     }
     assert got == {
@@ -341,20 +344,20 @@ def test_majority_median_and_disagreement_rules() -> None:
     medians = {
         r[0]: json.loads(r[1])
         for r in con.execute(
-            "SELECT case_id, scores FROM judge_ensemble WHERE rubric = 'factual_qa'"
+            f"SELECT case_id, scores FROM {JUDGE_ENSEMBLE} WHERE rubric = 'factual_qa'"
         ).fetchall()
     }
     assert medians == {
         "f": {"factual_accuracy": 4, "completeness": 3},
         "g": {"factual_accuracy": 2, "completeness": 3},
     }
-    queue = dict(con.execute("SELECT case_id, reason FROM review_queue").fetchall())
+    queue = dict(con.execute(f"SELECT case_id, reason FROM {REVIEW_QUEUE}").fetchall())
     assert set(queue) == {"b", "c", "d", "e", "g", "h", "i"}
     assert queue["b"].startswith("split_vote") and queue["d"].startswith("judge_error")
     assert queue["h"].startswith("no_quorum: 1 of 3 judges answered (quorum 2)")
     # A lower quorum, set knowingly, lets a single answer stand.
     write_ensemble(con, [PASS_FAIL], panel_quorum(3, quorum=1))
-    assert con.execute("SELECT verdict FROM judge_ensemble WHERE case_id = 'h'").fetchall() == [
+    assert con.execute(f"SELECT verdict FROM {JUDGE_ENSEMBLE} WHERE case_id = 'h'").fetchall() == [
         ("pass",)
     ]
     with pytest.raises(ValueError, match="quorum 4"):
@@ -437,7 +440,7 @@ def test_cache_hits_make_no_calls_and_a_killed_run_resumes(mock_env: None, tmp_p
         with pytest.raises(Killed):
             run_calls(client, con, calls, flush_every_s=0.0, on_flush=kill_after_some)
         paid_before = server.stats.requests
-        persisted = con.execute("SELECT count(*) FROM judge_cache").fetchall()[0][0]
+        persisted = con.execute(f"SELECT count(*) FROM {JUDGE_CACHE}").fetchall()[0][0]
         assert 20 <= persisted < 80
         results, stats = run_calls(client, con, calls)
         assert stats.cached == persisted and stats.called == 80 - persisted
@@ -446,7 +449,7 @@ def test_cache_hits_make_no_calls_and_a_killed_run_resumes(mock_env: None, tmp_p
         )  # finished calls were not paid again
         again, stats = run_calls(client, con, calls)
         assert stats.called == 0 and server.stats.requests - paid_before == 80 - persisted
-    assert con.execute("SELECT count(*), count(DISTINCT cache_key) FROM judge_cache").fetchall()[
+    assert con.execute(f"SELECT count(*), count(DISTINCT cache_key) FROM {JUDGE_CACHE}").fetchall()[
         0
     ] == (80, 80)
     assert [r.parsed for r in again] == [r.parsed for r in results]

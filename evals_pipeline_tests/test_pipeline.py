@@ -13,9 +13,33 @@ import duckdb
 import pytest
 from dagster import AssetKey, Definitions
 
-from evals_pipeline.definitions import daily_job, daily_schedule, defs
+from evals_pipeline.definitions import defs
+from evals_pipeline.ingest.definitions import daily_job
 from evals_pipeline.paths import REPO_ROOT, analytics_path, warehouse_path
-from evals_pipeline.records import ANALYST_TABLES
+from evals_pipeline.records import (
+    ANALYST_TABLES,
+    ANNOTATOR_AGREEMENT,
+    ASSERTION_RESULTS,
+    BT_RATINGS,
+    CALIBRATION_TEST_USES,
+    CANDIDATE_OUTPUTS,
+    CORRECTED_PASS_RATES,
+    GOLDEN_POOLS,
+    HOLDOUT_EVALUATION,
+    HOLDOUT_GAP,
+    JUDGE_CALIBRATION,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    PAIRWISE_VERDICTS,
+    POOL_EVENTS,
+    POOL_SIZES,
+    QUARANTINED_TRACES,
+    RELEASE_GATES,
+    REVIEW_QUEUE,
+    SEGMENT_REPORT,
+    TRACE_SAMPLE,
+    TRACES,
+)
 from evals_pipeline_tests.helpers import check_results, run_daily, run_quarterly
 
 CONTRACT = {"traces", "trace_feedback", "quarantined_traces", "trace_sample"}
@@ -31,7 +55,7 @@ DAILY_TABLES = (
 def test_definitions_load() -> None:
     Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("evals_daily").partitions_def is not None
-    assert defs.resolve_schedule_def(daily_schedule.name).job_name == daily_job.name
+    assert defs.resolve_schedule_def("evals_daily_schedule").job_name == daily_job.name
     assert defs.resolve_schedule_def("evals_review_schedule").job_name == "evals_review"
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
@@ -90,11 +114,11 @@ def test_single_run_backfill_fills_the_contract(ran: Path, small_sim: Path) -> N
         "SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal AND comment IS NULL"
     ).fetchall()
     assert undocumented == []
-    days = con.execute("SELECT DISTINCT partition_date FROM traces ORDER BY 1").fetchall()
+    days = con.execute(f"SELECT DISTINCT partition_date FROM {TRACES} ORDER BY 1").fetchall()
     assert len(days) == 6
     # In = stored + quarantined, per file, against the raw files themselves.
     manifest_rows = con.execute(
-        "SELECT (SELECT count(*) FROM traces) + (SELECT count(*) FROM quarantined_traces)"
+        f"SELECT (SELECT count(*) FROM {TRACES}) + (SELECT count(*) FROM {QUARANTINED_TRACES})"
     ).fetchall()[0][0]
     raw_jsonl = sum(
         sum(1 for line in p.read_bytes().split(b"\n") if line.strip())
@@ -106,9 +130,9 @@ def test_single_run_backfill_fills_the_contract(ran: Path, small_sim: Path) -> N
     assert manifest_rows == raw_jsonl + raw_parquet
     # Floors and weights in every partition.
     rows = con.execute(
-        """WITH s AS (SELECT partition_date, category, count(*) n, sum(weight) w FROM trace_sample
+        f"""WITH s AS (SELECT partition_date, category, count(*) n, sum(weight) w FROM {TRACE_SAMPLE}
                       WHERE stratum = 'traffic' GROUP BY ALL),
-                t AS (SELECT partition_date, category, count(*) n FROM traces GROUP BY ALL),
+                t AS (SELECT partition_date, category, count(*) n FROM {TRACES} GROUP BY ALL),
                 d AS (SELECT partition_date, sum(n) total FROM s GROUP BY ALL)
            SELECT t.partition_date, t.category, coalesce(s.n, 0), s.w, t.n, d.total
            FROM t LEFT JOIN s USING (partition_date, category) JOIN d USING (partition_date)"""
@@ -141,19 +165,19 @@ def test_sample_config_changes_the_sample(ran: Path, small_sim: Path) -> None:
     assert run_daily(small_sim, "2026-03-02", run_config=config).success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     got = con.execute(
-        "SELECT stratum, count(*), min(seed) FROM trace_sample WHERE partition_date = '2026-03-02' GROUP BY 1"
+        f"SELECT stratum, count(*), min(seed) FROM {TRACE_SAMPLE} WHERE partition_date = '2026-03-02' GROUP BY 1"
     ).fetchall()
     assert got == [("traffic", 20, 99)]
     con.close()
 
 
 READER = textwrap.dedent(
-    """
+    f"""
     import sys, duckdb
     con = duckdb.connect(sys.argv[1], read_only=True)
-    print(con.execute("SELECT count(*) FROM trace_sample").fetchall()[0][0], flush=True)
+    print(con.execute("SELECT count(*) FROM {TRACE_SAMPLE}").fetchall()[0][0], flush=True)
     sys.stdin.readline()  # hold the snapshot open until the test says so
-    print(con.execute("SELECT count(*) FROM trace_sample").fetchall()[0][0], flush=True)
+    print(con.execute("SELECT count(*) FROM {TRACE_SAMPLE}").fetchall()[0][0], flush=True)
     """
 )
 
@@ -180,7 +204,7 @@ def test_an_open_analyst_connection_never_blocks_a_run(ran: Path, small_sim: Pat
     assert still == before  # the reader kept its consistent (old) snapshot
     fresh = duckdb.connect(str(snapshot), read_only=True)
     assert (
-        fresh.execute("SELECT count(*) FROM trace_sample").fetchall()[0][0] < before
+        fresh.execute(f"SELECT count(*) FROM {TRACE_SAMPLE}").fetchall()[0][0] < before
     )  # new readers see the new one
     fresh.close()
     leftovers = [p.name for p in snapshot.parent.iterdir() if p.name.endswith((".tmp", ".wal"))]
@@ -194,11 +218,13 @@ def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
     assert first.success
     assert check_results(first) == {"holdout_sealed": True, "snapshot_sealed": True}
     con = duckdb.connect(str(analytics_path()), read_only=True)
-    sizes = dict(con.execute("SELECT pool, sum(cases) FROM pool_sizes GROUP BY 1").fetchall())
+    sizes = dict(con.execute(f"SELECT pool, sum(cases) FROM {POOL_SIZES} GROUP BY 1").fetchall())
     # Six days of a small topic bank run short of unique questions: the split still holds.
     assert set(sizes) == {"active", "holdout"} and sizes["holdout"] > 20
     assert sizes["holdout"] / (sizes["active"] + sizes["holdout"]) < 0.5
-    assert con.execute("SELECT sum(n) FROM holdout_evaluation").fetchall()[0][0] == sizes["holdout"]
+    assert (
+        con.execute(f"SELECT sum(n) FROM {HOLDOUT_EVALUATION}").fetchall()[0][0] == sizes["holdout"]
+    )
     con.close()
     assert (ran / "golden" / "active.jsonl").read_text().count("\n") == sizes["active"]
     assert (ran / "holdout.duckdb").exists()
@@ -208,11 +234,11 @@ def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
     assert second.success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     reads = con.execute(
-        "SELECT count(*) FROM pool_events WHERE reason LIKE 'holdout evaluation%'"
+        f"SELECT count(*) FROM {POOL_EVENTS} WHERE reason LIKE 'holdout evaluation%'"
     ).fetchall()[0][0]
-    moves = con.execute("SELECT count(*) FROM pool_events WHERE case_id IS NOT NULL").fetchall()[0][
+    moves = con.execute(f"SELECT count(*) FROM {POOL_EVENTS} WHERE case_id IS NOT NULL").fetchall()[
         0
-    ]
+    ][0]
     con.close()
     assert reads == 1 and moves == sizes["active"] + sizes["holdout"]
     assert (ran / "golden" / "CHANGELOG.md").read_bytes() == before
@@ -232,18 +258,18 @@ def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(
     con = duckdb.connect(str(analytics_path()), read_only=True)
     counts = dict(
         con.execute(
-            """SELECT 'verdicts', count(DISTINCT judge) FROM judge_verdicts UNION ALL
-               SELECT 'ensemble', count(*) FROM judge_ensemble UNION ALL
-               SELECT 'queue', count(*) FROM review_queue UNION ALL
-               SELECT 'pairwise', count(*) FROM pairwise_verdicts UNION ALL
-               SELECT 'ratings', count(*) FROM bt_ratings UNION ALL
-               SELECT 'assertions', count(DISTINCT subject) FROM assertion_results UNION ALL
-               SELECT 'errors', count(error) FROM judge_verdicts"""
+            f"""SELECT 'verdicts', count(DISTINCT judge) FROM {JUDGE_VERDICTS} UNION ALL
+               SELECT 'ensemble', count(*) FROM {JUDGE_ENSEMBLE} UNION ALL
+               SELECT 'queue', count(*) FROM {REVIEW_QUEUE} UNION ALL
+               SELECT 'pairwise', count(*) FROM {PAIRWISE_VERDICTS} UNION ALL
+               SELECT 'ratings', count(*) FROM {BT_RATINGS} UNION ALL
+               SELECT 'assertions', count(DISTINCT subject) FROM {ASSERTION_RESULTS} UNION ALL
+               SELECT 'errors', count(error) FROM {JUDGE_VERDICTS}"""
         ).fetchall()
     )
     holdout_in_scores = con.execute(
-        """SELECT count(*) FROM (SELECT case_id FROM candidate_outputs UNION ALL SELECT case_id FROM judge_verdicts
-           UNION ALL SELECT case_id FROM pairwise_verdicts) WHERE case_id IN (SELECT case_id FROM golden_pools WHERE pool <> 'active')"""
+        f"""SELECT count(*) FROM (SELECT case_id FROM {CANDIDATE_OUTPUTS} UNION ALL SELECT case_id FROM {JUDGE_VERDICTS}
+           UNION ALL SELECT case_id FROM {PAIRWISE_VERDICTS}) WHERE case_id IN (SELECT case_id FROM {GOLDEN_POOLS} WHERE pool <> 'active')"""
     ).fetchall()[0][0]
     con.close()
     assert counts["verdicts"] == 3 and counts["ensemble"] > 0 and counts["queue"] > 0
@@ -273,15 +299,15 @@ def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_s
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     status = dict(
         con.execute(
-            "SELECT judge, trusted FROM judge_calibration WHERE split = 'test' AND category = 'all'"
+            f"SELECT judge, trusted FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all'"
         ).fetchall()
     )
-    looks = con.execute("SELECT judge, forced FROM calibration_test_uses ORDER BY 1").fetchall()
+    looks = con.execute(f"SELECT judge, forced FROM {CALIBRATION_TEST_USES} ORDER BY 1").fetchall()
     corrected = con.execute(
-        "SELECT DISTINCT calibration_status FROM corrected_pass_rates"
+        f"SELECT DISTINCT calibration_status FROM {CORRECTED_PASS_RATES}"
     ).fetchall()
     agreement = con.execute(
-        "SELECT annotator_a, annotator_b, n FROM annotator_agreement"
+        f"SELECT annotator_a, annotator_b, n FROM {ANNOTATOR_AGREEMENT}"
     ).fetchall()
     con.close()
     assert set(status) == {
@@ -297,14 +323,15 @@ def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_s
     # The test split is not looked at again...
     assert run_calibration(small_sim).success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
-    assert con.execute("SELECT count(*) FROM calibration_test_uses").fetchall()[0][0] == 4
+    assert con.execute(f"SELECT count(*) FROM {CALIBRATION_TEST_USES}").fetchall()[0][0] == 4
     con.close()
     # ...unless forced, and then the look is recorded as forced.
     forced = {"ops": {"judge_calibration": {"config": {"force_test_look": True}}}}
     assert run_calibration(small_sim, forced).success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     assert (
-        con.execute("SELECT count(*) FROM calibration_test_uses WHERE forced").fetchall()[0][0] == 4
+        con.execute(f"SELECT count(*) FROM {CALIBRATION_TEST_USES} WHERE forced").fetchall()[0][0]
+        == 4
     )
     con.close()
 
@@ -323,9 +350,9 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
     result = run_reports(small_sim, "2026-01-01")
     assert result.success
     con = duckdb.connect(str(analytics_path()), read_only=True)
-    gates = dict(con.execute("SELECT gate, status FROM release_gates").fetchall())
-    levels = {r[0] for r in con.execute("SELECT DISTINCT level FROM segment_report").fetchall()}
-    gap = con.execute("SELECT count(*) FROM holdout_gap").fetchall()[0][0]
+    gates = dict(con.execute(f"SELECT gate, status FROM {RELEASE_GATES}").fetchall())
+    levels = {r[0] for r in con.execute(f"SELECT DISTINCT level FROM {SEGMENT_REPORT}").fetchall()}
+    gap = con.execute(f"SELECT count(*) FROM {HOLDOUT_GAP}").fetchall()[0][0]
     con.close()
     assert set(gates) == {
         "layer1",

@@ -26,11 +26,19 @@ from evals_pipeline.pools.references import ReviewedFileReferences
 from evals_pipeline.pools.rotation import RotationOrderError, RotationSettings, rotate
 from evals_pipeline.pools.sealing import refresh_fingerprints, seal_violations
 from evals_pipeline.pools.store import HoldoutStore
-from evals_pipeline.records import ANALYST_TABLES, HOLDOUT_STORE_TABLES
+from evals_pipeline.records import (
+    ANALYST_TABLES,
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
+    HOLDOUT_STORE_TABLES,
+    POOL_EVENTS,
+    QUARANTINED_TRACES,
+    TRACES,
+)
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
 from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
-from evals_pipeline.warehouse import connect, ensure_tables
+from evals_pipeline.warehouse import connect, ensure_tables, set_up
 
 QUARTERS_SIM = SimulationConfig(
     seed=5,
@@ -53,7 +61,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     sim = root / "traffic"
     simulate(QUARTERS_SIM, sim)
     con = connect(root / "warehouse.duckdb")
-    ensure_tables(con, ANALYST_TABLES)
+    set_up(con)
     store = HoldoutStore(database=str(root / "holdout.duckdb"))
     days = QUARTERS_SIM.days()
     with store.attached(con) as alias:
@@ -103,7 +111,7 @@ def pools(built: tuple[Path, Path], tmp_path: Path) -> Pools:
 
 def test_reservoir_seals_a_fixed_share_at_ingest(pools: Pools) -> None:
     total, sealed, with_text = pools.con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE sealed), count(*) FILTER (WHERE sealed AND (input IS NOT NULL OR output IS NOT NULL OR input_messages IS NOT NULL)) FROM traces"
+        f"SELECT count(*), count(*) FILTER (WHERE sealed), count(*) FILTER (WHERE sealed AND (input IS NOT NULL OR output IS NOT NULL OR input_messages IS NOT NULL)) FROM {TRACES}"
     ).fetchall()[0]
     share = sealed / total
     assert abs(share - 0.05) < 4 * (0.05 * 0.95 / total) ** 0.5
@@ -113,7 +121,7 @@ def test_reservoir_seals_a_fixed_share_at_ingest(pools: Pools) -> None:
     ).fetchall()[0]
     assert stored == (sealed, sealed)  # full text, only in the holdout store
     raw = pools.con.execute(
-        "SELECT count(*) FROM quarantined_traces WHERE sealed AND raw IS NOT NULL"
+        f"SELECT count(*) FROM {QUARANTINED_TRACES} WHERE sealed AND raw IS NOT NULL"
     ).fetchall()[0][0]
     assert raw == 0
 
@@ -123,7 +131,7 @@ def test_new_cases_split_70_30_within_each_category(pools: Pools) -> None:
     assert (summary.entered_active, summary.entered_holdout) == (70, 30)
     assert not summary.shortfall
     per_cat = pools.con.execute(
-        "SELECT category, count(*) FILTER (WHERE pool = 'active'), count(*) FILTER (WHERE pool = 'holdout') FROM golden_pools GROUP BY 1"
+        f"SELECT category, count(*) FILTER (WHERE pool = 'active'), count(*) FILTER (WHERE pool = 'holdout') FROM {GOLDEN_POOLS} GROUP BY 1"
     ).fetchall()
     for category, active, holdout in per_cat:
         assert abs(holdout - 0.3 * (active + holdout)) < 1, category
@@ -136,12 +144,12 @@ def test_new_cases_split_70_30_within_each_category(pools: Pools) -> None:
     }
     # Holdout cases come from the sealed reservoir, active ones from unsealed sampled traffic.
     sources = pools.con.execute(
-        "SELECT p.pool, bool_and(t.sealed), bool_or(t.sealed) FROM golden_pools p JOIN traces t USING (trace_id) GROUP BY 1 ORDER BY 1"
+        f"SELECT p.pool, bool_and(t.sealed), bool_or(t.sealed) FROM {GOLDEN_POOLS} p JOIN {TRACES} t USING (trace_id) GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert sources == [("active", False, False), ("holdout", True, True)]
     # No question in both pools.
     keys = pools.con.execute(
-        "SELECT count(*) FROM golden_pools GROUP BY case_key_hash HAVING count(*) > 1"
+        f"SELECT count(*) FROM {GOLDEN_POOLS} GROUP BY case_key_hash HAVING count(*) > 1"
     ).fetchall()
     assert keys == []
 
@@ -164,14 +172,14 @@ def test_a_failure_mid_rotation_leaves_the_pools_unchanged(pools: Pools) -> None
     pools.rotate(Q1)
     before = {t: pools.table(t) for t in ("golden_pools", "golden_cases", "pool_sizes")}
     moves_before = pools.con.execute(
-        "SELECT count(*) FROM pool_events WHERE event <> 'holdout_read'"
+        f"SELECT count(*) FROM {POOL_EVENTS} WHERE event <> 'holdout_read'"
     ).fetchall()[0][0]
 
     def boom(conn: duckdb.DuckDBPyConnection) -> None:
         # Everything has been applied inside the transaction by now; then the process "dies".
         assert (
             conn.execute(
-                "SELECT count(*) FROM pool_events WHERE quarter = ? AND event = 'rotation_complete'",
+                f"SELECT count(*) FROM {POOL_EVENTS} WHERE quarter = ? AND event = 'rotation_complete'",
                 [Q2],
             ).fetchall()[0][0]
             == 1
@@ -184,14 +192,14 @@ def test_a_failure_mid_rotation_leaves_the_pools_unchanged(pools: Pools) -> None
         pd.testing.assert_frame_equal(pools.table(t), frame)
     assert (
         pools.con.execute(
-            "SELECT count(*) FROM pool_events WHERE event <> 'holdout_read'"
+            f"SELECT count(*) FROM {POOL_EVENTS} WHERE event <> 'holdout_read'"
         ).fetchall()[0][0]
         == moves_before
     )
     # The reads that did happen stay logged; the re-run then completes normally.
     assert (
         pools.con.execute(
-            "SELECT count(*) FROM pool_events WHERE event = 'holdout_read' AND quarter = ?", [Q2]
+            f"SELECT count(*) FROM {POOL_EVENTS} WHERE event = 'holdout_read' AND quarter = ?", [Q2]
         ).fetchall()[0][0]
         == 2
     )
@@ -206,25 +214,25 @@ def test_graduation_and_the_retirement_cap(pools: Pools) -> None:
     assert second.graduated == 9  # floor(0.3 * 30) holdout cases past sealed_until
     assert second.retired == 70 + 70 + 9 - 120
     active = pools.con.execute(
-        "SELECT count(*) FROM golden_pools WHERE pool = 'active'"
+        f"SELECT count(*) FROM {GOLDEN_POOLS} WHERE pool = 'active'"
     ).fetchall()[0][0]
     assert active == 120
     # The oldest go first: every retired case entered in Q1's rotation, none of Q2's.
     retired_entered = pools.con.execute(
-        "SELECT DISTINCT entered_at FROM golden_pools WHERE pool = 'retired'"
+        f"SELECT DISTINCT entered_at FROM {GOLDEN_POOLS} WHERE pool = 'retired'"
     ).fetchall()
     assert retired_entered == [(Q2,)]
     graduated = pools.con.execute(
-        "SELECT p.case_id, c.input IS NOT NULL FROM golden_pools p LEFT JOIN golden_cases c USING (case_id) WHERE p.pool_since = ? AND p.case_id IN (SELECT case_id FROM pool_events WHERE event = 'graduated')",
+        f"SELECT p.case_id, c.input IS NOT NULL FROM {GOLDEN_POOLS} p LEFT JOIN {GOLDEN_CASES} c USING (case_id) WHERE p.pool_since = ? AND p.case_id IN (SELECT case_id FROM {POOL_EVENTS} WHERE event = 'graduated')",
         [Q3],
     ).fetchall()
     assert len(graduated) == 9 and all(has_text for _, has_text in graduated)
     # A third rotation keeps the cap.
     pools.rotate(Q3, capped)
     assert (
-        pools.con.execute("SELECT count(*) FROM golden_pools WHERE pool = 'active'").fetchall()[0][
+        pools.con.execute(f"SELECT count(*) FROM {GOLDEN_POOLS} WHERE pool = 'active'").fetchall()[
             0
-        ]
+        ][0]
         == 120
     )
 
@@ -261,16 +269,16 @@ def test_holdout_evaluation_only_in_the_rotation_window_and_once(pools: Pools) -
     rows = evaluate_holdout(pools.con, pools.alias, Q2, "r2")
     assert (
         sum(r[3] for r in rows)
-        == pools.con.execute("SELECT count(*) FROM golden_pools WHERE pool = 'holdout'").fetchall()[
-            0
-        ][0]
+        == pools.con.execute(
+            f"SELECT count(*) FROM {GOLDEN_POOLS} WHERE pool = 'holdout'"
+        ).fetchall()[0][0]
     )
     assert all(0 <= r[4] <= 1 for r in rows)
     with pytest.raises(HoldoutAccessError, match="force"):
         evaluate_holdout(pools.con, pools.alias, Q2, "r3")
     evaluate_holdout(pools.con, pools.alias, Q2, "r4", force=True)
     reads = pools.con.execute(
-        "SELECT run_id, reason FROM pool_events WHERE event = 'holdout_read' AND reason LIKE 'holdout evaluation%' ORDER BY run_id"
+        f"SELECT run_id, reason FROM {POOL_EVENTS} WHERE event = 'holdout_read' AND reason LIKE 'holdout evaluation%' ORDER BY run_id"
     ).fetchall()
     assert [r[0] for r in reads] == ["r2", "r4"]
     assert "forced" in reads[1][1]
@@ -281,7 +289,7 @@ def test_no_holdout_string_in_any_analyst_table_or_the_snapshot(
 ) -> None:
     from evals_pipeline.analytics.snapshot import build_snapshot
 
-    ensure_tables(pools.con, ANALYST_TABLES)
+    set_up(pools.con)
     for q in (Q1, Q2, Q3):
         pools.rotate(q)
     evaluate_holdout(pools.con, pools.alias, Q3, "eval")
@@ -293,7 +301,7 @@ def test_no_holdout_string_in_any_analyst_table_or_the_snapshot(
         f"""CREATE TEMP TABLE secret AS
         SELECT DISTINCT s FROM (
             SELECT unnest([input, output, reference_good, reference_borderline]) AS s
-            FROM {pools.alias}.holdout_cases WHERE case_id IN (SELECT case_id FROM golden_pools WHERE pool = 'holdout'))"""
+            FROM {pools.alias}.holdout_cases WHERE case_id IN (SELECT case_id FROM {GOLDEN_POOLS} WHERE pool = 'holdout'))"""
     )
     secrets = pools.con.execute("SELECT count(*) FROM secret").fetchall()[0][0]
     assert secrets > 4 * 40
@@ -313,10 +321,10 @@ def test_no_holdout_string_in_any_analyst_table_or_the_snapshot(
 def test_the_seal_check_finds_a_leak(pools: Pools) -> None:
     pools.rotate(Q1)
     leaked = pools.con.execute(
-        f"SELECT h.input FROM {pools.alias}.holdout_cases h JOIN golden_pools p USING (case_id) WHERE p.pool = 'holdout' LIMIT 1"
+        f"SELECT h.input FROM {pools.alias}.holdout_cases h JOIN {GOLDEN_POOLS} p USING (case_id) WHERE p.pool = 'holdout' LIMIT 1"
     ).fetchall()[0][0]
     pools.con.execute(
-        "UPDATE quarantined_traces SET detail = ? WHERE rowid = (SELECT min(rowid) FROM quarantined_traces)",
+        f"UPDATE {QUARANTINED_TRACES} SET detail = ? WHERE rowid = (SELECT min(rowid) FROM {QUARANTINED_TRACES})",
         [leaked],
     )
     refresh_fingerprints(pools.con, pools.alias, "check", Q1)
@@ -330,7 +338,7 @@ def test_no_score_row_refers_to_a_holdout_case(pools: Pools) -> None:
     holdout = {
         r[0]
         for r in pools.con.execute(
-            "SELECT case_id FROM golden_pools WHERE pool = 'holdout'"
+            f"SELECT case_id FROM {GOLDEN_POOLS} WHERE pool = 'holdout'"
         ).fetchall()
     }
     tables_with_cases = pools.con.execute(
@@ -371,7 +379,7 @@ def test_export_is_the_active_pool_and_is_reproducible(pools: Pools, tmp_path: P
     active = {
         r[0]
         for r in pools.con.execute(
-            "SELECT case_id FROM golden_pools WHERE pool = 'active'"
+            f"SELECT case_id FROM {GOLDEN_POOLS} WHERE pool = 'active'"
         ).fetchall()
     }
     assert {c["case_id"] for c in cases} == active
@@ -381,7 +389,7 @@ def test_export_is_the_active_pool_and_is_reproducible(pools: Pools, tmp_path: P
     holdout = [
         r[0]
         for r in pools.con.execute(
-            "SELECT case_id FROM golden_pools WHERE pool = 'holdout'"
+            f"SELECT case_id FROM {GOLDEN_POOLS} WHERE pool = 'holdout'"
         ).fetchall()
     ]
     assert not any(h in changelog for h in holdout)  # holdout cases: counts only

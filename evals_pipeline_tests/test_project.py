@@ -15,9 +15,10 @@ import yaml
 from dagster import build_schedule_context
 
 from evals_pipeline.cli import main as evals
-from evals_pipeline.definitions import defs, quarterly_schedule, resources
+from evals_pipeline.definitions import defs, resources
 from evals_pipeline.paths import REPO_ROOT, warehouse_path
 from evals_pipeline.project import ProjectError, ProjectResource, load_project
+from evals_pipeline.records import JUDGE_CACHE, JUDGE_CALIBRATION, JUDGE_ENSEMBLE, RELEASE_GATES
 from evals_pipeline.simulator.mock_server import MockConfig, MockServer
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
 
@@ -153,7 +154,7 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
         )
         assert daily.success
         # the quarterly run as its schedule starts it
-        schedule = defs.resolve_schedule_def(quarterly_schedule.name)
+        schedule = defs.resolve_schedule_def("evals_quarterly_schedule")
         request = schedule.evaluate_tick(
             build_schedule_context(scheduled_execution_time=datetime(2026, 4, 1, 0, 5))
         ).run_requests[0]
@@ -184,10 +185,10 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
         assert system_prompts == {"You are the candidate. Answer fully."}  # read from its file
         con = duckdb.connect(str(warehouse_path()), read_only=True)
         calibrated = {
-            r[0] for r in con.execute("SELECT DISTINCT judge FROM judge_calibration").fetchall()
+            r[0] for r in con.execute(f"SELECT DISTINCT judge FROM {JUDGE_CALIBRATION}").fetchall()
         }
-        gates = dict(con.execute("SELECT gate, evidence FROM release_gates").fetchall())
-        rows = con.execute("SELECT count(*) FROM judge_calibration").fetchall()[0][0]
+        gates = dict(con.execute(f"SELECT gate, evidence FROM {RELEASE_GATES}").fetchall())
+        rows = con.execute(f"SELECT count(*) FROM {JUDGE_CALIBRATION}").fetchall()[0][0]
         con.close()
         assert calibrated == set(panel)
         assert reported == rows > len(panel)
@@ -209,10 +210,12 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
         ):
             judges = {r[0] for r in con.execute(f"SELECT DISTINCT judge FROM {table}").fetchall()}
             assert judges == set(new_panel), table
-        ensemble = con.execute("SELECT DISTINCT n_judges FROM judge_ensemble").fetchall()
+        ensemble = con.execute(f"SELECT DISTINCT n_judges FROM {JUDGE_ENSEMBLE}").fetchall()
         assert ensemble == [(2,)]
         # the old judges stay as history, keyed by judge
-        history = {r[0] for r in con.execute("SELECT DISTINCT model FROM judge_cache").fetchall()}
+        history = {
+            r[0] for r in con.execute(f"SELECT DISTINCT model FROM {JUDGE_CACHE}").fetchall()
+        }
         assert set(panel) | set(new_panel) <= history
     finally:
         con.close()
@@ -330,10 +333,10 @@ def test_init_writes_a_starter_that_validates_once_its_keys_and_prompts_exist(
 
 
 def test_reports_follow_a_successful_quarterly_or_calibration_run() -> None:
-    from evals_pipeline.definitions import reports_after_evaluation, reports_request
     from evals_pipeline.partitions import quarterly_partitions
+    from evals_pipeline.reports.definitions import reports_request
 
-    sensor = defs.resolve_sensor_def(reports_after_evaluation.name)
+    sensor = defs.resolve_sensor_def("reports_after_evaluation")
     assert sensor.job_name == "evals_reports"
     after_quarterly = reports_request("r1", "2026-04-01")
     assert (

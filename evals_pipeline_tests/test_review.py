@@ -16,10 +16,16 @@ from evals_pipeline.paths import analytics_path, warehouse_path
 from evals_pipeline.records import (
     CANDIDATE_OUTPUTS,
     FAILURE_MODE_DISTRIBUTION,
+    GOLDEN_CASES,
     GOLDEN_POOLS,
     HUMAN_LABELS,
+    JUDGE_CALIBRATION,
+    JUDGE_VERDICTS,
     QUARANTINED_LABELS,
+    REVIEW_ITEMS,
+    REVIEW_QUEUE,
     TRACES,
+    WEEKLY_REVIEW_SAMPLE,
 )
 from evals_pipeline.review.app import AppSettings, create_app
 from evals_pipeline.review.distribution import write_failure_mode_distribution
@@ -33,7 +39,7 @@ from evals_pipeline.review.taxonomy import (
     normalize_name,
     saturation,
 )
-from evals_pipeline.warehouse import connect, ensure_tables
+from evals_pipeline.warehouse import connect, ensure_tables, set_up
 from evals_pipeline_tests.review_fixtures import (
     HOLDOUT_CASE,
     JUDGE_SECRET,
@@ -128,7 +134,9 @@ def test_labels_are_validated_like_the_pipeline_and_appended_per_annotator(tmp_p
     ensure_tables(conn, [HUMAN_LABELS, QUARANTINED_LABELS])
     counts = load_labels(conn, tmp_path)
     assert counts == {"files": 2, "rows_in": 5, "stored": 4, "quarantined": 1}
-    assert conn.execute("SELECT reason FROM quarantined_labels").fetchall() == [("malformed_json",)]
+    assert conn.execute(f"SELECT reason FROM {QUARANTINED_LABELS}").fetchall() == [
+        ("malformed_json",)
+    ]
 
 
 # ---- LLM-assisted grouping ---------------------------------------------------------------
@@ -177,11 +185,9 @@ def test_the_offline_suggester_proposes_merging_names_for_the_same_failure(tmp_p
 
 def test_failure_mode_distribution_resolves_aliases_and_counts_per_slice(tmp_path: Path) -> None:
     conn = connect(tmp_path / "w.duckdb")
-    ensure_tables(
-        conn, [TRACES, GOLDEN_POOLS, CANDIDATE_OUTPUTS, HUMAN_LABELS, FAILURE_MODE_DISTRIBUTION]
-    )
+    set_up(conn)
     conn.execute(
-        """INSERT INTO traces (trace_id, category, app_version, sealed) VALUES
+        f"""INSERT INTO {TRACES} (trace_id, category, app_version, sealed) VALUES
            ('t1', 'how_to', 'v1', false), ('t2', 'how_to', 'v2', false), ('t3', 'reasoning', 'v2', false),
            ('t4', 'reasoning', 'v2', false), ('t5', 'reasoning', 'v1', false), ('t6', 'how_to', 'v1', false)"""
     )
@@ -197,7 +203,7 @@ def test_failure_mode_distribution_resolves_aliases_and_counts_per_slice(tmp_pat
     ]
     for s, a, v, m, c in labels:
         conn.execute(
-            "INSERT INTO human_labels (subject_id, kind, annotator, verdict, critique, failure_mode, current) VALUES (?, 'pointwise', ?, ?, 'x', ?, ?)",
+            f"INSERT INTO {HUMAN_LABELS} (subject_id, kind, annotator, verdict, critique, failure_mode, current) VALUES (?, 'pointwise', ?, ?, 'x', ?, ?)",
             [s, a, v, m, c],
         )
     path = tmp_path / "tax.json"
@@ -205,7 +211,7 @@ def test_failure_mode_distribution_resolves_aliases_and_counts_per_slice(tmp_pat
     write_failure_mode_distribution(conn, load_taxonomy(path), "dana")
     rows = {
         (r[0], r[2], r[3]): r
-        for r in conn.execute("SELECT * FROM failure_mode_distribution").fetchall()
+        for r in conn.execute(f"SELECT * FROM {FAILURE_MODE_DISTRIBUTION}").fetchall()
     }
     overall = rows[("hallucination", "all", "all")]
     assert overall[1] is True and overall[4] == 2  # defined, n (t1 via alias + t2)
@@ -218,7 +224,7 @@ def test_failure_mode_distribution_resolves_aliases_and_counts_per_slice(tmp_pat
     assert rows[("hallucination", "how_to", "all")][7:9] == (2, 3)  # failing, reviewed in how_to
     # shares within each slice add up to 1
     sums = conn.execute(
-        "SELECT category, app_version, sum(share) FROM failure_mode_distribution GROUP BY ALL"
+        f"SELECT category, app_version, sum(share) FROM {FAILURE_MODE_DISTRIBUTION} GROUP BY ALL"
     ).fetchall()
     assert all(abs(s - 1) < 1e-9 for *_, s in sums)
 
@@ -399,33 +405,33 @@ def test_review_queues_on_a_simulated_deployment(small_sim: Path, data_dir: Path
     conn = connect(warehouse_path(), read_only=True)
     try:
         weekly = conn.execute(
-            """SELECT w.trace_id, t.sealed, t.partition_date FROM weekly_review_sample w JOIN traces t USING (trace_id)"""
+            f"""SELECT w.trace_id, t.sealed, t.partition_date FROM {WEEKLY_REVIEW_SAMPLE} w JOIN {TRACES} t USING (trace_id)"""
         ).fetchall()
         assert len(weekly) == 20 and len({w[0] for w in weekly}) == 20
         assert not any(w[1] for w in weekly)
         assert all(str(w[2]) <= "2026-03-05" for w in weekly)  # the week Fri 02-27 .. Thu 03-05
-        labelled = {r[0] for r in conn.execute("SELECT subject_id FROM human_labels").fetchall()}
+        labelled = {r[0] for r in conn.execute(f"SELECT subject_id FROM {HUMAN_LABELS}").fetchall()}
         assert not labelled & {w[0] for w in weekly}
         queues = dict(
-            conn.execute("SELECT queue, count(*) FROM review_items GROUP BY 1").fetchall()
+            conn.execute(f"SELECT queue, count(*) FROM {REVIEW_ITEMS} GROUP BY 1").fetchall()
         )
         assert (
             queues["weekly"] == 20 and queues["disagreement"] > 0 and queues["calibration_gap"] > 0
         )
         # calibration-gap items land in the splits that are measured
         splits = conn.execute(
-            """SELECT DISTINCT split FROM (SELECT i.item_id,
+            f"""SELECT DISTINCT split FROM (SELECT i.item_id,
                  CASE WHEN u < 0.2 THEN 'train' WHEN u < 0.6 THEN 'dev' ELSE 'test' END AS split
                FROM (SELECT item_id, hash(xor(hash(item_id), hash(424242::BIGINT)))::DOUBLE / 18446744073709551616.0 AS u
-                     FROM review_items WHERE queue = 'calibration_gap') i)"""
+                     FROM {REVIEW_ITEMS} WHERE queue = 'calibration_gap') i)"""
         ).fetchall()
         assert {s[0] for s in splits} <= {"dev", "test"}
         # every trace item was judged, so the app can reveal verdicts after the decision
         unjudged = conn.execute(
-            "SELECT count(*) FROM review_items WHERE subject = 'trace' AND reference_good IS NOT NULL AND json_array_length(judge_verdicts) = 0"
+            f"SELECT count(*) FROM {REVIEW_ITEMS} WHERE subject = 'trace' AND reference_good IS NOT NULL AND json_array_length(judge_verdicts) = 0"
         ).fetchall()[0][0]
         assert unjudged == 0
-        before = conn.execute("SELECT queue, item_id FROM review_items ORDER BY ALL").fetchall()
+        before = conn.execute(f"SELECT queue, item_id FROM {REVIEW_ITEMS} ORDER BY ALL").fetchall()
     finally:
         conn.close()
     # idempotent: the same week again gives the same queues
@@ -435,11 +441,11 @@ def test_review_queues_on_a_simulated_deployment(small_sim: Path, data_dir: Path
     conn = connect(warehouse_path(), read_only=True)
     try:
         assert (
-            conn.execute("SELECT queue, item_id FROM review_items ORDER BY ALL").fetchall()
+            conn.execute(f"SELECT queue, item_id FROM {REVIEW_ITEMS} ORDER BY ALL").fetchall()
             == before
         )
         dist = conn.execute(
-            "SELECT sum(n), any_value(failing) FROM failure_mode_distribution WHERE category = 'all' AND app_version = 'all'"
+            f"SELECT sum(n), any_value(failing) FROM {FAILURE_MODE_DISTRIBUTION} WHERE category = 'all' AND app_version = 'all'"
         ).fetchall()[0]
         assert dist[0] == dist[1] > 0
     finally:
@@ -469,22 +475,10 @@ def test_concurrent_appends_keep_every_line_whole(tmp_path: Path) -> None:
 
 
 def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_path: Path) -> None:
-    from evals_pipeline.records import (
-        GOLDEN_CASES,
-        JUDGE_CALIBRATION,
-        JUDGE_VERDICTS,
-        REVIEW_QUEUE,
-        TRACE_SAMPLE,
-        WEEKLY_REVIEW_SAMPLE,
-    )
     from evals_pipeline.review.queues import QueueSettings, queue_items
 
     conn = connect(tmp_path / "w.duckdb")
-    ensure_tables(
-        conn,
-        [TRACES, GOLDEN_POOLS, GOLDEN_CASES, CANDIDATE_OUTPUTS, HUMAN_LABELS, REVIEW_QUEUE,
-         JUDGE_VERDICTS, JUDGE_CALIBRATION, TRACE_SAMPLE, WEEKLY_REVIEW_SAMPLE],
-    )  # fmt: skip
+    set_up(conn)
     conn.execute(
         "CREATE TEMP TABLE _references (trace_id VARCHAR, reference_good VARCHAR, reference_borderline VARCHAR)"
     )
@@ -496,30 +490,30 @@ def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_pa
     for case, vs in votes.items():
         pool = "holdout" if case == "c_holdout" else "active"
         conn.execute(
-            "INSERT INTO golden_pools (case_id, trace_id, category, pool) VALUES (?, ?, 'how_to', ?)",
+            f"INSERT INTO {GOLDEN_POOLS} (case_id, trace_id, category, pool) VALUES (?, ?, 'how_to', ?)",
             [case, f"t_{case}", pool],
         )
         if pool == "active":  # golden_cases never holds holdout content
             conn.execute(
-                "INSERT INTO golden_cases (case_id, trace_id, category, input) VALUES (?, ?, 'how_to', 'q')",
+                f"INSERT INTO {GOLDEN_CASES} (case_id, trace_id, category, input) VALUES (?, ?, 'how_to', 'q')",
                 [case, f"t_{case}"],
             )
         conn.execute(
-            "INSERT INTO candidate_outputs (case_id, app_version, output) VALUES (?, 'v2', 'answer')",
+            f"INSERT INTO {CANDIDATE_OUTPUTS} (case_id, app_version, output) VALUES (?, 'v2', 'answer')",
             [case],
         )
         conn.execute(
-            "INSERT INTO review_queue VALUES (?, 'v2', 'how_to', 'pass_fail', '1', 'split_vote', '2026-09-01')",
+            f"INSERT INTO {REVIEW_QUEUE} VALUES (?, 'v2', 'how_to', 'pass_fail', '1', 'split_vote', '2026-09-01')",
             [case],
         )
         for judge, v in zip(("a", "b", "generic"), vs, strict=True):
             conn.execute(
-                "INSERT INTO judge_verdicts (case_id, app_version, judge, rubric, rubric_version, verdict) VALUES (?, 'v2', ?, 'pass_fail', '1', ?)",
+                f"INSERT INTO {JUDGE_VERDICTS} (case_id, app_version, judge, rubric, rubric_version, verdict) VALUES (?, 'v2', ?, 'pass_fail', '1', ?)",
                 [case, judge, v],
             )
     for judge, trusted in (("a", True), ("b", True), ("generic", False)):
         conn.execute(
-            "INSERT INTO judge_calibration (judge, rubric, rubric_version, split, category, trusted) VALUES (?, 'pass_fail', '1', 'test', 'all', ?)",
+            f"INSERT INTO {JUDGE_CALIBRATION} (judge, rubric, rubric_version, split, category, trusted) VALUES (?, 'pass_fail', '1', 'test', 'all', ?)",
             [judge, trusted],
         )
     rows = queue_items(conn, QueueSettings(), "dana").fetchall()
@@ -541,10 +535,10 @@ def test_labels_on_disagreement_cases_are_train_only(tmp_path: Path) -> None:
     conn = connect(":memory:")
     ensure_tables(conn, [HUMAN_LABELS, QUARANTINED_LABELS])
     load_labels(conn, tmp_path)
-    assert conn.execute("SELECT DISTINCT split FROM human_labels").fetchall() == [("train",)]
+    assert conn.execute(f"SELECT DISTINCT split FROM {HUMAN_LABELS}").fetchall() == [("train",)]
     # by the hash alone most of them would have landed in dev or test
     by_hash = conn.execute(
-        f"SELECT count(*) FILTER (WHERE {split_sql('subject_id')} <> 'train') FROM human_labels"
+        f"SELECT count(*) FILTER (WHERE {split_sql('subject_id')} <> 'train') FROM {HUMAN_LABELS}"
     ).fetchall()
     assert by_hash[0][0] > 30
 

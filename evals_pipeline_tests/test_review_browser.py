@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from evals_pipeline.paths import analytics_path, warehouse_path
+from evals_pipeline.records import HUMAN_LABELS
 from evals_pipeline.review.app import AppSettings
 from evals_pipeline.review.browser import CHROMIUM_ARGS, chromium_path, serving
 from evals_pipeline.warehouse import Warehouse, connect
@@ -110,7 +111,8 @@ def test_label_a_case_by_keyboard_alone_and_the_sensor_loads_it(
     # the calibration pipeline's sensor sees the new file and its job's label asset loads it
     from dagster import DagsterInstance, build_sensor_context, materialize
 
-    from evals_pipeline.calibration.assets import human_label_files, label_files_sensor
+    from evals_pipeline.calibration.assets import human_label_files
+    from evals_pipeline.calibration.sensors import label_files_sensor
 
     requests = list(label_files_sensor(build_sensor_context(instance=DagsterInstance.ephemeral())))
     assert [type(r).__name__ for r in requests] == ["RunRequest"]
@@ -122,7 +124,7 @@ def test_label_a_case_by_keyboard_alone_and_the_sensor_loads_it(
     conn = connect(warehouse_path(), read_only=True)
     try:
         stored = conn.execute(
-            "SELECT subject_id, verdict, critique, failure_mode, current FROM human_labels WHERE annotator = 'e2e-expert' ORDER BY subject_id"
+            f"SELECT subject_id, verdict, critique, failure_mode, current FROM {HUMAN_LABELS} WHERE annotator = 'e2e-expert' ORDER BY subject_id"
         ).fetchall()
     finally:
         conn.close()

@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from evals_pipeline.records import ANALYST_TABLES
+from evals_pipeline.records import TRACE_FEEDBACK, TRACE_SAMPLE, TRACES
 from evals_pipeline.sampling import stratified
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.sampling.stratified import (
@@ -17,7 +17,7 @@ from evals_pipeline.sampling.stratified import (
     sample_key_sql,
     write_trace_sample,
 )
-from evals_pipeline.warehouse import ensure_tables
+from evals_pipeline.warehouse import set_up
 
 
 def test_allocation_floor_then_proportional() -> None:
@@ -54,7 +54,7 @@ def test_allocation_properties_on_random_inputs(seed: int) -> None:
 def traffic() -> duckdb.DuckDBPyConnection:
     """Two days of traces with a skewed category mix and a category smaller than its floor."""
     con = duckdb.connect()
-    ensure_tables(con, ANALYST_TABLES)
+    set_up(con)
     rng = np.random.default_rng(0)
     rows = []
     for day, n in ((date(2026, 3, 1), 4000), (date(2026, 3, 2), 3000)):
@@ -140,10 +140,10 @@ def test_every_row_is_equally_likely_within_its_stratum() -> None:
 
 def test_flashlight_stratum_holds_only_traces_with_negative_feedback() -> None:
     con = duckdb.connect()
-    ensure_tables(con, ANALYST_TABLES)
+    set_up(con)
     day = date(2026, 3, 1)
     con.executemany(
-        "INSERT INTO traces (trace_id, ts, partition_date, category) VALUES (?, ?, ?, ?)",
+        f"INSERT INTO {TRACES} (trace_id, ts, partition_date, category) VALUES (?, ?, ?, ?)",
         [
             [f"t{i}", "2026-03-01 10:00:00", day, "how_to" if i % 4 else "reasoning"]
             for i in range(400)
@@ -151,26 +151,28 @@ def test_flashlight_stratum_holds_only_traces_with_negative_feedback() -> None:
     )
     unhappy = [f"t{i}" for i in range(0, 400, 7)]
     con.executemany(
-        "INSERT INTO trace_feedback (trace_id, ts, partition_date, signal, value) VALUES (?, ?, ?, 'thumbs_down', 1)",
+        f"INSERT INTO {TRACE_FEEDBACK} (trace_id, ts, partition_date, signal, value) VALUES (?, ?, ?, 'thumbs_down', 1)",
         [[t, "2026-03-01 11:00:00", day] for t in unhappy],
     )
     con.executemany(
-        "INSERT INTO trace_feedback (trace_id, ts, partition_date, signal, value) VALUES (?, ?, ?, 'thumbs_up', 1)",
+        f"INSERT INTO {TRACE_FEEDBACK} (trace_id, ts, partition_date, signal, value) VALUES (?, ?, ?, 'thumbs_up', 1)",
         [[f"t{i}", "2026-03-01 11:00:00", day] for i in range(1, 400, 7)],
     )
     write_trace_sample(con, [day], SampleSettings(size=50, floor=0.15, seed=3, flashlight_size=12))
     flash = con.execute(
-        "SELECT trace_id, inclusion_prob, category_traffic FROM trace_sample WHERE stratum = 'flashlight'"
+        f"SELECT trace_id, inclusion_prob, category_traffic FROM {TRACE_SAMPLE} WHERE stratum = 'flashlight'"
     ).fetchall()
     assert len(flash) == 12
     assert {t for t, _, _ in flash} <= set(unhappy)
     # Its probabilities are relative to the flagged traces of the category.
     assert sum(1 / p for _, p, _ in flash) == pytest.approx(len(unhappy))
     assert (
-        con.execute("SELECT count(*) FROM trace_sample WHERE stratum = 'traffic'").fetchall()[0][0]
+        con.execute(f"SELECT count(*) FROM {TRACE_SAMPLE} WHERE stratum = 'traffic'").fetchall()[0][
+            0
+        ]
         == 50
     )
-    assert con.execute("SELECT DISTINCT duckdb_version FROM trace_sample").fetchall() == [
+    assert con.execute(f"SELECT DISTINCT duckdb_version FROM {TRACE_SAMPLE}").fetchall() == [
         (duckdb.__version__,)
     ]
 

@@ -19,13 +19,14 @@ from evals_pipeline.paths import analytics_path
 from evals_pipeline.pools.assets import seal_check_result
 from evals_pipeline.pools.sealing import seal_violations, sealed_string_count
 from evals_pipeline.records import ANALYST_TABLES
+from evals_pipeline.specs import deps_of
 from evals_pipeline.warehouse import Warehouse
 
 
 @asset(
     group_name="analytics",
     kinds={"duckdb"},
-    deps=[t.name for t in ANALYST_TABLES],
+    deps=deps_of(ANALYST_TABLES),
     check_specs=[
         AssetCheckSpec(
             "snapshot_sealed",

@@ -90,3 +90,36 @@ def build_snapshot(
                 leftover.unlink(missing_ok=True)
         raise
     return counts
+
+
+def content_digest(
+    conn: duckdb.DuckDBPyConnection, exclude: Sequence[str] = (), decimals: int = 9
+) -> dict[str, dict[str, object]]:
+    """Per table of the connection's database: its row count and, per column, an
+    order-independent digest of the values (numbers rounded to `decimals`, so a different
+    summation order does not count as a change). Columns named in `exclude` (e.g. when a run
+    happened) are left out. Two snapshots with equal digests hold the same results."""
+    out: dict[str, dict[str, object]] = {}
+    for table in sorted(table_names(conn)):
+        columns = conn.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND table_name = ? ORDER BY column_index",
+            [table],
+        ).fetchall()
+        kept = [(c, t) for c, t in columns if c not in exclude]
+        parts = [
+            f"sum(hash(round({c}, {decimals}))::HUGEINT)"
+            if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL")
+            else f"sum(hash({c})::HUGEINT)"
+            for c, t in kept
+        ]
+        row = conn.execute(f"SELECT count(*), {', '.join(parts) or '0'} FROM {table}").fetchone()
+        assert row is not None
+        out[table] = {
+            "rows": int(row[0]),
+            "columns": {
+                c: str(v) if v is not None else None
+                for (c, _), v in zip(kept, row[1:], strict=True)
+            },
+        }
+    return out

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from evals_pipeline.records import REVIEW_ITEMS
 from evals_pipeline.review.app import AppSettings
 
 
@@ -118,7 +119,7 @@ def _queue_ids(settings: AppSettings, queue: str) -> list[str]:
         return [
             r[0]
             for r in conn.execute(
-                "SELECT item_id FROM review_items WHERE queue = ? ORDER BY position", [queue]
+                f"SELECT item_id FROM {REVIEW_ITEMS} WHERE queue = ? ORDER BY position", [queue]
             ).fetchall()
         ]
     finally:

@@ -54,3 +54,18 @@ def train_classifier(train: pd.DataFrame, seed: int = 0):  # -> fitted sklearn P
     model = make_pipeline(StandardScaler(), LogisticRegression(random_state=seed, max_iter=1000))
     model.fit(feature_matrix(train), train["human_pass"].astype(bool))
     return model
+
+
+def classifier_verdicts(
+    subjects: pd.DataFrame, rubric_name: str, rubric_version: str
+) -> list[tuple[object, ...]]:
+    """`calibration_verdicts` rows of the classifier judge: fitted on the train split only,
+    it predicts every labelled subject (no rows when the train split cannot fit it)."""
+    model = train_classifier(subjects[subjects["split"] == "train"])
+    if model is None or not len(subjects):
+        return []
+    predicted = model.predict(feature_matrix(subjects))
+    return [
+        (s, c, CLASSIFIER_JUDGE, rubric_name, rubric_version, "pass" if p else "fail", None)
+        for s, c, p in zip(subjects["subject_id"], subjects["category"], predicted, strict=True)
+    ]

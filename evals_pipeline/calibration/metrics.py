@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
@@ -165,3 +167,26 @@ def corrected_pass_rate(
         boots[i] = rogan_gladen(float(qi.mean()), *rates(h[ci], j[ci]))
     low, high = bootstrap_interval(boots)
     return point, low, high
+
+
+def annotator_pairs(
+    labels: pd.DataFrame, rng: np.random.Generator, min_shared: int = 10
+) -> list[tuple[object, ...]]:
+    """`annotator_agreement` rows: Cohen's kappa with its bootstrap interval for each pair of
+    annotators, per label kind, on the subjects both labelled (pairs sharing fewer than
+    `min_shared` subjects are left out). `labels`: subject_id, kind, annotator, verdict,
+    source_file."""
+    rows: list[tuple[object, ...]] = []
+    for kind, g in labels.groupby("kind"):
+        wide = g.pivot_table(
+            index="subject_id", columns="annotator", values="verdict", aggfunc="first"
+        )
+        for a, b in combinations(sorted(wide.columns), 2):
+            both = wide[[a, b]].dropna()
+            if len(both) < min_shared:
+                continue
+            x, y = both[a].to_numpy(), both[b].to_numpy()
+            k, low, high = kappa_with_interval(x, y, rng)
+            source = ", ".join(sorted(set(g[g["annotator"].isin([a, b])]["source_file"])))
+            rows.append((kind, source, a, b, len(both), float((x == y).mean()), k, low, high))
+    return rows

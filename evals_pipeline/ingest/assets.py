@@ -2,6 +2,8 @@
 a Great Expectations suite as an asset check. Logic lives in `validation.py`."""
 
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -9,13 +11,13 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetSpec,
     BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
     multi_asset,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.ingest.expectations import run_suite
@@ -23,6 +25,7 @@ from evals_pipeline.ingest.sources import TraceSource
 from evals_pipeline.ingest.validation import (
     FEEDBACK_STREAM,
     TRACE_STREAM,
+    IngestCounts,
     IngestRules,
     Reservoir,
     StreamSpec,
@@ -32,11 +35,13 @@ from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.project import ProjectResource
-from evals_pipeline.warehouse import Warehouse, ensure_tables
+from evals_pipeline.records import TRACE_FEEDBACK, TRACES
+from evals_pipeline.specs import table_spec
+from evals_pipeline.warehouse import Warehouse
 
 GX_COLUMNS = {
-    "traces": "trace_id, ts, category, app_version, user_segment, strlen(output) AS output_bytes, sealed, latency_ms, cost_usd, input_tokens, output_tokens",
-    "trace_feedback": "trace_id, ts, signal, value",
+    TRACES.name: "trace_id, ts, category, app_version, user_segment, strlen(output) AS output_bytes, sealed, latency_ms, cost_usd, input_tokens, output_tokens",
+    TRACE_FEEDBACK.name: "trace_id, ts, signal, value",
 }
 
 
@@ -52,9 +57,80 @@ class IngestConfig(Config):
     )
 
 
-def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # -> AssetsDefinition
-    table, quarantine = stream.table.name, stream.quarantine.name
-    check_name = f"{table}_expectations"
+def _files(
+    context: AssetExecutionContext, trace_source: TraceSource, source_stream: str
+) -> tuple[dict[date, list[Path]], list[str]]:
+    """The partition's files per day, and the days without any (logged)."""
+    days = partition_days(context)
+    files = {d: trace_source.files_for_day(source_stream, d) for d in days}
+    missing = [str(d) for d, f in files.items() if not f]
+    if missing:
+        context.log.warning(
+            f"no {source_stream} files for {len(missing)} day(s): {', '.join(missing[:10])}"
+        )
+    n_files = sum(len(f) for f in files.values())
+    context.log.info(f"ingesting {n_files} {source_stream} files for {len(days)} day(s)")
+    return files, missing
+
+
+def _log_counts(context: AssetExecutionContext, table: str, counts: IngestCounts) -> None:
+    context.log.info(
+        f"{table}: {counts.rows_in:,} rows in = {counts.stored:,} stored + {counts.quarantined:,} quarantined"
+    )
+    for problem in counts.files.unreadable:
+        context.log.warning(f"file quarantined whole: {problem}")
+    if counts.files.ignored:
+        context.log.info(
+            f"ignored {len(counts.files.ignored)} hidden or marker file(s): "
+            + ", ".join(counts.files.ignored[:10])
+        )
+
+
+def _counts_metadata(counts: IngestCounts, missing: list[str]) -> dict[str, MetadataValue]:
+    """Rows in / stored / quarantined and the files behind them, on both assets."""
+    return {
+        "rows_in": MetadataValue.int(counts.rows_in),
+        "rows_stored": MetadataValue.int(counts.stored),
+        "rows_quarantined": MetadataValue.int(counts.quarantined),
+        "files": MetadataValue.int(counts.files.files),
+        "files_quarantined_whole": MetadataValue.int(len(counts.files.unreadable)),
+        "files_quarantined_whole_list": MetadataValue.md(
+            "\n".join(f"- {p}" for p in counts.files.unreadable[:50]) or "none"
+        ),
+        "files_ignored_markers": MetadataValue.int(len(counts.files.ignored)),
+        "days_without_files": MetadataValue.int(len(missing)),
+    }
+
+
+def _suite_result(
+    conn: DuckDBPyConnection, stream: StreamSpec, bounds: list[date], categories: tuple[str, ...]
+) -> AssetCheckResult:
+    """The stream's Great Expectations suite over the partitions just written."""
+    table = stream.table.name
+    frame = conn.execute(f"SELECT {GX_COLUMNS[table]} FROM {table} WHERE {IN_RANGE}", bounds).df()
+    outcome = run_suite(frame, table, categories)
+    return AssetCheckResult(
+        check_name=f"{table}_expectations",
+        asset_key=table,
+        passed=outcome.success,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "rows_checked": MetadataValue.int(len(frame)),
+            "expectations_evaluated": MetadataValue.int(outcome.evaluated),
+            "expectations_failed": MetadataValue.int(len(outcome.failed)),
+            "failures": MetadataValue.md(
+                markdown_table(pd.DataFrame(outcome.failed)) if outcome.failed else "none"
+            ),
+        },
+    )
+
+
+IN_RANGE = "partition_date BETWEEN ? AND ?"
+QUARANTINE_PREVIEW = ["partition_date", "source_file", "source_row", "reason", "detail"]
+
+
+def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinition
+    table, quarantine = stream.table, stream.quarantine
 
     def run(
         context: AssetExecutionContext,
@@ -64,21 +140,13 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
         holdout_store: HoldoutStore | None,
         project: ProjectResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        days = partition_days(context)
-        files = {d: trace_source.files_for_day(source_stream, d) for d in days}
-        n_files = sum(len(f) for f in files.values())
-        missing = [str(d) for d, f in files.items() if not f]
-        if missing:
-            context.log.warning(
-                f"no {source_stream} files for {len(missing)} day(s): {', '.join(missing[:10])}"
-            )
-        context.log.info(f"ingesting {n_files} {source_stream} files for {len(days)} day(s)")
+        files, missing = _files(context, trace_source, source_stream)
         rules = IngestRules(
             max_field_bytes=config.max_field_bytes,
             categories=tuple(config.categories or project.config().taxonomy.categories),
         )
+        bounds = [min(files), max(files)]
         with warehouse.get_connection() as conn:
-            ensure_tables(conn, [stream.table, stream.quarantine])
             if holdout_store is not None:
                 with holdout_store.attached(conn) as alias:
                     reservoir = Reservoir(alias, holdout_store.reservoir_share)
@@ -87,72 +155,27 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
                     )
             else:
                 counts = ingest_days(conn, stream, files, rules, trace_source.root_dir())
-            context.log.info(
-                f"{table}: {counts.rows_in:,} rows in = {counts.stored:,} stored + {counts.quarantined:,} quarantined"
-            )
-            for problem in counts.files.unreadable:
-                context.log.warning(f"file quarantined whole: {problem}")
-            if counts.files.ignored:
-                context.log.info(
-                    f"ignored {len(counts.files.ignored)} hidden or marker file(s): "
-                    + ", ".join(counts.files.ignored[:10])
-                )
-            in_range = "partition_date BETWEEN ? AND ?"
-            bounds = [min(days), max(days)]
-            reasons = pd.DataFrame(sorted(counts.by_reason.items()), columns=["reason", "rows"])
-            common = {
-                "rows_in": MetadataValue.int(counts.rows_in),
-                "rows_stored": MetadataValue.int(counts.stored),
-                "rows_quarantined": MetadataValue.int(counts.quarantined),
-                "files": MetadataValue.int(counts.files.files),
-                "files_quarantined_whole": MetadataValue.int(len(counts.files.unreadable)),
-                "files_quarantined_whole_list": MetadataValue.md(
-                    "\n".join(f"- {p}" for p in counts.files.unreadable[:50]) or "none"
-                ),
-                "files_ignored_markers": MetadataValue.int(len(counts.files.ignored)),
-                "days_without_files": MetadataValue.int(len(missing)),
-            }
+            _log_counts(context, table.name, counts)
+            common = _counts_metadata(counts, missing)
             if holdout_store is not None:
                 sealed = conn.execute(
-                    f"SELECT count(*) FROM {table} WHERE sealed AND {in_range}", bounds
+                    f"SELECT count(*) FROM {table} WHERE sealed AND {IN_RANGE}", bounds
                 ).fetchall()[0][0]
                 common["rows_sealed_in_holdout_reservoir"] = MetadataValue.int(sealed)
+            reasons = pd.DataFrame(sorted(counts.by_reason.items()), columns=["reason", "rows"])
             yield MaterializeResult(
-                asset_key=table,
-                metadata={**table_metadata(conn, table, in_range, bounds), **common},
+                asset_key=table.name,
+                metadata={**table_metadata(conn, table, IN_RANGE, bounds), **common},
             )
             yield MaterializeResult(
-                asset_key=quarantine,
+                asset_key=quarantine.name,
                 metadata={
-                    **table_metadata(
-                        conn,
-                        quarantine,
-                        in_range,
-                        bounds,
-                        ["partition_date", "source_file", "source_row", "reason", "detail"],
-                    ),
+                    **table_metadata(conn, quarantine, IN_RANGE, bounds, QUARANTINE_PREVIEW),
                     **common,
                     "by_reason": MetadataValue.md(markdown_table(reasons)),
                 },
             )
-            frame = conn.execute(
-                f"SELECT {GX_COLUMNS[table]} FROM {table} WHERE {in_range}", bounds
-            ).df()
-        outcome = run_suite(frame, table, rules.categories)
-        yield AssetCheckResult(
-            check_name=check_name,
-            asset_key=table,
-            passed=outcome.success,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "rows_checked": MetadataValue.int(len(frame)),
-                "expectations_evaluated": MetadataValue.int(outcome.evaluated),
-                "expectations_failed": MetadataValue.int(len(outcome.failed)),
-                "failures": MetadataValue.md(
-                    markdown_table(pd.DataFrame(outcome.failed)) if outcome.failed else "none"
-                ),
-            },
-        )
+            yield _suite_result(conn, stream, bounds, rules.categories)
 
     # Only the stream that carries text declares the holdout store (DESIGN: sealing at the door).
     if stream.sealable:
@@ -178,22 +201,20 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
         ) -> Iterator[MaterializeResult | AssetCheckResult]:
             yield from run(context, config, warehouse, trace_source, None, project)
 
-    ingest.__doc__ = description
+    how = (
+        f"Read from the source's {source_stream} files, validated by the rules generated from "
+        "records.py; rows in = stored + quarantined."
+    )
     return multi_asset(
         name=f"ingest_{table}",
         specs=[
-            AssetSpec(table, description=description, group_name="ingest", kinds={"duckdb"}),
-            AssetSpec(
-                quarantine,
-                description=f"Rows of the {source_stream} files that failed validation, each with its reason.",
-                group_name="ingest",
-                kinds={"duckdb"},
-            ),
+            table_spec(table, group="ingest", how=how),
+            table_spec(quarantine, group="ingest"),
         ],
         check_specs=[
             AssetCheckSpec(
-                check_name,
-                asset=table,
+                f"{table}_expectations",
+                asset=table.name,
                 description=f"Great Expectations suite '{table}' over the partitions just written. "
                 "Blocking: a failed expectation fails the run, so the snapshot does not publish the partitions.",
                 blocking=True,
@@ -204,15 +225,5 @@ def _ingest_asset(stream: StreamSpec, source_stream: str, description: str):  # 
     )(ingest)
 
 
-traces_assets = _ingest_asset(
-    TRACE_STREAM,
-    "traces",
-    "Validated production traces, one row per interaction, partitioned by UTC day. "
-    "Bad rows go to quarantined_traces with a reason; rows in = stored + quarantined.",
-)
-trace_feedback_assets = _ingest_asset(
-    FEEDBACK_STREAM,
-    "feedback",
-    "Online feedback events (thumbs, regenerate, follow-up, escalation, continuation, completion, "
-    "edit distance), partitioned by the UTC day they arrived.",
-)
+traces_assets = _ingest_asset(TRACE_STREAM, "traces")
+trace_feedback_assets = _ingest_asset(FEEDBACK_STREAM, "feedback")

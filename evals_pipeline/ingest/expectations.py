@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from evals_pipeline.records import FEEDBACK_SIGNALS, TRACE_FIELDS
+from evals_pipeline.records import FEEDBACK_SIGNALS, TRACE_FIELDS, TRACES
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def run_suite(
     )
     expectations = (
         _trace_expectations(gxe, categories)
-        if suite_name == "traces"
+        if suite_name == TRACES.name
         else _feedback_expectations(gxe)
     )
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))

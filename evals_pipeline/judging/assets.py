@@ -7,51 +7,50 @@ All of it reads the active pool only and has no holdout_store resource.
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
-from itertools import combinations
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetSpec,
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
     multi_asset,
 )
 from pydantic import Field
 
 from evals_pipeline.judging.assertions import REGISTRY, write_assertion_results
 from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
-from evals_pipeline.judging.client import Call, CallResult, JudgeClient, RunStats, run_calls
+from evals_pipeline.judging.candidates import AppVersion, candidate_calls, candidate_rows
+from evals_pipeline.judging.client import JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
-from evals_pipeline.judging.pairwise import reconcile
+from evals_pipeline.judging.pairwise import pairwise_calls, pairwise_rows
 from evals_pipeline.judging.panel import Judgement, judge_outputs
-from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import (
-    JSON_MODE,
     Rubric,
     load_rubric,
-    parse_response,
-    render_messages,
 )
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
+    ACTIVE_CASES,
     ASSERTION_RESULTS,
     BT_RATINGS,
     CANDIDATE_OUTPUTS,
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     PAIRWISE_VERDICTS,
     REVIEW_QUEUE,
+    TRACE_SAMPLE,
+    VISIBLE_TRACES,
 )
-from evals_pipeline.warehouse import Warehouse, ensure_tables, replace_table
+from evals_pipeline.specs import table_asset, table_spec
+from evals_pipeline.warehouse import Warehouse, replace_table
 
-ACTIVE_CASES_SQL = """
+ACTIVE_CASES_SQL = f"""
 SELECT c.case_id, c.category, c.input, c.reference_good, c.reference_borderline
-FROM active_cases c ORDER BY c.case_id
+FROM {ACTIVE_CASES} c ORDER BY c.case_id
 """
 
 
@@ -171,7 +170,14 @@ def _stats_metadata(stats: RunStats, pii: Counter[str]) -> dict[str, MetadataVal
     }
 
 
-@asset(group_name="judging", kinds={"duckdb", "litellm"}, deps=["golden_pools", "golden_cases"])
+def _app_versions(config: CandidateConfig, project: ProjectResource) -> list[AppVersion]:
+    if config.app_versions:
+        return [AppVersion(**v.model_dump()) for v in config.app_versions]
+    p = project.config()
+    return [AppVersion(v.name, v.model, p.system_prompt(v)) for v in p.app_versions if v.generate]
+
+
+@table_asset(CANDIDATE_OUTPUTS, group="judging", reads=[ACTIVE_CASES], kinds=("duckdb", "litellm"))
 def candidate_outputs(
     context: AssetExecutionContext,
     config: CandidateConfig,
@@ -179,48 +185,26 @@ def candidate_outputs(
     judge_client: JudgeClient,
     project: ProjectResource,
 ) -> MaterializeResult:
-    """Outputs of each configured app version (litellm model + prompt template) for the
-    active pool's inputs, PII redacted before the call. Cached: unchanged cases cost nothing."""
+    """Each configured app version (litellm model + prompt template) answers the active
+    pool's inputs, PII redacted before the call. Cached: unchanged cases cost nothing."""
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [CANDIDATE_OUTPUTS])
         cases = conn.execute(ACTIVE_CASES_SQL).df()
-        calls, keys = [], []
-        p = project.config()
-        versions = config.app_versions or [
-            AppVersionSpec(name=v.name, model=v.model, system_prompt=p.system_prompt(v))
-            for v in p.app_versions
-            if v.generate
-        ]
-        for v in versions:
-            params = {"temperature": 0, **({"api_base": v.api_base} if v.api_base else {})}
-            for row in cases.to_dict("records"):
-                messages = [
-                    {"role": "system", "content": v.system_prompt},
-                    {"role": "user", "content": redact(row["input"], pii)},
-                ]
-                calls.append(Call(v.model, messages, f"candidate:{v.name}", params))
-                keys.append((row["case_id"], v.name, v.model))
+        calls, keys = candidate_calls(cases, _app_versions(config, project), pii)
         results, stats = run_calls(
             judge_client, conn, calls, context.log.info, run_id=context.run_id
         )
-        frame = pd.DataFrame(
-            [
-                (c, n, m, r.response, r.error, r.cost_usd, r.latency_ms, r.key)
-                for (c, n, m), r in zip(keys, results, strict=True)
-            ],
-            columns=CANDIDATE_OUTPUTS.column_names,
-        )
+        frame = pd.DataFrame(candidate_rows(keys, results), columns=CANDIDATE_OUTPUTS.column_names)
         replace_table(conn, CANDIDATE_OUTPUTS, frame)
         summary = conn.execute(
-            """SELECT app_version, count(*) AS cases, count(error) AS errors, round(sum(cost_usd), 5) AS cost_usd,
-                      round(avg(latency_ms), 1) AS mean_latency_ms FROM candidate_outputs GROUP BY 1 ORDER BY 1"""
+            f"""SELECT app_version, count(*) AS cases, count(error) AS errors, round(sum(cost_usd), 5) AS cost_usd,
+                      round(avg(latency_ms), 1) AS mean_latency_ms FROM {CANDIDATE_OUTPUTS} GROUP BY 1 ORDER BY 1"""
         ).df()
         return MaterializeResult(
             metadata={
                 **table_metadata(
                     conn,
-                    "candidate_outputs",
+                    CANDIDATE_OUTPUTS,
                     preview_columns=["case_id", "app_version", "output", "error"],
                 ),
                 **_stats_metadata(stats, pii),
@@ -230,33 +214,35 @@ def candidate_outputs(
 
 
 SUBJECTS_SQL = {
-    "trace": """SELECT 'trace' AS subject, t.trace_id AS subject_id, NULL AS case_id, t.app_version, t.category,
+    "trace": f"""SELECT 'trace' AS subject, t.trace_id AS subject_id, NULL AS case_id, t.app_version, t.category,
                        t.output, t.input, t.tool_calls
-                FROM visible_traces t WHERE t.trace_id IN (SELECT trace_id FROM trace_sample)""",
-    "candidate": """SELECT 'candidate' AS subject, o.case_id || '|' || o.app_version AS subject_id, o.case_id, o.app_version,
+                FROM {VISIBLE_TRACES} t WHERE t.trace_id IN (SELECT trace_id FROM {TRACE_SAMPLE})""",
+    "candidate": f"""SELECT 'candidate' AS subject, o.case_id || '|' || o.app_version AS subject_id, o.case_id, o.app_version,
                            g.category, o.output, g.input, NULL::JSON AS tool_calls
-                    FROM candidate_outputs o JOIN golden_cases g USING (case_id) WHERE o.error IS NULL""",
+                    FROM {CANDIDATE_OUTPUTS} o JOIN {GOLDEN_CASES} g USING (case_id) WHERE o.error IS NULL""",
 }
 
 
-@asset(group_name="judging", kinds={"duckdb"}, deps=["trace_sample", "traces", "candidate_outputs"])
+@table_asset(
+    ASSERTION_RESULTS,
+    group="judging",
+    reads=[TRACE_SAMPLE, VISIBLE_TRACES, CANDIDATE_OUTPUTS, GOLDEN_CASES],
+)
 def assertion_results(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Layer 1: deterministic checks (non-empty, JSON validity, refusal where sensitive, no
     over-refusal, ISO dates, tool-call correctness, calculator use, no PII in the output) on
     every sampled trace and every candidate output, before any judge."""
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [ASSERTION_RESULTS])
-        ensure_tables(conn, [CANDIDATE_OUTPUTS])
         for subject, sql in SUBJECTS_SQL.items():
             n = write_assertion_results(conn, sql, subject)
             context.log.info(f"{n:,} assertion results on {subject}s")
         rates = conn.execute(
-            """SELECT subject, assertion, count(*) AS checked, round(avg(passed::INT), 4) AS pass_rate
-               FROM assertion_results GROUP BY ALL ORDER BY 1, 2"""
+            f"""SELECT subject, assertion, count(*) AS checked, round(avg(passed::INT), 4) AS pass_rate
+               FROM {ASSERTION_RESULTS} GROUP BY ALL ORDER BY 1, 2"""
         ).df()
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "assertion_results"),
+                **table_metadata(conn, ASSERTION_RESULTS),
                 "pass_rates": MetadataValue.md(markdown_table(rates)),
                 "registry": MetadataValue.md(
                     markdown_table(
@@ -289,7 +275,12 @@ def _verdict_row(j: Judgement) -> tuple:
     )
 
 
-@asset(group_name="judging", kinds={"duckdb", "litellm"}, deps=["candidate_outputs"])
+@table_asset(
+    JUDGE_VERDICTS,
+    group="judging",
+    reads=[CANDIDATE_OUTPUTS, ACTIVE_CASES],
+    kinds=("duckdb", "litellm"),
+)
 def judge_verdicts(
     context: AssetExecutionContext,
     config: JudgeConfig,
@@ -304,10 +295,9 @@ def judge_verdicts(
     rubrics = panel.rubrics()
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [JUDGE_VERDICTS])
         rows = conn.execute(
             f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
-                JOIN candidate_outputs o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
+                JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
         ).df()
         subjects = [
             ((row["case_id"], row["app_version"]), row, panel.rubrics_for(row["category"], rubrics))
@@ -319,14 +309,14 @@ def judge_verdicts(
         frame = pd.DataFrame([_verdict_row(j) for j in judged], columns=JUDGE_VERDICTS.column_names)
         replace_table(conn, JUDGE_VERDICTS, frame, casts={"scores": "JSON"})
         by_judge = conn.execute(
-            """SELECT judge, rubric, app_version, count(*) AS n, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
-                      count(error) AS errors FROM judge_verdicts GROUP BY ALL ORDER BY ALL"""
+            f"""SELECT judge, rubric, app_version, count(*) AS n, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
+                      count(error) AS errors FROM {JUDGE_VERDICTS} GROUP BY ALL ORDER BY ALL"""
         ).df()
         return MaterializeResult(
             metadata={
                 **table_metadata(
                     conn,
-                    "judge_verdicts",
+                    JUDGE_VERDICTS,
                     preview_columns=["case_id", "app_version", "judge", "verdict", "critique"],
                 ),
                 **_stats_metadata(stats, pii),
@@ -338,20 +328,8 @@ def judge_verdicts(
 @multi_asset(
     name="judge_ensemble_and_review_queue",
     specs=[
-        AssetSpec(
-            "judge_ensemble",
-            description="Majority vote (binary) or per-dimension median (dimensional) of the judges, per case x version.",
-            group_name="judging",
-            kinds={"duckdb"},
-            deps=["judge_verdicts"],
-        ),
-        AssetSpec(
-            "review_queue",
-            description="Cases for a domain expert: split votes, judges more than 1 point apart, judge errors.",
-            group_name="judging",
-            kinds={"duckdb"},
-            deps=["judge_verdicts"],
-        ),
+        table_spec(JUDGE_ENSEMBLE, group="judging", reads=[JUDGE_VERDICTS, GOLDEN_POOLS]),
+        table_spec(REVIEW_QUEUE, group="judging", reads=[JUDGE_VERDICTS]),
     ],
 )
 def judge_ensemble_and_review_queue(
@@ -364,11 +342,10 @@ def judge_ensemble_and_review_queue(
     panel = judge_panel(config, project)
     rubrics = panel.rubrics()
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
         quorum = panel_quorum(len(panel.judges), panel.quorum)
         write_ensemble(conn, rubrics, quorum)
         no_quorum = conn.execute(
-            "SELECT count(*) FROM judge_ensemble WHERE status = 'no_quorum'"
+            f"SELECT count(*) FROM {JUDGE_ENSEMBLE} WHERE status = 'no_quorum'"
         ).fetchall()[0][0]
         if no_quorum:
             context.log.warning(
@@ -376,31 +353,36 @@ def judge_ensemble_and_review_queue(
                 "no verdict, excluded from rates and gates, queued for review"
             )
         reasons = conn.execute(
-            "SELECT split_part(reason, ':', 1) AS reason, count(*) AS cases FROM review_queue GROUP BY 1 ORDER BY 2 DESC"
+            f"SELECT split_part(reason, ':', 1) AS reason, count(*) AS cases FROM {REVIEW_QUEUE} GROUP BY 1 ORDER BY 2 DESC"
         ).df()
         rates = conn.execute(
-            """SELECT app_version, rubric, count(*) AS cases, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
-                      round(avg(unanimous::INT), 3) AS unanimous FROM judge_ensemble GROUP BY ALL ORDER BY ALL"""
+            f"""SELECT app_version, rubric, count(*) AS cases, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
+                      round(avg(unanimous::INT), 3) AS unanimous FROM {JUDGE_ENSEMBLE} GROUP BY ALL ORDER BY ALL"""
         ).df()
         yield MaterializeResult(
-            asset_key="judge_ensemble",
+            asset_key=JUDGE_ENSEMBLE.name,
             metadata={
-                **table_metadata(conn, "judge_ensemble"),
+                **table_metadata(conn, JUDGE_ENSEMBLE),
                 "quorum": MetadataValue.int(quorum),
                 "no_quorum": MetadataValue.int(no_quorum),
                 "by_version": MetadataValue.md(markdown_table(rates)),
             },
         )
         yield MaterializeResult(
-            asset_key="review_queue",
+            asset_key=REVIEW_QUEUE.name,
             metadata={
-                **table_metadata(conn, "review_queue"),
+                **table_metadata(conn, REVIEW_QUEUE),
                 "by_reason": MetadataValue.md(markdown_table(reasons)),
             },
         )
 
 
-@asset(group_name="judging", kinds={"duckdb", "litellm"}, deps=["candidate_outputs"])
+@table_asset(
+    PAIRWISE_VERDICTS,
+    group="judging",
+    reads=[CANDIDATE_OUTPUTS, ACTIVE_CASES],
+    kinds=("duckdb", "litellm"),
+)
 def pairwise_verdicts(
     context: AssetExecutionContext,
     config: PairwiseConfig,
@@ -413,84 +395,41 @@ def pairwise_verdicts(
     rubric = load_rubric(config.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [PAIRWISE_VERDICTS])
         outputs = conn.execute(
             f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
-                JOIN candidate_outputs o USING (case_id) WHERE o.error IS NULL"""
+                JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL"""
         ).df()
         versions = sorted(config.app_versions or outputs["app_version"].unique())
-        pairwise_judges = config.judges or project.config().judges.pairwise_judges
-        by_case = {cid: g.set_index("app_version") for cid, g in outputs.groupby("case_id")}
-        calls, keys = [], []
-        for case_id, g in sorted(by_case.items()):
-            case = redacted_case(g.iloc[0].to_dict(), pii)
-            for a, b in combinations(versions, 2):
-                if a not in g.index or b not in g.index:
-                    continue
-                out_a, out_b = redact(g.at[a, "output"], pii), redact(g.at[b, "output"], pii)
-                for judge in pairwise_judges:
-                    for order, (x, y) in (("ab", (out_a, out_b)), ("ba", (out_b, out_a))):
-                        calls.append(
-                            Call(
-                                judge,
-                                render_messages(rubric, case, x, y),
-                                f"pairwise:{rubric.key}",
-                                JSON_MODE,
-                                partial(parse_response, rubric),
-                            )
-                        )
-                        keys.append((case_id, a, b, judge, order))
+        judges = config.judges or project.config().judges.pairwise_judges
+        calls, keys = pairwise_calls(outputs, versions, judges, rubric, pii)
         results, stats = run_calls(
             judge_client, conn, calls, context.log.info, run_id=context.run_id
         )
-        found: dict[tuple, dict[str, CallResult]] = {}
-        for (case_id, a, b, judge, order), r in zip(keys, results, strict=True):
-            found.setdefault((case_id, a, b, judge), {})[order] = r
-        rows = []
-        for (case_id, a, b, judge), pair in sorted(found.items()):
-            winners = {
-                o: (r.parsed or {}).get("winner") if not r.error else None for o, r in pair.items()
-            }  # type: ignore[union-attr]
-            p = reconcile(winners["ab"], winners["ba"], {o: r.error for o, r in pair.items()})
-            rows.append(
-                (
-                    case_id,
-                    a,
-                    b,
-                    judge,
-                    rubric.version,
-                    p.winner_ab,
-                    p.winner_ba,
-                    p.outcome,
-                    p.position_consistent,
-                    p.error,
-                )
-            )
+        rows = pairwise_rows(keys, results, rubric.version)
         frame = pd.DataFrame(rows, columns=PAIRWISE_VERDICTS.column_names)
         replace_table(conn, PAIRWISE_VERDICTS, frame)
         consistency = conn.execute(
-            """SELECT judge, count(*) AS pairs, round(avg(position_consistent::INT), 3) AS position_consistency,
-                      count(error) AS errors FROM pairwise_verdicts GROUP BY 1 ORDER BY 1"""
+            f"""SELECT judge, count(*) AS pairs, round(avg(position_consistent::INT), 3) AS position_consistency,
+                      count(error) AS errors FROM {PAIRWISE_VERDICTS} GROUP BY 1 ORDER BY 1"""
         ).df()
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "pairwise_verdicts"),
+                **table_metadata(conn, PAIRWISE_VERDICTS),
                 **_stats_metadata(stats, pii),
                 "position_consistency": MetadataValue.md(markdown_table(consistency)),
             }
         )
 
 
-@asset(group_name="judging", kinds={"duckdb"}, deps=["pairwise_verdicts"])
+@table_asset(BT_RATINGS, group="judging", reads=[PAIRWISE_VERDICTS])
 def bt_ratings(
     context: AssetExecutionContext, config: RatingsConfig, warehouse: Warehouse
 ) -> MaterializeResult:
     """Bradley-Terry ratings of the app versions per judge (ties count half), with bootstrap
     95% intervals over cases."""
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [PAIRWISE_VERDICTS, BT_RATINGS])
         outcomes = conn.execute(
-            "SELECT judge, case_id, version_a AS a, version_b AS b, outcome FROM pairwise_verdicts WHERE outcome IS NOT NULL"
+            f"SELECT judge, case_id, version_a AS a, version_b AS b, outcome FROM {PAIRWISE_VERDICTS} WHERE outcome IS NOT NULL"
         ).df()
         frames = []
         for judge, g in outcomes.groupby("judge"):
@@ -501,7 +440,7 @@ def bt_ratings(
         replace_table(conn, BT_RATINGS, frame[BT_RATINGS.column_names])
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "bt_ratings"),
+                **table_metadata(conn, BT_RATINGS),
                 "ratings": MetadataValue.md(markdown_table(frame.round(3))),
             }
         )

@@ -15,10 +15,16 @@ from __future__ import annotations
 import duckdb
 
 from evals_pipeline.judging.rubrics import Rubric
-from evals_pipeline.records import JUDGE_ENSEMBLE, REVIEW_QUEUE, sql_literal
+from evals_pipeline.records import (
+    GOLDEN_POOLS,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    REVIEW_QUEUE,
+    sql_literal,
+)
 from evals_pipeline.warehouse import transaction
 
-BINARY_SQL = """
+BINARY_SQL = f"""
 SELECT v.case_id, v.app_version, any_value(g.category) AS category, v.rubric, v.rubric_version,
        CASE WHEN count(v.verdict) < $quorum THEN NULL
             WHEN 2 * count(*) FILTER (WHERE v.verdict = 'pass') > count(v.verdict) THEN 'pass'
@@ -34,17 +40,17 @@ SELECT v.case_id, v.app_version, any_value(g.category) AS category, v.rubric, v.
             WHEN count(v.verdict) < count(*) THEN 'judge_error: ' || string_agg(v.judge, ', ') FILTER (WHERE v.verdict IS NULL)
             WHEN count(DISTINCT v.verdict) > 1 THEN 'split_vote: ' || count(*) FILTER (WHERE v.verdict = 'pass')
                  || ' pass / ' || count(*) FILTER (WHERE v.verdict = 'fail') || ' fail' END AS queue_reason
-FROM judge_verdicts v JOIN golden_pools g USING (case_id)
+FROM {JUDGE_VERDICTS} v JOIN {GOLDEN_POOLS} g USING (case_id)
 WHERE v.rubric = $rubric AND v.rubric_version = $version
 GROUP BY v.case_id, v.app_version, v.rubric, v.rubric_version
 """
 
-DIMENSIONAL_SQL = """
+DIMENSIONAL_SQL = f"""
 WITH s AS (
     SELECT v.case_id, v.app_version, v.rubric, v.rubric_version, v.judge,
            unnest(map_keys(v.scores::MAP(VARCHAR, INTEGER))) AS dim,
            unnest(map_values(v.scores::MAP(VARCHAR, INTEGER))) AS score
-    FROM judge_verdicts v WHERE v.rubric = $rubric AND v.rubric_version = $version AND v.scores IS NOT NULL
+    FROM {JUDGE_VERDICTS} v WHERE v.rubric = $rubric AND v.rubric_version = $version AND v.scores IS NOT NULL
 ), d AS (
     SELECT case_id, app_version, rubric, rubric_version, dim, median(score) AS med, max(score) - min(score) AS spread
     FROM s GROUP BY ALL
@@ -56,7 +62,7 @@ WITH s AS (
 ), n AS (
     SELECT case_id, app_version, rubric, rubric_version, count(*) AS n_judges, count(scores) AS n_valid,
            string_agg(judge, ', ') FILTER (WHERE scores IS NULL) AS failed
-    FROM judge_verdicts WHERE rubric = $rubric AND rubric_version = $version GROUP BY ALL
+    FROM {JUDGE_VERDICTS} WHERE rubric = $rubric AND rubric_version = $version GROUP BY ALL
 )
 SELECT n.case_id, n.app_version, g.category, n.rubric, n.rubric_version, NULL::VARCHAR AS verdict,
        CASE WHEN n.n_valid >= $quorum THEN c.scores END AS scores,
@@ -67,7 +73,7 @@ SELECT n.case_id, n.app_version, g.category, n.rubric, n.rubric_version, NULL::V
                  || ' judges answered (quorum ' || $quorum || '); failed: ' || n.failed
             WHEN n.n_valid < n.n_judges THEN 'judge_error: ' || n.failed
             WHEN c.spread > 1 THEN 'dimension_disagreement: ' || c.split_dims END AS queue_reason
-FROM n LEFT JOIN c USING (case_id, app_version, rubric, rubric_version) JOIN golden_pools g USING (case_id)
+FROM n LEFT JOIN c USING (case_id, app_version, rubric, rubric_version) JOIN {GOLDEN_POOLS} g USING (case_id)
 """
 
 

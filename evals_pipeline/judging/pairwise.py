@@ -8,7 +8,17 @@ without an outcome, with the error recorded.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import combinations
+
+import pandas as pd
+
+from evals_pipeline.judging.client import Call, CallResult
+from evals_pipeline.judging.pii import redact, redacted_case
+from evals_pipeline.judging.rubrics import JSON_MODE, Rubric, parse_response, render_messages
 
 # The answer's winner in each presentation order, as the version it names.
 _AS_SHOWN = {"ab": {"A": "a", "B": "b", "tie": "tie"}, "ba": {"A": "b", "B": "a", "tie": "tie"}}
@@ -35,3 +45,71 @@ def reconcile(
         return Reconciled(ab, ba, None, None, failed)
     consistent = ab == ba
     return Reconciled(ab, ba, ab if consistent else "tie", consistent, None)
+
+
+PairKey = tuple[str, str, str, str]  # case_id, version a, version b, judge
+
+
+def pairwise_calls(
+    outputs: pd.DataFrame,
+    versions: Sequence[str],
+    judges: Sequence[str],
+    rubric: Rubric,
+    pii: Counter[str],
+) -> tuple[list[Call], list[tuple[str, str, str, str, str]]]:
+    """Every pair of versions on every case, for every judge, in both presentation orders.
+    `outputs`: one row per case x version (case fields, app_version, output). PII redacted."""
+    calls: list[Call] = []
+    keys: list[tuple[str, str, str, str, str]] = []
+    for case_id, g in sorted(outputs.groupby("case_id")):
+        g = g.set_index("app_version")
+        case = redacted_case(g.iloc[0].to_dict(), pii)
+        for a, b in combinations(versions, 2):
+            if a not in g.index or b not in g.index:
+                continue
+            out_a, out_b = redact(g.at[a, "output"], pii), redact(g.at[b, "output"], pii)
+            for judge in judges:
+                for order, (x, y) in (("ab", (out_a, out_b)), ("ba", (out_b, out_a))):
+                    calls.append(
+                        Call(
+                            judge,
+                            render_messages(rubric, case, x, y),
+                            f"pairwise:{rubric.key}",
+                            JSON_MODE,
+                            partial(parse_response, rubric),
+                        )
+                    )
+                    keys.append((str(case_id), a, b, judge, order))
+    return calls, keys
+
+
+def pairwise_rows(
+    keys: Sequence[tuple[str, str, str, str, str]],
+    results: Sequence[CallResult],
+    rubric_version: str,
+) -> list[tuple[object, ...]]:
+    """The two orders' answers of each pair reconciled, as `pairwise_verdicts` rows."""
+    found: dict[PairKey, dict[str, CallResult]] = {}
+    for (case_id, a, b, judge, order), r in zip(keys, results, strict=True):
+        found.setdefault((case_id, a, b, judge), {})[order] = r
+    rows = []
+    for (case_id, a, b, judge), pair in sorted(found.items()):
+        winners = {
+            o: (r.parsed or {}).get("winner") if not r.error else None for o, r in pair.items()
+        }
+        p = reconcile(winners["ab"], winners["ba"], {o: r.error for o, r in pair.items()})
+        rows.append(
+            (
+                case_id,
+                a,
+                b,
+                judge,
+                rubric_version,
+                p.winner_ab,
+                p.winner_ba,
+                p.outcome,
+                p.position_consistent,
+                p.error,
+            )
+        )
+    return rows

@@ -6,13 +6,13 @@ reach holdout content.
 """
 
 from collections.abc import Iterator
+from datetime import date
 
 import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetSpec,
     BackfillPolicy,
     Config,
     MaterializeResult,
@@ -20,6 +20,7 @@ from dagster import (
     asset,
     multi_asset,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.metadata import markdown_table, table_metadata
@@ -33,18 +34,22 @@ from evals_pipeline.pools.evaluation import (
 )
 from evals_pipeline.pools.export import export_active_pool
 from evals_pipeline.pools.references import ReferenceSource
-from evals_pipeline.pools.rotation import RotationSettings, rotate
+from evals_pipeline.pools.rotation import RotationSettings, RotationSummary, rotate
 from evals_pipeline.pools.sealing import refresh_fingerprints, seal_violations
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.records import (
+    ACTIVE_CASES,
     ACTIVE_EVALUATION,
     GOLDEN_CASES,
     GOLDEN_POOLS,
     HOLDOUT_EVALUATION,
     POOL_EVENTS,
     POOL_SIZES,
+    TRACE_SAMPLE,
+    TRACES,
 )
-from evals_pipeline.warehouse import Warehouse, ensure_tables
+from evals_pipeline.specs import deps_of, table_asset, table_spec
+from evals_pipeline.warehouse import Warehouse
 
 _DEFAULTS = RotationSettings()
 
@@ -75,42 +80,18 @@ class RotationConfig(Config):
     seed: int = Field(default=_DEFAULTS.seed, description="Seed of the deterministic draws.")
 
 
-POOL_TABLES = (GOLDEN_POOLS, GOLDEN_CASES, POOL_EVENTS, POOL_SIZES)
-
-
 @multi_asset(
     name="golden_pool_rotation",
     specs=[
-        AssetSpec(
-            "golden_pools",
-            description="Every golden case's pool (active / holdout / retired) with dates; rotated quarterly. No content.",
-            group_name="pools",
-            kinds={"duckdb"},
-            deps=["trace_sample", "traces"],
-        ),
-        AssetSpec(
-            "golden_cases",
-            description="Content of active and retired golden cases (never holdout).",
-            group_name="pools",
-            kinds={"duckdb"},
-        ),
-        AssetSpec(
-            "pool_events",
-            description="Audit log: every pool move and every read of holdout content.",
-            group_name="pools",
-            kinds={"duckdb"},
-        ),
-        AssetSpec(
-            "pool_sizes",
-            description="Cases per pool and category after each rotation.",
-            group_name="pools",
-            kinds={"duckdb"},
-        ),
+        table_spec(GOLDEN_POOLS, group="pools", reads=[TRACE_SAMPLE, TRACES]),
+        table_spec(GOLDEN_CASES, group="pools"),
+        table_spec(POOL_EVENTS, group="pools"),
+        table_spec(POOL_SIZES, group="pools"),
     ],
     check_specs=[
         AssetCheckSpec(
             "holdout_sealed",
-            asset="golden_pools",
+            asset=GOLDEN_POOLS.name,
             description="No holdout case in golden_cases, no text on sealed traces, and no holdout string in any analyst text column. "
             "Blocking: a leak fails the run.",
             blocking=True,
@@ -133,7 +114,6 @@ def golden_pool_rotation(
     start, end = quarter_window(context)
     settings = RotationSettings(**config.model_dump())
     with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
-        ensure_tables(conn, POOL_TABLES)
         summary = rotate(conn, alias, start, end, settings, context.run_id, reference_source.load)
         if summary.already_done:
             context.log.info(f"quarter {start} was already rotated: nothing changes")
@@ -142,51 +122,55 @@ def golden_pool_rotation(
                 f"rotated {start}: +{summary.entered_active} active, +{summary.entered_holdout} holdout, "
                 f"{summary.graduated} graduated, {summary.retired} retired"
             )
-        sizes = conn.execute(
-            "SELECT category, pool, cases FROM pool_sizes WHERE quarter = ? ORDER BY 1, 2", [start]
-        ).df()
-        pivot = (
-            sizes.pivot_table(
-                index="category", columns="pool", values="cases", fill_value=0
-            ).reset_index()
-            if not sizes.empty
-            else sizes
-        )
-        moves = {
-            "entered_active": MetadataValue.int(summary.entered_active),
-            "entered_holdout": MetadataValue.int(summary.entered_holdout),
-            "graduated": MetadataValue.int(summary.graduated),
-            "retired": MetadataValue.int(summary.retired),
-            "already_rotated": MetadataValue.bool(summary.already_done),
-            "shortfall": MetadataValue.json(summary.shortfall),
-        }
-        if summary.references is not None:
-            moves["reviewed_rows_rejected"] = MetadataValue.json(summary.references.rejected)
-        yield MaterializeResult(
-            asset_key="golden_pools",
-            metadata={
-                **table_metadata(conn, "golden_pools"),
-                **moves,
-                "pool_sizes": MetadataValue.md(markdown_table(pivot)),
-            },
-        )
-        yield MaterializeResult(
-            asset_key="golden_cases",
-            metadata=table_metadata(
-                conn, "golden_cases", preview_columns=["case_id", "category", "why", "input"]
-            ),
-        )
-        yield MaterializeResult(
-            asset_key="pool_events",
-            metadata=table_metadata(conn, "pool_events", "quarter = ?", [start]),
-        )
-        yield MaterializeResult(
-            asset_key="pool_sizes",
-            metadata=table_metadata(conn, "pool_sizes", "quarter = ?", [start]),
-        )
+        yield from _rotation_results(conn, summary, start)
         sealed_strings = refresh_fingerprints(conn, alias, context.run_id, start)
         violations = seal_violations(conn)
-    yield seal_check_result("holdout_sealed", "golden_pools", violations, sealed_strings)
+    yield seal_check_result("holdout_sealed", GOLDEN_POOLS.name, violations, sealed_strings)
+
+
+def _rotation_results(
+    conn: DuckDBPyConnection, summary: RotationSummary, start: date
+) -> Iterator[MaterializeResult]:
+    """One materialization per pool table: the moves, the sizes per category and pool."""
+    sizes = conn.execute(
+        f"SELECT category, pool, cases FROM {POOL_SIZES} WHERE quarter = ? ORDER BY 1, 2",
+        [start],
+    ).df()
+    pivot = (
+        sizes.pivot_table(
+            index="category", columns="pool", values="cases", fill_value=0
+        ).reset_index()
+        if not sizes.empty
+        else sizes
+    )
+    moves = {
+        "entered_active": MetadataValue.int(summary.entered_active),
+        "entered_holdout": MetadataValue.int(summary.entered_holdout),
+        "graduated": MetadataValue.int(summary.graduated),
+        "retired": MetadataValue.int(summary.retired),
+        "already_rotated": MetadataValue.bool(summary.already_done),
+        "shortfall": MetadataValue.json(summary.shortfall),
+    }
+    if summary.references is not None:
+        moves["reviewed_rows_rejected"] = MetadataValue.json(summary.references.rejected)
+    yield MaterializeResult(
+        asset_key=GOLDEN_POOLS.name,
+        metadata={
+            **table_metadata(conn, GOLDEN_POOLS),
+            **moves,
+            "pool_sizes": MetadataValue.md(markdown_table(pivot)),
+        },
+    )
+    yield MaterializeResult(
+        asset_key=GOLDEN_CASES.name,
+        metadata=table_metadata(
+            conn, GOLDEN_CASES, preview_columns=["case_id", "category", "why", "input"]
+        ),
+    )
+    for table in (POOL_EVENTS, POOL_SIZES):
+        yield MaterializeResult(
+            asset_key=table.name, metadata=table_metadata(conn, table, "quarter = ?", [start])
+        )
 
 
 def seal_check_result(
@@ -217,10 +201,10 @@ class HoldoutEvaluationConfig(Config):
     )
 
 
-@asset(
-    group_name="pools",
-    kinds={"duckdb"},
-    deps=["golden_pools"],
+@table_asset(
+    HOLDOUT_EVALUATION,
+    group="pools",
+    reads=[GOLDEN_POOLS],
     partitions_def=quarterly_partitions,
     backfill_policy=BackfillPolicy.multi_run(1),
 )
@@ -234,14 +218,13 @@ def holdout_evaluation(
     only; a second look needs force=true and is logged). Per-category aggregates only."""
     start, _ = quarter_window(context)
     with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
-        ensure_tables(conn, [HOLDOUT_EVALUATION])
         if already_evaluated(conn, start, config.evaluator) and not config.force:
             # A re-run of the quarterly job takes no second look: it reports what exists.
             context.log.info(
                 f"holdout of {start} already evaluated by {config.evaluator}; not read again"
             )
             frame = conn.execute(
-                "SELECT * FROM holdout_evaluation WHERE quarter = ? AND evaluator = ?",
+                f"SELECT * FROM {HOLDOUT_EVALUATION} WHERE quarter = ? AND evaluator = ?",
                 [start, config.evaluator],
             ).df()
         else:
@@ -251,7 +234,7 @@ def holdout_evaluation(
             frame = pd.DataFrame(rows, columns=HOLDOUT_EVALUATION.column_names)
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "holdout_evaluation", "quarter = ?", [start]),
+                **table_metadata(conn, HOLDOUT_EVALUATION, "quarter = ?", [start]),
                 "scores": MetadataValue.md(
                     markdown_table(frame.round({"mean_score": 3, "std_error": 3}))
                 ),
@@ -259,13 +242,16 @@ def holdout_evaluation(
         )
 
 
-@asset(group_name="pools", kinds={"json"}, deps=["golden_pools", "golden_cases", "pool_events"])
+@asset(
+    group_name="pools",
+    kinds={"json"},
+    deps=deps_of([ACTIVE_CASES, POOL_EVENTS]),
+)
 def golden_export(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """The active pool as data/golden/active.jsonl with a CHANGELOG.md entry per rotation,
     so a team can keep its golden set in git and review changes as diffs."""
     folder = golden_dir()
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, POOL_TABLES)
         counts = export_active_pool(conn, folder)
     context.log.info(f"exported {counts['active_cases']} active cases to {folder}")
     return MaterializeResult(
@@ -278,10 +264,10 @@ def golden_export(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
     )
 
 
-@asset(
-    group_name="pools",
-    kinds={"duckdb"},
-    deps=["golden_pools", "golden_cases"],
+@table_asset(
+    ACTIVE_EVALUATION,
+    group="pools",
+    reads=[ACTIVE_CASES],
     partitions_def=quarterly_partitions,
     backfill_policy=BackfillPolicy.multi_run(1),
 )
@@ -290,12 +276,11 @@ def active_evaluation(context: AssetExecutionContext, warehouse: Warehouse) -> M
     from the warehouse only: the active side of the holdout gap."""
     start, _ = quarter_window(context)
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [ACTIVE_EVALUATION, GOLDEN_CASES, GOLDEN_POOLS])
-        cases = conn.execute("SELECT * FROM active_cases ORDER BY case_id").df()
+        cases = conn.execute(f"SELECT * FROM {ACTIVE_CASES} ORDER BY case_id").df()
         rows = score_by_category(cases, start, "reference_token_f1")
-        conn.execute("DELETE FROM active_evaluation WHERE quarter = ?", [start])
+        conn.execute(f"DELETE FROM {ACTIVE_EVALUATION} WHERE quarter = ?", [start])
         if rows:
-            conn.executemany(f"INSERT INTO active_evaluation VALUES ({', '.join('?' * 6)})", rows)
+            conn.executemany(f"INSERT INTO {ACTIVE_EVALUATION} VALUES ({', '.join('?' * 6)})", rows)
         return MaterializeResult(
-            metadata=table_metadata(conn, "active_evaluation", "quarter = ?", [start])
+            metadata=table_metadata(conn, ACTIVE_EVALUATION, "quarter = ?", [start])
         )

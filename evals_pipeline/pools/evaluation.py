@@ -21,7 +21,7 @@ import pandas as pd
 
 from evals_pipeline.pools.rotation import completed_quarters
 from evals_pipeline.pools.store import read_holdout
-from evals_pipeline.records import HOLDOUT_CASES, HOLDOUT_EVALUATION
+from evals_pipeline.records import GOLDEN_POOLS, HOLDOUT_CASES, HOLDOUT_EVALUATION
 from evals_pipeline.warehouse import transaction
 
 Evaluator = Callable[[Mapping[str, object]], float]
@@ -58,7 +58,7 @@ EVALUATORS: dict[str, Evaluator] = {"reference_token_f1": reference_token_f1}
 def already_evaluated(conn: duckdb.DuckDBPyConnection, quarter: date, evaluator: str) -> bool:
     return bool(
         conn.execute(
-            "SELECT count(*) FROM holdout_evaluation WHERE quarter = ? AND evaluator = ?",
+            f"SELECT count(*) FROM {HOLDOUT_EVALUATION} WHERE quarter = ? AND evaluator = ?",
             [quarter, evaluator],
         ).fetchall()[0][0]
     )
@@ -82,7 +82,7 @@ def evaluate_holdout(
     if evaluator not in EVALUATORS:
         raise ValueError(f"unknown evaluator {evaluator!r}; known: {sorted(EVALUATORS)}")
     seen = conn.execute(
-        "SELECT count(*) FROM holdout_evaluation WHERE quarter = ? AND evaluator = ?",
+        f"SELECT count(*) FROM {HOLDOUT_EVALUATION} WHERE quarter = ? AND evaluator = ?",
         [quarter, evaluator],
     ).fetchall()[0][0]
     if seen and not force:
@@ -95,7 +95,7 @@ def evaluate_holdout(
     cases = read_holdout(
         conn,
         f"""SELECT h.* FROM {holdout_alias}.{HOLDOUT_CASES.name} h
-            JOIN golden_pools p USING (case_id) WHERE p.pool = 'holdout' ORDER BY h.case_id""",
+            JOIN {GOLDEN_POOLS} p USING (case_id) WHERE p.pool = 'holdout' ORDER BY h.case_id""",
         [],
         run_id=run_id,
         quarter=quarter,
@@ -104,12 +104,12 @@ def evaluate_holdout(
     rows = score_by_category(cases, quarter, evaluator)
     with transaction(conn):
         conn.execute(
-            "DELETE FROM holdout_evaluation WHERE quarter = ? AND evaluator = ?",
+            f"DELETE FROM {HOLDOUT_EVALUATION} WHERE quarter = ? AND evaluator = ?",
             [quarter, evaluator],
         )
         if rows:
             conn.executemany(
-                f"INSERT INTO holdout_evaluation ({', '.join(HOLDOUT_EVALUATION.column_names)}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {HOLDOUT_EVALUATION} ({', '.join(HOLDOUT_EVALUATION.column_names)}) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
     return rows

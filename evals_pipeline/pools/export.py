@@ -10,8 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from evals_pipeline.records import ACTIVE_CASES
-from evals_pipeline.warehouse import ensure_tables
+from evals_pipeline.records import ACTIVE_CASES, GOLDEN_POOLS, POOL_EVENTS
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -22,12 +21,11 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def export_active_pool(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
-    ensure_tables(conn, [ACTIVE_CASES])
     rows = conn.execute(
-        """SELECT c.case_id, c.trace_id, c.category, c.user_segment, c.input, c.output,
+        f"""SELECT c.case_id, c.trace_id, c.category, c.user_segment, c.input, c.output,
                   c.reference_good, c.reference_borderline, c.why, c.version,
                   p.entered_at, p.pool_since
-           FROM active_cases c JOIN golden_pools p USING (case_id)
+           FROM {ACTIVE_CASES} c JOIN {GOLDEN_POOLS} p USING (case_id)
            ORDER BY c.case_id"""
     ).fetchall()
     lines = [
@@ -63,7 +61,7 @@ def changelog_markdown(conn: duckdb.DuckDBPyConnection) -> str:
         "their content is sealed until they graduate.",
     ]
     quarters = conn.execute(
-        "SELECT quarter, max(reason) FROM pool_events WHERE event = 'rotation_complete' GROUP BY 1 ORDER BY 1 DESC"
+        f"SELECT quarter, max(reason) FROM {POOL_EVENTS} WHERE event = 'rotation_complete' GROUP BY 1 ORDER BY 1 DESC"
     ).fetchall()
     for quarter, reason in quarters:
         label = f"{quarter:%Y}-Q{(quarter.month - 1) // 3 + 1}"
@@ -75,7 +73,7 @@ def changelog_markdown(conn: duckdb.DuckDBPyConnection) -> str:
             ("retired", "Retired"),
         ):
             moved = conn.execute(
-                """SELECT e.case_id, p.category, p.why, e.reason FROM pool_events e JOIN golden_pools p USING (case_id)
+                f"""SELECT e.case_id, p.category, p.why, e.reason FROM {POOL_EVENTS} e JOIN {GOLDEN_POOLS} p USING (case_id)
                    WHERE e.quarter = ? AND e.event = ? ORDER BY p.category, e.case_id""",
                 [quarter, event],
             ).fetchall()

@@ -31,12 +31,14 @@ from evals_pipeline.records import (
     GOLDEN_CASES,
     GOLDEN_POOLS,
     HOLDOUT_CASES,
+    POOL_EVENTS,
     POOL_SIZES,
-    SEALED_FINGERPRINTS,
+    TRACE_SAMPLE,
+    TRACES,
 )
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.sampling.stratified import salted_seed, sample_key_sql
-from evals_pipeline.warehouse import ensure_tables, registered, transaction
+from evals_pipeline.warehouse import registered, transaction
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def completed_quarters(conn: duckdb.DuckDBPyConnection) -> list[date]:
     return [
         r[0]
         for r in conn.execute(
-            "SELECT DISTINCT quarter FROM pool_events WHERE event = 'rotation_complete' ORDER BY 1"
+            f"SELECT DISTINCT quarter FROM {POOL_EVENTS} WHERE event = 'rotation_complete' ORDER BY 1"
         ).fetchall()
     ]
 
@@ -89,7 +91,7 @@ def _allocation(
 ) -> dict[str, tuple[int, int]]:
     traffic = dict(
         conn.execute(
-            "SELECT category, count(*) FROM traces WHERE partition_date >= ? AND partition_date < ? GROUP BY 1",
+            f"SELECT category, count(*) FROM {TRACES} WHERE partition_date >= ? AND partition_date < ? GROUP BY 1",
             [start, end],
         ).fetchall()
     )
@@ -120,11 +122,10 @@ def _pick_new_cases(
     # A reference already shown to analysts (e.g. another trace of the same question in a
     # review queue) cannot be sealed: its case stays out of the holdout. And an active case
     # may not carry a holdout case's reference.
-    ensure_tables(conn, [SEALED_FINGERPRINTS])
     find_public_strings(
         conn,
         f"""SELECT unnest([r.reference_good, r.reference_borderline]) AS s
-        FROM {REFERENCES_TABLE} r JOIN traces t USING (trace_id)
+        FROM {REFERENCES_TABLE} r JOIN {TRACES} t USING (trace_id)
         WHERE t.sealed AND t.partition_date >= DATE '{start}' AND t.partition_date < DATE '{end}'""",
     )
     refs = ("r.reference_good", "r.reference_borderline")
@@ -137,8 +138,8 @@ def _pick_new_cases(
         WITH c AS (
             SELECT t.trace_id, t.category, t.user_segment, t.app_version, t.input, t.sealed,
                    coalesce(s.stratum, 'reservoir') AS stratum
-            FROM traces t
-            LEFT JOIN (SELECT trace_id, min(stratum) AS stratum FROM trace_sample
+            FROM {TRACES} t
+            LEFT JOIN (SELECT trace_id, min(stratum) AS stratum FROM {TRACE_SAMPLE}
                        WHERE partition_date >= $1 AND partition_date < $2 GROUP BY 1) s USING (trace_id)
             WHERE t.partition_date >= $1 AND t.partition_date < $2 AND (t.sealed OR s.trace_id IS NOT NULL)
         )
@@ -149,7 +150,7 @@ def _pick_new_cases(
                {key} AS k
         FROM c JOIN {REFERENCES_TABLE} r USING (trace_id)
         WHERE md5(CASE WHEN c.sealed THEN coalesce(r.case_key, c.trace_id) ELSE {CASE_KEY_SQL} END)
-              NOT IN (SELECT case_key_hash FROM golden_pools)
+              NOT IN (SELECT case_key_hash FROM {GOLDEN_POOLS})
           AND NOT coalesce(CASE WHEN c.sealed THEN {public} ELSE {sealed} END, false)""",
         [start, end],
     )
@@ -212,24 +213,24 @@ def rotate(
 
     # Graduation and retirement are decided on ids and dates alone.
     holdout_now = conn.execute(
-        "SELECT count(*) FROM golden_pools WHERE pool = 'holdout'"
+        f"SELECT count(*) FROM {GOLDEN_POOLS} WHERE pool = 'holdout'"
     ).fetchall()[0][0]
     n_graduate = math.floor(settings.graduate_fraction * holdout_now)
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _graduating AS
-        SELECT case_id FROM golden_pools WHERE pool = 'holdout' AND sealed_until <= $1
+        SELECT case_id FROM {GOLDEN_POOLS} WHERE pool = 'holdout' AND sealed_until <= $1
         ORDER BY pool_since, {sample_key_sql("case_id", salted_seed(settings.seed, "graduation"))} LIMIT {int(n_graduate)}""",
         [end],
     )
     active_after = (
-        conn.execute("SELECT count(*) FROM golden_pools WHERE pool = 'active'").fetchall()[0][0]
+        conn.execute(f"SELECT count(*) FROM {GOLDEN_POOLS} WHERE pool = 'active'").fetchall()[0][0]
         + conn.execute("SELECT count(*) FROM _new_cases WHERE pool = 'active'").fetchall()[0][0]
         + conn.execute("SELECT count(*) FROM _graduating").fetchall()[0][0]
     )
     n_retire = max(0, active_after - settings.active_cap)
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _retiring AS
-        SELECT case_id FROM golden_pools WHERE pool = 'active'
+        SELECT case_id FROM {GOLDEN_POOLS} WHERE pool = 'active'
         ORDER BY pool_since, entered_at, {sample_key_sql("case_id", salted_seed(settings.seed, "retirement"))} LIMIT {int(n_retire)}"""
     )
 
@@ -277,7 +278,7 @@ def rotate(
 
     counts = dict(
         conn.execute(
-            "SELECT event, count(*) FROM pool_events WHERE quarter = ? AND case_id IS NOT NULL GROUP BY 1",
+            f"SELECT event, count(*) FROM {POOL_EVENTS} WHERE quarter = ? AND case_id IS NOT NULL GROUP BY 1",
             [start],
         ).fetchall()
     )
@@ -300,7 +301,7 @@ def _apply(
     sealed_until = end + timedelta(days=settings.min_sealed_days)
     cols = ", ".join(GOLDEN_POOLS.column_names)
     conn.execute(
-        f"""INSERT INTO golden_pools ({cols})
+        f"""INSERT INTO {GOLDEN_POOLS} ({cols})
         SELECT case_id, trace_id, category, user_segment, app_version, pool, why, $1, $2, $1,
                CASE WHEN pool = 'holdout' THEN $3::DATE END, 1, case_key_hash
         FROM _new_cases ORDER BY case_id""",
@@ -308,27 +309,27 @@ def _apply(
     )
     case_cols = ", ".join(GOLDEN_CASES.column_names)
     conn.execute(
-        f"""INSERT INTO golden_cases ({case_cols})
+        f"""INSERT INTO {GOLDEN_CASES} ({case_cols})
         SELECT n.case_id, n.trace_id, n.category, n.user_segment, t.input, t.output,
                r.reference_good, r.reference_borderline, n.why, 1
-        FROM _new_cases n JOIN traces t USING (trace_id) JOIN {REFERENCES_TABLE} r USING (trace_id)
+        FROM _new_cases n JOIN {TRACES} t USING (trace_id) JOIN {REFERENCES_TABLE} r USING (trace_id)
         WHERE n.pool = 'active' ORDER BY n.case_id"""
     )
     conn.execute(
-        f"INSERT INTO golden_cases ({case_cols}) SELECT {case_cols} FROM _graduating_arrow ORDER BY case_id"
+        f"INSERT INTO {GOLDEN_CASES} ({case_cols}) SELECT {case_cols} FROM _graduating_arrow ORDER BY case_id"
     )
     conn.execute(
-        "UPDATE golden_pools SET pool = 'active', pool_since = ? WHERE case_id IN (SELECT case_id FROM _graduating)",
+        f"UPDATE {GOLDEN_POOLS} SET pool = 'active', pool_since = ? WHERE case_id IN (SELECT case_id FROM _graduating)",
         [end],
     )
     conn.execute(
-        "UPDATE golden_pools SET pool = 'retired', pool_since = ? WHERE case_id IN (SELECT case_id FROM _retiring)",
+        f"UPDATE {GOLDEN_POOLS} SET pool = 'retired', pool_since = ? WHERE case_id IN (SELECT case_id FROM _retiring)",
         [end],
     )
 
     def moves(event: str, sql: str, from_pool: str | None, to_pool: str, reason: str) -> None:
         conn.execute(
-            f"""INSERT INTO pool_events SELECT now()::TIMESTAMP, $1, $2, '{event}', case_id, $3, $4, $5, 1
+            f"""INSERT INTO {POOL_EVENTS} SELECT now()::TIMESTAMP, $1, $2, '{event}', case_id, $3, $4, $5, 1
                 FROM ({sql}) ORDER BY case_id""",
             [run_id, start, from_pool, to_pool, reason],
         )
@@ -361,10 +362,10 @@ def _apply(
         "retired",
         f"{label}: oldest active beyond the cap of {settings.active_cap}",
     )
-    conn.execute("DELETE FROM pool_sizes WHERE quarter = ?", [start])
+    conn.execute(f"DELETE FROM {POOL_SIZES} WHERE quarter = ?", [start])
     conn.execute(
-        f"""INSERT INTO pool_sizes ({", ".join(POOL_SIZES.column_names)})
-        SELECT $1, $2, category, pool, count(*) FROM golden_pools GROUP BY ALL ORDER BY 3, 4""",
+        f"""INSERT INTO {POOL_SIZES} ({", ".join(POOL_SIZES.column_names)})
+        SELECT $1, $2, category, pool, count(*) FROM {GOLDEN_POOLS} GROUP BY ALL ORDER BY 3, 4""",
         [start, end],
     )
     log_pool_event(conn, run_id, start, "rotation_complete", f"{label} rotated on {end}")

@@ -22,13 +22,15 @@ import duckdb
 from evals_pipeline.pools.store import read_holdout
 from evals_pipeline.records import (
     ANALYST_TABLES,
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
     HOLDOUT_CASES,
     SEALED_FINGERPRINTS,
     SEALED_TEXT_COLUMNS,
     TRACES,
     Table,
 )
-from evals_pipeline.warehouse import ensure_tables, replace_table, table_names
+from evals_pipeline.warehouse import replace_table, table_names
 
 HOLDOUT_TEXT_COLUMNS = ("input", "output", "reference_good", "reference_borderline")
 
@@ -38,10 +40,9 @@ def refresh_fingerprints(
 ) -> int:
     """Replace `sealed_fingerprints` with those of the current holdout pool (a logged read);
     returns how many distinct strings are sealed."""
-    ensure_tables(conn, [SEALED_FINGERPRINTS])
     union = " UNION ".join(
         f"SELECT h.{c} AS s FROM {holdout_alias}.{HOLDOUT_CASES.name} h "
-        "JOIN golden_pools p ON p.case_id = h.case_id AND p.pool = 'holdout'"
+        f"JOIN {GOLDEN_POOLS} p ON p.case_id = h.case_id AND p.pool = 'holdout'"
         for c in HOLDOUT_TEXT_COLUMNS
     )
     rows = read_holdout(
@@ -133,7 +134,7 @@ def seal_violations(
         note(
             "golden_cases holds holdout cases",
             conn.execute(
-                "SELECT count(*) FROM golden_cases WHERE case_id IN (SELECT case_id FROM golden_pools WHERE pool = 'holdout')"
+                f"SELECT count(*) FROM {GOLDEN_CASES} WHERE case_id IN (SELECT case_id FROM {GOLDEN_POOLS} WHERE pool = 'holdout')"
             ).fetchall()[0][0],
         )
     if TRACES.name in existing:

@@ -1,6 +1,6 @@
-"""Dagster wiring of the reports: segment report, release gates, quality/cost/latency and the
-offline-online correlation alarm. They read the active pool's verdicts and calibration;
-none of them can reach the holdout store."""
+"""Dagster wiring of the reports: segment report, release gates, quality/cost/latency, the
+holdout gap and the offline-online correlation alarm. They read the active pool's verdicts
+and calibration; none of them can reach the holdout store."""
 
 from collections.abc import Iterator
 
@@ -15,6 +15,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.metadata import markdown_table, table_metadata
@@ -23,31 +24,43 @@ from evals_pipeline.paths import data_dir
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     ACTIVE_EVALUATION,
+    ACTIVE_POOL,
     ASSERTION_RESULTS,
     CALIBRATION_VERDICTS,
     CANDIDATE_OUTPUTS,
+    FAILURE_MODE_DISTRIBUTION,
     HOLDOUT_EVALUATION,
     HOLDOUT_GAP,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     ONLINE_OFFLINE_CORRELATION,
+    POOL_SIZES,
     QUALITY_COST_LATENCY,
     RELEASE_GATES,
     SEGMENT_REPORT,
+    TRACE_FEEDBACK,
+    TRACES,
 )
-from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL, correlate
-from evals_pipeline.reports.gates import (
-    decision,
-    holdout_gate,
-    judge_trust_gate,
-    layer1_gate,
-    quorum_gate,
-    segment_gates,
+from evals_pipeline.reports.correlation import (
+    ALARM_BELOW,
+    CELL_ONLINE_SQL,
+    PER_TRACE_SQL,
+    correlation_alarm,
+    correlation_rows,
+)
+from evals_pipeline.reports.evidence import (
+    judge_trust,
+    judged_versions,
+    release_gate_rows,
+    scores,
+    traffic_share,
 )
 from evals_pipeline.reports.html import render_report
-from evals_pipeline.reports.segments import paired_cells, post_stratified, segment_verdicts
-from evals_pipeline.warehouse import Warehouse, ensure_tables, registered, replace_table
+from evals_pipeline.reports.segments import segment_frame
+from evals_pipeline.specs import deps_of, table_asset
+from evals_pipeline.sql import load_sql
+from evals_pipeline.warehouse import Warehouse, registered, replace_table, transaction
 
 
 class ReportConfig(Config):
@@ -76,43 +89,6 @@ class ReportConfig(Config):
     )
 
 
-SCORES_SQL = """
-SELECT s.case_id, s.app_version, p.category, p.user_segment, s.scorer, (s.verdict = 'pass')::DOUBLE AS score
-FROM (
-    SELECT case_id, app_version, 'ensemble' AS scorer, verdict FROM judge_ensemble WHERE rubric = $rubric
-    UNION ALL
-    SELECT case_id, app_version, judge, verdict FROM judge_verdicts WHERE rubric = $rubric
-) s JOIN active_pool p USING (case_id)
-WHERE s.verdict IS NOT NULL
-"""
-
-
-DIMENSIONS_SQL = """
-SELECT d.case_id, d.app_version, p.category, p.user_segment, 'ensemble:' || d.rubric || '/' || d.dim AS scorer, d.score
-FROM (
-    SELECT case_id, app_version, rubric, unnest(map_keys(scores::MAP(VARCHAR, DOUBLE))) AS dim,
-           unnest(map_values(scores::MAP(VARCHAR, DOUBLE))) AS score
-    FROM judge_ensemble WHERE scores IS NOT NULL
-) d JOIN active_pool p USING (case_id)
-"""
-
-
-def _trust(conn, rubric: str) -> dict[str, bool | None]:
-    """Scorer -> trusted (the ensemble is trusted when every one of its judges is)."""
-    ensure_tables(conn, [JUDGE_CALIBRATION, JUDGE_VERDICTS])
-    rows = conn.execute(
-        """SELECT DISTINCT v.judge, c.trusted FROM judge_verdicts v LEFT JOIN judge_calibration c
-           ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
-              AND c.split = 'test' AND c.category = 'all'
-           WHERE v.rubric = ?""",
-        [rubric],
-    ).fetchall()
-    trust: dict[str, bool | None] = {j: t for j, t in rows}
-    values = list(trust.values())
-    trust["ensemble"] = None if not values or any(v is None for v in values) else all(values)
-    return trust
-
-
 def _resolved(config: ReportConfig, project: ProjectResource) -> ReportConfig:
     """The run's settings: op config where set, else the project file's roles and rubric."""
     p = project.config()
@@ -125,13 +101,9 @@ def _resolved(config: ReportConfig, project: ProjectResource) -> ReportConfig:
     )
 
 
-def _versions(conn, config: ReportConfig) -> tuple[str, str]:
-    versions = [
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT app_version FROM judge_ensemble ORDER BY 1"
-        ).fetchall()
-    ]
+def _versions(conn: DuckDBPyConnection, config: ReportConfig) -> tuple[str, str]:
+    """(baseline, candidate): as configured, else the two newest judged versions."""
+    versions = judged_versions(conn)
     if not versions:
         raise ValueError("no judged app versions yet: run the quarterly job first")
     candidate = config.candidate or versions[-1]
@@ -139,16 +111,10 @@ def _versions(conn, config: ReportConfig) -> tuple[str, str]:
     return baseline, candidate
 
 
-def traffic_share(conn) -> dict[str, float]:
-    rows = conn.execute("SELECT category, count(*) FROM traces GROUP BY 1").fetchall()
-    total = sum(n for _, n in rows) or 1
-    return {c: n / total for c, n in rows}
-
-
-@asset(
-    group_name="reports",
-    kinds={"duckdb"},
-    deps=["judge_ensemble", "judge_verdicts", "judge_calibration", "golden_pools", "traces"],
+@table_asset(
+    SEGMENT_REPORT,
+    group="reports",
+    reads=[JUDGE_ENSEMBLE, JUDGE_VERDICTS, JUDGE_CALIBRATION, ACTIVE_POOL, TRACES],
 )
 def segment_report(
     context: AssetExecutionContext,
@@ -161,54 +127,26 @@ def segment_report(
     CIs. Every figure names its scorer (the ensemble or one judge) and whether it is trusted."""
     config = _resolved(config, project)
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [SEGMENT_REPORT, JUDGE_ENSEMBLE])
         baseline, _ = _versions(conn, config)
-        scores = conn.execute(SCORES_SQL, {"rubric": config.rubric}).df()
-        # Dimensional rubrics: each dimension's ensemble median (1-4) is reported as its own scorer.
-        dims = conn.execute(DIMENSIONS_SQL).df()
-        scores = pd.concat([scores, dims], ignore_index=True)
-        trust = _trust(conn, config.rubric)
-        share = traffic_share(conn)
-        frames = []
-        for scorer, g in scores.groupby("scorer"):
-            for level, by in (("cell", ["category", "user_segment"]), ("category", ["category"])):
-                cells = segment_verdicts(
-                    paired_cells(g, baseline, by), config.max_regression, config.flag_se
-                )
-                cells["level"] = level
-                frames.append(cells.assign(scorer=scorer))
-            overall = post_stratified(frames[-1], share)
-            overall["ci_low"] = overall["score"] - 1.96 * overall["std_error"]
-            overall["ci_high"] = overall["score"] + 1.96 * overall["std_error"]
-            overall["delta_ci_low"] = (
-                overall["delta_vs_baseline"] - 1.96 * overall["delta_std_error"]
-            )
-            overall["delta_ci_high"] = (
-                overall["delta_vs_baseline"] + 1.96 * overall["delta_std_error"]
-            )
-            overall["n"] = (
-                g.groupby("app_version").size().reindex(overall["app_version"]).to_numpy()
-            )
-            frames.append(
-                overall.assign(
-                    scorer=scorer, level="overall", category="all", flagged=None, regressed=None
-                )
-            )
-        frame = pd.concat(frames, ignore_index=True)
-        frame["user_segment"] = frame.get("user_segment", pd.Series(dtype=object)).fillna("all")
-        frame["baseline"] = baseline
-        frame["trusted"] = frame["scorer"].map(trust)
+        frame = segment_frame(
+            scores(conn, config.rubric),
+            baseline,
+            traffic_share(conn),
+            config.max_regression,
+            config.flag_se,
+        )
+        frame["trusted"] = frame["scorer"].map(judge_trust(conn, config.rubric))
         replace_table(conn, SEGMENT_REPORT, frame[SEGMENT_REPORT.column_names])
         headline = conn.execute(
-            """SELECT app_version, level, category, n, round(score, 3) AS score, round(delta_vs_baseline, 3) AS delta,
+            f"""SELECT app_version, level, category, n, round(score, 3) AS score, round(delta_vs_baseline, 3) AS delta,
                       round(delta_ci_low, 3) AS delta_low, round(delta_ci_high, 3) AS delta_high, regressed, trusted
-               FROM segment_report WHERE scorer = 'ensemble' AND level IN ('overall', 'category') ORDER BY app_version, level DESC, category"""
+               FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND level IN ('overall', 'category') ORDER BY app_version, level DESC, category"""
         ).df()
         return MaterializeResult(
             metadata={
                 **table_metadata(
                     conn,
-                    "segment_report",
+                    SEGMENT_REPORT,
                     preview_where="scorer = 'ensemble' AND level = 'overall'",
                 ),
                 "baseline": MetadataValue.text(baseline),
@@ -217,10 +155,10 @@ def segment_report(
         )
 
 
-@asset(
-    group_name="reports",
-    kinds={"duckdb"},
-    deps=["segment_report", "assertion_results", "judge_calibration", "holdout_gap"],
+@table_asset(
+    RELEASE_GATES,
+    group="reports",
+    reads=[SEGMENT_REPORT, ASSERTION_RESULTS, JUDGE_CALIBRATION, HOLDOUT_GAP, JUDGE_ENSEMBLE],
 )
 def release_gates(
     context: AssetExecutionContext,
@@ -233,200 +171,110 @@ def release_gates(
     pass/fail with its evidence, and the decision."""
     config = _resolved(config, project)
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [RELEASE_GATES, ASSERTION_RESULTS, SEGMENT_REPORT, HOLDOUT_GAP])
         baseline, candidate = _versions(conn, config)
-        layer1 = conn.execute(
-            """SELECT assertion, count(*) FILTER (WHERE NOT passed) AS failed, count(*) AS checked
-               FROM assertion_results WHERE subject = 'candidate' AND app_version = ? GROUP BY 1 HAVING failed > 0 ORDER BY 1""",
-            [candidate],
-        ).fetchall()
-        cells = conn.execute(
-            """SELECT level, category, user_segment, round(delta_vs_baseline, 3), round(delta_ci_low, 3), round(delta_ci_high, 3), regressed, flagged
-               FROM segment_report WHERE scorer = 'ensemble' AND app_version = ? AND level IN ('category', 'cell') ORDER BY delta_vs_baseline""",
-            [candidate],
-        ).fetchall()
-        quarter = conn.execute("SELECT max(quarter) FROM holdout_gap").fetchall()[0][0]
-        gap_rows = conn.execute(
-            """SELECT active_n, active_score, active_std_error, holdout_n, holdout_score, holdout_std_error
-               FROM holdout_gap WHERE quarter = ? ORDER BY category""",
-            [quarter],
-        ).fetchall()
-        # Outputs the ensemble could not decide (too few judges answered, or a tied vote).
-        missing, total = conn.execute(
-            """SELECT count(*) FILTER (WHERE e.verdict IS NULL), count(*)
-               FROM judge_ensemble e JOIN active_pool p ON p.case_id = e.case_id
-               WHERE e.rubric = ? AND e.app_version IN (?, ?)""",
-            [config.rubric, candidate, baseline],
-        ).fetchall()[0]
-        gates = [
-            layer1_gate(layer1),
-            *segment_gates(cells, config.max_regression, config.flag_se),
-            holdout_gate(quarter, gap_rows, config.max_regression),
-            judge_trust_gate(_trust(conn, config.rubric)),
-            quorum_gate(missing, total, config.max_no_verdict, candidate, baseline),
-        ]
-        gates.append(decision(gates, candidate, baseline))
-        decided = gates[-1][1]
+        gates = release_gate_rows(
+            conn,
+            candidate,
+            baseline,
+            config.rubric,
+            config.max_regression,
+            config.flag_se,
+            config.max_no_verdict,
+        )
         frame = pd.DataFrame(
             [(candidate, baseline, *g) for g in gates], columns=RELEASE_GATES.column_names
         )
         replace_table(conn, RELEASE_GATES, frame)
         return MaterializeResult(
             metadata={
-                "decision": MetadataValue.text(decided),
+                **table_metadata(conn, RELEASE_GATES),
+                "decision": MetadataValue.text(gates[-1][1]),
                 "gates": MetadataValue.md(markdown_table(frame)),
             }
         )
 
 
-@asset(
-    group_name="reports", kinds={"duckdb"}, deps=["segment_report", "candidate_outputs", "traces"]
+@table_asset(
+    QUALITY_COST_LATENCY, group="reports", reads=[SEGMENT_REPORT, CANDIDATE_OUTPUTS, TRACES]
 )
 def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    """Quality, cost and latency per app version side by side: a decision on the curve."""
+    """Quality, cost and latency per app version side by side: a decision on the curve
+    (model: reports/sql/quality_cost_latency.sql)."""
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [QUALITY_COST_LATENCY, CANDIDATE_OUTPUTS, SEGMENT_REPORT])
-        conn.execute(
-            """CREATE OR REPLACE TEMP TABLE _qcl AS
-            SELECT q.app_version, q.score AS pass_rate, q.ci_low AS pass_rate_ci_low, q.ci_high AS pass_rate_ci_high,
-                   c.cost, c.latency, t.cost_per_trace, t.p50, t.p95, t.n
-            FROM (SELECT * FROM segment_report WHERE scorer = 'ensemble' AND level = 'overall') q
-            LEFT JOIN (SELECT app_version, avg(cost_usd) AS cost, avg(latency_ms) AS latency FROM candidate_outputs GROUP BY 1) c USING (app_version)
-            LEFT JOIN (SELECT app_version, avg(cost_usd) AS cost_per_trace, quantile_cont(latency_ms, 0.5) AS p50,
-                              quantile_cont(latency_ms, 0.95) AS p95, count(*) AS n FROM traces GROUP BY 1) t USING (app_version)
-            ORDER BY 1"""
-        )
-        frame = conn.execute("SELECT * FROM _qcl").df()
-        frame.columns = QUALITY_COST_LATENCY.column_names
+        frame = conn.execute(load_sql(__file__, "quality_cost_latency")).df()
         replace_table(conn, QUALITY_COST_LATENCY, frame)
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "quality_cost_latency"),
+                **table_metadata(conn, QUALITY_COST_LATENCY),
                 "table": MetadataValue.md(markdown_table(frame.round(5))),
             }
         )
 
 
-SIGNALS = ("thumbs_up_rate", "task_completed", "escalation", "follow_up", "session_continued")
-
-
-@asset(
-    group_name="reports",
-    kinds={"duckdb"},
-    deps=["calibration_verdicts", "trace_feedback", "traces", "judge_calibration"],
+@table_asset(
+    ONLINE_OFFLINE_CORRELATION,
+    group="reports",
+    reads=[CALIBRATION_VERDICTS, TRACE_FEEDBACK, TRACES, JUDGE_CALIBRATION],
     partitions_def=quarterly_partitions,
     check_specs=[
         AssetCheckSpec(
             "offline_predicts_online",
-            asset="online_offline_correlation",
-            description="The trusted judges' per-cell Spearman correlation with the thumbs-up rate is at least 0.6.",
+            asset=ONLINE_OFFLINE_CORRELATION.name,
+            description=f"The trusted judges' per-cell Spearman correlation with the thumbs-up rate is at least {ALARM_BELOW}.",
         )
     ],
 )
 def online_offline_correlation(
-    context: AssetExecutionContext, warehouse: Warehouse
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Do offline scores still predict what users do? Per quarter, each judge's verdicts on
     the quarter's labelled production traces against online signals, per (app version x user
     segment) cell and per trace: Pearson and Spearman with bootstrap 95% intervals."""
     start, end = quarter_window(context)
+    window = {"start": start, "end": end}
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [ONLINE_OFFLINE_CORRELATION, CALIBRATION_VERDICTS])
-        per_trace = conn.execute(PER_TRACE_SQL, {"start": start, "end": end}).df()
-        online_cells = (
-            conn.execute(CELL_ONLINE_SQL, {"start": start, "end": end})
-            .df()
-            .set_index(["app_version", "user_segment"])
+        per_trace = conn.execute(PER_TRACE_SQL, window).df()
+        online_cells = conn.execute(CELL_ONLINE_SQL, window).df()
+        trust = judge_trust(conn, project.config().judges.rubric)
+        rows = correlation_rows(
+            per_trace, online_cells.set_index(["app_version", "user_segment"]), trust, start
         )
-        trust = _trust(conn, "pass_fail")
-        rows = []
-        for judge, g in per_trace.groupby("judge"):
-            # A cell's offline score comes from its judged (labelled) traces; its online
-            # signals from all of the cell's traffic that quarter, which is far less noisy.
-            cells = g.groupby(["app_version", "user_segment"]).agg(
-                offline=("offline", "mean"), n=("offline", "size")
-            )
-            cells = cells[cells["n"] >= 5].join(online_cells, how="inner")
-            for signal in SIGNALS:
-                c = correlate(cells["offline"].to_numpy(), cells[signal].to_numpy(), n_boot=500)
-                rows.append(
-                    (
-                        start,
-                        judge,
-                        trust.get(judge),
-                        "cell",
-                        signal,
-                        c.n,
-                        c.pearson,
-                        c.pearson_low,
-                        c.pearson_high,
-                        c.spearman,
-                        c.spearman_low,
-                        c.spearman_high,
-                    )
-                )
-                t = correlate(g["offline"].to_numpy(), g[signal].to_numpy(), n_boot=200)
-                rows.append(
-                    (
-                        start,
-                        judge,
-                        trust.get(judge),
-                        "trace",
-                        signal,
-                        t.n,
-                        t.pearson,
-                        t.pearson_low,
-                        t.pearson_high,
-                        t.spearman,
-                        t.spearman_low,
-                        t.spearman_high,
-                    )
-                )
         frame = pd.DataFrame(rows, columns=ONLINE_OFFLINE_CORRELATION.column_names)
-        conn.execute("DELETE FROM online_offline_correlation WHERE quarter = ?", [start])
-        with registered(conn, _corr=frame):
-            conn.execute("INSERT INTO online_offline_correlation SELECT * FROM _corr")
+        with registered(conn, _corr=frame), transaction(conn):
+            conn.execute(f"DELETE FROM {ONLINE_OFFLINE_CORRELATION} WHERE quarter = ?", [start])
+            conn.execute(f"INSERT INTO {ONLINE_OFFLINE_CORRELATION} SELECT * FROM _corr")
         main = frame[(frame["level"] == "cell") & (frame["signal"] == "thumbs_up_rate")]
         yield MaterializeResult(
             metadata={
-                **table_metadata(conn, "online_offline_correlation", "quarter = ?", [start]),
+                **table_metadata(conn, ONLINE_OFFLINE_CORRELATION, "quarter = ?", [start]),
                 "thumbs_up_by_cell": MetadataValue.md(
                     markdown_table(main[["judge", "trusted", "n", "pearson", "spearman"]].round(3))
                 ),
             }
         )
-    trusted_main = main[main["trusted"].astype(bool)]
-    low = trusted_main[~(trusted_main["spearman"] >= 0.6)]
+    passed, low, trusted = correlation_alarm(frame)
     yield AssetCheckResult(
         check_name="offline_predicts_online",
-        passed=not trusted_main.empty and low.empty,
+        passed=passed,
         severity=AssetCheckSeverity.WARN,
         metadata={
-            "below_0.6": MetadataValue.json(low["judge"].tolist()),
-            "trusted_judges": MetadataValue.int(len(trusted_main)),
+            f"below_{ALARM_BELOW}": MetadataValue.json(low),
+            "trusted_judges": MetadataValue.int(trusted),
         },
     )
 
 
-@asset(group_name="reports", kinds={"duckdb"}, deps=["holdout_evaluation", "active_evaluation"])
+@table_asset(HOLDOUT_GAP, group="reports", reads=[HOLDOUT_EVALUATION, ACTIVE_EVALUATION])
 def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Active minus holdout score per rotation and category, with a 95% interval: how much
-    better the set the team iterates on looks than the sealed one (eval-set overfitting)."""
+    better the set the team iterates on looks than the sealed one (eval-set overfitting).
+    Model: reports/sql/holdout_gap.sql."""
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [HOLDOUT_GAP, HOLDOUT_EVALUATION, ACTIVE_EVALUATION])
-        frame = conn.execute(
-            """SELECT a.quarter, a.evaluator, a.category, a.n AS active_n, a.mean_score AS active_score,
-                      h.n AS holdout_n, h.mean_score AS holdout_score, a.mean_score - h.mean_score AS gap,
-                      a.mean_score - h.mean_score - 1.96 * sqrt(coalesce(a.std_error, 0) ^ 2 + coalesce(h.std_error, 0) ^ 2) AS gap_ci_low,
-                      a.mean_score - h.mean_score + 1.96 * sqrt(coalesce(a.std_error, 0) ^ 2 + coalesce(h.std_error, 0) ^ 2) AS gap_ci_high,
-                      a.std_error AS active_std_error, h.std_error AS holdout_std_error
-               FROM active_evaluation a JOIN holdout_evaluation h USING (quarter, evaluator, category)
-               ORDER BY 1, 3"""
-        ).df()
+        frame = conn.execute(load_sql(__file__, "holdout_gap")).df()
         replace_table(conn, HOLDOUT_GAP, frame)
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "holdout_gap"),
+                **table_metadata(conn, HOLDOUT_GAP),
                 "gaps": MetadataValue.md(markdown_table(frame.round(3))),
             }
         )
@@ -435,16 +283,18 @@ def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
 @asset(
     group_name="reports",
     kinds={"html"},
-    deps=[
-        "segment_report",
-        "release_gates",
-        "quality_cost_latency",
-        "online_offline_correlation",
-        "holdout_gap",
-        "pool_sizes",
-        "judge_calibration",
-        "failure_mode_distribution",
-    ],
+    deps=deps_of(
+        [
+            SEGMENT_REPORT,
+            RELEASE_GATES,
+            QUALITY_COST_LATENCY,
+            ONLINE_OFFLINE_CORRELATION,
+            HOLDOUT_GAP,
+            POOL_SIZES,
+            JUDGE_CALIBRATION,
+            FAILURE_MODE_DISTRIBUTION,
+        ]
+    ),
 )
 def html_report(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """One self-contained HTML page per run under data/reports/ (and latest.html): release

@@ -11,7 +11,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
+
+from evals_pipeline.records import CALIBRATION_VERDICTS, TRACE_FEEDBACK, TRACES
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def correlate(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -
 
 # Online signals per trace: thumbs-up rate (1 up, 0 down, null unrated) and whether each
 # other signal occurred. Shared by the per-trace and the per-cell queries.
-TRACE_SIGNALS_CTE = """
+TRACE_SIGNALS_CTE = f"""
 f AS (
     SELECT trace_id,
            CASE WHEN bool_or(signal = 'thumbs_up') THEN 1.0 WHEN bool_or(signal = 'thumbs_down') THEN 0.0 END AS thumbs_up_rate,
@@ -65,7 +68,7 @@ f AS (
            bool_or(signal = 'escalation')::DOUBLE AS escalation,
            bool_or(signal = 'follow_up')::DOUBLE AS follow_up,
            bool_or(signal = 'session_continued')::DOUBLE AS session_continued
-    FROM trace_feedback GROUP BY 1
+    FROM {TRACE_FEEDBACK} GROUP BY 1
 )"""
 
 # Per labelled production trace: each judge's verdict and the trace's online signals.
@@ -75,7 +78,7 @@ SELECT v.judge, t.app_version, t.user_segment, (v.verdict = 'pass')::DOUBLE AS o
        f.thumbs_up_rate, coalesce(f.task_completed, 0) AS task_completed,
        coalesce(f.escalation, 0) AS escalation, coalesce(f.follow_up, 0) AS follow_up,
        coalesce(f.session_continued, 0) AS session_continued
-FROM calibration_verdicts v JOIN traces t ON t.trace_id = v.subject_id LEFT JOIN f ON f.trace_id = v.subject_id
+FROM {CALIBRATION_VERDICTS} v JOIN {TRACES} t ON t.trace_id = v.subject_id LEFT JOIN f ON f.trace_id = v.subject_id
 WHERE v.verdict IS NOT NULL AND t.partition_date >= $start AND t.partition_date < $end
 """
 
@@ -85,7 +88,62 @@ WITH {TRACE_SIGNALS_CTE}
 SELECT t.app_version, t.user_segment, avg(f.thumbs_up_rate) AS thumbs_up_rate,
        avg(coalesce(f.task_completed, 0)) AS task_completed, avg(coalesce(f.escalation, 0)) AS escalation,
        avg(coalesce(f.follow_up, 0)) AS follow_up, avg(coalesce(f.session_continued, 0)) AS session_continued
-FROM traces t LEFT JOIN f USING (trace_id)
+FROM {TRACES} t LEFT JOIN f USING (trace_id)
 WHERE t.partition_date >= $start AND t.partition_date < $end
 GROUP BY ALL
 """
+
+
+SIGNALS = ("thumbs_up_rate", "task_completed", "escalation", "follow_up", "session_continued")
+# Seed 002: below this Spearman the offline scores no longer predict what users do.
+ALARM_BELOW = 0.6
+# A cell's offline score needs at least this many judged traces.
+MIN_CELL_TRACES = 5
+
+
+def correlation_rows(
+    per_trace: pd.DataFrame,
+    online_cells: pd.DataFrame,
+    trust: dict[str, bool | None],
+    quarter: object,
+) -> list[tuple[object, ...]]:
+    """`online_offline_correlation` rows: per judge and signal, at the cell level (app version
+    x user segment) and the trace level. A cell's offline score comes from its judged
+    (labelled) traces; its online signals from all of the cell's traffic that quarter, which
+    is far less noisy. `per_trace`: judge, app_version, user_segment, offline, signals;
+    `online_cells`: signals indexed by (app_version, user_segment)."""
+    rows: list[tuple[object, ...]] = []
+    for judge, g in per_trace.groupby("judge"):
+        cells = g.groupby(["app_version", "user_segment"]).agg(
+            offline=("offline", "mean"), n=("offline", "size")
+        )
+        cells = cells[cells["n"] >= MIN_CELL_TRACES].join(online_cells, how="inner")
+        for signal in SIGNALS:
+            for level, frame, n_boot in (("cell", cells, 500), ("trace", g, 200)):
+                c = correlate(frame["offline"].to_numpy(), frame[signal].to_numpy(), n_boot=n_boot)
+                rows.append(
+                    (
+                        quarter,
+                        judge,
+                        trust.get(judge),
+                        level,
+                        signal,
+                        c.n,
+                        c.pearson,
+                        c.pearson_low,
+                        c.pearson_high,
+                        c.spearman,
+                        c.spearman_low,
+                        c.spearman_high,
+                    )
+                )
+    return rows
+
+
+def correlation_alarm(frame: pd.DataFrame) -> tuple[bool, list[str], int]:
+    """The alarm on the trusted judges' cell-level Spearman with the thumbs-up rate: (passed,
+    judges below ALARM_BELOW, trusted judges measured). No trusted judge is a failure too."""
+    main = frame[(frame["level"] == "cell") & (frame["signal"] == "thumbs_up_rate")]
+    trusted = main[main["trusted"].astype(bool)]
+    low = trusted[~(trusted["spearman"] >= ALARM_BELOW)]["judge"].tolist()
+    return (not trusted.empty and not low, low, len(trusted))

@@ -15,6 +15,16 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from evals_pipeline.records import (
+    FAILURE_MODE_DISTRIBUTION,
+    HOLDOUT_GAP,
+    JUDGE_CALIBRATION,
+    ONLINE_OFFLINE_CORRELATION,
+    POOL_SIZES,
+    QUALITY_COST_LATENCY,
+    RELEASE_GATES,
+    SEGMENT_REPORT,
+)
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
 from evals_pipeline.warehouse import table_names
 
@@ -61,8 +71,8 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 
     out = []
     seg = conn.execute(
-        """SELECT app_version, category, delta_vs_baseline AS d, delta_ci_low AS lo, delta_ci_high AS hi, baseline
-           FROM segment_report WHERE scorer = 'ensemble' AND level = 'category' AND app_version <> baseline ORDER BY 1, 2"""
+        f"""SELECT app_version, category, delta_vs_baseline AS d, delta_ci_low AS lo, delta_ci_high AS hi, baseline
+           FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND level = 'category' AND app_version <> baseline ORDER BY 1, 2"""
     ).df()
     if not seg.empty:
         fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -111,7 +121,7 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         ax.legend(fontsize=7)
         out.append(("Offline vs online, per app version x user segment", _png(fig)))
     pools = conn.execute(
-        "SELECT quarter, pool, sum(cases) AS n FROM pool_sizes GROUP BY ALL ORDER BY 1"
+        f"SELECT quarter, pool, sum(cases) AS n FROM {POOL_SIZES} GROUP BY ALL ORDER BY 1"
     ).df()
     if not pools.empty:
         wide = pools.pivot_table(index="quarter", columns="pool", values="n", fill_value=0)
@@ -121,7 +131,7 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         ax.set_ylabel("cases")
         out.append(("Golden pools after each rotation", _png(fig)))
     cal = conn.execute(
-        """SELECT judge, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high FROM judge_calibration
+        f"""SELECT judge, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high FROM {JUDGE_CALIBRATION}
            WHERE split = 'test' AND category = 'all' ORDER BY judge"""
     ).df()
     if not cal.empty:
@@ -152,37 +162,37 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 
 
 SECTIONS = (
-    ("Release gates", "SELECT gate, status, evidence FROM release_gates"),
-    ("Quality, cost and latency", "SELECT * FROM quality_cost_latency"),
+    ("Release gates", f"SELECT gate, status, evidence FROM {RELEASE_GATES}"),
+    ("Quality, cost and latency", f"SELECT * FROM {QUALITY_COST_LATENCY}"),
     (
         "Segment report (ensemble, per category)",
-        """SELECT app_version, category, n, score, ci_low, ci_high, delta_vs_baseline, delta_ci_low, delta_ci_high, regressed, trusted
-           FROM segment_report WHERE scorer = 'ensemble' AND level IN ('overall', 'category') ORDER BY app_version, level DESC, category""",
+        f"""SELECT app_version, category, n, score, ci_low, ci_high, delta_vs_baseline, delta_ci_low, delta_ci_high, regressed, trusted
+           FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND level IN ('overall', 'category') ORDER BY app_version, level DESC, category""",
     ),
     (
         "Judge calibration (test split)",
-        """SELECT judge, rubric, rubric_version, n, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high, kappa, trusted
-           FROM judge_calibration WHERE split = 'test' AND category = 'all' ORDER BY judge""",
+        f"""SELECT judge, rubric, rubric_version, n, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high, kappa, trusted
+           FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge""",
     ),
     (
         "Offline-online correlation (thumbs-up rate)",
-        """SELECT quarter, judge, trusted, level, n, pearson, spearman, spearman_low, spearman_high
-           FROM online_offline_correlation WHERE signal = 'thumbs_up_rate' ORDER BY quarter, judge, level""",
+        f"""SELECT quarter, judge, trusted, level, n, pearson, spearman, spearman_low, spearman_high
+           FROM {ONLINE_OFFLINE_CORRELATION} WHERE signal = 'thumbs_up_rate' ORDER BY quarter, judge, level""",
     ),
-    ("Holdout gap", "SELECT * FROM holdout_gap"),
+    ("Holdout gap", f"SELECT * FROM {HOLDOUT_GAP}"),
     (
         "Failure modes (error analysis: failing outputs per mode, from the experts' labels)",
-        """SELECT failure_mode, defined, n, share, share_of_reviewed, taxonomy_version FROM failure_mode_distribution
+        f"""SELECT failure_mode, defined, n, share, share_of_reviewed, taxonomy_version FROM {FAILURE_MODE_DISTRIBUTION}
            WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC, failure_mode""",
     ),
     (
         "Failure modes by category (failing outputs)",
-        """PIVOT (SELECT failure_mode, category, n FROM failure_mode_distribution WHERE app_version = 'all' AND category <> 'all')
+        f"""PIVOT (SELECT failure_mode, category, n FROM {FAILURE_MODE_DISTRIBUTION} WHERE app_version = 'all' AND category <> 'all')
            ON category USING sum(n) ORDER BY failure_mode""",
     ),
     (
         "Failure modes by app version (failing outputs)",
-        """PIVOT (SELECT failure_mode, app_version, n FROM failure_mode_distribution WHERE category = 'all' AND app_version <> 'all')
+        f"""PIVOT (SELECT failure_mode, app_version, n FROM {FAILURE_MODE_DISTRIBUTION} WHERE category = 'all' AND app_version <> 'all')
            ON app_version USING sum(n) ORDER BY failure_mode""",
     ),
 )

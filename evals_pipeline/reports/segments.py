@@ -98,3 +98,37 @@ def segment_verdicts(
     c["flagged"] = z.abs() > flag_se
     c["regressed"] = (c["delta_vs_baseline"] < -max_regression) & (z < -z_needed)
     return c
+
+
+def segment_frame(
+    scores: pd.DataFrame,
+    baseline: str,
+    traffic_share: dict[str, float],
+    max_regression: float,
+    flag_se: float,
+) -> pd.DataFrame:
+    """The segment report of every scorer: cells (category x user segment), categories, and
+    the overall score re-weighted to the traffic mix, each with its delta vs `baseline`.
+    `scores`: case_id, app_version, category, user_segment, scorer, score."""
+    frames = []
+    for scorer, g in scores.groupby("scorer"):
+        for level, by in (("cell", ["category", "user_segment"]), ("category", ["category"])):
+            cells = segment_verdicts(paired_cells(g, baseline, by), max_regression, flag_se)
+            frames.append(cells.assign(level=level, scorer=scorer))
+        overall = post_stratified(frames[-1], traffic_share)
+        for name, point, se in (
+            ("ci", "score", "std_error"),
+            ("delta_ci", "delta_vs_baseline", "delta_std_error"),
+        ):
+            overall[f"{name}_low"] = overall[point] - 1.96 * overall[se]
+            overall[f"{name}_high"] = overall[point] + 1.96 * overall[se]
+        overall["n"] = g.groupby("app_version").size().reindex(overall["app_version"]).to_numpy()
+        frames.append(
+            overall.assign(
+                scorer=scorer, level="overall", category="all", flagged=None, regressed=None
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    frame["user_segment"] = frame.get("user_segment", pd.Series(dtype=object)).fillna("all")
+    frame["baseline"] = baseline
+    return frame

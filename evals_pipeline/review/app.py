@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from evals_pipeline.paths import analytics_path, data_dir
-from evals_pipeline.records import REVIEW_QUEUES
+from evals_pipeline.records import GOLDEN_POOLS, HUMAN_LABELS, REVIEW_ITEMS, REVIEW_QUEUES, TRACES
 from evals_pipeline.review.bodies import (
     TAXONOMY_DETAILS,
     BodyError,
@@ -187,19 +187,19 @@ class ReviewApp:
             return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def prepared_at(self) -> datetime | None:
-        rows = self._query("SELECT max(prepared_at) AS t FROM review_items")
+        rows = self._query(f"SELECT max(prepared_at) AS t FROM {REVIEW_ITEMS}")
         return rows[0]["t"] if rows else None
 
     def done_ids(self, annotator: str) -> set[str]:
         rows = self.labels.query(
-            "SELECT DISTINCT subject_id FROM human_labels WHERE annotator = ? AND kind = 'pointwise'",
+            f"SELECT DISTINCT subject_id FROM {HUMAN_LABELS} WHERE annotator = ? AND kind = 'pointwise'",
             [annotator],
         )
         return {r[0] for r in rows}
 
     def my_label(self, annotator: str, item_id: str) -> dict[str, Any] | None:
         rows = self.labels.query(
-            """SELECT verdict, critique, failure_mode, labelled_at FROM human_labels
+            f"""SELECT verdict, critique, failure_mode, labelled_at FROM {HUMAN_LABELS}
                WHERE annotator = ? AND subject_id = ? AND kind = 'pointwise' AND current""",
             [annotator, item_id],
         )
@@ -213,7 +213,7 @@ class ReviewApp:
         return [
             r["item_id"]
             for r in self._query(
-                "SELECT item_id FROM review_items WHERE queue = ? ORDER BY position", [queue]
+                f"SELECT item_id FROM {REVIEW_ITEMS} WHERE queue = ? ORDER BY position", [queue]
             )
         ]
 
@@ -222,7 +222,7 @@ class ReviewApp:
         counts = {
             r["queue"]: r
             for r in self._query(
-                "SELECT queue, count(*) AS total, count(DISTINCT category) AS categories FROM review_items GROUP BY 1"
+                f"SELECT queue, count(*) AS total, count(DISTINCT category) AS categories FROM {REVIEW_ITEMS} GROUP BY 1"
             )
         }
         out = []
@@ -249,9 +249,9 @@ class ReviewApp:
                 f"There is no queue {queue!r}. The queues are: {', '.join(REVIEW_QUEUES)}.",
             )
         rows = self._query(
-            """SELECT i.*, p.pool, t.sealed FROM review_items i
-               LEFT JOIN golden_pools p ON p.case_id = i.case_id
-               LEFT JOIN traces t ON t.trace_id = i.trace_id
+            f"""SELECT i.*, p.pool, t.sealed FROM {REVIEW_ITEMS} i
+               LEFT JOIN {GOLDEN_POOLS} p ON p.case_id = i.case_id
+               LEFT JOIN {TRACES} t ON t.trace_id = i.trace_id
                WHERE i.queue = ? AND i.item_id = ?""",
             [queue, item_id],
         )
@@ -416,7 +416,7 @@ class ReviewApp:
         typed = [
             r[0]
             for r in self.labels.query(
-                "SELECT DISTINCT failure_mode FROM human_labels WHERE failure_mode IS NOT NULL"
+                f"SELECT DISTINCT failure_mode FROM {HUMAN_LABELS} WHERE failure_mode IS NOT NULL"
             )
         ]
         return sorted({tax.resolve(m)[0] for m in typed} | set(tax.modes))
@@ -513,7 +513,7 @@ class ReviewApp:
     def _fails(self) -> Any:
         return self.labels.frame(
             # one label per output (the newest), so two experts on one output count once
-            """SELECT subject_id, annotator, critique, failure_mode, labelled_at FROM human_labels
+            f"""SELECT subject_id, annotator, critique, failure_mode, labelled_at FROM {HUMAN_LABELS}
                WHERE kind = 'pointwise' AND current
                QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY labelled_at DESC NULLS LAST) = 1
                    AND verdict = 'fail'
@@ -529,9 +529,9 @@ class ReviewApp:
             return self._message(request, 500, "Taxonomy file unreadable", str(exc))
         summary = mode_summary(tax, self._fails())
         reviewed = self.labels.frame(
-            """SELECT subject_id, min(labelled_at) AS labelled_at, arg_max(verdict, labelled_at) AS verdict,
+            f"""SELECT subject_id, min(labelled_at) AS labelled_at, arg_max(verdict, labelled_at) AS verdict,
                       arg_max(failure_mode, labelled_at) AS failure_mode
-               FROM human_labels WHERE kind = 'pointwise' AND current GROUP BY 1"""
+               FROM {HUMAN_LABELS} WHERE kind = 'pointwise' AND current GROUP BY 1"""
         )
         sat = saturation(tax, reviewed, self.s.saturation_batch)
         return self._page(

@@ -1,11 +1,9 @@
 """Dagster wiring of review: the weekly batch, the review app's queues, and error analysis
 (failure modes per category and app version)."""
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -14,11 +12,10 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 from pydantic import Field
 
-from evals_pipeline.calibration.assets import principal_annotator
+from evals_pipeline.calibration.measurement import principal_annotator
 from evals_pipeline.judging.client import JudgeClient
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
@@ -28,17 +25,18 @@ from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
 from evals_pipeline.pools.sealing import withhold_sealed
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
+    ACTIVE_POOL,
     CANDIDATE_OUTPUTS,
     FAILURE_MODE_DISTRIBUTION,
     GOLDEN_CASES,
-    GOLDEN_POOLS,
     HUMAN_LABELS,
     JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
     REVIEW_ITEMS,
     REVIEW_QUEUE,
     TRACE_SAMPLE,
-    TRACES,
+    UNSEALED_POOL,
+    VISIBLE_TRACES,
     WEEKLY_REVIEW_SAMPLE,
 )
 from evals_pipeline.review.distribution import write_failure_mode_distribution
@@ -46,11 +44,13 @@ from evals_pipeline.review.queues import (
     LEAKED_ITEMS_SQL,
     QueueSettings,
     queue_items,
+    revealed_verdicts,
     write_review_items,
     write_weekly_sample,
 )
 from evals_pipeline.review.taxonomy import load_taxonomy, taxonomy_path
-from evals_pipeline.warehouse import Warehouse, ensure_tables
+from evals_pipeline.specs import table_asset
+from evals_pipeline.warehouse import Warehouse
 
 REFERENCE_COLUMNS = ("reference_good", "reference_borderline")
 REVIEW_TEXT_COLUMNS = ("input", "output", *REFERENCE_COLUMNS)
@@ -61,10 +61,10 @@ class WeeklySampleConfig(Config):
     seed: int = Field(default=QueueSettings.seed, description="Seed of the batch's random draw.")
 
 
-@asset(
-    group_name="review",
-    kinds={"duckdb"},
-    deps=["traces", "human_labels"],
+@table_asset(
+    WEEKLY_REVIEW_SAMPLE,
+    group="review",
+    reads=[VISIBLE_TRACES, HUMAN_LABELS],
     partitions_def=weekly_partitions,
 )
 def weekly_review_sample(
@@ -76,17 +76,16 @@ def weekly_review_sample(
     window = context.partition_time_window
     week, week_end = window.start.date(), window.end.date()
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [WEEKLY_REVIEW_SAMPLE, HUMAN_LABELS, TRACES])
         n = write_weekly_sample(conn, week, week_end, config.size, config.seed)
         if n < config.size:
             context.log.warning(f"week {week}: only {n} unlabelled, unsealed traces to draw from")
         mix = conn.execute(
-            "SELECT category, app_version, count(*) AS n FROM weekly_review_sample WHERE week = ? GROUP BY ALL ORDER BY ALL",
+            f"SELECT category, app_version, count(*) AS n FROM {WEEKLY_REVIEW_SAMPLE} WHERE week = ? GROUP BY ALL ORDER BY ALL",
             [week],
         ).df()
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "weekly_review_sample", "week = ?", [week]),
+                **table_metadata(conn, WEEKLY_REVIEW_SAMPLE, "week = ?", [week]),
                 "mix": MetadataValue.md(markdown_table(mix)),
             }
         )
@@ -117,24 +116,26 @@ class ReviewItemsConfig(Config):
     )
 
 
-@asset(
-    group_name="review",
-    kinds={"duckdb", "litellm"},
-    deps=[
-        "review_queue",
-        "weekly_review_sample",
-        "human_labels",
-        "trace_sample",
-        "golden_cases",
-        "golden_pools",
-        "candidate_outputs",
-        "judge_verdicts",
-        "judge_calibration",
+@table_asset(
+    REVIEW_ITEMS,
+    group="review",
+    kinds=("duckdb", "litellm"),
+    reads=[
+        REVIEW_QUEUE,
+        WEEKLY_REVIEW_SAMPLE,
+        HUMAN_LABELS,
+        TRACE_SAMPLE,
+        VISIBLE_TRACES,
+        ACTIVE_POOL,
+        GOLDEN_CASES,
+        CANDIDATE_OUTPUTS,
+        JUDGE_VERDICTS,
+        JUDGE_CALIBRATION,
     ],
     check_specs=[
         AssetCheckSpec(
             "review_items_never_holdout",
-            asset="review_items",
+            asset=REVIEW_ITEMS.name,
             description="No queued item is a holdout case or a sealed trace. Blocking: a leak fails the run.",
             blocking=True,
         )
@@ -162,22 +163,6 @@ def review_items(
     rubric = load_rubric(config.rubric or panel.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        ensure_tables(
-            conn,
-            [
-                REVIEW_ITEMS,
-                WEEKLY_REVIEW_SAMPLE,
-                HUMAN_LABELS,
-                REVIEW_QUEUE,
-                GOLDEN_POOLS,
-                GOLDEN_CASES,
-                CANDIDATE_OUTPUTS,
-                JUDGE_VERDICTS,
-                JUDGE_CALIBRATION,
-                TRACE_SAMPLE,
-                TRACES,
-            ],
-        )
         reference_source.load(conn)
         # A production trace may share its question, hence its references, with a holdout
         # case: those references stay sealed (not shown, not sent to a judge).
@@ -185,43 +170,26 @@ def review_items(
         who = principal_annotator(conn, config.principal_annotator or panel.principal_annotator)
         items = queue_items(conn, settings, who).df()
         traces = items[(items["subject"] == "trace") & items["reference_good"].notna()]
-        traces = traces.drop_duplicates("item_id")
+        subjects = [
+            (r["item_id"], r, [rubric])
+            for r in traces.drop_duplicates("item_id").to_dict("records")
+        ]
         judged, stats = judge_outputs(
-            judge_client,
-            conn,
-            [(r["item_id"], r, [rubric]) for r in traces.to_dict("records")],
-            judges,
-            pii,
-            context.log.info,
-            context.run_id,
+            judge_client, conn, subjects, judges, pii, context.log.info, context.run_id
         )
-        verdicts: dict[str, list[dict[str, object]]] = {}
-        for j in judged:
-            verdicts.setdefault(j.subject, []).append(
-                {
-                    "judge": j.judge,
-                    "rubric": f"{rubric.name} {rubric.version}",
-                    "verdict": j.verdict,
-                    "critique": j.critique,
-                    "error": j.error,
-                }
-            )
-        trace_verdicts = pd.DataFrame(
-            [(k, json.dumps(v)) for k, v in verdicts.items()],
-            columns=["item_id", "judge_verdicts"],
-        )
+        trace_verdicts = revealed_verdicts(judged, rubric)
         write_review_items(conn, items, trace_verdicts)
         # Trace text can equal a holdout string too (the same question asked twice).
         withheld += withhold_sealed(conn, REVIEW_ITEMS.name, REVIEW_TEXT_COLUMNS)
         per_queue = conn.execute(
-            "SELECT queue, count(*) AS items, count(DISTINCT category) AS categories FROM review_items GROUP BY 1 ORDER BY 1"
+            f"SELECT queue, count(*) AS items, count(DISTINCT category) AS categories FROM {REVIEW_ITEMS} GROUP BY 1 ORDER BY 1"
         ).df()
         leaked = conn.execute(LEAKED_ITEMS_SQL).df()
         yield MaterializeResult(
             metadata={
                 **table_metadata(
                     conn,
-                    "review_items",
+                    REVIEW_ITEMS,
                     preview_columns=["queue", "position", "item_id", "category", "reason"],
                 ),
                 "queues": MetadataValue.md(markdown_table(per_queue)),
@@ -244,10 +212,10 @@ def review_items(
         )
 
 
-@asset(
-    group_name="review",
-    kinds={"duckdb"},
-    deps=["human_labels", "traces", "golden_pools", "candidate_outputs"],
+@table_asset(
+    FAILURE_MODE_DISTRIBUTION,
+    group="review",
+    reads=[HUMAN_LABELS, VISIBLE_TRACES, UNSEALED_POOL, CANDIDATE_OUTPUTS],
 )
 def failure_mode_distribution(
     context: AssetExecutionContext, warehouse: Warehouse
@@ -258,19 +226,16 @@ def failure_mode_distribution(
     the principal expert's if they labelled it, else the newest."""
     tax = load_taxonomy()
     with warehouse.get_connection() as conn:
-        ensure_tables(
-            conn, [FAILURE_MODE_DISTRIBUTION, HUMAN_LABELS, TRACES, GOLDEN_POOLS, CANDIDATE_OUTPUTS]
-        )
         who = principal_annotator(conn, "")
         write_failure_mode_distribution(conn, tax, who)
         top = conn.execute(
-            """SELECT failure_mode, defined, n, round(share, 3) AS share, round(share_of_reviewed, 3) AS share_of_reviewed
-               FROM failure_mode_distribution WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC"""
+            f"""SELECT failure_mode, defined, n, round(share, 3) AS share, round(share_of_reviewed, 3) AS share_of_reviewed
+               FROM {FAILURE_MODE_DISTRIBUTION} WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC"""
         ).df()
         context.log.info(f"taxonomy v{tax.version}: {len(top)} failure modes among the fails")
         return MaterializeResult(
             metadata={
-                **table_metadata(conn, "failure_mode_distribution"),
+                **table_metadata(conn, FAILURE_MODE_DISTRIBUTION),
                 "overall": MetadataValue.md(markdown_table(top)),
                 "taxonomy_file": MetadataValue.path(str(taxonomy_path())),
                 "taxonomy_version": MetadataValue.int(tax.version),

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import duckdb
 
-from evals_pipeline.records import FAILURE_MODE_DISTRIBUTION, UNSEALED_POOL
+from evals_pipeline.records import (
+    CANDIDATE_OUTPUTS,
+    FAILURE_MODE_DISTRIBUTION,
+    HUMAN_LABELS,
+    TRACES,
+    UNSEALED_POOL,
+)
 from evals_pipeline.review.taxonomy import Taxonomy, mode_map
-from evals_pipeline.warehouse import ensure_tables, registered, transaction
+from evals_pipeline.warehouse import registered, transaction
 
-DISTRIBUTION_SQL = """
+DISTRIBUTION_SQL = f"""
 WITH subjects AS (
     -- a sealed trace's category and version are public (only its text is sealed)
-    SELECT trace_id AS subject_id, category, app_version FROM traces
+    SELECT trace_id AS subject_id, category, app_version FROM {TRACES}
     UNION ALL
-    SELECT case_id, category, app_version FROM unsealed_pool
+    SELECT case_id, category, app_version FROM {UNSEALED_POOL}
     UNION ALL
     SELECT o.case_id || '|' || o.app_version, p.category, o.app_version
-    FROM candidate_outputs o JOIN unsealed_pool p USING (case_id)
+    FROM {CANDIDATE_OUTPUTS} o JOIN {UNSEALED_POOL} p USING (case_id)
 ), labels AS (
     -- one label per output: the principal expert's, else the newest
-    SELECT subject_id, verdict, failure_mode FROM human_labels
+    SELECT subject_id, verdict, failure_mode FROM {HUMAN_LABELS}
     WHERE kind = 'pointwise' AND current
     QUALIFY row_number() OVER (
         PARTITION BY subject_id
@@ -53,9 +59,8 @@ def write_failure_mode_distribution(
     conn: duckdb.DuckDBPyConnection, tax: Taxonomy, principal: str
 ) -> int:
     """Replace failure_mode_distribution from human_labels, resolving names through `tax`."""
-    ensure_tables(conn, [UNSEALED_POOL])
     names = [
-        r[0] for r in conn.execute("SELECT DISTINCT failure_mode FROM human_labels").fetchall()
+        r[0] for r in conn.execute(f"SELECT DISTINCT failure_mode FROM {HUMAN_LABELS}").fetchall()
     ]
     with registered(conn, _mode_map=mode_map(tax, names)), transaction(conn):
         conn.execute(f"DELETE FROM {FAILURE_MODE_DISTRIBUTION.name}")

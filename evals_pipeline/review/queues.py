@@ -21,16 +21,35 @@ traces must not be sealed; an asset check and the app verify it again.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
+import pandas as pd
 
 from evals_pipeline.calibration.labels import split_sql
+from evals_pipeline.judging.panel import Judgement
+from evals_pipeline.judging.rubrics import Rubric
 from evals_pipeline.pools.references import REFERENCES_TABLE
-from evals_pipeline.records import ACTIVE_POOL, REVIEW_ITEMS, VISIBLE_TRACES, WEEKLY_REVIEW_SAMPLE
+from evals_pipeline.records import (
+    ACTIVE_POOL,
+    CANDIDATE_OUTPUTS,
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
+    HUMAN_LABELS,
+    JUDGE_CALIBRATION,
+    JUDGE_VERDICTS,
+    REVIEW_ITEMS,
+    REVIEW_QUEUE,
+    TRACE_SAMPLE,
+    TRACES,
+    VISIBLE_TRACES,
+    WEEKLY_REVIEW_SAMPLE,
+)
 from evals_pipeline.sampling.stratified import U_SCALE, salted_seed, sample_key_sql
-from evals_pipeline.warehouse import ensure_tables, registered, transaction
+from evals_pipeline.warehouse import registered, transaction
 
 
 @dataclass(frozen=True)
@@ -46,16 +65,15 @@ def write_weekly_sample(
 ) -> int:
     """Replace the week's batch: `size` traces drawn uniformly from the week's unsealed,
     never-labelled traces by a seeded hash (same week and seed = same batch)."""
-    ensure_tables(conn, [VISIBLE_TRACES])
     key = f"{sample_key_sql('t.trace_id', salted_seed(seed, 'weekly_review'))}::DOUBLE / {U_SCALE}"
     with transaction(conn):
         conn.execute(f"DELETE FROM {WEEKLY_REVIEW_SAMPLE.name} WHERE week = ?", [week])
         conn.execute(
             f"""INSERT INTO {WEEKLY_REVIEW_SAMPLE.name} ({", ".join(WEEKLY_REVIEW_SAMPLE.column_names)})
             SELECT ?::DATE, t.trace_id, t.category, t.app_version, {key} AS k, now()
-            FROM visible_traces t
+            FROM {VISIBLE_TRACES} t
             WHERE t.partition_date >= ? AND t.partition_date < ?
-              AND NOT EXISTS (SELECT 1 FROM human_labels l WHERE l.subject_id = t.trace_id)
+              AND NOT EXISTS (SELECT 1 FROM {HUMAN_LABELS} l WHERE l.subject_id = t.trace_id)
             ORDER BY k LIMIT ?""",
             [week, week, week_end, size],
         )
@@ -68,20 +86,20 @@ def write_weekly_sample(
 _TRACE_COLUMNS = """'trace' AS subject, t.trace_id, NULL::VARCHAR AS case_id, t.app_version, t.category,
     t.user_segment, t.ts, t.input, t.output, t.context, t.tool_calls, t.metadata, r.reference_good,
     r.reference_borderline"""
-_TRACE_FROM = f"FROM visible_traces t LEFT JOIN {REFERENCES_TABLE} r ON r.trace_id = t.trace_id"
+_TRACE_FROM = f"FROM {VISIBLE_TRACES} t LEFT JOIN {REFERENCES_TABLE} r ON r.trace_id = t.trace_id"
 
 QUEUES_SQL = f"""
 WITH disagreement AS (
     SELECT case_id, app_version,
            string_agg(DISTINCT rubric || ' ' || rubric_version || ': ' || reason, '; ') AS reason,
            max(queued_at) AS queued_at
-    FROM review_queue GROUP BY ALL
+    FROM {REVIEW_QUEUE} GROUP BY ALL
 ), trusted_votes AS (
     -- votes of the judges the calibration trusts (test split, all categories)
     SELECT v.case_id, v.app_version, count(*) FILTER (WHERE v.verdict = 'pass') AS n_pass,
            count(*) FILTER (WHERE v.verdict = 'fail') AS n_fail
-    FROM judge_verdicts v
-    JOIN judge_calibration c ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
+    FROM {JUDGE_VERDICTS} v
+    JOIN {JUDGE_CALIBRATION} c ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
                             AND c.split = 'test' AND c.category = 'all' AND c.trusted
     GROUP BY ALL
 ), ranked AS (
@@ -103,28 +121,28 @@ WITH disagreement AS (
            'The judges disagree or failed: ' || q.trust_note || q.reason AS reason,
            row_number() OVER (ORDER BY q.priority, q.queued_at DESC, {sample_key_sql("q.case_id || '|' || q.app_version", 7)}) AS position
     FROM ranked q
-    JOIN active_pool p ON p.case_id = q.case_id
-    JOIN golden_cases c ON c.case_id = q.case_id
-    JOIN candidate_outputs o ON o.case_id = q.case_id AND o.app_version = q.app_version AND o.output IS NOT NULL
-    LEFT JOIN traces t ON t.trace_id = c.trace_id
+    JOIN {ACTIVE_POOL} p ON p.case_id = q.case_id
+    JOIN {GOLDEN_CASES} c ON c.case_id = q.case_id
+    JOIN {CANDIDATE_OUTPUTS} o ON o.case_id = q.case_id AND o.app_version = q.app_version AND o.output IS NOT NULL
+    LEFT JOIN {TRACES} t ON t.trace_id = c.trace_id
     QUALIFY position <= $disagreement_limit
 ), weekly_items AS (
     SELECT 'weekly' AS queue, w.trace_id AS item_id, {_TRACE_COLUMNS},
            'Friday review: a fresh random production sample of the week from ' || strftime(w.week, '%Y-%m-%d') AS reason,
            row_number() OVER (ORDER BY w.sample_key) AS position
-    {_TRACE_FROM} JOIN weekly_review_sample w ON w.trace_id = t.trace_id
-    WHERE w.week = (SELECT max(week) FROM weekly_review_sample)
+    {_TRACE_FROM} JOIN {WEEKLY_REVIEW_SAMPLE} w ON w.trace_id = t.trace_id
+    WHERE w.week = (SELECT max(week) FROM {WEEKLY_REVIEW_SAMPLE})
 ), calibration_set AS (
     SELECT t.category, count(*) FILTER (WHERE l.verdict = 'pass') AS n_pass,
            count(*) FILTER (WHERE l.verdict = 'fail') AS n_fail
-    FROM human_labels l JOIN traces t ON t.trace_id = l.subject_id
+    FROM {HUMAN_LABELS} l JOIN {TRACES} t ON t.trace_id = l.subject_id
     WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND l.split IN ('dev', 'test')
     GROUP BY 1
 ), gaps AS (
     -- TPR needs passes and TNR needs fails: the rarer class decides how thin a category is
     SELECT c.category, coalesce(s.n_pass, 0) AS n_pass, coalesce(s.n_fail, 0) AS n_fail,
            least($gap_target - least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)), $gap_batch) AS wanted
-    FROM (SELECT DISTINCT category FROM trace_sample) c LEFT JOIN calibration_set s USING (category)
+    FROM (SELECT DISTINCT category FROM {TRACE_SAMPLE}) c LEFT JOIN calibration_set s USING (category)
     WHERE least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)) < $gap_target
 ), gap_candidates AS (
     -- a uniform draw from the category's traffic: picking likely fails (say, traces users
@@ -132,9 +150,9 @@ WITH disagreement AS (
     SELECT s.trace_id,
            row_number() OVER (PARTITION BY s.category
                               ORDER BY {sample_key_sql("s.trace_id", salted_seed(20260101, "calibration_gap"))}) AS rk
-    FROM trace_sample s JOIN visible_traces t ON t.trace_id = s.trace_id JOIN gaps g ON g.category = s.category
+    FROM {TRACE_SAMPLE} s JOIN {VISIBLE_TRACES} t ON t.trace_id = s.trace_id JOIN gaps g ON g.category = s.category
     WHERE s.stratum = 'traffic' AND {split_sql("s.trace_id")} IN ('dev', 'test')
-      AND NOT EXISTS (SELECT 1 FROM human_labels l WHERE l.subject_id = s.trace_id)
+      AND NOT EXISTS (SELECT 1 FROM {HUMAN_LABELS} l WHERE l.subject_id = s.trace_id)
 ), gap_items AS (
     SELECT 'calibration_gap' AS queue, t.trace_id AS item_id, {_TRACE_COLUMNS},
            'Calibration gap: ' || g.category || ' has ' || g.n_fail || ' failing and ' || g.n_pass
@@ -152,10 +170,10 @@ UNION ALL BY NAME SELECT * FROM gap_items
 # Items that must never be shown: a case not in the active or retired pool (holdout), or a
 # production trace sealed in the reservoir. A graduated case's source trace stays sealed
 # (its raw trace is reservoir data) while the case itself is active and may be reviewed.
-LEAKED_ITEMS_SQL = """
-SELECT i.queue, i.item_id FROM review_items i
-LEFT JOIN golden_pools p ON p.case_id = i.case_id
-LEFT JOIN traces t ON t.trace_id = i.trace_id
+LEAKED_ITEMS_SQL = f"""
+SELECT i.queue, i.item_id FROM {REVIEW_ITEMS} i
+LEFT JOIN {GOLDEN_POOLS} p ON p.case_id = i.case_id
+LEFT JOIN {TRACES} t ON t.trace_id = i.trace_id
 WHERE (i.subject = 'candidate' AND (p.pool IS NULL OR p.pool = 'holdout'))
    OR (i.subject = 'trace' AND (t.trace_id IS NULL OR t.sealed OR i.item_id <> i.trace_id))
 """
@@ -165,7 +183,6 @@ def queue_items(
     conn: duckdb.DuckDBPyConnection, settings: QueueSettings, principal: str
 ) -> duckdb.DuckDBPyRelation:
     """All three queues (no judges' verdicts yet) as a relation; needs `_references` loaded."""
-    ensure_tables(conn, [VISIBLE_TRACES, ACTIVE_POOL])
     return conn.sql(
         QUEUES_SQL,
         params={
@@ -177,12 +194,12 @@ def queue_items(
     )
 
 
-CANDIDATE_VERDICTS_SQL = """
+CANDIDATE_VERDICTS_SQL = f"""
 SELECT case_id || '|' || app_version AS item_id,
-       to_json(list({'judge': judge, 'rubric': rubric || ' ' || rubric_version,
-                     'verdict': coalesce(verdict, scores::VARCHAR), 'critique': critique, 'error': error}
+       to_json(list({{'judge': judge, 'rubric': rubric || ' ' || rubric_version,
+                     'verdict': coalesce(verdict, scores::VARCHAR), 'critique': critique, 'error': error}}
                     ORDER BY rubric, judge)) AS judge_verdicts
-FROM judge_verdicts GROUP BY ALL
+FROM {JUDGE_VERDICTS} GROUP BY ALL
 """
 
 
@@ -208,3 +225,21 @@ def write_review_items(
             FROM _queue_items i LEFT JOIN v USING (item_id)
             ORDER BY i.queue, i.position"""
         )
+
+
+def revealed_verdicts(judged: Sequence[Judgement], rubric: Rubric) -> pd.DataFrame:
+    """Per trace item, the judges' verdicts the app reveals after the expert decides (JSON)."""
+    verdicts: dict[str, list[dict[str, object]]] = {}
+    for j in judged:
+        verdicts.setdefault(j.subject, []).append(
+            {
+                "judge": j.judge,
+                "rubric": f"{rubric.name} {rubric.version}",
+                "verdict": j.verdict,
+                "critique": j.critique,
+                "error": j.error,
+            }
+        )
+    return pd.DataFrame(
+        [(k, json.dumps(v)) for k, v in verdicts.items()], columns=["item_id", "judge_verdicts"]
+    )

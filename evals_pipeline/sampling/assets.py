@@ -10,15 +10,15 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 from pydantic import Field
 
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
-from evals_pipeline.records import TRACE_SAMPLE
+from evals_pipeline.records import TRACE_FEEDBACK, TRACE_SAMPLE, TRACES
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
-from evals_pipeline.warehouse import Warehouse, ensure_tables
+from evals_pipeline.specs import table_asset
+from evals_pipeline.warehouse import Warehouse
 
 
 class SampleConfig(Config):
@@ -38,11 +38,11 @@ class SampleConfig(Config):
     )
 
 
-FLOOR_VIOLATIONS_SQL = """
+FLOOR_VIOLATIONS_SQL = f"""
 WITH traffic AS (
     SELECT partition_date, category, count(*) AS n, any_value(category_traffic) AS traffic,
            sum(weight) AS weight_sum
-    FROM trace_sample WHERE stratum = 'traffic' AND partition_date BETWEEN ? AND ?
+    FROM {TRACE_SAMPLE} WHERE stratum = 'traffic' AND partition_date BETWEEN ? AND ?
     GROUP BY ALL
 ), day AS (
     -- With more categories than 1/floor, floors cannot all be met: the floor is 1/categories.
@@ -57,16 +57,16 @@ ORDER BY 1, 2
 """
 
 
-@asset(
-    group_name="sampling",
-    kinds={"duckdb"},
-    deps=["traces", "trace_feedback"],
+@table_asset(
+    TRACE_SAMPLE,
+    group="sampling",
+    reads=[TRACES, TRACE_FEEDBACK],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
         AssetCheckSpec(
             "trace_sample_floors_and_weights",
-            asset="trace_sample",
+            asset=TRACE_SAMPLE.name,
             description="Every category reaches its floor (or all its rows); sum of 1/inclusion_prob = category traffic.",
         )
     ],
@@ -81,15 +81,14 @@ def trace_sample(
     days = partition_days(context)
     settings = SampleSettings(config.size, config.floor, config.seed, config.flashlight_size)
     with warehouse.get_connection() as conn:
-        ensure_tables(conn, [TRACE_SAMPLE])
         write_trace_sample(conn, days, settings)
         bounds = [min(days), max(days)]
         shares = conn.execute(
-            """SELECT category,
+            f"""SELECT category,
                       count(*) FILTER (WHERE stratum = 'traffic') AS sampled,
                       sum(weight) FILTER (WHERE stratum = 'traffic') AS traffic,
                       count(*) FILTER (WHERE stratum = 'flashlight') AS flashlight
-               FROM trace_sample WHERE partition_date BETWEEN ? AND ? GROUP BY category""",
+               FROM {TRACE_SAMPLE} WHERE partition_date BETWEEN ? AND ? GROUP BY category""",
             bounds,
         ).df()
         shares["sample_share_pct"] = (100 * shares["sampled"] / shares["sampled"].sum()).round(1)
@@ -97,7 +96,7 @@ def trace_sample(
         shares = shares.sort_values("traffic", ascending=False)
         yield MaterializeResult(
             metadata={
-                **table_metadata(conn, "trace_sample", "partition_date BETWEEN ? AND ?", bounds),
+                **table_metadata(conn, TRACE_SAMPLE, "partition_date BETWEEN ? AND ?", bounds),
                 "realized_vs_traffic_share": MetadataValue.md(markdown_table(shares)),
                 "size": MetadataValue.int(settings.size),
                 "floor": MetadataValue.float(settings.floor),

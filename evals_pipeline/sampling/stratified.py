@@ -30,7 +30,13 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from evals_pipeline.records import NEGATIVE_SIGNALS, TRACE_SAMPLE, sql_literal
+from evals_pipeline.records import (
+    NEGATIVE_SIGNALS,
+    TRACE_FEEDBACK,
+    TRACE_SAMPLE,
+    TRACES,
+    sql_literal,
+)
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.warehouse import registered, transaction
 
@@ -171,10 +177,10 @@ def write_trace_sample(
     """
     conn.execute("CREATE OR REPLACE TEMP TABLE _sample_days (d DATE)")
     conn.executemany("INSERT INTO _sample_days VALUES (?)", [[d] for d in days])
-    traffic = "SELECT partition_date, trace_id, category FROM traces WHERE partition_date IN (SELECT d FROM _sample_days)"
+    traffic = f"SELECT partition_date, trace_id, category FROM {TRACES} WHERE partition_date IN (SELECT d FROM _sample_days)"
     negative = ", ".join(sql_literal(s) for s in NEGATIVE_SIGNALS)
     flagged = f"""{traffic} AND trace_id IN
-        (SELECT trace_id FROM trace_feedback WHERE signal IN ({negative}))"""
+        (SELECT trace_id FROM {TRACE_FEEDBACK} WHERE signal IN ({negative}))"""
     plan = draw_sample(
         conn, traffic, settings.size, settings.floor, settings.seed, "_traffic_sample"
     )
@@ -190,14 +196,14 @@ def write_trace_sample(
     version = sql_literal(duckdb.__version__)
     with transaction(conn):
         conn.execute(
-            "DELETE FROM trace_sample WHERE partition_date IN (SELECT d FROM _sample_days)"
+            f"DELETE FROM {TRACE_SAMPLE} WHERE partition_date IN (SELECT d FROM _sample_days)"
         )
         for stratum, table, seed in (
             ("traffic", "_traffic_sample", settings.seed),
             ("flashlight", "_flashlight_sample", settings.seed + 1),
         ):
             conn.execute(
-                f"""INSERT INTO trace_sample ({cols})
+                f"""INSERT INTO {TRACE_SAMPLE} ({cols})
                 SELECT partition_date, trace_id, category, '{stratum}', inclusion_prob, 1.0 / inclusion_prob,
                        category_traffic, sample_key, {int(seed)}, {version}
                 FROM {table} ORDER BY partition_date, category, sample_key"""

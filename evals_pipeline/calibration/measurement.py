@@ -1,0 +1,207 @@
+"""What the judges are measured on and how: the labelled subjects, the judges' agreement with
+the principal expert per split and category, and pass rates corrected for judge error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+from duckdb import DuckDBPyConnection
+
+from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate
+from evals_pipeline.calibration.test_split import Look
+from evals_pipeline.records import (
+    CALIBRATION_TEST_USES,
+    CALIBRATION_VERDICTS,
+    CANDIDATE_OUTPUTS,
+    GOLDEN_CASES,
+    GOLDEN_POOLS,
+    HUMAN_LABELS,
+    JUDGE_CALIBRATION,
+    PAIRWISE_VERDICTS,
+    TRACES,
+    UNSEALED_POOL,
+    VISIBLE_TRACES,
+)
+
+
+def principal_annotator(conn, configured: str) -> str:
+    """The configured principal expert, else the annotator with the most pointwise labels."""
+    if configured:
+        return configured
+    row = conn.execute(
+        f"SELECT annotator FROM {HUMAN_LABELS} WHERE kind = 'pointwise' AND current GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    ).fetchall()
+    return row[0][0] if row else ""
+
+
+SUBJECTS_SQL = f"""
+SELECT l.subject_id, t.category, t.input, t.output, r.reference_good, r.reference_borderline, l.split,
+       l.verdict = 'pass' AS human_pass
+FROM {HUMAN_LABELS} l JOIN {VISIBLE_TRACES} t ON t.trace_id = l.subject_id JOIN {{refs}} r ON r.trace_id = l.subject_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
+UNION ALL
+SELECT l.subject_id, c.category, c.input, c.output, c.reference_good, c.reference_borderline, l.split,
+       l.verdict = 'pass'
+FROM {HUMAN_LABELS} l JOIN {GOLDEN_CASES} c ON c.case_id = l.subject_id JOIN {UNSEALED_POOL} p USING (case_id)
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
+UNION ALL
+-- candidate outputs labelled from the review app's disagreement queue (subject case_id|app_version)
+SELECT l.subject_id, c.category, c.input, o.output, c.reference_good, c.reference_borderline, l.split,
+       l.verdict = 'pass'
+FROM {HUMAN_LABELS} l JOIN {CANDIDATE_OUTPUTS} o ON o.case_id || '|' || o.app_version = l.subject_id
+JOIN {GOLDEN_CASES} c ON c.case_id = o.case_id JOIN {UNSEALED_POOL} p ON p.case_id = o.case_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
+  AND o.output IS NOT NULL
+"""
+
+
+# Why a principal's label measures no judge: every label is either used or counted here.
+SKIPPED_LABELS_SQL = f"""
+SELECT reason, count(*) FROM (
+    SELECT CASE
+        WHEN t.trace_id IS NOT NULL AND t.sealed THEN 'on a sealed trace (holdout reservoir)'
+        WHEN t.trace_id IS NOT NULL THEN 'on a trace without references (add them to the reviewed files)'
+        WHEN p.pool = 'holdout' THEN 'on a holdout case'
+        ELSE 'on a subject not in the warehouse (not ingested, quarantined, or unknown)'
+    END AS reason
+    FROM {HUMAN_LABELS} l
+    LEFT JOIN _subjects s ON s.subject_id = l.subject_id
+    LEFT JOIN {TRACES} t ON t.trace_id = l.subject_id
+    LEFT JOIN {GOLDEN_POOLS} p ON p.case_id = split_part(l.subject_id, '|', 1)
+    WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND s.subject_id IS NULL
+) GROUP BY 1 ORDER BY 1
+"""
+
+
+MEASURED_SQL = f"""
+SELECT v.judge, v.rubric, v.rubric_version, l.split, v.category, l.verdict = 'pass' AS human_pass, v.verdict = 'pass' AS judge_pass
+FROM {CALIBRATION_VERDICTS} v JOIN {HUMAN_LABELS} l ON l.subject_id = v.subject_id
+WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND v.verdict IS NOT NULL
+"""
+
+
+def calibration_rows(measured: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """One row per judge x rubric version x split x category (and 'all')."""
+    out = []
+    for (judge, rubric, version, split), g in measured.groupby(
+        ["judge", "rubric", "rubric_version", "split"]
+    ):
+        for category, part in [("all", g), *sorted(g.groupby("category"))]:
+            a = binary_agreement(part["human_pass"].to_numpy(), part["judge_pass"].to_numpy())
+            trusted = (
+                (a.tpr >= threshold and a.tnr >= threshold)
+                if split == "test" and category == "all"
+                else None
+            )
+            out.append(
+                (
+                    judge,
+                    rubric,
+                    version,
+                    split,
+                    category,
+                    a.n,
+                    a.tp,
+                    a.fn,
+                    a.tn,
+                    a.fp,
+                    a.tpr,
+                    *a.tpr_ci,
+                    a.tnr,
+                    *a.tnr_ci,
+                    a.accuracy,
+                    *a.accuracy_ci,
+                    a.balanced_accuracy,
+                    *a.balanced_accuracy_ci,
+                    a.kappa,
+                    *a.kappa_ci,
+                    trusted,
+                    threshold,
+                    None,  # position consistency: filled in from pairwise_verdicts
+                )
+            )
+    return pd.DataFrame(out, columns=JUDGE_CALIBRATION.column_names)
+
+
+def position_consistency(conn: DuckDBPyConnection) -> dict[str, float]:
+    """Per judge: the share of its pairwise verdicts that agree across presentation orders."""
+    return dict(
+        conn.execute(
+            f"SELECT judge, avg(position_consistent::INT) FROM {PAIRWISE_VERDICTS} "
+            "WHERE position_consistent IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+
+
+def with_position_consistency(frame: pd.DataFrame, consistency: dict[str, float]) -> pd.DataFrame:
+    """Each judge's position consistency on its 'all categories' rows."""
+    return frame.assign(
+        position_consistency=[
+            consistency.get(j) if c == "all" else None
+            for j, c in zip(frame["judge"], frame["category"], strict=True)
+        ]
+    )
+
+
+def record_test_looks(conn: DuckDBPyConnection, looks: list[Look], run_id: str) -> None:
+    """Append this run's looks at the test split to calibration_test_uses."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for judge, rubric, version, forced, n in looks:
+        conn.execute(
+            f"INSERT INTO {CALIBRATION_TEST_USES} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [judge, rubric, version, now, run_id, forced, n],
+        )
+
+
+def test_split_used(conn: DuckDBPyConnection) -> set[tuple[str, str, str]]:
+    """(judge, rubric, rubric_version) already measured on the test split."""
+    return {
+        tuple(r)
+        for r in conn.execute(
+            f"SELECT DISTINCT judge, rubric, rubric_version FROM {CALIBRATION_TEST_USES}"
+        ).fetchall()
+    }
+
+
+def corrected_rates(
+    judged: pd.DataFrame, calib: pd.DataFrame, trust: dict[tuple[str, str, str], bool]
+) -> list[tuple]:
+    """Rows of corrected_pass_rates. `judged`: judge, rubric, rubric_version, app_version,
+    passed; `calib`: the test split's judge, rubric, rubric_version, human_pass, judge_pass;
+    `trust`: (judge, rubric, version) -> trusted, for the combinations measured on the test
+    split. Anything else (a new judge model, an edited rubric) needs calibration."""
+    rows = []
+    for (judge, rubric, version, app), g in judged.groupby(
+        ["judge", "rubric", "rubric_version", "app_version"]
+    ):
+        c = calib[
+            (calib["judge"] == judge)
+            & (calib["rubric"] == rubric)
+            & (calib["rubric_version"] == version)
+        ]
+        key = (judge, rubric, version)
+        if key in trust and len(c):
+            point, low, high = corrected_pass_rate(
+                g["passed"].to_numpy(), c["human_pass"].to_numpy(), c["judge_pass"].to_numpy()
+            )
+            status = "trusted" if trust[key] else "untrusted"
+        else:
+            point = low = high = None
+            status = "needs_calibration"
+        rows.append(
+            (
+                judge,
+                rubric,
+                version,
+                app,
+                len(g),
+                float(g["passed"].mean()),
+                point,
+                low,
+                high,
+                trust.get(key),
+                status,
+            )
+        )
+    return rows

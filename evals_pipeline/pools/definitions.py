@@ -1,0 +1,39 @@
+"""The pools' definitions, and the quarterly job they start (rotate, evaluate the holdout
+once, export, then generate and judge)."""
+
+from dagster import (
+    AssetSelection,
+    Definitions,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
+
+from evals_pipeline.partitions import schedule_status
+from evals_pipeline.pools.assets import (
+    active_evaluation,
+    golden_export,
+    golden_pool_rotation,
+    holdout_evaluation,
+)
+from evals_pipeline.project import ProjectConfig
+
+quarterly_job = define_asset_job(
+    "evals_quarterly",
+    selection=AssetSelection.groups("pools", "judging", "analytics"),
+    description="Rotate the golden pools for the quarter that ended, evaluate the holdout once, export the golden set, "
+    "then generate candidate outputs and judge the active pool.",
+)
+
+
+def definitions(project: ProjectConfig) -> Definitions:
+    quarterly_schedule = build_schedule_from_partitioned_job(
+        quarterly_job,
+        description="On the first day of each quarter (00:00 UTC), for the quarter that just ended. "
+        "On when the project file says schedules.quarterly: true.",
+        default_status=schedule_status(project.schedules.quarterly),
+    )
+    return Definitions(
+        assets=[golden_pool_rotation, holdout_evaluation, active_evaluation, golden_export],
+        jobs=[quarterly_job],
+        schedules=[quarterly_schedule],
+    )

@@ -1,0 +1,129 @@
+"""What the reports read from the warehouse: the scores per scorer, the judges' trust, the
+traffic mix, and each release gate's evidence. Plain queries; the rules are in gates.py."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from duckdb import DuckDBPyConnection
+
+from evals_pipeline.records import (
+    ACTIVE_POOL,
+    ASSERTION_RESULTS,
+    HOLDOUT_GAP,
+    JUDGE_CALIBRATION,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    SEGMENT_REPORT,
+    TRACES,
+)
+from evals_pipeline.reports.gates import (
+    Gate,
+    decision,
+    holdout_gate,
+    judge_trust_gate,
+    layer1_gate,
+    quorum_gate,
+    segment_gates,
+)
+
+SCORES_SQL = f"""
+SELECT s.case_id, s.app_version, p.category, p.user_segment, s.scorer, (s.verdict = 'pass')::DOUBLE AS score
+FROM (
+    SELECT case_id, app_version, 'ensemble' AS scorer, verdict FROM {JUDGE_ENSEMBLE} WHERE rubric = $rubric
+    UNION ALL
+    SELECT case_id, app_version, judge, verdict FROM {JUDGE_VERDICTS} WHERE rubric = $rubric
+) s JOIN {ACTIVE_POOL} p USING (case_id)
+WHERE s.verdict IS NOT NULL
+"""
+
+# Dimensional rubrics: each dimension's ensemble median (1-4) is reported as its own scorer.
+DIMENSIONS_SQL = f"""
+SELECT d.case_id, d.app_version, p.category, p.user_segment, 'ensemble:' || d.rubric || '/' || d.dim AS scorer, d.score
+FROM (
+    SELECT case_id, app_version, rubric, unnest(map_keys(scores::MAP(VARCHAR, DOUBLE))) AS dim,
+           unnest(map_values(scores::MAP(VARCHAR, DOUBLE))) AS score
+    FROM {JUDGE_ENSEMBLE} WHERE scores IS NOT NULL
+) d JOIN {ACTIVE_POOL} p USING (case_id)
+"""
+
+
+def scores(conn: DuckDBPyConnection, rubric: str) -> pd.DataFrame:
+    """Every scorer's scores on the active pool: the ensemble, each judge, each dimension."""
+    binary = conn.execute(SCORES_SQL, {"rubric": rubric}).df()
+    return pd.concat([binary, conn.execute(DIMENSIONS_SQL).df()], ignore_index=True)
+
+
+def judge_trust(conn: DuckDBPyConnection, rubric: str) -> dict[str, bool | None]:
+    """Scorer -> trusted (the ensemble is trusted when every one of its judges is)."""
+    rows = conn.execute(
+        f"""SELECT DISTINCT v.judge, c.trusted FROM {JUDGE_VERDICTS} v LEFT JOIN {JUDGE_CALIBRATION} c
+           ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
+              AND c.split = 'test' AND c.category = 'all'
+           WHERE v.rubric = ?""",
+        [rubric],
+    ).fetchall()
+    trust: dict[str, bool | None] = {j: t for j, t in rows}
+    values = list(trust.values())
+    trust["ensemble"] = None if not values or any(v is None for v in values) else all(values)
+    return trust
+
+
+def traffic_share(conn: DuckDBPyConnection) -> dict[str, float]:
+    """Each category's share of production traffic."""
+    rows = conn.execute(f"SELECT category, count(*) FROM {TRACES} GROUP BY 1").fetchall()
+    total = sum(n for _, n in rows) or 1
+    return {c: n / total for c, n in rows}
+
+
+def judged_versions(conn: DuckDBPyConnection) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT app_version FROM {JUDGE_ENSEMBLE} ORDER BY 1"
+        ).fetchall()
+    ]
+
+
+def release_gate_rows(
+    conn: DuckDBPyConnection,
+    candidate: str,
+    baseline: str,
+    rubric: str,
+    max_regression: float,
+    flag_se: float,
+    max_no_verdict: float,
+) -> list[Gate]:
+    """Every gate on its evidence, then the decision (last)."""
+    layer1 = conn.execute(
+        f"""SELECT assertion, count(*) FILTER (WHERE NOT passed) AS failed, count(*) AS checked
+           FROM {ASSERTION_RESULTS} WHERE subject = 'candidate' AND app_version = ? GROUP BY 1 HAVING failed > 0 ORDER BY 1""",
+        [candidate],
+    ).fetchall()
+    cells = conn.execute(
+        f"""SELECT level, category, user_segment, round(delta_vs_baseline, 3), round(delta_ci_low, 3), round(delta_ci_high, 3), regressed, flagged
+           FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND app_version = ? AND level IN ('category', 'cell') ORDER BY delta_vs_baseline""",
+        [candidate],
+    ).fetchall()
+    quarter: date | None = conn.execute(f"SELECT max(quarter) FROM {HOLDOUT_GAP}").fetchall()[0][0]
+    gap_rows = conn.execute(
+        f"""SELECT active_n, active_score, active_std_error, holdout_n, holdout_score, holdout_std_error
+           FROM {HOLDOUT_GAP} WHERE quarter = ? ORDER BY category""",
+        [quarter],
+    ).fetchall()
+    # Outputs the ensemble could not decide (too few judges answered, or a tied vote).
+    missing, total = conn.execute(
+        f"""SELECT count(*) FILTER (WHERE e.verdict IS NULL), count(*)
+           FROM {JUDGE_ENSEMBLE} e JOIN {ACTIVE_POOL} p ON p.case_id = e.case_id
+           WHERE e.rubric = ? AND e.app_version IN (?, ?)""",
+        [rubric, candidate, baseline],
+    ).fetchall()[0]
+    gates = [
+        layer1_gate(layer1),
+        *segment_gates(cells, max_regression, flag_se),
+        holdout_gate(quarter, gap_rows, max_regression),
+        judge_trust_gate(judge_trust(conn, rubric)),
+        quorum_gate(missing, total, max_no_verdict, candidate, baseline),
+    ]
+    return [*gates, decision(gates, candidate, baseline)]
