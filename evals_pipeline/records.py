@@ -97,6 +97,9 @@ class Column:
     name: str
     sql_type: str
     comment: str
+    # When a run happened or how long a call took: differs between two runs on the same data,
+    # so comparisons of results (`analytics.snapshot.content_digest`) leave it out.
+    run_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -339,8 +342,15 @@ POOL_EVENTS = Table(
     "pool_events",
     "Append-only audit log: every pool move and every read of holdout content, with run id, quarter and reason.",
     (
-        Column("event_at", "TIMESTAMP", "Wall-clock time the event was written (UTC)."),
-        Column("run_id", "VARCHAR", "Dagster run id (or the caller's id outside Dagster)."),
+        Column(
+            "event_at", "TIMESTAMP", "Wall-clock time the event was written (UTC).", run_time=True
+        ),
+        Column(
+            "run_id",
+            "VARCHAR",
+            "Dagster run id (or the caller's id outside Dagster).",
+            run_time=True,
+        ),
         Column("quarter", "DATE", "First day of the quarter the event belongs to."),
         Column(
             "event",
@@ -418,8 +428,8 @@ JUDGE_CACHE = Table(
         Column("error", "VARCHAR", "Null, or why the call ended without a valid response."),
         Column("attempts", "INTEGER", "Provider calls made, retries included."),
         Column("cost_usd", "DOUBLE", "Cost of all attempts, from litellm's price map."),
-        Column("latency_ms", "DOUBLE", "Latency of the final attempt."),
-        Column("created_at", "TIMESTAMP", "When the call finished (UTC)."),
+        Column("latency_ms", "DOUBLE", "Latency of the final attempt.", run_time=True),
+        Column("created_at", "TIMESTAMP", "When the call finished (UTC).", run_time=True),
     ),
     primary_key=("cache_key",),
 )
@@ -434,7 +444,7 @@ CANDIDATE_OUTPUTS = Table(
         Column("output", "VARCHAR", "The generated answer (null on error)."),
         Column("error", "VARCHAR", "Null, or why generation failed."),
         Column("cost_usd", "DOUBLE", "Generation cost."),
-        Column("latency_ms", "DOUBLE", "Generation latency."),
+        Column("latency_ms", "DOUBLE", "Generation latency.", run_time=True),
         Column("cache_key", "VARCHAR", "Key into judge_cache."),
     ),
 )
@@ -457,7 +467,7 @@ JUDGE_VERDICTS = Table(
         Column("critique", "VARCHAR", "The judge's critique."),
         Column("raw", "VARCHAR", "Raw judge response."),
         Column("cost_usd", "DOUBLE", "Cost of the call(s)."),
-        Column("latency_ms", "DOUBLE", "Latency of the call."),
+        Column("latency_ms", "DOUBLE", "Latency of the call.", run_time=True),
         Column("cache_key", "VARCHAR", "Key into judge_cache."),
         Column("error", "VARCHAR", "Null, or the reason the verdict is missing."),
     ),
@@ -509,7 +519,7 @@ REVIEW_QUEUE = Table(
         Column(
             "reason", "VARCHAR", "split_vote, dimension_disagreement or judge_error, with detail."
         ),
-        Column("queued_at", "TIMESTAMP", "When the case was queued (UTC)."),
+        Column("queued_at", "TIMESTAMP", "When the case was queued (UTC).", run_time=True),
     ),
 )
 
@@ -668,8 +678,8 @@ CALIBRATION_TEST_USES = Table(
         Column("judge", "VARCHAR", "Judge."),
         Column("rubric", "VARCHAR", "Rubric name."),
         Column("rubric_version", "VARCHAR", "Rubric version."),
-        Column("used_at", "TIMESTAMP", "When (UTC)."),
-        Column("run_id", "VARCHAR", "Dagster run id."),
+        Column("used_at", "TIMESTAMP", "When (UTC).", run_time=True),
+        Column("run_id", "VARCHAR", "Dagster run id.", run_time=True),
         Column("forced", "BOOLEAN", "True when the look was a forced second look."),
         Column("n", "INTEGER", "Test-split outputs measured."),
     ),
@@ -776,7 +786,7 @@ QUALITY_COST_LATENCY = Table(
         Column("pass_rate_ci_low", "DOUBLE", "95% interval."),
         Column("pass_rate_ci_high", "DOUBLE", "95% interval."),
         Column("candidate_cost_usd_per_case", "DOUBLE", "Mean generation cost per active case."),
-        Column("candidate_latency_ms", "DOUBLE", "Mean generation latency."),
+        Column("candidate_latency_ms", "DOUBLE", "Mean generation latency.", run_time=True),
         Column("production_cost_usd_per_trace", "DOUBLE", "Mean production cost per trace."),
         Column("production_latency_p50_ms", "DOUBLE", "Median production latency."),
         Column("production_latency_p95_ms", "DOUBLE", "95th percentile production latency."),
@@ -843,7 +853,7 @@ WEEKLY_REVIEW_SAMPLE = Table(
         Column("category", "VARCHAR", "Task category."),
         Column("app_version", "VARCHAR", "App version that answered."),
         Column("sample_key", "DOUBLE", "Deterministic hash key in [0, 1); the smallest are drawn."),
-        Column("prepared_at", "TIMESTAMP", "When the batch was drawn (UTC)."),
+        Column("prepared_at", "TIMESTAMP", "When the batch was drawn (UTC).", run_time=True),
     ),
 )
 
@@ -895,6 +905,7 @@ REVIEW_ITEMS = Table(
             "prepared_at",
             "TIMESTAMP",
             "When the queues were built (UTC): the queue version the app checks.",
+            run_time=True,
         ),
     ),
 )
@@ -1013,3 +1024,8 @@ ANALYST_TABLES: tuple[Table, ...] = (
 
 # Everything the working warehouse holds; `warehouse.set_up` creates it once per schema version.
 WAREHOUSE_TABLES: tuple[Table, ...] = (*ANALYST_TABLES, SEALED_FINGERPRINTS)
+
+
+def run_time_columns(tables: tuple[Table, ...] = WAREHOUSE_TABLES) -> dict[str, set[str]]:
+    """Per table, the columns that record when or how fast a run went (not what it found)."""
+    return {t.name: {c.name for c in t.columns if c.run_time} for t in tables}

@@ -149,7 +149,7 @@ def test_every_row_and_every_file_of_the_fault_corpus_is_accounted_for(
     meta = {
         e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
         for e in result.get_asset_materialization_events()
-    }["traces"]
+    }[TRACES.name]
     assert meta["files_ignored_markers"].value == 2  # .DS_Store, _SUCCESS: counted, not data
     assert meta["files_quarantined_whole"].value == 5
     con = duckdb.connect(str(warehouse_path()), read_only=True)

@@ -179,7 +179,7 @@ def test_two_judges_down_leave_no_verdict_to_the_third(
             resources=resources,
             run_config={
                 "ops": {
-                    "judge_verdicts": judge_config,
+                    JUDGE_VERDICTS.name: judge_config,
                     "judge_ensemble_and_review_queue": judge_config,
                 }
             },

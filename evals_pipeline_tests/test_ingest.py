@@ -12,7 +12,12 @@ import pytest
 
 from evals_pipeline.ingest.expectations import run_suite
 from evals_pipeline.ingest.validation import FEEDBACK_STREAM, TRACE_STREAM, IngestRules, ingest_days
-from evals_pipeline.records import DEFAULT_CATEGORIES, QUARANTINED_TRACES, TRACES
+from evals_pipeline.records import (
+    DEFAULT_CATEGORIES,
+    QUARANTINED_FEEDBACK,
+    QUARANTINED_TRACES,
+    TRACES,
+)
 from evals_pipeline.warehouse import connect, set_up
 
 DAY = date(2026, 3, 2)
@@ -61,7 +66,7 @@ def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def quarantine(
-    conn: duckdb.DuckDBPyConnection, table: str = "quarantined_traces"
+    conn: duckdb.DuckDBPyConnection, table: str = QUARANTINED_TRACES.name
 ) -> dict[int, str]:
     return dict(conn.execute(f"SELECT source_row, reason FROM {table}").fetchall())
 
@@ -147,7 +152,7 @@ def test_feedback_reasons(conn: duckdb.DuckDBPyConnection, tmp_path: Path) -> No
     ]
     path = write_jsonl(tmp_path / "events.jsonl", lines)
     counts = ingest_days(conn, FEEDBACK_STREAM, {DAY: [path]}, IngestRules())
-    assert quarantine(conn, "quarantined_feedback") == {
+    assert quarantine(conn, QUARANTINED_FEEDBACK.name) == {
         2: "unknown_signal",
         3: "duplicate_event",
         4: "wrong_type",

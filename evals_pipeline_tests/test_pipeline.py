@@ -33,22 +33,24 @@ from evals_pipeline.records import (
     PAIRWISE_VERDICTS,
     POOL_EVENTS,
     POOL_SIZES,
+    QUARANTINED_FEEDBACK,
     QUARANTINED_TRACES,
     RELEASE_GATES,
     REVIEW_QUEUE,
     SEGMENT_REPORT,
+    TRACE_FEEDBACK,
     TRACE_SAMPLE,
     TRACES,
 )
 from evals_pipeline_tests.helpers import check_results, run_daily, run_quarterly
 
-CONTRACT = {"traces", "trace_feedback", "quarantined_traces", "trace_sample"}
+CONTRACT = {TRACES.name, TRACE_FEEDBACK.name, QUARANTINED_TRACES.name, TRACE_SAMPLE.name}
 DAILY_TABLES = (
-    "traces",
-    "trace_feedback",
-    "quarantined_traces",
-    "quarantined_feedback",
-    "trace_sample",
+    TRACES.name,
+    TRACE_FEEDBACK.name,
+    QUARANTINED_TRACES.name,
+    QUARANTINED_FEEDBACK.name,
+    TRACE_SAMPLE.name,
 )
 
 
@@ -65,7 +67,7 @@ def test_definitions_load() -> None:
         assert node.kinds, f"{key} has no kinds"
     assert {AssetKey(t) for t in CONTRACT} <= set(graph.get_all_asset_keys())
     # Multi-day backfills run as one run.
-    assert graph.get(AssetKey("traces")).backfill_policy.max_partitions_per_run is None
+    assert graph.get(AssetKey(TRACES.name)).backfill_policy.max_partitions_per_run is None
 
 
 def test_workspace_loads_with_the_dagster_cli(tmp_path: Path) -> None:
@@ -159,7 +161,9 @@ def test_rematerializing_a_partition_changes_nothing(ran: Path, small_sim: Path)
 def test_sample_config_changes_the_sample(ran: Path, small_sim: Path) -> None:
     config = {
         "ops": {
-            "trace_sample": {"config": {"size": 20, "floor": 0.2, "seed": 99, "flashlight_size": 0}}
+            TRACE_SAMPLE.name: {
+                "config": {"size": 20, "floor": 0.2, "seed": 99, "flashlight_size": 0}
+            }
         }
     }
     assert run_daily(small_sim, "2026-03-02", run_config=config).success
@@ -192,7 +196,7 @@ def test_an_open_analyst_connection_never_blocks_a_run(ran: Path, small_sim: Pat
     )
     try:
         before = int(reader.stdout.readline())
-        config = {"ops": {"trace_sample": {"config": {"size": 10}}}}
+        config = {"ops": {TRACE_SAMPLE.name: {"config": {"size": 10}}}}
         result = run_daily(small_sim, "2026-03-01", "2026-03-06", run_config=config)
         assert result.success  # the reader's open file did not fail the run
         reader.stdin.write("\n")
@@ -254,7 +258,7 @@ def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(
 ) -> None:
     first = run_quarterly(small_sim, "2026-01-01")
     assert first.success
-    assert _made(first, "judge_verdicts") > 0 and _made(first, "candidate_outputs") > 0
+    assert _made(first, JUDGE_VERDICTS.name) > 0 and _made(first, CANDIDATE_OUTPUTS.name) > 0
     con = duckdb.connect(str(analytics_path()), read_only=True)
     counts = dict(
         con.execute(
@@ -281,7 +285,7 @@ def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(
     )
     assert holdout_in_scores == 0
     second = run_quarterly(small_sim, "2026-01-01")
-    for node in ("candidate_outputs", "judge_verdicts", "pairwise_verdicts"):
+    for node in (CANDIDATE_OUTPUTS.name, JUDGE_VERDICTS.name, PAIRWISE_VERDICTS.name):
         assert _made(second, node) == 0, node
 
 
@@ -326,7 +330,7 @@ def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_s
     assert con.execute(f"SELECT count(*) FROM {CALIBRATION_TEST_USES}").fetchall()[0][0] == 4
     con.close()
     # ...unless forced, and then the look is recorded as forced.
-    forced = {"ops": {"judge_calibration": {"config": {"force_test_look": True}}}}
+    forced = {"ops": {JUDGE_CALIBRATION.name: {"config": {"force_test_look": True}}}}
     assert run_calibration(small_sim, forced).success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     assert (

@@ -30,8 +30,10 @@ from evals_pipeline.records import (
     ANALYST_TABLES,
     GOLDEN_CASES,
     GOLDEN_POOLS,
+    HOLDOUT_EVALUATION,
     HOLDOUT_STORE_TABLES,
     POOL_EVENTS,
+    POOL_SIZES,
     QUARANTINED_TRACES,
     TRACES,
 )
@@ -157,7 +159,8 @@ def test_new_cases_split_70_30_within_each_category(pools: Pools) -> None:
 def test_rotating_a_quarter_again_changes_nothing(pools: Pools) -> None:
     pools.rotate(Q1)
     before = {
-        t: pools.table(t) for t in ("golden_pools", "golden_cases", "pool_events", "pool_sizes")
+        t: pools.table(t)
+        for t in (GOLDEN_POOLS.name, GOLDEN_CASES.name, POOL_EVENTS.name, POOL_SIZES.name)
     }
     again = pools.rotate(Q1)
     assert again.already_done
@@ -170,7 +173,7 @@ def test_rotating_a_quarter_again_changes_nothing(pools: Pools) -> None:
 
 def test_a_failure_mid_rotation_leaves_the_pools_unchanged(pools: Pools) -> None:
     pools.rotate(Q1)
-    before = {t: pools.table(t) for t in ("golden_pools", "golden_cases", "pool_sizes")}
+    before = {t: pools.table(t) for t in (GOLDEN_POOLS.name, GOLDEN_CASES.name, POOL_SIZES.name)}
     moves_before = pools.con.execute(
         f"SELECT count(*) FROM {POOL_EVENTS} WHERE event <> 'holdout_read'"
     ).fetchall()[0][0]
@@ -240,7 +243,7 @@ def test_graduation_and_the_retirement_cap(pools: Pools) -> None:
 def test_every_move_and_every_holdout_read_is_in_the_audit_log(pools: Pools) -> None:
     pools.rotate(Q1)
     pools.rotate(Q2)
-    events = pools.table("pool_events")
+    events = pools.table(POOL_EVENTS.name)
     moves = events[events["case_id"].notna()]
     assert set(moves["event"]) == {"entered_active", "entered_holdout", "graduated"}
     assert moves["run_id"].notna().all() and moves["reason"].str.len().gt(0).all()
@@ -250,7 +253,7 @@ def test_every_move_and_every_holdout_read_is_in_the_audit_log(pools: Pools) -> 
         .groupby("case_id")["to_pool"]
         .agg(lambda s: s.iloc[-1])
     )
-    pools_now = pools.table("golden_pools").set_index("case_id")["pool"]
+    pools_now = pools.table(GOLDEN_POOLS.name).set_index("case_id")["pool"]
     assert (last.sort_index() == pools_now.sort_index()).all()
     reads = events[events["event"] == "holdout_read"]
     assert len(reads) == 4 and reads["n_cases"].notna().all()
@@ -261,7 +264,7 @@ def test_every_move_and_every_holdout_read_is_in_the_audit_log(pools: Pools) -> 
 def test_holdout_evaluation_only_in_the_rotation_window_and_once(pools: Pools) -> None:
     with pytest.raises(HoldoutAccessError, match="rotation window"):
         evaluate_holdout(pools.con, pools.alias, Q1, "r0")
-    ensure_tables(pools.con, [t for t in ANALYST_TABLES if t.name == "holdout_evaluation"])
+    ensure_tables(pools.con, [t for t in ANALYST_TABLES if t.name == HOLDOUT_EVALUATION.name])
     pools.rotate(Q1)
     pools.rotate(Q2)
     with pytest.raises(HoldoutAccessError, match="rotation window"):
@@ -345,7 +348,7 @@ def test_no_score_row_refers_to_a_holdout_case(pools: Pools) -> None:
         "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'case_id' AND database_name = current_database()"
     ).fetchall()
     for (table,) in tables_with_cases:
-        if table in ("golden_pools", "pool_events"):
+        if table in (GOLDEN_POOLS.name, POOL_EVENTS.name):
             continue  # ids only, by design
         ids = {r[0] for r in pools.con.execute(f"SELECT case_id FROM {table}").fetchall()}
         assert not ids & holdout, f"{table} refers to holdout cases"
@@ -363,7 +366,7 @@ def test_only_declared_assets_can_reach_the_holdout_store() -> None:
         )
         if "holdout_store" in assets_def.required_resource_keys:
             reach.add(assets_def.node_def.name)
-    assert reach == {"ingest_traces", "golden_pool_rotation", "holdout_evaluation"}
+    assert reach == {"ingest_traces", "golden_pool_rotation", HOLDOUT_EVALUATION.name}
     assert {t.name for t in HOLDOUT_STORE_TABLES}.isdisjoint({t.name for t in ANALYST_TABLES})
 
 

@@ -18,7 +18,15 @@ from evals_pipeline.cli import main as evals
 from evals_pipeline.definitions import defs, resources
 from evals_pipeline.paths import REPO_ROOT, warehouse_path
 from evals_pipeline.project import ProjectError, ProjectResource, load_project
-from evals_pipeline.records import JUDGE_CACHE, JUDGE_CALIBRATION, JUDGE_ENSEMBLE, RELEASE_GATES
+from evals_pipeline.records import (
+    CALIBRATION_VERDICTS,
+    CORRECTED_PASS_RATES,
+    JUDGE_CACHE,
+    JUDGE_CALIBRATION,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    RELEASE_GATES,
+)
 from evals_pipeline.simulator.mock_server import MockConfig, MockServer
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
 
@@ -166,14 +174,14 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
         skipped = next(
             e.step_materialization_data.materialization.metadata["labels_skipped"].value
             for e in calibration.get_asset_materialization_events()
-            if e.asset_key.path[-1] == "calibration_verdicts"
+            if e.asset_key.path[-1] == CALIBRATION_VERDICTS.name
         )
         assert skipped["on a trace without references (add them to the reviewed files)"] > 10
         # metadata tells the truth: the row count is the table's, not the previewed slice's
         reported = next(
             e.step_materialization_data.materialization.metadata["dagster/row_count"].value
             for e in calibration.get_asset_materialization_events()
-            if e.asset_key.path[-1] == "judge_calibration"
+            if e.asset_key.path[-1] == JUDGE_CALIBRATION.name
         )
         assert _run("evals_reports", project, partition_key="2026-01-01").success
         models = {b["model"] for b in server.stats.bodies}
@@ -203,10 +211,10 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     try:
         for table in (
-            "judge_verdicts",
-            "calibration_verdicts",
-            "judge_calibration",
-            "corrected_pass_rates",
+            JUDGE_VERDICTS.name,
+            CALIBRATION_VERDICTS.name,
+            JUDGE_CALIBRATION.name,
+            CORRECTED_PASS_RATES.name,
         ):
             judges = {r[0] for r in con.execute(f"SELECT DISTINCT judge FROM {table}").fetchall()}
             assert judges == set(new_panel), table

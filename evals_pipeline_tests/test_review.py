@@ -394,7 +394,7 @@ def test_review_queues_on_a_simulated_deployment(small_sim: Path, data_dir: Path
         (labels / f.name).write_bytes(f.read_bytes())
     assert run_calibration(small_sim).success
     job = defs.resolve_job_def("evals_review")
-    config = {"ops": {"weekly_review_sample": {"config": {"size": 20, "seed": 5}}}}
+    config = {"ops": {WEEKLY_REVIEW_SAMPLE.name: {"config": {"size": 20, "seed": 5}}}}
     result = job.execute_in_process(
         partition_key="2026-02-27", run_config=config, resources=_resources(small_sim)
     )

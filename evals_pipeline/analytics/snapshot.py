@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from evals_pipeline.records import Table, sql_literal
+from evals_pipeline.records import Table, run_time_columns, sql_literal
 from evals_pipeline.warehouse import table_names
 
 
@@ -93,12 +93,16 @@ def build_snapshot(
 
 
 def content_digest(
-    conn: duckdb.DuckDBPyConnection, exclude: Sequence[str] = (), decimals: int = 9
+    conn: duckdb.DuckDBPyConnection,
+    exclude: dict[str, set[str]] | None = None,
+    decimals: int = 9,
 ) -> dict[str, dict[str, object]]:
     """Per table of the connection's database: its row count and, per column, an
     order-independent digest of the values (numbers rounded to `decimals`, so a different
-    summation order does not count as a change). Columns named in `exclude` (e.g. when a run
-    happened) are left out. Two snapshots with equal digests hold the same results."""
+    summation order does not count as a change). `exclude` (table -> columns; default: the
+    records' run-time columns, when a run happened and how fast its calls were) is left out.
+    Two snapshots with equal digests hold the same results."""
+    exclude = run_time_columns() if exclude is None else exclude
     out: dict[str, dict[str, object]] = {}
     for table in sorted(table_names(conn)):
         columns = conn.execute(
@@ -106,7 +110,7 @@ def content_digest(
             "AND table_name = ? ORDER BY column_index",
             [table],
         ).fetchall()
-        kept = [(c, t) for c, t in columns if c not in exclude]
+        kept = [(c, t) for c, t in columns if c not in exclude.get(table, set())]
         parts = [
             f"sum(hash(round({c}, {decimals}))::HUGEINT)"
             if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL")

@@ -31,6 +31,7 @@ from evals_pipeline.calibration.measurement import (
     position_consistency,
     principal_annotator,
     record_test_looks,
+    test_split_status,
     test_split_used,
     with_position_consistency,
 )
@@ -283,15 +284,8 @@ def judge_calibration(
         )
         frame = with_position_consistency(frame, position_consistency(conn))
         replace_table(conn, JUDGE_CALIBRATION, frame[JUDGE_CALIBRATION.column_names])
-        record_test_looks(conn, looks, context.run_id)
-        for judge, rubric, version, forced, _ in looks:
-            context.log.info(
-                f"test split measured for {judge} ({rubric}@{version}){' (forced second look)' if forced else ''}"
-            )
-        status = conn.execute(
-            f"""SELECT judge, rubric, rubric_version, n, round(tpr, 3) AS tpr, round(tnr, 3) AS tnr, round(kappa, 3) AS kappa, trusted
-               FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge"""
-        ).df()
+        record_test_looks(conn, looks, context.run_id, context.log.info)
+        status = test_split_status(conn)
         yield MaterializeResult(
             asset_key=CALIBRATION_TEST_USES.name,
             metadata={

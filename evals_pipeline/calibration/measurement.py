@@ -3,6 +3,7 @@ the principal expert per split and category, and pass rates corrected for judge 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -144,14 +145,29 @@ def with_position_consistency(frame: pd.DataFrame, consistency: dict[str, float]
     )
 
 
-def record_test_looks(conn: DuckDBPyConnection, looks: list[Look], run_id: str) -> None:
-    """Append this run's looks at the test split to calibration_test_uses."""
+def record_test_looks(
+    conn: DuckDBPyConnection, looks: list[Look], run_id: str, log: Callable[[str], None]
+) -> None:
+    """Append this run's looks at the test split to calibration_test_uses (and log them)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     for judge, rubric, version, forced, n in looks:
         conn.execute(
             f"INSERT INTO {CALIBRATION_TEST_USES} VALUES (?, ?, ?, ?, ?, ?, ?)",
             [judge, rubric, version, now, run_id, forced, n],
         )
+        log(
+            f"test split measured for {judge} ({rubric}@{version})"
+            + (" (forced second look)" if forced else "")
+        )
+
+
+def test_split_status(conn: DuckDBPyConnection) -> pd.DataFrame:
+    """Each judge's test-split measurement over all categories, and whether it is trusted."""
+    return conn.execute(
+        f"""SELECT judge, rubric, rubric_version, n, round(tpr, 3) AS tpr, round(tnr, 3) AS tnr,
+                  round(kappa, 3) AS kappa, trusted
+           FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge"""
+    ).df()
 
 
 def test_split_used(conn: DuckDBPyConnection) -> set[tuple[str, str, str]]:

@@ -80,6 +80,8 @@ SELECT v.judge, t.app_version, t.user_segment, (v.verdict = 'pass')::DOUBLE AS o
        coalesce(f.session_continued, 0) AS session_continued
 FROM {CALIBRATION_VERDICTS} v JOIN {TRACES} t ON t.trace_id = v.subject_id LEFT JOIN f ON f.trace_id = v.subject_id
 WHERE v.verdict IS NOT NULL AND t.partition_date >= $start AND t.partition_date < $end
+-- a fixed row order: the bootstrap resamples by position (same data, same intervals)
+ORDER BY v.judge, v.subject_id
 """
 
 # Per (app version x user segment): online signals over all of the cell's traffic.
@@ -91,6 +93,7 @@ SELECT t.app_version, t.user_segment, avg(f.thumbs_up_rate) AS thumbs_up_rate,
 FROM {TRACES} t LEFT JOIN f USING (trace_id)
 WHERE t.partition_date >= $start AND t.partition_date < $end
 GROUP BY ALL
+ORDER BY ALL
 """
 
 

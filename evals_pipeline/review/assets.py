@@ -13,10 +13,11 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.calibration.measurement import principal_annotator
-from evals_pipeline.judging.client import JudgeClient
+from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
@@ -45,6 +46,7 @@ from evals_pipeline.review.queues import (
     QueueSettings,
     queue_items,
     revealed_verdicts,
+    trace_subjects,
     write_review_items,
     write_weekly_sample,
 )
@@ -154,9 +156,7 @@ def review_items(
     set is below target). Traces are judged here through the shared cache so the app can
     reveal the judges' verdicts after the expert decides. `make review` serves them."""
     settings = QueueSettings(
-        disagreement_limit=config.disagreement_limit,
-        gap_target=config.gap_target,
-        gap_batch=config.gap_batch,
+        **config.model_dump(include={"disagreement_limit", "gap_target", "gap_batch"})
     )
     panel = project.config().judges
     judges = config.judges or panel.panel
@@ -169,47 +169,57 @@ def review_items(
         withheld = withhold_sealed(conn, REFERENCES_TABLE, REFERENCE_COLUMNS)
         who = principal_annotator(conn, config.principal_annotator or panel.principal_annotator)
         items = queue_items(conn, settings, who).df()
-        traces = items[(items["subject"] == "trace") & items["reference_good"].notna()]
-        subjects = [
-            (r["item_id"], r, [rubric])
-            for r in traces.drop_duplicates("item_id").to_dict("records")
-        ]
         judged, stats = judge_outputs(
-            judge_client, conn, subjects, judges, pii, context.log.info, context.run_id
+            judge_client,
+            conn,
+            trace_subjects(items, rubric),
+            judges,
+            pii,
+            context.log.info,
+            context.run_id,
         )
         trace_verdicts = revealed_verdicts(judged, rubric)
         write_review_items(conn, items, trace_verdicts)
         # Trace text can equal a holdout string too (the same question asked twice).
         withheld += withhold_sealed(conn, REVIEW_ITEMS.name, REVIEW_TEXT_COLUMNS)
-        per_queue = conn.execute(
-            f"SELECT queue, count(*) AS items, count(DISTINCT category) AS categories FROM {REVIEW_ITEMS} GROUP BY 1 ORDER BY 1"
-        ).df()
-        leaked = conn.execute(LEAKED_ITEMS_SQL).df()
-        yield MaterializeResult(
-            metadata={
-                **table_metadata(
-                    conn,
-                    REVIEW_ITEMS,
-                    preview_columns=["queue", "position", "item_id", "category", "reason"],
-                ),
-                "queues": MetadataValue.md(markdown_table(per_queue)),
-                "principal_annotator": MetadataValue.text(who),
-                "sealed_strings_withheld": MetadataValue.int(withheld),
-                "calls_made": MetadataValue.int(stats.called),
-                "calls_cached": MetadataValue.int(stats.cached),
-                "cost_usd_this_run": MetadataValue.float(round(stats.cost_usd, 6)),
-                "serve_with": MetadataValue.text("make review"),
-            }
-        )
-        yield AssetCheckResult(
-            check_name="review_items_never_holdout",
-            passed=leaked.empty,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "leaked_items": MetadataValue.int(len(leaked)),
-                "examples": MetadataValue.md(markdown_table(leaked.head(10))),
-            },
-        )
+        yield MaterializeResult(metadata=_items_metadata(conn, who, withheld, stats))
+        yield _never_holdout(conn)
+
+
+def _items_metadata(
+    conn: DuckDBPyConnection, who: str, withheld: int, stats: RunStats
+) -> dict[str, MetadataValue]:
+    per_queue = conn.execute(
+        f"SELECT queue, count(*) AS items, count(DISTINCT category) AS categories FROM {REVIEW_ITEMS} GROUP BY 1 ORDER BY 1"
+    ).df()
+    return {
+        **table_metadata(
+            conn,
+            REVIEW_ITEMS,
+            preview_columns=["queue", "position", "item_id", "category", "reason"],
+        ),
+        "queues": MetadataValue.md(markdown_table(per_queue)),
+        "principal_annotator": MetadataValue.text(who),
+        "sealed_strings_withheld": MetadataValue.int(withheld),
+        "calls_made": MetadataValue.int(stats.called),
+        "calls_cached": MetadataValue.int(stats.cached),
+        "cost_usd_this_run": MetadataValue.float(round(stats.cost_usd, 6)),
+        "serve_with": MetadataValue.text("make review"),
+    }
+
+
+def _never_holdout(conn: DuckDBPyConnection) -> AssetCheckResult:
+    """The blocking check: no queued item is a holdout case or a sealed trace."""
+    leaked = conn.execute(LEAKED_ITEMS_SQL).df()
+    return AssetCheckResult(
+        check_name="review_items_never_holdout",
+        passed=leaked.empty,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "leaked_items": MetadataValue.int(len(leaked)),
+            "examples": MetadataValue.md(markdown_table(leaked.head(10))),
+        },
+    )
 
 
 @table_asset(

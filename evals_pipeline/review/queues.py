@@ -34,21 +34,16 @@ from evals_pipeline.judging.panel import Judgement
 from evals_pipeline.judging.rubrics import Rubric
 from evals_pipeline.pools.references import REFERENCES_TABLE
 from evals_pipeline.records import (
-    ACTIVE_POOL,
-    CANDIDATE_OUTPUTS,
-    GOLDEN_CASES,
     GOLDEN_POOLS,
     HUMAN_LABELS,
-    JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
     REVIEW_ITEMS,
-    REVIEW_QUEUE,
-    TRACE_SAMPLE,
     TRACES,
     VISIBLE_TRACES,
     WEEKLY_REVIEW_SAMPLE,
 )
 from evals_pipeline.sampling.stratified import U_SCALE, salted_seed, sample_key_sql
+from evals_pipeline.sql import load_sql
 from evals_pipeline.warehouse import registered, transaction
 
 
@@ -88,83 +83,15 @@ _TRACE_COLUMNS = """'trace' AS subject, t.trace_id, NULL::VARCHAR AS case_id, t.
     r.reference_borderline"""
 _TRACE_FROM = f"FROM {VISIBLE_TRACES} t LEFT JOIN {REFERENCES_TABLE} r ON r.trace_id = t.trace_id"
 
-QUEUES_SQL = f"""
-WITH disagreement AS (
-    SELECT case_id, app_version,
-           string_agg(DISTINCT rubric || ' ' || rubric_version || ': ' || reason, '; ') AS reason,
-           max(queued_at) AS queued_at
-    FROM {REVIEW_QUEUE} GROUP BY ALL
-), trusted_votes AS (
-    -- votes of the judges the calibration trusts (test split, all categories)
-    SELECT v.case_id, v.app_version, count(*) FILTER (WHERE v.verdict = 'pass') AS n_pass,
-           count(*) FILTER (WHERE v.verdict = 'fail') AS n_fail
-    FROM {JUDGE_VERDICTS} v
-    JOIN {JUDGE_CALIBRATION} c ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
-                            AND c.split = 'test' AND c.category = 'all' AND c.trusted
-    GROUP BY ALL
-), ranked AS (
-    -- An expert's time goes first where trusted judges split; a split that only an untrusted
-    -- judge causes comes last: it says more about that judge than about the output.
-    SELECT q.*, CASE WHEN tv.n_pass > 0 AND tv.n_fail > 0 THEN 0
-                     WHEN tv.case_id IS NULL OR tv.n_pass + tv.n_fail = 0 THEN 1 ELSE 2 END AS priority,
-           CASE WHEN tv.n_pass > 0 AND tv.n_fail > 0
-                     THEN 'trusted judges split ' || tv.n_pass || ' pass / ' || tv.n_fail || ' fail. '
-                WHEN tv.n_pass + tv.n_fail > 0
-                     THEN 'trusted judges agree (' || CASE WHEN tv.n_pass > 0 THEN 'pass' ELSE 'fail' END || '); the dissent is untrusted. '
-                ELSE '' END AS trust_note
-    FROM disagreement q LEFT JOIN trusted_votes tv USING (case_id, app_version)
-), disagreement_items AS (
-    SELECT 'disagreement' AS queue, q.case_id || '|' || q.app_version AS item_id,
-           'candidate' AS subject, c.trace_id, q.case_id, q.app_version, c.category, c.user_segment,
-           t.ts, c.input, o.output, NULL::JSON AS context, NULL::JSON AS tool_calls, NULL::JSON AS metadata,
-           c.reference_good, c.reference_borderline,
-           'The judges disagree or failed: ' || q.trust_note || q.reason AS reason,
-           row_number() OVER (ORDER BY q.priority, q.queued_at DESC, {sample_key_sql("q.case_id || '|' || q.app_version", 7)}) AS position
-    FROM ranked q
-    JOIN {ACTIVE_POOL} p ON p.case_id = q.case_id
-    JOIN {GOLDEN_CASES} c ON c.case_id = q.case_id
-    JOIN {CANDIDATE_OUTPUTS} o ON o.case_id = q.case_id AND o.app_version = q.app_version AND o.output IS NOT NULL
-    LEFT JOIN {TRACES} t ON t.trace_id = c.trace_id
-    QUALIFY position <= $disagreement_limit
-), weekly_items AS (
-    SELECT 'weekly' AS queue, w.trace_id AS item_id, {_TRACE_COLUMNS},
-           'Friday review: a fresh random production sample of the week from ' || strftime(w.week, '%Y-%m-%d') AS reason,
-           row_number() OVER (ORDER BY w.sample_key) AS position
-    {_TRACE_FROM} JOIN {WEEKLY_REVIEW_SAMPLE} w ON w.trace_id = t.trace_id
-    WHERE w.week = (SELECT max(week) FROM {WEEKLY_REVIEW_SAMPLE})
-), calibration_set AS (
-    SELECT t.category, count(*) FILTER (WHERE l.verdict = 'pass') AS n_pass,
-           count(*) FILTER (WHERE l.verdict = 'fail') AS n_fail
-    FROM {HUMAN_LABELS} l JOIN {TRACES} t ON t.trace_id = l.subject_id
-    WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND l.split IN ('dev', 'test')
-    GROUP BY 1
-), gaps AS (
-    -- TPR needs passes and TNR needs fails: the rarer class decides how thin a category is
-    SELECT c.category, coalesce(s.n_pass, 0) AS n_pass, coalesce(s.n_fail, 0) AS n_fail,
-           least($gap_target - least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)), $gap_batch) AS wanted
-    FROM (SELECT DISTINCT category FROM {TRACE_SAMPLE}) c LEFT JOIN calibration_set s USING (category)
-    WHERE least(coalesce(s.n_pass, 0), coalesce(s.n_fail, 0)) < $gap_target
-), gap_candidates AS (
-    -- a uniform draw from the category's traffic: picking likely fails (say, traces users
-    -- disliked) would fill the gap faster but measure the judges on an unrepresentative set
-    SELECT s.trace_id,
-           row_number() OVER (PARTITION BY s.category
-                              ORDER BY {sample_key_sql("s.trace_id", salted_seed(20260101, "calibration_gap"))}) AS rk
-    FROM {TRACE_SAMPLE} s JOIN {VISIBLE_TRACES} t ON t.trace_id = s.trace_id JOIN gaps g ON g.category = s.category
-    WHERE s.stratum = 'traffic' AND {split_sql("s.trace_id")} IN ('dev', 'test')
-      AND NOT EXISTS (SELECT 1 FROM {HUMAN_LABELS} l WHERE l.subject_id = s.trace_id)
-), gap_items AS (
-    SELECT 'calibration_gap' AS queue, t.trace_id AS item_id, {_TRACE_COLUMNS},
-           'Calibration gap: ' || g.category || ' has ' || g.n_fail || ' failing and ' || g.n_pass
-               || ' passing outputs labelled in the dev and test splits (target: ' || $gap_target || ' of each)' AS reason,
-           row_number() OVER (ORDER BY g.category, t.trace_id) AS position
-    {_TRACE_FROM} JOIN gap_candidates c ON c.trace_id = t.trace_id JOIN gaps g ON g.category = t.category
-    WHERE c.rk <= g.wanted
+QUEUES_SQL = load_sql(
+    __file__,
+    "queues",
+    trace_columns=_TRACE_COLUMNS,
+    trace_from=_TRACE_FROM,
+    disagreement_key=sample_key_sql("q.case_id || '|' || q.app_version", 7),
+    gap_key=sample_key_sql("s.trace_id", salted_seed(20260101, "calibration_gap")),
+    split=split_sql("s.trace_id"),
 )
-SELECT * FROM disagreement_items
-UNION ALL BY NAME SELECT * FROM weekly_items
-UNION ALL BY NAME SELECT * FROM gap_items
-"""
 
 
 # Items that must never be shown: a case not in the active or retired pool (holdout), or a
@@ -243,3 +170,12 @@ def revealed_verdicts(judged: Sequence[Judgement], rubric: Rubric) -> pd.DataFra
     return pd.DataFrame(
         [(k, json.dumps(v)) for k, v in verdicts.items()], columns=["item_id", "judge_verdicts"]
     )
+
+
+def trace_subjects(items: pd.DataFrame, rubric: Rubric) -> list[tuple[str, dict, list[Rubric]]]:
+    """The queued production traces that have references, once each, to judge under `rubric`
+    (candidate outputs were judged by the quarterly job)."""
+    traces = items[(items["subject"] == "trace") & items["reference_good"].notna()]
+    return [
+        (r["item_id"], r, [rubric]) for r in traces.drop_duplicates("item_id").to_dict("records")
+    ]

@@ -544,48 +544,42 @@ def _corrupt_jsonl(
     return planted
 
 
-def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict[str, object]:
-    """Write the simulated traffic, labels and truth under `out_dir` (replacing it)."""
-    t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    (out_dir / "truth").mkdir(parents=True)
-    traces, bank = generate_traces(config, log)
-    feedback = generate_feedback(config, traces)
-    rng = np.random.default_rng([config.seed, 3])
+Planted = list[dict[str, object]]
 
-    # Plant bad rows in the Parquet channel too (reasons a typed file can still carry).
-    planted: list[dict[str, object]] = []
-    if config.with_text and config.malformed_rate > 0:
-        api_rows = np.flatnonzero(
-            (traces["channel"] == "api").to_numpy()
-            & (rng.random(len(traces)) < config.malformed_rate)
+
+def plant_parquet_rows(
+    config: SimulationConfig, traces: pd.DataFrame, rng: np.random.Generator
+) -> tuple[pd.DataFrame, Planted]:
+    """Bad rows in the Parquet channel too (reasons a typed file can still carry): a missing
+    user_id or an unknown category, recorded in the truth."""
+    planted: Planted = []
+    if not (config.with_text and config.malformed_rate > 0):
+        return traces, planted
+    api_rows = np.flatnonzero(
+        (traces["channel"] == "api").to_numpy() & (rng.random(len(traces)) < config.malformed_rate)
+    )
+    traces = traces.astype({"user_id": object, "category": object})
+    for j, r in enumerate(api_rows):
+        reason = ("missing_field", "unknown_category")[j % 2]
+        if reason == "missing_field":
+            traces.iat[r, traces.columns.get_loc("user_id")] = None
+        else:
+            traces.iat[r, traces.columns.get_loc("category")] = "astrology"
+        day = pd.Timestamp(traces["day"].iat[r]).date().isoformat()
+        planted.append(
+            {
+                "source_file": f"traces/dt={day}/api.parquet",
+                "line": None,
+                "trace_id": traces["trace_id"].iat[r],
+                "reason": reason,
+            }
         )
-        traces = traces.astype({"user_id": object, "category": object})
-        for j, r in enumerate(api_rows):
-            reason = ("missing_field", "unknown_category")[j % 2]
-            if reason == "missing_field":
-                traces.iat[r, traces.columns.get_loc("user_id")] = None
-            else:
-                traces.iat[r, traces.columns.get_loc("category")] = "astrology"
-            day = pd.Timestamp(traces["day"].iat[r]).date().isoformat()
-            planted.append(
-                {
-                    "source_file": f"traces/dt={day}/api.parquet",
-                    "line": None,
-                    "trace_id": traces["trace_id"].iat[r],
-                    "reason": reason,
-                }
-            )
+    return traces, planted
 
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    # One thread: a partitioned COPY written by several threads does not keep the ORDER BY
-    # within a file, and which lines get corrupted below depends on the line order.
-    con.execute("SET threads = 1")
-    con.register("sim_traces", traces)
-    con.register("sim_feedback", feedback)
+
+def _export_sql(config: SimulationConfig) -> tuple[str, str, str]:
+    """SELECTs of the API channel (Parquet), the web channel (JSONL, chat messages) and the
+    feedback events, each with its day partition column `dt`."""
     ts_iso = "strftime(ts, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'"
     day_col = "strftime(day, '%Y-%m-%d') AS dt"
     if config.with_text:
@@ -605,54 +599,111 @@ def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict
         # sort breaks ties differently from run to run (which lines get corrupted would too)
         f"SELECT trace_id, {ts_iso} AS ts, signal, value, {day_col} FROM sim_feedback ORDER BY sim_feedback.ts, trace_id, signal, value"
     )
-    opts = "PARTITION_BY (dt), OVERWRITE_OR_IGNORE, FILENAME_PATTERN"
-    con.execute(f"COPY ({api_sql}) TO '{out_dir / 'traces'}' (FORMAT parquet, {opts} 'api')")
-    con.execute(f"COPY ({web_sql}) TO '{out_dir / 'traces'}' (FORMAT json, {opts} 'web')")
-    con.execute(f"COPY ({fb_sql}) TO '{out_dir / 'feedback'}' (FORMAT json, {opts} 'events')")
+    return api_sql, web_sql, fb_sql
+
+
+def write_day_files(
+    config: SimulationConfig, traces: pd.DataFrame, feedback: pd.DataFrame, out_dir: Path
+) -> None:
+    """traces/dt=<day>/{api.parquet, web.jsonl} and feedback/dt=<day>/events.jsonl."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        # One thread: a partitioned COPY written by several threads does not keep the ORDER BY
+        # within a file, and which lines get corrupted later depends on the line order.
+        con.execute("SET threads = 1")
+        con.register("sim_traces", traces)
+        con.register("sim_feedback", feedback)
+        api_sql, web_sql, fb_sql = _export_sql(config)
+        opts = "PARTITION_BY (dt), OVERWRITE_OR_IGNORE, FILENAME_PATTERN"
+        con.execute(f"COPY ({api_sql}) TO '{out_dir / 'traces'}' (FORMAT parquet, {opts} 'api')")
+        con.execute(f"COPY ({web_sql}) TO '{out_dir / 'traces'}' (FORMAT json, {opts} 'web')")
+        con.execute(f"COPY ({fb_sql}) TO '{out_dir / 'feedback'}' (FORMAT json, {opts} 'events')")
+    finally:
+        con.close()
     # DuckDB names partition files <pattern><i>.<ext>: name them api.parquet, web.jsonl, ...
     for path in sorted(out_dir.glob("*/dt=*/*")):
         suffix = ".jsonl" if path.suffix == ".json" else path.suffix
         path.rename(path.with_name(path.stem.rstrip("0123456789") + suffix))
-    if config.with_text and config.malformed_rate > 0:
-        for pattern, kinds in (
-            ("traces/dt=*/web.jsonl", TRACE_CORRUPTIONS),
-            ("feedback/dt=*/events.jsonl", FEEDBACK_CORRUPTIONS),
-        ):
-            for path in sorted(out_dir.glob(pattern)):
-                rel = path.relative_to(out_dir).as_posix()
-                for p in _corrupt_jsonl(
-                    path, rng, config.malformed_rate, kinds, config.oversized_bytes
-                ):
-                    planted.append({"source_file": rel, **p})
-    con.close()
 
-    labels = generate_labels(config, traces) if config.with_text else pd.DataFrame()
-    if len(labels):
-        (out_dir / "labels").mkdir()
-        for who, part in labels.groupby("annotator"):
-            part = part.assign(labelled_at=part["labelled_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
-            part.to_json(out_dir / "labels" / f"{who}.jsonl", orient="records", lines=True)
 
-    truth_cols = [
-        "trace_id",
-        "day",
-        "app_version",
-        "category",
-        "user_segment",
-        "channel",
-        "topic_id",
-        "is_good",
-        "p_good",
-        "failure_mode",
-    ]
-    traces[truth_cols].to_parquet(out_dir / "truth" / "trace_truth.parquet", index=False)
+def corrupt_day_files(config: SimulationConfig, out_dir: Path, rng: np.random.Generator) -> Planted:
+    """Malformed lines planted in the JSONL files (recorded in the truth)."""
+    planted: Planted = []
+    if not (config.with_text and config.malformed_rate > 0):
+        return planted
+    for pattern, kinds in (
+        ("traces/dt=*/web.jsonl", TRACE_CORRUPTIONS),
+        ("feedback/dt=*/events.jsonl", FEEDBACK_CORRUPTIONS),
+    ):
+        for path in sorted(out_dir.glob(pattern)):
+            rel = path.relative_to(out_dir).as_posix()
+            for p in _corrupt_jsonl(
+                path, rng, config.malformed_rate, kinds, config.oversized_bytes
+            ):
+                planted.append({"source_file": rel, **p})
+    return planted
+
+
+def write_labels(labels: pd.DataFrame, out_dir: Path) -> None:
+    """One label file per simulated expert under labels/."""
+    if not len(labels):
+        return
+    (out_dir / "labels").mkdir()
+    for who, part in labels.groupby("annotator"):
+        part = part.assign(labelled_at=part["labelled_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        part.to_json(out_dir / "labels" / f"{who}.jsonl", orient="records", lines=True)
+
+
+TRUTH_COLUMNS = [
+    "trace_id",
+    "day",
+    "app_version",
+    "category",
+    "user_segment",
+    "channel",
+    "topic_id",
+    "is_good",
+    "p_good",
+    "failure_mode",
+]
+
+
+def write_truth(
+    config: SimulationConfig,
+    traces: pd.DataFrame,
+    bank: pd.DataFrame,
+    planted: Planted,
+    out_dir: Path,
+) -> None:
+    """What tests and benchmarks check against: per-trace truth, topics, planted bad rows."""
+    truth = out_dir / "truth"
+    traces[TRUTH_COLUMNS].to_parquet(truth / "trace_truth.parquet", index=False)
     bank.assign(
         context=bank["context"].map(json.dumps), tool_calls=bank["tool_calls"].map(json.dumps)
-    ).to_parquet(out_dir / "truth" / "topics.parquet", index=False)
+    ).to_parquet(truth / "topics.parquet", index=False)
     pd.DataFrame(planted, columns=["source_file", "line", "trace_id", "reason"]).astype(
         {"line": "Int64"}
-    ).to_parquet(out_dir / "truth" / "planted_bad_rows.parquet", index=False)
-    (out_dir / "truth" / "quality.json").write_text(json.dumps(config.quality, indent=2))
+    ).to_parquet(truth / "planted_bad_rows.parquet", index=False)
+    (truth / "quality.json").write_text(json.dumps(config.quality, indent=2))
+
+
+def simulate(config: SimulationConfig, out_dir: Path, log: Log = _quiet) -> dict[str, object]:
+    """Write the simulated traffic, labels and truth under `out_dir` (replacing it)."""
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "truth").mkdir(parents=True)
+    traces, bank = generate_traces(config, log)
+    feedback = generate_feedback(config, traces)
+    rng = np.random.default_rng([config.seed, 3])
+    traces, planted = plant_parquet_rows(config, traces, rng)
+    write_day_files(config, traces, feedback, out_dir)
+    planted += corrupt_day_files(config, out_dir, rng)
+    labels = generate_labels(config, traces) if config.with_text else pd.DataFrame()
+    write_labels(labels, out_dir)
+    write_truth(config, traces, bank, planted, out_dir)
     summary: dict[str, object] = {
         "fingerprint": config.fingerprint(),
         "config": dataclasses.asdict(config),

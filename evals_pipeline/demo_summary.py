@@ -1,0 +1,243 @@
+"""What `make demo` prints about the snapshot it built: one section per stage of the data
+flow, each read from the analysts' snapshot (so the summary is a function of its contents)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+from evals_pipeline.paths import analytics_path
+from evals_pipeline.records import (
+    ANNOTATOR_AGREEMENT,
+    BT_RATINGS,
+    CORRECTED_PASS_RATES,
+    FAILURE_MODE_DISTRIBUTION,
+    HOLDOUT_EVALUATION,
+    JUDGE_CALIBRATION,
+    JUDGE_ENSEMBLE,
+    JUDGE_VERDICTS,
+    POOL_EVENTS,
+    POOL_SIZES,
+    QUARANTINED_FEEDBACK,
+    QUARANTINED_TRACES,
+    RELEASE_GATES,
+    REVIEW_ITEMS,
+    REVIEW_QUEUE,
+    SEGMENT_REPORT,
+    TRACE_SAMPLE,
+    TRACES,
+)
+
+Con = duckdb.DuckDBPyConnection
+
+
+def snapshot_tables(con: Con) -> list[str]:
+    """Every table of the snapshot with its row count and comment."""
+    out: list[str] = []
+    tables = con.execute(
+        "SELECT table_name, estimated_size, comment FROM duckdb_tables() ORDER BY table_name"
+    ).fetchall()
+    out.append(f"The analysts' snapshot {analytics_path()} holds:")
+    for name, _, comment in tables:
+        n = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+        out.append(f"  {name:<22} {n:>10,}  {comment}")
+    return out
+
+
+def quarantine(con: Con) -> list[str]:
+    """Quarantined rows by stream and reason."""
+    out: list[str] = []
+    out.append("\nQuarantined rows by reason:")
+    for stream, reason, n in con.execute(
+        f"""SELECT 'traces', reason, count(*) FROM {QUARANTINED_TRACES} GROUP BY ALL
+           UNION ALL SELECT 'feedback', reason, count(*) FROM {QUARANTINED_FEEDBACK} GROUP BY ALL
+           ORDER BY 1 DESC, 3 DESC"""
+    ).fetchall():
+        out.append(f"  {stream:<9} {reason:<22} {n:>6,}")
+    return out
+
+
+def sampling(con: Con) -> list[str]:
+    """Sample vs traffic share per category."""
+    out: list[str] = []
+    out.append("\nSample vs traffic share per category (traffic stratum, all days):")
+    for cat, sampled, s_share, t_share in con.execute(
+        f"""SELECT category, count(*), round(100 * count(*) / sum(count(*)) OVER (), 1),
+                  round(100 * sum(weight) / sum(sum(weight)) OVER (), 1)
+           FROM {TRACE_SAMPLE} WHERE stratum = 'traffic' GROUP BY 1 ORDER BY 4 DESC"""
+    ).fetchall():
+        out.append(
+            f"  {cat:<18} {sampled:>6,} sampled  {s_share:>5}% of sample  {t_share:>5}% of traffic"
+        )
+    return out
+
+
+def pools(con: Con) -> list[str]:
+    """Golden pools after each rotation, the audit log, the sealed reservoir."""
+    out: list[str] = []
+    out.append("\nGolden pools after each quarterly rotation:")
+    for quarter, rotated, active, holdout, retired in con.execute(
+        f"""SELECT quarter, any_value(rotated_at),
+                  coalesce(sum(cases) FILTER (WHERE pool = 'active'), 0),
+                  coalesce(sum(cases) FILTER (WHERE pool = 'holdout'), 0),
+                  coalesce(sum(cases) FILTER (WHERE pool = 'retired'), 0)
+           FROM {POOL_SIZES} GROUP BY 1 ORDER BY 1"""
+    ).fetchall():
+        out.append(
+            f"  quarter {quarter} (rotated {rotated}): {active:>4} active {holdout:>4} holdout {retired:>4} retired"
+        )
+    moves = con.execute(
+        f"SELECT event, count(*) FROM {POOL_EVENTS} GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    out.append("  pool_events: " + ", ".join(f"{e} {n}" for e, n in moves))
+    sealed, total = con.execute(
+        f"SELECT count(*) FILTER (WHERE sealed), count(*) FROM {TRACES}"
+    ).fetchall()[0]
+    out.append(
+        f"  {sealed:,} of {total:,} traces are sealed in the holdout reservoir: analysts see their ids,"
+        " categories, segments and feedback, never their text"
+    )
+    return out
+
+
+def holdout(con: Con) -> list[str]:
+    """The holdout evaluation at each rotation."""
+    out: list[str] = []
+    out.append("\nHoldout evaluation at each rotation (reference_token_f1, mean over categories):")
+    for quarter, n, score in con.execute(
+        f"SELECT quarter, sum(n), round(sum(n * mean_score) / sum(n), 3) FROM {HOLDOUT_EVALUATION} GROUP BY 1 ORDER BY 1"
+    ).fetchall():
+        out.append(f"  quarter {quarter}: {n} holdout cases, mean {score}")
+    return out
+
+
+def judging(con: Con) -> list[str]:
+    """Ensemble pass rates, judges' trust, Bradley-Terry ratings."""
+    out: list[str] = []
+    out.append(
+        "\nJudging the active pool (ensemble of 3 judges, pass_fail rubric): pass rate per app version"
+    )
+    for version, n, rate, queued in con.execute(
+        f"""SELECT e.app_version, count(*), round(avg((e.verdict = 'pass')::INT), 3),
+                  (SELECT count(*) FROM {REVIEW_QUEUE} q WHERE q.app_version = e.app_version)
+           FROM {JUDGE_ENSEMBLE} e WHERE e.rubric = 'pass_fail' GROUP BY 1 ORDER BY 1"""
+    ).fetchall():
+        out.append(f"  {version}: {n} cases, pass rate {rate}, {queued} queued for review")
+    status = con.execute(
+        f"""SELECT DISTINCT v.judge, c.trusted FROM {JUDGE_VERDICTS} v LEFT JOIN {JUDGE_CALIBRATION} c
+           ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
+              AND c.split = 'test' AND c.category = 'all'
+           WHERE v.rubric = 'pass_fail' ORDER BY 1"""
+    ).fetchall()
+    out.append(
+        "  judges: "
+        + ", ".join(
+            f"{j} ({'trusted' if t else 'NOT trusted' if t is not None else 'not calibrated'})"
+            for j, t in status
+        )
+    )
+    out.append("  Bradley-Terry ratings (pairwise, both orders; 95% bootstrap interval):")
+    for judge, version, rating, lo, hi in con.execute(
+        f"SELECT judge, app_version, round(rating), round(ci_low), round(ci_high) FROM {BT_RATINGS} ORDER BY 1, 2"
+    ).fetchall():
+        out.append(f"    {judge:<26} {version}: {rating:>6} [{lo}, {hi}]")
+    return out
+
+
+def calibration(con: Con) -> list[str]:
+    """Judge calibration, annotator agreement, corrected pass rates."""
+    out: list[str] = []
+    out.append(
+        "\nJudge calibration on the test split (vs the principal expert; trusted = TPR and TNR >= 0.8):"
+    )
+    for judge, n, tpr, tlo, thi, tnr, nlo, nhi, kap, trusted in con.execute(
+        f"""SELECT judge, n, round(tpr, 3), round(tpr_low, 3), round(tpr_high, 3), round(tnr, 3), round(tnr_low, 3),
+                  round(tnr_high, 3), round(kappa, 3), trusted
+           FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge"""
+    ).fetchall():
+        out.append(
+            f"  {judge:<26} n={n}  TPR {tpr} [{tlo}, {thi}]  TNR {tnr} [{nlo}, {nhi}]  kappa {kap}  "
+            + ("TRUSTED" if trusted else "not trusted")
+        )
+    out.append("  Human annotators (Cohen's kappa, 95% bootstrap interval):")
+    for a, b, n, k, lo, hi in con.execute(
+        f"""SELECT annotator_a, annotator_b, n, round(kappa, 2), round(kappa_low, 2), round(kappa_high, 2)
+           FROM {ANNOTATOR_AGREEMENT} ORDER BY 1, 2"""
+    ).fetchall():
+        out.append(f"    {a} vs {b}: {k} [{lo}, {hi}] on {n} items")
+    out.append(
+        "  Pass rates corrected for judge error (Rogan-Gladen, 95% interval), reference judge:"
+    )
+    for version, obs, cor, lo, hi, status in con.execute(
+        f"""SELECT app_version, round(observed_pass_rate, 3), round(corrected_pass_rate, 3), round(ci_low, 3),
+                  round(ci_high, 3), calibration_status
+           FROM {CORRECTED_PASS_RATES} WHERE judge = 'offline/reference-judge' ORDER BY 1"""
+    ).fetchall():
+        out.append(f"    {version}: observed {obs} -> corrected {cor} [{lo}, {hi}] ({status})")
+    return out
+
+
+def release_gates(con: Con) -> list[str]:
+    """The release gates and the segment deltas behind them."""
+    out: list[str] = []
+    out.append("\nRelease gates (candidate vs baseline):")
+    for gate, status, evidence in con.execute(
+        f"SELECT gate, status, evidence FROM {RELEASE_GATES}"
+    ).fetchall():
+        out.append(f"  {gate:<19} {status:<14} {evidence[:110]}")
+    for version, level, cat, score, delta, lo, hi in con.execute(
+        f"""SELECT app_version, level, category, round(score, 3), round(delta_vs_baseline, 3), round(delta_ci_low, 3),
+                  round(delta_ci_high, 3)
+           FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND (level = 'overall' OR category = 'reasoning')
+             AND level <> 'cell' ORDER BY 1, 2 DESC"""
+    ).fetchall():
+        out.append(
+            f"  {version} {level:<8} {cat:<10} pass rate {score}  delta vs baseline {delta:+} [{lo:+}, {hi:+}]"
+        )
+    return out
+
+
+def failure_modes(con: Con) -> list[str]:
+    """Failure modes among the experts' fails."""
+    out: list[str] = []
+    out.append(
+        "\nFailure modes among the experts' fails (failure_mode_distribution; by category in the HTML report):"
+    )
+    for mode, n, share in con.execute(
+        f"""SELECT failure_mode, n, round(100 * share, 1) FROM {FAILURE_MODE_DISTRIBUTION}
+           WHERE category = 'all' AND app_version = 'all' ORDER BY n DESC, 1"""
+    ).fetchall():
+        out.append(f"  {mode:<20} {n:>5} fails  {share:>5}% of fails")
+    return out
+
+
+def review_queues(con: Con) -> list[str]:
+    """The review app's queues."""
+    out: list[str] = []
+    out.append("\nReview queues for the domain expert (make review):")
+    for queue, n, reason in con.execute(
+        f"""SELECT queue, count(*), arg_min(reason, position) FROM {REVIEW_ITEMS} GROUP BY 1
+           ORDER BY array_position(['disagreement', 'weekly', 'calibration_gap'], queue)"""
+    ).fetchall():
+        out.append(f"  {queue:<16} {n:>4} cases, e.g. {reason[:90]}")
+    return out
+
+
+SECTIONS: tuple[Callable[[Con], list[str]], ...] = (
+    snapshot_tables,
+    quarantine,
+    sampling,
+    pools,
+    holdout,
+    judging,
+    calibration,
+    release_gates,
+    failure_modes,
+    review_queues,
+)
+
+
+def summary(con: Con) -> list[str]:
+    """The demo's summary of the snapshot open on `con`, section by section."""
+    return [line for section in SECTIONS for line in section(con)]
