@@ -7,9 +7,10 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import MaterializeResult, MetadataValue, TableColumn, TableSchema
 
 from evals_pipeline.records import Table
+from evals_pipeline.warehouse import replace_table
 
 
 def markdown_table(frame: pd.DataFrame, max_chars: int = 60) -> str:
@@ -65,3 +66,21 @@ def table_metadata(
         "dagster/column_schema": schema,
         "preview": MetadataValue.md(markdown_table(preview)),
     }
+
+
+def replaced_with(
+    conn: duckdb.DuckDBPyConnection,
+    table: Table,
+    frame: pd.DataFrame,
+    label: str,
+    decimals: int = 3,
+) -> MaterializeResult:
+    """Replace all of `table` with `frame` (one transaction) and describe it: row count,
+    schema, and the whole (small) frame rounded, under `label`."""
+    replace_table(conn, table, frame)
+    return MaterializeResult(
+        metadata={
+            **table_metadata(conn, table),
+            label: MetadataValue.md(markdown_table(frame.round(decimals))),
+        }
+    )

@@ -1,6 +1,6 @@
 """Asset specs derived from the records: an asset is named after the table it writes, is
 described by that table's comment, carries its column schema, and depends on the tables it
-reads. Lineage therefore follows `records.py`: renaming a table there renames its asset."""
+reads. Lineage therefore follows `records/`: renaming a table there renames its asset."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def column_schema(table: Table) -> TableSchema:
 
 
 def _description(table: Table, how: str | None) -> str:
-    # What the table is (records.py), then how the asset makes it (its docstring).
+    # What the table is (records/), then how the asset makes it (its docstring).
     return table.comment + (f"\n\n{how}" if how else "")
 
 

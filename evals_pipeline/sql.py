@@ -1,6 +1,6 @@
 """SQL models kept as files beside their stage (`<stage>/sql/<name>.sql`).
 
-A model names tables by their record in `records.py` (`{{ SEGMENT_REPORT }}`), so renaming a
+A model names tables by their record in `evals_pipeline.records` (`{{ SEGMENT_REPORT }}`), so renaming a
 table there renames it in every model; an unknown record name fails when the model is loaded.
 Lower-case placeholders (`{{ split }}`) are SQL fragments the caller passes by name (computed
 expressions such as a seeded hash); a missing one fails too.
@@ -29,7 +29,9 @@ def render(text: str, where: str = "SQL", **fragments: str) -> str:
             return fragments[key]
         found = getattr(records, key, None)
         if not isinstance(found, records.Table | records.View):
-            raise KeyError(f"{where}: {{{{ {key} }}}} is not a table or view in records.py")
+            raise KeyError(
+                f"{where}: {{{{ {key} }}}} is not a table or view in evals_pipeline.records"
+            )
         return found.name
 
     return _PLACEHOLDER.sub(fill, text)

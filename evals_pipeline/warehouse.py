@@ -42,7 +42,7 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 def schema_digest() -> str:
-    """Digest of the warehouse's schema as this release defines it in `records.py`."""
+    """Digest of the warehouse's schema as this release defines it in `records/`."""
     parts = [t.ddl() + "\n".join(t.comment_sql()) for t in WAREHOUSE_TABLES]
     parts += [v.ddl() for v in SEAL_VIEWS]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

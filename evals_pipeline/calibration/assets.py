@@ -41,7 +41,7 @@ from evals_pipeline.calibration.test_split import rows_touching_test_once
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
-from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.metadata import markdown_table, replaced_with, table_metadata
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
@@ -316,13 +316,7 @@ def annotator_agreement(context: AssetExecutionContext, warehouse: Warehouse) ->
         ).df()
         rows = annotator_pairs(labels, np.random.default_rng(0))
         frame = pd.DataFrame(rows, columns=ANNOTATOR_AGREEMENT.column_names)
-        replace_table(conn, ANNOTATOR_AGREEMENT, frame)
-        return MaterializeResult(
-            metadata={
-                **table_metadata(conn, ANNOTATOR_AGREEMENT),
-                "kappas": MetadataValue.md(markdown_table(frame.round(3))),
-            }
-        )
+        return replaced_with(conn, ANNOTATOR_AGREEMENT, frame, "kappas", decimals=3)
 
 
 @table_asset(
@@ -357,10 +351,4 @@ def corrected_pass_rates(
         frame = pd.DataFrame(
             corrected_rates(judged, calib, trust), columns=CORRECTED_PASS_RATES.column_names
         )
-        replace_table(conn, CORRECTED_PASS_RATES, frame)
-        return MaterializeResult(
-            metadata={
-                **table_metadata(conn, CORRECTED_PASS_RATES),
-                "rates": MetadataValue.md(markdown_table(frame.round(3))),
-            }
-        )
+        return replaced_with(conn, CORRECTED_PASS_RATES, frame, "rates", decimals=3)

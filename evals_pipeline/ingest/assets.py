@@ -203,7 +203,7 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
 
     how = (
         f"Read from the source's {source_stream} files, validated by the rules generated from "
-        "records.py; rows in = stored + quarantined."
+        "the records (evals_pipeline/records/); rows in = stored + quarantined."
     )
     return multi_asset(
         name=f"ingest_{table}",

@@ -40,7 +40,7 @@ def _trace_expectations(gxe: Any, categories: Sequence[str]) -> list[Any]:
             column="output_bytes", row_condition="sealed==True", condition_parser="pandas"
         ),
         gxe.ExpectColumnValuesToBeInSet(column="category", value_set=list(categories)),
-        # The same bounds validation quarantines by (records.py): a blocking suite must not
+        # The same bounds validation quarantines by (records/): a blocking suite must not
         # fail a run over a row that validation accepts (a long agent run, a costly call).
         *(
             gxe.ExpectColumnValuesToBeBetween(column=spec.name, min_value=spec.minimum)

@@ -4,7 +4,7 @@ The shape of the work:
 1. `stage_files` reads every file of the days being ingested into one staging table of raw
    rows (JSONL lines, or Parquet rows turned into JSON text), keeping file and row number.
    Python only splits lines and checks UTF-8; everything after is SQL.
-2. `validate_sql` (generated from the record specs in `records.py`) gives every row either
+2. `validate_sql` (generated from the record specs in `records/`) gives every row either
    no reason or the first failed rule; `write_partitions` replaces the days' partitions in
    the target and quarantine tables in one transaction.
 So rows in = rows stored + rows quarantined, and re-ingesting a day replaces it.

@@ -18,7 +18,7 @@ from dagster import (
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
-from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.metadata import markdown_table, replaced_with, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import data_dir
 from evals_pipeline.project import ProjectResource
@@ -202,13 +202,7 @@ def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -
     (model: reports/sql/quality_cost_latency.sql)."""
     with warehouse.get_connection() as conn:
         frame = conn.execute(load_sql(__file__, "quality_cost_latency")).df()
-        replace_table(conn, QUALITY_COST_LATENCY, frame)
-        return MaterializeResult(
-            metadata={
-                **table_metadata(conn, QUALITY_COST_LATENCY),
-                "table": MetadataValue.md(markdown_table(frame.round(5))),
-            }
-        )
+        return replaced_with(conn, QUALITY_COST_LATENCY, frame, "table", decimals=5)
 
 
 @table_asset(
@@ -271,13 +265,7 @@ def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
     Model: reports/sql/holdout_gap.sql."""
     with warehouse.get_connection() as conn:
         frame = conn.execute(load_sql(__file__, "holdout_gap")).df()
-        replace_table(conn, HOLDOUT_GAP, frame)
-        return MaterializeResult(
-            metadata={
-                **table_metadata(conn, HOLDOUT_GAP),
-                "gaps": MetadataValue.md(markdown_table(frame.round(3))),
-            }
-        )
+        return replaced_with(conn, HOLDOUT_GAP, frame, "gaps", decimals=3)
 
 
 @asset(

@@ -1,0 +1,145 @@
+"""The golden pools, the sealed holdout store, and their evaluation at each rotation."""
+
+from __future__ import annotations
+
+from evals_pipeline.records.ingest import TRACE_COLUMNS
+from evals_pipeline.records.schema import Column, Table
+
+WHY_VALUES: tuple[str, ...] = ("real_traffic", "known_failure_mode", "edge_case")
+POOLS: tuple[str, ...] = ("active", "holdout", "retired")
+
+GOLDEN_POOLS = Table(
+    "golden_pools",
+    "Every golden case's pool (active / holdout / retired) and dates. No content: holdout text lives only in the holdout store.",
+    (
+        Column("case_id", "VARCHAR", "Golden case id."),
+        Column("trace_id", "VARCHAR", "The production trace the case came from."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("user_segment", "VARCHAR", "User segment of the source trace."),
+        Column("app_version", "VARCHAR", "App version that produced the source trace's output."),
+        Column("pool", "VARCHAR", "active, holdout or retired."),
+        Column("why", "VARCHAR", "Why the case was added: " + ", ".join(WHY_VALUES) + "."),
+        Column("entered_at", "DATE", "Rotation date the case entered the golden set."),
+        Column(
+            "entered_quarter", "DATE", "First day of the quarter whose traffic the case came from."
+        ),
+        Column("pool_since", "DATE", "Rotation date the case entered its current pool."),
+        Column(
+            "sealed_until",
+            "DATE",
+            "Holdout cases: earliest rotation date at which the case may graduate.",
+        ),
+        Column("version", "INTEGER", "Content version of the case (references revised = +1)."),
+        Column(
+            "case_key_hash",
+            "VARCHAR",
+            "Hash of the de-duplication key (same question = same key); never the key itself.",
+        ),
+    ),
+)
+
+GOLDEN_CASES = Table(
+    "golden_cases",
+    "Content of the golden cases analysts may see: active and retired cases only (never holdout).",
+    (
+        Column("case_id", "VARCHAR", "Golden case id."),
+        Column("trace_id", "VARCHAR", "The production trace the case came from."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("user_segment", "VARCHAR", "User segment of the source trace."),
+        Column("input", "VARCHAR", "The user input."),
+        Column("output", "VARCHAR", "The production output of the source trace."),
+        Column("reference_good", "VARCHAR", "A high-quality reference answer."),
+        Column("reference_borderline", "VARCHAR", "A borderline-acceptable reference answer."),
+        Column("why", "VARCHAR", "Why the case was added."),
+        Column("version", "INTEGER", "Content version."),
+    ),
+)
+
+HOLDOUT_CASES = Table(
+    "holdout_cases",
+    "Content of cases that entered the holdout pool. Lives only in the holdout store.",
+    GOLDEN_CASES.columns,
+)
+
+RESERVOIR_TRACES = Table(
+    "reservoir_traces",
+    "Full text of traces diverted at ingest into the holdout reservoir. Lives only in the holdout store.",
+    TRACE_COLUMNS,
+)
+
+SEALED_FINGERPRINTS = Table(
+    "sealed_fingerprints",
+    "SHA-256 and length of every text of the cases now in the holdout pool (input, output, references), "
+    "refreshed at each rotation. Lets every job check and withhold holdout text without reading the "
+    "holdout store. Warehouse only: never copied into the analysts' snapshot.",
+    (
+        Column("fingerprint", "VARCHAR", "sha256 of the exact string (hex)."),
+        Column(
+            "length", "BIGINT", "strlen of the string: only strings of a sealed length are hashed."
+        ),
+    ),
+)
+
+POOL_EVENTS = Table(
+    "pool_events",
+    "Append-only audit log: every pool move and every read of holdout content, with run id, quarter and reason.",
+    (
+        Column(
+            "event_at", "TIMESTAMP", "Wall-clock time the event was written (UTC).", run_time=True
+        ),
+        Column(
+            "run_id",
+            "VARCHAR",
+            "Dagster run id (or the caller's id outside Dagster).",
+            run_time=True,
+        ),
+        Column("quarter", "DATE", "First day of the quarter the event belongs to."),
+        Column(
+            "event",
+            "VARCHAR",
+            "entered_active, entered_holdout, graduated, retired, holdout_read, rotation_complete.",
+        ),
+        Column("case_id", "VARCHAR", "The case moved, or null for reads and markers."),
+        Column("from_pool", "VARCHAR", "Pool before the move."),
+        Column("to_pool", "VARCHAR", "Pool after the move."),
+        Column(
+            "reason",
+            "VARCHAR",
+            "Why: the rule that moved the case, or who read holdout content for what.",
+        ),
+        Column("n_cases", "INTEGER", "Cases involved (reads: how many holdout cases were read)."),
+    ),
+)
+
+POOL_SIZES = Table(
+    "pool_sizes",
+    "Cases per pool and category after each quarterly rotation.",
+    (
+        Column("quarter", "DATE", "First day of the rotated quarter."),
+        Column("rotated_at", "DATE", "Rotation date (the day after the quarter ends)."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("pool", "VARCHAR", "active, holdout or retired."),
+        Column("cases", "INTEGER", "Cases in the pool after the rotation."),
+    ),
+)
+
+HOLDOUT_EVALUATION = Table(
+    "holdout_evaluation",
+    "Scores of the holdout pool, computed once per rotation through the guarded holdout read; aggregates only.",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        Column("evaluator", "VARCHAR", "What produced the score."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("n", "INTEGER", "Cases scored."),
+        Column("mean_score", "DOUBLE", "Mean score."),
+        Column("std_error", "DOUBLE", "Standard error of the mean."),
+    ),
+)
+
+ACTIVE_EVALUATION = Table(
+    "active_evaluation",
+    "The active pool scored at each rotation by the same evaluator as the holdout (per category).",
+    HOLDOUT_EVALUATION.columns,
+)
+
+HOLDOUT_STORE_TABLES: tuple[Table, ...] = (RESERVOIR_TRACES, HOLDOUT_CASES)
