@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from evals_pipeline.analytics.snapshot import content_digest
 from evals_pipeline.demo_summary import summary
 from evals_pipeline.paths import REPO_ROOT
@@ -43,7 +45,9 @@ def _differences(expected: dict, found: dict) -> list[str]:
     return out
 
 
-def test_the_demo_publishes_the_recorded_snapshot_and_summary(tmp_path: Path) -> None:
+def test_the_demo_publishes_the_recorded_snapshot_and_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {
         **os.environ,
         "EVALS_DATA_DIR": str(tmp_path),
@@ -62,6 +66,7 @@ def test_the_demo_publishes_the_recorded_snapshot_and_summary(tmp_path: Path) ->
     assert " - dagster - " not in run.stdout
     assert (tmp_path / "demo.log").stat().st_size > 0
     assert all(f"[{n}/6]" in run.stdout for n in range(1, 7))
+    monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))  # the summary names the snapshot's path
     con = connect(tmp_path / "analytics.duckdb", read_only=True)
     try:
         digest = content_digest(con)
