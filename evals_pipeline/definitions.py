@@ -54,7 +54,9 @@ def resources(project: ProjectResource) -> dict[str, object]:
             folder=str(cfg.path(cfg.source.references)) if cfg.source.references else ""
         )
     return {
-        "warehouse": Warehouse(database=str(warehouse_path())),
+        "warehouse": Warehouse(
+            database=str(warehouse_path()), connection_config=cfg.warehouse.connection_config()
+        ),
         "trace_source": source,
         "holdout_store": HoldoutStore(),
         "reference_source": references,

@@ -198,7 +198,7 @@ def main() -> None:
         _say("\n".join(["", f"FAILED: {exc}", f"last lines of {log}:", *tail]))
         raise SystemExit(1) from exc
     steps.save()
-    report(time.perf_counter() - t0)
+    report(time.perf_counter() - t0, steps.took)
 
 
 def run_demo(steps: Steps) -> Steps:
@@ -301,14 +301,16 @@ def quarters_within(start: str, end: str) -> list[str]:
     return keys
 
 
-def report(seconds: float) -> None:
-    """The summary of the snapshot, where things are, and how to look at them."""
+def report(seconds: float, took: dict[str, float] | None = None) -> None:
+    """The summary of the snapshot, where things are, how to look at them, and what each
+    step took."""
     from evals_pipeline.demo_summary import summary
     from evals_pipeline.warehouse import connect
 
     con = connect(analytics_path(), read_only=True)
     try:
-        _say(f"\nDone in {seconds:.0f} s.")
+        steps = ", ".join(f"{k} {v:.0f} s" for k, v in (took or {}).items())
+        _say(f"\nDone in {seconds:.0f} s" + (f" ({steps})." if steps else "."))
         for line in summary(con):
             _say(line)
     finally:

@@ -8,8 +8,12 @@ Every reader of JSONL or CSV in the pipeline (traces, feedback, label files) goe
 from __future__ import annotations
 
 import gzip
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet",)
@@ -60,25 +64,84 @@ def read_bytes(path: Path, compression: str | None) -> bytes:
     return data
 
 
-def split_lines(data: bytes) -> list[tuple[int, str, bool]]:
-    """(line number, text, is valid UTF-8) for every non-blank line of a JSONL/CSV file.
+def split_lines(data: bytes, first_line: int = 1) -> list[tuple[int, str, bool]]:
+    """(line number, text, is valid UTF-8) for every non-blank line of a JSONL/CSV file (or of
+    a piece of one whose first line is `first_line`).
 
     A leading UTF-8 byte-order mark (Excel's "CSV UTF-8", some exporters) is not content.
     """
-    if data.startswith(UTF8_BOM):
+    if first_line == 1 and data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM) :]
     try:
         text_lines = data.decode("utf-8").split("\n")
-        decoded = [(i + 1, line, True) for i, line in enumerate(text_lines)]
+        decoded = [(first_line + i, line, True) for i, line in enumerate(text_lines)]
     except UnicodeDecodeError:
         decoded = []
         for i, raw in enumerate(data.split(b"\n")):
             try:
-                decoded.append((i + 1, raw.decode("utf-8"), True))
+                decoded.append((first_line + i, raw.decode("utf-8"), True))
             except UnicodeDecodeError:
-                decoded.append((i + 1, raw.decode("utf-8", errors="backslashreplace"), False))
+                decoded.append(
+                    (first_line + i, raw.decode("utf-8", errors="backslashreplace"), False)
+                )
     # Blank lines carry no record (a trailing newline makes one); they are not rows.
     return [(n, line.rstrip("\r"), ok) for n, line, ok in decoded if line.strip()]
+
+
+@contextmanager
+def open_decompressed(path: Path, compression: str | None) -> Iterator[BinaryIO]:
+    """The file as a stream of its decompressed bytes."""
+    with open(path, "rb") as raw:
+        if compression == "gzip":
+            with gzip.GzipFile(fileobj=raw) as stream:
+                yield stream  # type: ignore[misc]
+        elif compression == "zstd":
+            import zstandard
+
+            with zstandard.ZstdDecompressor().stream_reader(raw) as stream:
+                yield stream  # type: ignore[misc]
+        else:
+            yield raw
+
+
+def check_readable(path: Path, kind: FileKind, chunk_bytes: int = 1 << 24) -> None:
+    """Read a compressed file through to its end (raises when truncated or corrupt), so that
+    a file that cannot be read whole is quarantined whole before any of its lines is used."""
+    if kind.compression is None:
+        if path.is_dir():
+            raise IsADirectoryError(f"Is a directory: '{path}'")
+        return
+    with open_decompressed(path, kind.compression) as stream:
+        while stream.read(chunk_bytes):
+            pass
+
+
+def iter_line_batches(
+    path: Path, kind: FileKind, chunk_bytes: int = 1 << 24
+) -> Iterator[list[tuple[int, str, bool]]]:
+    """`split_lines` of a (possibly compressed) text file, a piece at a time: memory stays
+    at about `chunk_bytes` whatever the file's size."""
+    with open_decompressed(path, kind.compression) as stream:
+        reader = io.BufferedReader(stream, buffer_size=chunk_bytes)  # type: ignore[arg-type]
+        rest, line_no = b"", 1
+        while True:
+            chunk = reader.read(chunk_bytes)
+            if not chunk:
+                break
+            data = rest + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            piece, rest = data[: cut + 1], data[cut + 1 :]
+            lines = split_lines(piece, line_no)
+            line_no += piece.count(b"\n")
+            if lines:
+                yield lines
+        if rest:
+            lines = split_lines(rest, line_no)
+            if lines:
+                yield lines
 
 
 def read_lines(path: Path, kind: FileKind) -> list[tuple[int, str, bool]]:

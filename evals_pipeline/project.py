@@ -124,6 +124,22 @@ class ProviderSpec(_Strict):
     )
 
 
+class WarehouseSpec(_Strict):
+    memory_limit: str = Field(
+        default="1GB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory limit for pipeline runs: beyond it DuckDB spills to disk, "
+        "so a large day ingests in flat memory (e.g. 1GB, 4GB).",
+    )
+    threads: int = Field(default=0, ge=0, description="DuckDB threads; 0 = one per core.")
+
+    def connection_config(self) -> dict[str, object]:
+        return {
+            "memory_limit": self.memory_limit,
+            **({"threads": self.threads} if self.threads else {}),
+        }
+
+
 class BudgetSpec(_Strict):
     max_usd_per_run: float | None = Field(
         default=None, gt=0, description="A run whose estimated cost exceeds this stops first."
@@ -145,6 +161,7 @@ class ProjectConfig(_Strict):
     judges: JudgesSpec
     providers: dict[str, ProviderSpec] = Field(min_length=1)
     budget: BudgetSpec = BudgetSpec()
+    warehouse: WarehouseSpec = WarehouseSpec()
     schedules: SchedulesSpec = SchedulesSpec()
     # Where the file was read from: relative paths in it resolve against its folder.
     base_dir: str = Field(default="", exclude=True)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from evals_pipeline.paths import REPO_ROOT
 
 KEYS = {
@@ -60,6 +62,10 @@ JUDGING_KEYS = {
     "errors_recorded",
     "silent_passes",
     "rerun_calls",
+    "cpu_ms_per_call",
+    "plain_litellm_efficiency",
+    "raw_http_efficiency",
+    "ratio_vs_raw_http",
 }
 
 
@@ -94,6 +100,36 @@ def test_judging_benchmark_reports_json_last() -> None:
         and result["rerun_calls"] == 0
         and result["rerun_provider_requests"] == 0
     )
+
+
+def test_ingest_benchmark_stores_every_row_and_reports_its_floor(tmp_path: Path) -> None:
+    for fmt in ("jsonl", "parquet"):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "evals_pipeline.bench",
+                "ingest",
+                "--rows",
+                "3000",
+                "--format",
+                fmt,
+                "--workdir",
+                str(tmp_path),
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["rows"] == result["stored"] == 3000 and result["quarantined"] == 0
+        assert result["floor_seconds"] > 0 and result["peak_rss_mb"] > 0
+        # the ratio of the unrounded timings: equal to the rounded ones' within their rounding
+        assert result["ratio_vs_floor"] == pytest.approx(
+            result["seconds"] / result["floor_seconds"], rel=0.1
+        )
 
 
 def test_review_benchmark_walks_a_queue_without_touching_the_label_files(data_dir: Path) -> None:

@@ -16,6 +16,7 @@ from evals_pipeline.records import (
     DEFAULT_CATEGORIES,
     QUARANTINED_FEEDBACK,
     QUARANTINED_TRACES,
+    TRACE_FEEDBACK,
     TRACES,
 )
 from evals_pipeline.warehouse import connect, set_up
@@ -234,6 +235,47 @@ def test_every_planted_bad_row_is_quarantined_with_its_reason(
             )
         )
     assert len(planted) > 20  # the small simulation plants enough rows to mean something
+
+
+def _day_contents(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
+    return con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+
+
+def test_batches_of_any_size_store_and_quarantine_the_same_rows(
+    small_sim: Path, tmp_path: Path
+) -> None:
+    """Streaming ingest: a day read in batches of 7 rows (duplicates then fall in different
+    batches, files share batches) stores and quarantines exactly what one batch does."""
+    from evals_pipeline.warehouse import connect, set_up
+
+    days = sorted(date.fromisoformat(p.name[3:]) for p in (small_sim / "traces").iterdir())[:2]
+    results = []
+    for batch_rows in (7, 1_000_000):
+        con = connect(tmp_path / f"w{batch_rows}.duckdb")
+        set_up(con)
+        for stream, folder in ((TRACE_STREAM, "traces"), (FEEDBACK_STREAM, "feedback")):
+            files = {d: sorted((small_sim / folder / f"dt={d}").glob("*")) for d in days}
+            counts = ingest_days(
+                con, stream, files, IngestRules(), small_sim, batch_rows=batch_rows
+            )
+            assert counts.balanced
+        results.append(
+            {
+                t: _day_contents(con, t)
+                for t in (
+                    TRACES.name,
+                    QUARANTINED_TRACES.name,
+                    TRACE_FEEDBACK.name,
+                    QUARANTINED_FEEDBACK.name,
+                )
+            }
+        )
+    small, whole = results
+    assert whole[QUARANTINED_TRACES.name] and whole[QUARANTINED_FEEDBACK.name]
+    for table in whole:
+        assert small[table] == whole[table], table
+    dups = [r for r in whole[QUARANTINED_FEEDBACK.name] if r[3] == "duplicate_event"]
+    assert dups  # the simulation delivers duplicates, so the batches had some to find
 
 
 def test_expectation_suite_flags_what_rows_cannot_show() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from evals_pipeline.bench import judging, review, sampling
+from evals_pipeline.bench import ingest, judging, review, sampling
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,11 +14,12 @@ def main(argv: list[str] | None = None) -> None:
     sampling.add_arguments(sub.add_parser("sampling", help=sampling.__doc__.splitlines()[0]))
     judging.add_arguments(sub.add_parser("judging", help=judging.__doc__.splitlines()[0]))
     review.add_arguments(sub.add_parser("review", help=review.__doc__.splitlines()[0]))
+    ingest.add_arguments(sub.add_parser("ingest", help=ingest.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
-    result = {"sampling": sampling.run, "judging": judging.run, "review": review.run}[args.bench](
-        args
-    )
-    print(json.dumps(result), flush=True)
+    runs = {"sampling": sampling.run, "judging": judging.run, "review": review.run}
+    result = {**runs, "ingest": ingest.run}[args.bench](args)
+    for line in result if isinstance(result, list) else [result]:
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Everything goes through the real litellm path (`openai/mock-judge` at a loopback
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import tempfile
 import time
@@ -33,7 +34,13 @@ MODEL = "openai/mock-judge"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[32],
+        help="one or more levels (e.g. 32 128): one JSON line each",
+    )
     parser.add_argument(
         "--latency",
         type=float,
@@ -71,7 +78,52 @@ def _calls(n: int, tag: str) -> list[Call]:
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+async def _plain_litellm(api_base: str, call: Call, gate: asyncio.Semaphore) -> None:
+    import litellm
+
+    async with gate:
+        await litellm.acompletion(
+            model=call.model, messages=call.messages, api_base=api_base, **call.params
+        )
+
+
+async def _raw_http(api_base: str, call: Call, gate: asyncio.Semaphore, client: Any) -> None:
+    async with gate:
+        r = await client.post(
+            f"{api_base}/chat/completions",
+            json={"model": call.model.split("/", 1)[1], "messages": call.messages, **call.params},
+            headers={"Authorization": "Bearer sk-mock-not-a-secret"},
+        )
+        r.json()
+
+
+def _floor_run(
+    kind: Any, api_base: str, calls: list[Call], concurrency: int
+) -> tuple[float, float]:
+    """Seconds and CPU seconds of `calls` through `kind` at `concurrency`."""
+    import httpx
+
+    async def main() -> None:
+        gate = asyncio.Semaphore(concurrency)
+        if kind is _raw_http:
+            limits = httpx.Limits(max_connections=concurrency)
+            async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+                await asyncio.gather(*(kind(api_base, c, gate, client) for c in calls))
+        else:
+            await asyncio.gather(*(kind(api_base, c, gate) for c in calls))
+
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    asyncio.run(main())
+    return time.perf_counter() - t0, time.process_time() - cpu0
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One measurement per concurrency level asked for."""
+    levels = args.concurrency if isinstance(args.concurrency, list) else [args.concurrency]
+    return [_run_at(argparse.Namespace(**{**vars(args), "concurrency": c})) for c in levels]
+
+
+def _run_at(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("OPENAI_API_KEY", "sk-mock-not-a-secret")
     rate = args.fault_rate / 4
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,9 +145,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 progress=lambda _: None,
             )
             calls = _calls(args.calls, "clean")
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             _, stats = run_calls(client, con, calls, progress=print)
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            # The floors, same server, same calls, same concurrency: plain litellm.acompletion
+            # and raw HTTP (httpx), each on its own event loop.
+            plain_seconds, plain_cpu = _floor_run(
+                _plain_litellm, server.api_base, _calls(args.calls, "plain"), args.concurrency
+            )
+            raw_seconds, raw_cpu = _floor_run(
+                _raw_http, server.api_base, _calls(args.calls, "raw"), args.concurrency
+            )
             import litellm
 
             seq = _calls(args.sequential_calls, "sequential")
@@ -152,6 +212,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ideal_seconds": round(ideal, 3),
         "efficiency": round(ideal / seconds, 3),
         "calls_per_second": round(args.calls / seconds, 1),
+        "cpu_ms_per_call": round(1000 * cpu / args.calls, 2),
+        "plain_litellm_efficiency": round(ideal / plain_seconds, 3),
+        "plain_litellm_cpu_ms_per_call": round(1000 * plain_cpu / args.calls, 2),
+        "raw_http_efficiency": round(ideal / raw_seconds, 3),
+        "raw_http_cpu_ms_per_call": round(1000 * raw_cpu / args.calls, 2),
+        "ratio_vs_raw_http": round(seconds / raw_seconds, 3),
         "sequential_seconds_per_call": round(seq_per_call, 4),
         "sequential_calls_measured": args.sequential_calls,
         "speedup_vs_sequential": round(seq_per_call * args.calls / seconds, 1),

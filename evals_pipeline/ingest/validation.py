@@ -1,18 +1,21 @@
 """Row-level validation of one stream's files into a table and its quarantine, in DuckDB.
 
-The shape of the work:
-1. `stage_files` reads every file of the days being ingested into one staging table of raw
-   rows (JSONL lines, or Parquet rows turned into JSON text), keeping file and row number.
-   Python only splits lines and checks UTF-8; everything after is SQL.
-2. `validate_sql` (generated from the record specs in `records/`) gives every row either
-   no reason or the first failed rule; `write_partitions` replaces the days' partitions in
-   the target and quarantine tables in one transaction.
-So rows in = rows stored + rows quarantined, and re-ingesting a day replaces it.
+The shape of the work, in bounded batches so memory stays flat however large a day is:
+1. `stage_batches` reads the days' files a batch at a time into a staging table of raw rows
+   (JSONL lines, or Parquet rows turned into JSON text), keeping file and row number. Python
+   only splits lines and checks UTF-8; everything after is SQL.
+2. `validate_sql` (generated from the record specs in `records/`) gives every row of the
+   batch either no reason or the first failed rule; a key seen in an earlier batch of the same
+   ingest, or stored in another partition, is a duplicate.
+3. Each batch's rows go to the target and quarantine tables inside one transaction that first
+   deleted the days' partitions, so re-ingesting a day replaces it atomically.
+So rows in = rows stored + rows quarantined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,10 +24,12 @@ import duckdb
 import pyarrow as pa
 
 from evals_pipeline.files import (
+    check_readable,
     describe_error,
     file_kind,
     is_marker,
-    text_file_lines,
+    iter_line_batches,
+    unsupported,
 )
 from evals_pipeline.pools.store import reservoir_sql
 from evals_pipeline.records import (
@@ -162,27 +167,67 @@ class StagedFiles:
     ignored: list[str] = field(default_factory=list)
 
 
-def stage_files(
+# Rows per batch: large enough that per-statement overhead is small, small enough that a
+# batch's JSON and its validation stay well under a gigabyte.
+BATCH_ROWS = 50_000
+BATCH_BYTES = 4 << 20
+
+
+def _file_batches(
+    conn: duckdb.DuckDBPyConnection, path: Path, batch_rows: int
+) -> Iterator[tuple[str, tuple[int, int] | list[tuple[int, str, bool]]]]:
+    """The rows of one file a batch at a time: ('parquet', (first row, end row)) or ('lines',
+    [(line number, text, utf8 ok)]). Raises when the file cannot be read; a compressed file
+    is read through first, so a truncated one yields nothing."""
+    kind = file_kind(path)
+    if kind.format == "parquet":
+        if path.is_dir():
+            raise IsADirectoryError(f"Is a directory: '{path}'")
+        cursor = conn.cursor()  # see _stage: a failed read must not abort the transaction
+        try:
+            total = cursor.execute(
+                "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [str(path)]
+            ).fetchall()[0][0]
+        finally:
+            cursor.close()
+        for start in range(0, int(total), batch_rows):
+            yield "parquet", (start, start + batch_rows)
+        return
+    if kind.format != "jsonl":
+        raise _Unsupported(unsupported(path))
+    check_readable(path, kind)
+    pending: list[tuple[int, str, bool]] = []
+    for lines in iter_line_batches(path, kind, BATCH_BYTES):
+        pending.extend(lines)
+        while len(pending) >= batch_rows:
+            yield "lines", pending[:batch_rows]
+            pending = pending[batch_rows:]
+    if pending:
+        yield "lines", pending
+
+
+class _Unsupported(Exception):
+    """A file of no format the pipeline reads (its message is the quarantine reason)."""
+
+
+def stage_batches(
     conn: duckdb.DuckDBPyConnection,
     files_by_day: Mapping[date, Sequence[Path]],
     staging: str,
+    staged: StagedFiles,
     root: Path | None = None,
-) -> StagedFiles:
-    """Load every row of the given files into temp table `staging`.
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[int]:
+    """Fill temp table `staging` with the next batch of rows of the given files (small files
+    share a batch, a large one spans several), yielding its row count each time; the caller
+    validates and writes the batch before asking for the next.
 
     A file that cannot be read (a directory named `.jsonl`, a truncated Parquet or gzip file)
     or is of no format the pipeline reads becomes one row with `file_error` set: it is
     quarantined with that reason while the day's other files ingest.
     """
     conn.execute(STAGING_DDL.format(name=staging))
-    staged = StagedFiles()
-
-    def file_problem(day: date, shown: str, problem: str) -> None:
-        conn.execute(
-            f"INSERT INTO {staging} VALUES (?, ?, 0, NULL, true, ?)", [day, shown, problem]
-        )
-        staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
-
+    filled = 0
     for day, files in sorted(files_by_day.items()):
         for path in sorted(files):
             shown = (
@@ -194,38 +239,78 @@ def stage_files(
                 staged.ignored.append(shown)
                 continue
             staged.files += 1
-            if file_kind(path).format == "parquet":
-                # One code path for both formats: Parquet rows become JSON text.
-                try:
-                    conn.execute(
-                        f"""INSERT INTO {staging}
-                        SELECT ?, ?, file_row_number + 1, to_json(p)::VARCHAR, true, NULL
-                        FROM read_parquet(?, file_row_number = true) p""",
-                        [day, shown, str(path)],
-                    )
-                except (duckdb.Error, OSError) as exc:
-                    file_problem(day, shown, f"unreadable_file|{describe_error(exc)}")
-                continue
-            rows, problem = text_file_lines(path)
-            if problem:
-                file_problem(day, shown, problem)
-            if not rows:
-                continue
-            line_no, text, ok = zip(*rows, strict=True)
-            batch = pa.table(
-                {
-                    "partition_date": pa.array([day] * len(rows), pa.date32()),
-                    "source_file": pa.array([shown] * len(rows)),
-                    "source_row": pa.array(line_no, pa.int64()),
-                    "line": pa.array(text),
-                    "utf8_ok": pa.array(ok),
-                    "file_error": pa.nulls(len(rows), pa.string()),
-                }
-            )
-            with registered(conn, _jsonl_batch=batch):
-                conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
-    staged.rows = conn.execute(f"SELECT count(*) FROM {staging}").fetchall()[0][0]
-    return staged
+            problem = None
+            try:
+                for form, rows in _file_batches(conn, path, batch_rows):
+                    filled += _stage(conn, staging, day, shown, path, form, rows)
+                    if filled >= batch_rows:
+                        yield _counted(staged, filled)
+                        conn.execute(STAGING_DDL.format(name=staging))
+                        filled = 0
+            except _Unsupported as exc:
+                problem = str(exc)
+            except Exception as exc:  # any failure to read is the file's reason, never a crash
+                problem = f"unreadable_file|{describe_error(exc)}"
+            if problem is not None:
+                conn.execute(
+                    f"INSERT INTO {staging} VALUES (?, ?, 0, NULL, true, ?)", [day, shown, problem]
+                )
+                staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
+                filled += 1
+    if filled:
+        yield _counted(staged, filled)
+
+
+def _counted(staged: StagedFiles, rows: int) -> int:
+    staged.rows += rows
+    return rows
+
+
+def _stage(
+    conn: duckdb.DuckDBPyConnection,
+    staging: str,
+    day: date,
+    shown: str,
+    path: Path,
+    form: str,
+    rows: tuple[int, int] | list[tuple[int, str, bool]],
+) -> int:
+    """Append one piece of a file to the staging table; returns its row count."""
+    if form == "parquet":
+        # One code path for both formats: Parquet rows become JSON text. A row range reads
+        # only its row groups (DuckDB prunes them by file_row_number).
+        start, end = rows  # type: ignore[misc]
+        # Read on a cursor of its own: a file DuckDB cannot read raises there, and does not
+        # abort the transaction the day is written in.
+        cursor = conn.cursor()
+        try:
+            batch = cursor.execute(
+                """SELECT ?::DATE AS partition_date, ?::VARCHAR AS source_file,
+                          file_row_number + 1 AS source_row, to_json(p)::VARCHAR AS line,
+                          true AS utf8_ok, NULL::VARCHAR AS file_error
+                FROM read_parquet(?, file_row_number = true) p
+                WHERE file_row_number >= ? AND file_row_number < ?""",
+                [day, shown, str(path), start, end],
+            ).to_arrow_table()
+        finally:
+            cursor.close()
+        with registered(conn, _parquet_batch=batch):
+            conn.execute(f"INSERT INTO {staging} SELECT * FROM _parquet_batch")
+        return batch.num_rows
+    line_no, text, ok = zip(*rows, strict=True)  # type: ignore[misc]
+    batch = pa.table(
+        {
+            "partition_date": pa.array([day] * len(rows), pa.date32()),
+            "source_file": pa.array([shown] * len(rows)),
+            "source_row": pa.array(line_no, pa.int64()),
+            "line": pa.array(text),
+            "utf8_ok": pa.array(ok),
+            "file_error": pa.nulls(len(rows), pa.string()),
+        }
+    )
+    with registered(conn, _jsonl_batch=batch):
+        conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
+    return len(rows)
 
 
 # ISO 8601 as exchanged in practice, parsed strictly: a date, optionally a time (T, t or a
@@ -286,9 +371,15 @@ def _names_where(conditions: Sequence[tuple[str, str]]) -> str:
 
 
 def validate_sql(
-    stream: StreamSpec, staging: str, rules: IngestRules, replaced_days_table: str
+    stream: StreamSpec,
+    staging: str,
+    rules: IngestRules,
+    replaced_days_table: str,
+    accepted_table: str | None = None,
 ) -> str:
-    """SELECT over the staging table giving every row `reason`/`detail` (null when valid)."""
+    """SELECT over the staging table giving every row `reason`/`detail` (null when valid).
+    `accepted_table` holds the keys (`stream.dedupe_key`) of rows an earlier batch of the same
+    ingest stored: the same key again is a duplicate, as within the batch."""
     paths = ", ".join(sql_literal(f"$.{s.name}") for s in stream.fields)
     field_map = ", ".join(f"'{s.name}': x[{i + 1}]" for i, s in enumerate(stream.fields))
     missing = _names_where([(s.name, _absent(s)) for s in stream.fields if s.required])
@@ -325,6 +416,15 @@ def validate_sql(
         if stream.dedupe_key == ("trace_id",)
         else ""
     )
+    key_match = " AND ".join(
+        f"a.{k} IS NOT DISTINCT FROM {stream.projection[k]}" for k in stream.dedupe_key
+    )
+    seen_in_earlier_batch = (
+        f"WHEN EXISTS (SELECT 1 FROM {accepted_table} a WHERE {key_match}) "
+        "THEN 'seen earlier in this ingest'"
+        if accepted_table
+        else ""
+    )
     return f"""
 WITH parsed AS (
     SELECT *, CASE WHEN utf8_ok AND json_valid(line) AND json_type(line) = 'OBJECT'
@@ -334,7 +434,7 @@ WITH parsed AS (
     SELECT *, CASE WHEN j IS NOT NULL THEN json_extract(j, [{paths}]) END AS x
     FROM parsed
 ), typed AS (
-    SELECT * EXCLUDE (x), CASE WHEN x IS NOT NULL THEN MAP {{{field_map}}} END AS f
+    SELECT * EXCLUDE (x), CASE WHEN x IS NOT NULL THEN {{{field_map}}} END AS f
     FROM fields
 ), checked AS (
     SELECT *,
@@ -367,6 +467,7 @@ WITH parsed AS (
     SELECT *, split_part(why, '|', 1) AS why_code, nullif(substr(why, strlen(split_part(why, '|', 1)) + 2), '') AS why_detail,
         CASE WHEN why IS NOT NULL THEN NULL
              WHEN copy_no > 1 THEN 'seen earlier in this ingest'
+             {seen_in_earlier_batch}
              {already_stored}
         END AS duplicate_detail
     FROM ranked
@@ -399,83 +500,160 @@ def ingest_days(
     rules: IngestRules,
     root: Path | None = None,
     reservoir: Reservoir | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> IngestCounts:
     """Validate the days' files and replace those days in the table and quarantine, atomically.
 
-    With a `reservoir`, valid traces whose id falls in the reservoir bucket are written in
-    full to the holdout store and kept in the table without text (`sealed`); quarantined rows
-    with such an id keep no raw text either.
+    The files are read and validated in batches of at most `batch_rows` rows, so memory does
+    not grow with the day. With a `reservoir`, valid traces whose id falls in the reservoir
+    bucket are written in full to the holdout store and kept in the table without text
+    (`sealed`); quarantined rows with such an id keep no raw text either.
     """
-    staging = f"_staging_{stream.name}"
-    staged = stage_files(conn, files_by_day, staging, root)
-    rows_in = staged.rows
+    name = stream.name
+    staging, checked, accepted = f"_staging_{name}", f"_checked_{name}", f"_accepted_{name}"
+    sealable = reservoir is not None and stream.sealable
     conn.execute("CREATE OR REPLACE TEMP TABLE _replaced_days (d DATE)")
     conn.executemany("INSERT INTO _replaced_days VALUES (?)", [[d] for d in sorted(files_by_day)])
+    key_columns = ", ".join(f"{k} {_key_type(stream, k)}" for k in stream.dedupe_key)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {accepted} ({key_columns})")
+    if sealable:
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE _sealed_{name} AS "
+            f"SELECT * FROM {reservoir.alias}.{RESERVOIR_TRACES.name} LIMIT 0"  # type: ignore[union-attr]
+        )
     trace_id = "CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END"
     sealed = (
-        f"coalesce({reservoir_sql(trace_id, reservoir.share)}, false)"
-        if reservoir and stream.sealable
+        f"coalesce({reservoir_sql(trace_id, reservoir.share)}, false)"  # type: ignore[union-attr]
+        if sealable
         else "false"
     )
-    conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _checked_{stream.name} AS "
-        f"SELECT *, {sealed} AS sealed FROM ({validate_sql(stream, staging, rules, '_replaced_days')})"
+    validate = (
+        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT {_checked_columns(stream, sealable)} "
+        f"FROM (SELECT *, {sealed} AS sealed "
+        f"FROM ({validate_sql(stream, staging, rules, '_replaced_days', accepted)}))"
     )
-    cols = stream.table.column_names
-    select = ", ".join(
-        f"CASE WHEN sealed THEN NULL ELSE {stream.projection[c]} END AS {c}"
-        if c in SEALED_TEXT_COLUMNS
-        else f"{stream.projection[c]} AS {c}"
-        for c in cols
-    )
-    qcols = stream.quarantine.column_names
-    if reservoir and stream.sealable:
-        # The holdout store first, in its own transaction (one transaction writes one file);
-        # both writes replace whole days, so a crash between them is mended by a re-run.
-        full = ", ".join(f"{stream.projection[c]} AS {c}" for c in RESERVOIR_TRACES.column_names)
-        target = f"{reservoir.alias}.{RESERVOIR_TRACES.name}"
-        with transaction(conn):
-            conn.execute(
-                f"DELETE FROM {target} WHERE partition_date IN (SELECT d FROM _replaced_days)"
-            )
-            conn.execute(
-                f"INSERT INTO {target} SELECT {full} FROM _checked_{stream.name} WHERE reason IS NULL AND sealed ORDER BY ts"
-            )
+    staged = StagedFiles()
+    by_reason: Counter[str] = Counter()
+    by_day: dict[str, list[int]] = {}
+    # Batches land in temp tables (committed as they go, so DuckDB can spill them under its
+    # memory limit); the day then replaces its partitions in one short transaction.
+    stored_rows, quarantined_rows = f"_stored_{name}", f"_quarantined_{name}"
+    for table, like in ((stored_rows, stream.table), (quarantined_rows, stream.quarantine)):
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {like} LIMIT 0")
+    for _ in stage_batches(conn, files_by_day, staging, staged, root, batch_rows):
+        conn.execute(validate)
+        _write_batch(conn, stream, checked, accepted, sealable, stored_rows, quarantined_rows)
+        for reason, n in conn.execute(
+            f"SELECT reason, count(*) FROM {checked} WHERE reason IS NOT NULL GROUP BY 1"
+        ).fetchall():
+            by_reason[reason] += n
+        for d, ok, bad in conn.execute(
+            f"""SELECT partition_date, count(*) FILTER (WHERE reason IS NULL),
+                   count(*) FILTER (WHERE reason IS NOT NULL) FROM {checked} GROUP BY 1"""
+        ).fetchall():
+            day = by_day.setdefault(str(d), [0, 0])
+            day[0], day[1] = day[0] + ok, day[1] + bad
     with transaction(conn):
         for table in (stream.table.name, stream.quarantine.name):
             conn.execute(
                 f"DELETE FROM {table} WHERE partition_date IN (SELECT d FROM _replaced_days)"
             )
+        conn.execute(f"INSERT INTO {stream.table.name} SELECT * FROM {stored_rows} ORDER BY ts")
         conn.execute(
-            f"INSERT INTO {stream.table.name} ({', '.join(cols)}) SELECT {select} "
-            f"FROM _checked_{stream.name} WHERE reason IS NULL ORDER BY ts"
+            f"INSERT INTO {stream.quarantine.name} SELECT * FROM {quarantined_rows} "
+            "ORDER BY partition_date, source_file, source_row"
         )
-        conn.execute(
-            f"""INSERT INTO {stream.quarantine.name} ({", ".join(qcols)})
-            SELECT partition_date, source_file, source_row, reason, detail,
-                   CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END,
-                   CASE WHEN sealed THEN NULL ELSE left(line, {RAW_PREVIEW_CHARS}) END, sealed
-            FROM _checked_{stream.name} WHERE reason IS NOT NULL ORDER BY partition_date, source_file, source_row"""
-        )
-    by_reason = dict(
-        conn.execute(
-            f"SELECT reason, count(*) FROM _checked_{stream.name} WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    )
-    by_day = {
-        str(d): (int(s), int(q))
-        for d, s, q in conn.execute(
-            f"""SELECT partition_date, count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL)
-            FROM _checked_{stream.name} GROUP BY 1 ORDER BY 1"""
-        ).fetchall()
-    }
+    if sealable:
+        # The holdout store in its own transaction (one transaction writes one file); both
+        # writes replace whole days, so a crash between them is mended by a re-run.
+        target = f"{reservoir.alias}.{RESERVOIR_TRACES.name}"  # type: ignore[union-attr]
+        with transaction(conn):
+            conn.execute(
+                f"DELETE FROM {target} WHERE partition_date IN (SELECT d FROM _replaced_days)"
+            )
+            conn.execute(f"INSERT INTO {target} SELECT * FROM _sealed_{name} ORDER BY ts")
+    for t in (
+        staging,
+        checked,
+        accepted,
+        "_replaced_days",
+        f"_sealed_{name}",
+        stored_rows,
+        quarantined_rows,
+    ):
+        conn.execute(f"DROP TABLE IF EXISTS {t}")
     stored = sum(s for s, _ in by_day.values())
     quarantined = sum(q for _, q in by_day.values())
-    for t in (staging, f"_checked_{stream.name}", "_replaced_days"):
-        conn.execute(f"DROP TABLE IF EXISTS {t}")
-    counts = IngestCounts(rows_in, stored, quarantined, by_reason, by_day, staged)
+    counts = IngestCounts(
+        staged.rows,
+        stored,
+        quarantined,
+        dict(sorted(by_reason.items())),
+        {d: (s, q) for d, (s, q) in sorted(by_day.items())},
+        staged,
+    )
     if not counts.balanced:
         raise RuntimeError(
-            f"{stream.name}: {rows_in} rows in but {stored} stored + {quarantined} quarantined"
+            f"{name}: {staged.rows} rows in but {stored} stored + {quarantined} quarantined"
         )
     return counts
+
+
+def _key_type(stream: StreamSpec, key: str) -> str:
+    return next(c.sql_type for c in stream.table.columns if c.name == key)
+
+
+def _checked_columns(stream: StreamSpec, sealable: bool) -> str:
+    """What a validated batch keeps: the typed columns its rows are written with, the reason,
+    and the raw line only of a quarantined row (the JSON and the parsed fields stay behind,
+    so a batch holds little more than its values)."""
+    wanted = [*stream.table.column_names, *stream.dedupe_key]
+    if sealable:
+        wanted += RESERVOIR_TRACES.column_names
+    exprs = {c: stream.projection[c] for c in dict.fromkeys(wanted)}
+    exprs |= {
+        "partition_date": "partition_date",
+        "source_file": "source_file",
+        "source_row": "source_row",
+        "reason": "reason",
+        "detail": "detail",
+        "sealed": "sealed",
+        "_trace_id": "CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END",
+        "_raw": f"CASE WHEN reason IS NOT NULL AND NOT sealed THEN left(line, {RAW_PREVIEW_CHARS}) END",
+    }
+    return ", ".join(f"{e} AS {c}" for c, e in exprs.items())
+
+
+def _write_batch(
+    conn: duckdb.DuckDBPyConnection,
+    stream: StreamSpec,
+    checked: str,
+    accepted: str,
+    sealable: bool,
+    stored_rows: str,
+    quarantined_rows: str,
+) -> None:
+    """One validated batch into the day's rows to store (sealed rows without text) and to
+    quarantine, the keys accepted so far, and (sealed rows in full) the reservoir's."""
+    cols = stream.table.column_names
+    select = ", ".join(
+        f"CASE WHEN sealed THEN NULL ELSE {c} END" if c in SEALED_TEXT_COLUMNS else c for c in cols
+    )
+    conn.execute(
+        f"INSERT INTO {stored_rows} ({', '.join(cols)}) SELECT {select} "
+        f"FROM {checked} WHERE reason IS NULL"
+    )
+    keys = ", ".join(stream.dedupe_key)
+    conn.execute(f"INSERT INTO {accepted} SELECT {keys} FROM {checked} WHERE reason IS NULL")
+    qcols = stream.quarantine.column_names
+    conn.execute(
+        f"""INSERT INTO {quarantined_rows} ({", ".join(qcols)})
+        SELECT partition_date, source_file, source_row, reason, detail, _trace_id, _raw, sealed
+        FROM {checked} WHERE reason IS NOT NULL"""
+    )
+    if sealable:
+        full = ", ".join(RESERVOIR_TRACES.column_names)
+        conn.execute(
+            f"INSERT INTO _sealed_{stream.name} SELECT {full} FROM {checked} "
+            "WHERE reason IS NULL AND sealed"
+        )
