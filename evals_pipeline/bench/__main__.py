@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from evals_pipeline.bench import ingest, judging, review, sampling
+from evals_pipeline.bench import daily, ingest, judging, review, sampling
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,9 +15,10 @@ def main(argv: list[str] | None = None) -> None:
     judging.add_arguments(sub.add_parser("judging", help=judging.__doc__.splitlines()[0]))
     review.add_arguments(sub.add_parser("review", help=review.__doc__.splitlines()[0]))
     ingest.add_arguments(sub.add_parser("ingest", help=ingest.__doc__.splitlines()[0]))
+    daily.add_arguments(sub.add_parser("daily", help=daily.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     runs = {"sampling": sampling.run, "judging": judging.run, "review": review.run}
-    result = {**runs, "ingest": ingest.run}[args.bench](args)
+    result = {**runs, "ingest": ingest.run, "daily": daily.run}[args.bench](args)
     for line in result if isinstance(result, list) else [result]:
         print(json.dumps(line), flush=True)
 
