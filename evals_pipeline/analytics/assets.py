@@ -13,7 +13,14 @@ from dagster import (
     asset,
 )
 
-from evals_pipeline.analytics.snapshot import build_snapshot, remove_stale_temporaries
+from evals_pipeline.analytics.snapshot import (
+    build_snapshot,
+    record_published,
+    refresh_plan,
+    refresh_snapshot,
+    remove_stale_temporaries,
+    seal_digest,
+)
 from evals_pipeline.metadata import markdown_table
 from evals_pipeline.paths import analytics_path
 from evals_pipeline.pools.assets import seal_check_result
@@ -51,7 +58,12 @@ def analytics_snapshot(
         removed = remove_stale_temporaries(target)
         if removed:
             context.log.info(f"removed {len(removed)} temporaries of an interrupted snapshot build")
-        violations = seal_violations(conn)
+        plan = refresh_plan(conn, target)
+        seal = seal_digest(conn)
+        # Days already published were checked against the same fingerprints: only the days
+        # about to be published need the check then. Any other change checks everything.
+        only_days = plan.changed if plan is not None and plan.seal_digest == seal else None
+        violations = seal_violations(conn, only_days=only_days)
         sealed = sealed_string_count(conn)
         if violations:
             yield seal_check_result("snapshot_sealed", "analytics_snapshot", violations, sealed)
@@ -59,7 +71,18 @@ def analytics_snapshot(
                 "the warehouse holds holdout content; the snapshot was NOT published",
                 metadata={"where": MetadataValue.md(markdown_table(pd.DataFrame(violations)))},
             )
-        counts = build_snapshot(conn, target, ANALYST_TABLES)
+        if plan is None:
+            counts = build_snapshot(conn, target, ANALYST_TABLES)
+        else:
+            counts = refresh_snapshot(conn, target, ANALYST_TABLES, plan)
+        record_published(conn, target, seal)
+    refreshed = {t: len(d) for t, d in plan.changed.items()} if plan is not None else None
+    context.log.info(
+        "snapshot built whole"
+        if refreshed is None
+        else "snapshot refreshed: changed day partitions "
+        + ", ".join(f"{t} {n}" for t, n in refreshed.items())
+    )
     context.log.info(
         f"analytics snapshot at {target}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items())
     )
@@ -71,6 +94,9 @@ def analytics_snapshot(
             "dagster/row_count": MetadataValue.int(sum(counts.values())),
             "open_with": MetadataValue.text(f"duckdb -readonly {target}"),
             "stale_temporaries_removed": MetadataValue.int(len(removed)),
+            "refresh": MetadataValue.json(
+                {"whole": True} if refreshed is None else {"changed_days": refreshed}
+            ),
         }
     )
     yield seal_check_result("snapshot_sealed", "analytics_snapshot", [], sealed)

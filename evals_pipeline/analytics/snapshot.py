@@ -10,14 +10,27 @@ lives on until it closes), a new reader sees the new one, and neither blocks the
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from evals_pipeline.records import Table, run_time_columns, sql_literal
-from evals_pipeline.warehouse import table_names
+from evals_pipeline.records import (
+    PARTITION_VERSIONS,
+    PARTITIONED_TABLES,
+    SEALED_FINGERPRINTS,
+    SNAPSHOT_PARTITIONS,
+    SNAPSHOT_STATE,
+    Table,
+    run_time_columns,
+    sql_literal,
+)
+from evals_pipeline.warehouse import registered, table_names, transaction
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
@@ -127,3 +140,142 @@ def content_digest(
             },
         }
     return out
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    """What the next snapshot must copy: per partitioned table the days written since the
+    published snapshot copied them (`changed`) and the days it holds that are gone (`removed`);
+    `seal_digest` is the fingerprints' digest the published snapshot was checked against."""
+
+    changed: dict[str, list[date]]
+    removed: dict[str, list[date]]
+    seal_digest: str
+
+
+def seal_digest(conn: duckdb.DuckDBPyConnection) -> str:
+    """Digest of the sealed fingerprints (changes when a rotation seals other strings)."""
+    if SEALED_FINGERPRINTS.name not in table_names(conn):
+        return "none"
+    n, h = conn.execute(
+        f"SELECT count(*), coalesce(sum(hash(fingerprint))::VARCHAR, '0') FROM {SEALED_FINGERPRINTS}"
+    ).fetchall()[0]
+    return f"{n}:{h}"
+
+
+def refresh_plan(conn: duckdb.DuckDBPyConnection, target: Path) -> RefreshPlan | None:
+    """The partitions to refresh in the published snapshot, or None when it must be built
+    whole (no snapshot yet, another file, or a schema this release changed)."""
+    from evals_pipeline.warehouse import schema_digest
+
+    state = conn.execute(
+        f"SELECT schema_digest, seal_digest, target FROM {SNAPSHOT_STATE}"
+    ).fetchall()
+    if not Path(target).exists() or not state:
+        return None
+    schema, seal, published = state[0]
+    if schema != schema_digest() or published != str(target):
+        return None
+    changed: dict[str, list[date]] = {}
+    removed: dict[str, list[date]] = {}
+    for table in PARTITIONED_TABLES:
+        changed[table.name] = [
+            r[0]
+            for r in conn.execute(
+                f"""SELECT v.partition_date FROM {PARTITION_VERSIONS} v
+                LEFT JOIN {SNAPSHOT_PARTITIONS} s USING (table_name, partition_date)
+                WHERE v.table_name = ? AND s.written_at IS DISTINCT FROM v.written_at
+                ORDER BY 1""",
+                [table.name],
+            ).fetchall()
+        ]
+        removed[table.name] = [
+            r[0]
+            for r in conn.execute(
+                f"""SELECT s.partition_date FROM {SNAPSHOT_PARTITIONS} s
+                ANTI JOIN {PARTITION_VERSIONS} v USING (table_name, partition_date)
+                WHERE s.table_name = ? ORDER BY 1""",
+                [table.name],
+            ).fetchall()
+        ]
+    return RefreshPlan(changed, removed, seal)
+
+
+def _clone(source: Path, target: Path) -> None:
+    """Copy a file; in-kernel (and a reflink on filesystems that share blocks, XFS, btrfs)."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        try:
+            copied = 0
+            while copied < size:
+                n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied)
+                if n == 0:
+                    break
+                copied += n
+            if copied == size:
+                return
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
+
+
+def refresh_snapshot(
+    conn: duckdb.DuckDBPyConnection, target: Path, tables: Sequence[Table], plan: RefreshPlan
+) -> dict[str, int]:
+    """Like `build_snapshot`, but starting from a copy of the published snapshot: the
+    partitioned tables get only their changed days, the other (small) tables are copied whole,
+    and the copy is swapped in atomically. The cost follows what changed, not the history."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    alias = "snapshot_out"
+    counts: dict[str, int] = {}
+    existing = table_names(conn)
+    _clone(target, tmp)
+    conn.execute(f"ATTACH '{tmp}' AS {alias}")
+    try:
+        for table in tables:
+            cols = ", ".join(table.column_names)
+            copy = f"INSERT INTO {alias}.{table.name} ({cols}) SELECT {cols} FROM main.{table.name}"
+            if table.name not in plan.changed:
+                conn.execute(f"DELETE FROM {alias}.{table.name}")
+                if table.name in existing:
+                    conn.execute(copy)
+            else:
+                days = plan.changed[table.name] + plan.removed[table.name]
+                if days:
+                    with registered(
+                        conn, _refresh_days=pa.table({"d": pa.array(days, pa.date32())})
+                    ):
+                        conn.execute(
+                            f"DELETE FROM {alias}.{table.name} WHERE partition_date IN (SELECT d FROM _refresh_days)"
+                        )
+                        conn.execute(
+                            f"{copy} WHERE partition_date IN (SELECT d FROM _refresh_days) ORDER BY ts"
+                        )
+            counts[table.name] = conn.execute(
+                f"SELECT count(*) FROM {alias}.{table.name}"
+            ).fetchall()[0][0]
+        conn.execute(f"CHECKPOINT {alias}")
+        conn.execute(f"DETACH {alias}")
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            conn.execute(f"DETACH DATABASE IF EXISTS {alias}")
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def record_published(conn: duckdb.DuckDBPyConnection, target: Path, seal: str) -> None:
+    """After a snapshot was swapped in: what it holds, for the next refresh to compare with."""
+    from evals_pipeline.warehouse import schema_digest
+
+    with transaction(conn):
+        conn.execute(f"DELETE FROM {SNAPSHOT_PARTITIONS}")
+        conn.execute(f"INSERT INTO {SNAPSHOT_PARTITIONS} SELECT * FROM {PARTITION_VERSIONS}")
+        conn.execute(f"DELETE FROM {SNAPSHOT_STATE}")
+        conn.execute(
+            f"INSERT INTO {SNAPSHOT_STATE} VALUES (?, ?, ?)", [schema_digest(), seal, str(target)]
+        )

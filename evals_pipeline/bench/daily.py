@@ -42,29 +42,30 @@ def _resources(root: Path, data: Path) -> dict[str, object]:
 
 def _daily(root: Path, data: Path, start: str, end: str) -> tuple[float, float]:
     """Seconds of one daily run over [start, end] in data dir `data`, and its snapshot step's."""
-    from dagster import DagsterEventType
+    from dagster import DagsterInstance
 
     from evals_pipeline.definitions import defs
 
     os.environ["EVALS_DATA_DIR"] = str(data)
     job = defs.resolve_job_def("evals_daily")
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    t0 = time.perf_counter()
-    result = job.execute_in_process(tags=tags, resources=_resources(root, data))
-    seconds = time.perf_counter() - t0
-    if not result.success:
-        raise RuntimeError(f"the daily run over {start}..{end} failed")
-    starts = [
-        e.timestamp
-        for e in result.all_events
-        if e.step_key == "analytics_snapshot" and e.event_type == DagsterEventType.STEP_START
-    ]
-    ends = [
-        e.timestamp
-        for e in result.all_events
-        if e.step_key == "analytics_snapshot" and e.event_type == DagsterEventType.STEP_SUCCESS
-    ]
-    return seconds, (ends[0] - starts[0]) if starts and ends else float("nan")
+    with DagsterInstance.ephemeral() as instance:
+        t0 = time.perf_counter()
+        result = job.execute_in_process(
+            tags=tags,
+            resources=_resources(root, data),
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        seconds = time.perf_counter() - t0
+        if not result.success:
+            raise RuntimeError(f"the daily run over {start}..{end} failed")
+        snapshot = [
+            s.end_time - s.start_time
+            for s in instance.get_run_step_stats(result.run_id)
+            if s.step_key == "analytics_snapshot" and s.start_time and s.end_time
+        ]
+    return seconds, snapshot[0] if snapshot else float("nan")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from evals_pipeline.records import (
     DEFAULT_CATEGORIES,
     FEEDBACK_FIELDS,
     FEEDBACK_SIGNALS,
+    PARTITION_VERSIONS,
     QUARANTINED_FEEDBACK,
     QUARANTINED_TRACES,
     RESERVOIR_TRACES,
@@ -562,6 +563,12 @@ def ingest_days(
         conn.execute(
             f"INSERT INTO {stream.quarantine.name} SELECT * FROM {quarantined_rows} "
             "ORDER BY partition_date, source_file, source_row"
+        )
+        # What the snapshot refreshes next: these days of this table changed now.
+        conn.execute(
+            f"INSERT OR REPLACE INTO {PARTITION_VERSIONS} "
+            "SELECT ?, d, now()::TIMESTAMP FROM _replaced_days",
+            [stream.table.name],
         )
     if sealable:
         # The holdout store in its own transaction (one transaction writes one file); both

@@ -14,7 +14,7 @@ fingerprints, never the store:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 import duckdb
@@ -115,14 +115,28 @@ def withhold_sealed(conn: duckdb.DuckDBPyConnection, table: str, columns: Sequen
 
 
 def seal_violations(
-    conn: duckdb.DuckDBPyConnection, tables: Sequence[Table] = ANALYST_TABLES
+    conn: duckdb.DuckDBPyConnection,
+    tables: Sequence[Table] = ANALYST_TABLES,
+    only_days: Mapping[str, Sequence[date]] | None = None,
 ) -> list[dict[str, object]]:
     """Every place holdout content shows in an analyst table (empty when sealed).
 
     Looks for: holdout cases in golden_cases; text on traces sealed at ingest; raw text on
     quarantined rows of sealed traces; and any string of a case in the holdout pool as the
     value of any text column of any analyst table (by fingerprint).
+
+    `only_days` (table -> days) limits those tables to the given day partitions: the
+    snapshot's refresh passes the days it is about to publish when the fingerprints are the
+    ones its published days were checked against.
     """
+    only_days = only_days or {}
+
+    def rows_of(table: str) -> str:
+        if table not in only_days:
+            return table
+        days = ", ".join(f"DATE '{d.isoformat()}'" for d in only_days[table]) or "NULL"
+        return f"(SELECT * FROM {table} WHERE partition_date IN ({days}))"
+
     found: list[dict[str, object]] = []
 
     def note(where: str, n: int) -> None:
@@ -142,7 +156,7 @@ def seal_violations(
         note(
             "sealed traces with text",
             conn.execute(
-                f"SELECT count(*) FROM {TRACES.name} WHERE sealed AND ({text_on_sealed})"
+                f"SELECT count(*) FROM {rows_of(TRACES.name)} WHERE sealed AND ({text_on_sealed})"
             ).fetchall()[0][0],
         )
     for q in ("quarantined_traces", "quarantined_feedback"):
@@ -160,7 +174,7 @@ def seal_violations(
             continue
         for col in (c.name for c in table.columns if c.sql_type == "VARCHAR"):
             n = conn.execute(
-                f"SELECT count(*) FROM {table.name} WHERE {col} IS NOT NULL AND {sealed_sql(col)}"
+                f"SELECT count(*) FROM {rows_of(table.name)} WHERE {col} IS NOT NULL AND {sealed_sql(col)}"
             ).fetchall()[0][0]
             note(f"{table.name}.{col} equals a holdout string", n)
     return found

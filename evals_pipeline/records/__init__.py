@@ -9,6 +9,11 @@ renamed in one line. One module per stage of the data flow; import from here.
 
 from __future__ import annotations
 
+from evals_pipeline.records.analytics import (
+    PARTITION_VERSIONS,
+    SNAPSHOT_PARTITIONS,
+    SNAPSHOT_STATE,
+)
 from evals_pipeline.records.calibration import (
     ANNOTATOR_AGREEMENT,
     CALIBRATION_TEST_USES,
@@ -126,7 +131,15 @@ ANALYST_TABLES: tuple[Table, ...] = (
 )
 
 # Everything the working warehouse holds; `warehouse.set_up` creates it once per schema version.
-WAREHOUSE_TABLES: tuple[Table, ...] = (*ANALYST_TABLES, SEALED_FINGERPRINTS)
+WAREHOUSE_TABLES: tuple[Table, ...] = (
+    *ANALYST_TABLES,
+    SEALED_FINGERPRINTS,
+    PARTITION_VERSIONS,
+    SNAPSHOT_PARTITIONS,
+    SNAPSHOT_STATE,
+)
+# Large, day-partitioned tables the snapshot refreshes by partition (the rest it copies whole).
+PARTITIONED_TABLES: tuple[Table, ...] = (TRACES, TRACE_FEEDBACK)
 
 
 def run_time_columns(tables: tuple[Table, ...] = WAREHOUSE_TABLES) -> dict[str, set[str]]:
@@ -164,6 +177,8 @@ __all__ = [
     "NEGATIVE_SIGNALS",
     "ONLINE_OFFLINE_CORRELATION",
     "PAIRWISE_VERDICTS",
+    "PARTITIONED_TABLES",
+    "PARTITION_VERSIONS",
     "POOLS",
     "POOL_EVENTS",
     "POOL_SIZES",
@@ -181,6 +196,8 @@ __all__ = [
     "SEALED_TEXT_COLUMNS",
     "SEAL_VIEWS",
     "SEGMENT_REPORT",
+    "SNAPSHOT_PARTITIONS",
+    "SNAPSHOT_STATE",
     "TRACES",
     "TRACE_COLUMNS",
     "TRACE_FEEDBACK",
