@@ -13,18 +13,10 @@ from dagster import (
     asset,
 )
 
-from evals_pipeline.analytics.snapshot import (
-    build_snapshot,
-    record_published,
-    refresh_plan,
-    refresh_snapshot,
-    remove_stale_temporaries,
-    seal_digest,
-)
+from evals_pipeline.analytics.snapshot import publish
 from evals_pipeline.metadata import markdown_table
 from evals_pipeline.paths import analytics_path
 from evals_pipeline.pools.assets import seal_check_result
-from evals_pipeline.pools.sealing import seal_violations, sealed_string_count
 from evals_pipeline.records import ANALYST_TABLES
 from evals_pipeline.specs import deps_of
 from evals_pipeline.warehouse import Warehouse
@@ -54,33 +46,24 @@ def analytics_snapshot(
     published while the seal check finds holdout content. Tables and columns carry comments."""
     target = analytics_path()
     with warehouse.get_connection() as conn:
-        # Holding the warehouse means no other build is in flight: what is left is stale.
-        removed = remove_stale_temporaries(target)
-        if removed:
-            context.log.info(f"removed {len(removed)} temporaries of an interrupted snapshot build")
-        plan = refresh_plan(conn, target)
-        seal = seal_digest(conn)
-        # Days already published were checked against the same fingerprints: only the days
-        # about to be published need the check then. Any other change checks everything.
-        only_days = plan.changed if plan is not None and plan.seal_digest == seal else None
-        violations = seal_violations(conn, only_days=only_days)
-        sealed = sealed_string_count(conn)
-        if violations:
-            yield seal_check_result("snapshot_sealed", "analytics_snapshot", violations, sealed)
-            raise Failure(
-                "the warehouse holds holdout content; the snapshot was NOT published",
-                metadata={"where": MetadataValue.md(markdown_table(pd.DataFrame(violations)))},
-            )
-        if plan is None:
-            counts = build_snapshot(conn, target, ANALYST_TABLES)
-        else:
-            counts = refresh_snapshot(conn, target, ANALYST_TABLES, plan)
-        record_published(conn, target, seal)
-    refreshed = {t: len(d) for t, d in plan.changed.items()} if plan is not None else None
+        done = publish(conn, target, ANALYST_TABLES)
+    if done.removed:
+        context.log.info(
+            f"removed {len(done.removed)} temporaries of an interrupted snapshot build"
+        )
+    if done.violations:
+        yield seal_check_result(
+            "snapshot_sealed", "analytics_snapshot", done.violations, done.sealed_strings
+        )
+        raise Failure(
+            "the warehouse holds holdout content; the snapshot was NOT published",
+            metadata={"where": MetadataValue.md(markdown_table(pd.DataFrame(done.violations)))},
+        )
+    counts, refreshed = done.counts, done.refreshed
     context.log.info(
         "snapshot built whole"
         if refreshed is None
-        else "snapshot refreshed: changed day partitions "
+        else "snapshot refreshed, changed day partitions: "
         + ", ".join(f"{t} {n}" for t, n in refreshed.items())
     )
     context.log.info(
@@ -93,10 +76,10 @@ def analytics_snapshot(
             "tables": MetadataValue.md(markdown_table(frame)),
             "dagster/row_count": MetadataValue.int(sum(counts.values())),
             "open_with": MetadataValue.text(f"duckdb -readonly {target}"),
-            "stale_temporaries_removed": MetadataValue.int(len(removed)),
+            "stale_temporaries_removed": MetadataValue.int(len(done.removed)),
             "refresh": MetadataValue.json(
                 {"whole": True} if refreshed is None else {"changed_days": refreshed}
             ),
         }
     )
-    yield seal_check_result("snapshot_sealed", "analytics_snapshot", [], sealed)
+    yield seal_check_result("snapshot_sealed", "analytics_snapshot", [], done.sealed_strings)

@@ -279,3 +279,41 @@ def record_published(conn: duckdb.DuckDBPyConnection, target: Path, seal: str) -
         conn.execute(
             f"INSERT INTO {SNAPSHOT_STATE} VALUES (?, ?, ?)", [schema_digest(), seal, str(target)]
         )
+
+
+@dataclass
+class Publication:
+    """What `publish` did: row counts of the published snapshot (empty when not published),
+    the days refreshed per table (None: built whole), the seal check's findings and the
+    temporaries of an interrupted build it removed."""
+
+    counts: dict[str, int]
+    refreshed: dict[str, int] | None
+    violations: list[dict[str, object]]
+    sealed_strings: int
+    removed: list[Path]
+
+
+def publish(conn: duckdb.DuckDBPyConnection, target: Path, tables: Sequence[Table]) -> Publication:
+    """Check the seal and, when it holds, refresh (or build) the snapshot at `target`.
+
+    Days already published were checked against the same fingerprints: only the days about
+    to be published need the check then; any change of the fingerprints checks everything.
+    Call it holding the warehouse: what an interrupted build left is removed first."""
+    from evals_pipeline.pools.sealing import seal_violations, sealed_string_count
+
+    removed = remove_stale_temporaries(target)
+    plan = refresh_plan(conn, target)
+    seal = seal_digest(conn)
+    only_days = plan.changed if plan is not None and plan.seal_digest == seal else None
+    violations = seal_violations(conn, only_days=only_days)
+    sealed = sealed_string_count(conn)
+    if violations:
+        return Publication({}, None, violations, sealed, removed)
+    if plan is None:
+        counts = build_snapshot(conn, target, tables)
+    else:
+        counts = refresh_snapshot(conn, target, tables, plan)
+    record_published(conn, target, seal)
+    refreshed = {t: len(d) for t, d in plan.changed.items()} if plan is not None else None
+    return Publication(counts, refreshed, [], sealed, removed)
