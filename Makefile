@@ -50,7 +50,9 @@ lint: $(STAMP) imports
 
 bench: $(STAMP)
 	$(PY) -m evals_pipeline.bench sampling --rows 10000000
-	$(PY) -m evals_pipeline.bench judging
+	$(PY) -m evals_pipeline.bench judging --concurrency 32 128
+	$(PY) -m evals_pipeline.bench ingest --rows 1000000
+	$(PY) -m evals_pipeline.bench daily --days 365
 
 # Start the demo over: the generated data goes, the venv stays.
 reset:

@@ -2,8 +2,9 @@
 
 In one run: write N realistic traces (about 750 bytes each as JSON) for one day as JSONL or
 Parquet, then time, each in its own fresh process so peak memory is measured apart:
-  - ours: `ingest_days` into a fresh warehouse (staging in batches, validation generated
-    from the records, quarantine, duplicate checks, one transaction for the day);
+  - ours: `ingest_days` into a fresh warehouse under the project file's
+    `warehouse.memory_limit` (staging in batches, validation generated from the records,
+    quarantine, duplicate checks, the day replaced in one transaction);
   - floor: DuckDB reading the same file into the same typed columns (`read_json` with the
     columns given / `read_parquet`) and storing it: what any ingest must pay.
 Prints one JSON line: rows, seconds, floor_seconds, ratio_vs_floor, peak_rss_mb, and the
@@ -85,9 +86,13 @@ def _timed(fn: Any, repeat: int) -> tuple[float, Any]:
 
 def _ours(path: str, workdir: str, repeat: int) -> dict[str, Any]:
     from evals_pipeline.ingest.validation import TRACE_STREAM, IngestRules, ingest_days
+    from evals_pipeline.project import load_project
     from evals_pipeline.warehouse import connect, set_up
 
     con = connect(Path(workdir) / "warehouse.duckdb")
+    # as the pipeline's warehouse runs: under the project file's memory limit
+    for key, value in load_project().warehouse.connection_config().items():
+        con.execute(f"SET {key} = '{value}'")
     set_up(con)
     seconds, counts = _timed(
         lambda: ingest_days(con, TRACE_STREAM, {DAY: [Path(path)]}, IngestRules()), repeat
