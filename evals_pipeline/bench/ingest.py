@@ -14,8 +14,6 @@ rows stored and quarantined (every row is valid, so all are stored).
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import tempfile
 import time
 from datetime import date
@@ -23,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from evals_pipeline.bench.process import in_fresh_process, timed
 
 DAY = date(2026, 1, 1)
 FLOOR_COLUMNS = {
@@ -75,15 +75,6 @@ def write_day(path: Path, rows: int, fmt: str) -> None:
     con.close()
 
 
-def _timed(fn: Any, repeat: int) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def _ours(path: str, workdir: str, repeat: int) -> dict[str, Any]:
     from evals_pipeline.ingest.validation import TRACE_STREAM, IngestRules, ingest_days
     from evals_pipeline.project import load_project
@@ -94,7 +85,7 @@ def _ours(path: str, workdir: str, repeat: int) -> dict[str, Any]:
     for key, value in load_project().warehouse.connection_config().items():
         con.execute(f"SET {key} = '{value}'")
     set_up(con)
-    seconds, counts = _timed(
+    seconds, counts = timed(
         lambda: ingest_days(con, TRACE_STREAM, {DAY: [Path(path)]}, IngestRules()), repeat
     )
     return {"seconds": seconds, "stored": counts.stored, "quarantined": counts.quarantined}
@@ -108,7 +99,7 @@ def _floor(path: str, workdir: str, fmt: str, repeat: int) -> dict[str, Any]:
         if fmt == "jsonl"
         else f"read_parquet('{path}')"
     )
-    seconds, n = _timed(
+    seconds, n = timed(
         lambda: (
             con.execute(f"CREATE OR REPLACE TABLE floor AS SELECT * FROM {reader}").fetchall()
             and con.execute("SELECT count(*) FROM floor").fetchall()[0][0]
@@ -116,24 +107,6 @@ def _floor(path: str, workdir: str, fmt: str, repeat: int) -> dict[str, Any]:
         repeat,
     )
     return {"seconds": seconds, "rows": n}
-
-
-def _child(name: str, kwargs: dict[str, Any], queue: mp.Queue) -> None:
-    out = {"ours": _ours, "floor": _floor}[name](**kwargs)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    queue.put(out)
-
-
-def _in_fresh_process(name: str, **kwargs: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(name, kwargs, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"{name} benchmark process failed with exit code {proc.exitcode}")
-    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -149,12 +122,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         (Path(tmp) / "ours").mkdir()
         (Path(tmp) / "floor").mkdir()
-        ours = _in_fresh_process(
-            "ours", path=str(path), workdir=str(Path(tmp) / "ours"), repeat=args.repeat
+        ours = in_fresh_process(
+            "evals_pipeline.bench.ingest",
+            "_ours",
+            path=str(path),
+            workdir=str(Path(tmp) / "ours"),
+            repeat=args.repeat,
         )
         print(f"ours:  {ours['seconds']:.2f} s, peak {ours['peak_rss_mb']:.0f} MB", flush=True)
-        floor = _in_fresh_process(
-            "floor",
+        floor = in_fresh_process(
+            "evals_pipeline.bench.ingest",
+            "_floor",
             path=str(path),
             workdir=str(Path(tmp) / "floor"),
             fmt=args.format,

@@ -13,8 +13,6 @@ Each is the best of `--repeat` timings. The sample is checked (size, floors, wei
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from evals_pipeline.bench.process import in_fresh_process, timed
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.sampling.stratified import draw_sample
 from evals_pipeline.simulator.traffic import DEFAULT_CATEGORY_MIX
@@ -63,15 +62,6 @@ def write_traces(path: Path, rows: int, seed: int) -> None:
     con.close()
 
 
-def _timed(fn: Any, repeat: int) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def _ours(path: str, size: int, floor: float, seed: int, repeat: int) -> dict[str, Any]:
     con = duckdb.connect()
     source = f"SELECT DATE '2026-01-01' AS partition_date, trace_id, category FROM read_parquet('{path}')"
@@ -82,19 +72,19 @@ def _ours(path: str, size: int, floor: float, seed: int, repeat: int) -> dict[st
             "SELECT category, count(*), sum(1 / inclusion_prob), any_value(category_traffic) FROM bench_sample GROUP BY 1"
         ).fetchall()
 
-    seconds, check = _timed(once, repeat)
+    seconds, check = timed(once, repeat)
     return {"seconds": seconds, "check": check}
 
 
 def _scan(path: str, repeat: int) -> dict[str, Any]:
     con = duckdb.connect()
-    seconds, _ = _timed(
+    seconds, _ = timed(
         lambda: con.execute(
             f"SELECT category, count(*), min(hash(trace_id)) FROM read_parquet('{path}') GROUP BY category"
         ).fetchall(),
         repeat,
     )
-    group_only, _ = _timed(
+    group_only, _ = timed(
         lambda: con.execute(
             f"SELECT category, count(*) FROM read_parquet('{path}') GROUP BY category"
         ).fetchall(),
@@ -112,27 +102,8 @@ def _pandas(path: str, size: int, floor: float, seed: int, repeat: int) -> dict[
         parts = [g.sample(n=alloc[c], random_state=seed) for c, g in frame.groupby("category")]
         return len(pd.concat(parts))
 
-    seconds, n = _timed(once, repeat)
+    seconds, n = timed(once, repeat)
     return {"seconds": seconds, "rows_sampled": n}
-
-
-def _child(name: str, kwargs: dict[str, Any], queue: mp.Queue) -> None:
-    fn = {"ours": _ours, "scan": _scan, "pandas": _pandas}[name]
-    out = fn(**kwargs)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    queue.put(out)
-
-
-def _in_fresh_process(name: str, **kwargs: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(name, kwargs, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"{name} benchmark process failed with exit code {proc.exitcode}")
-    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -145,15 +116,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
         common = {"path": str(path), "repeat": args.repeat}
-        ours = _in_fresh_process("ours", size=args.size, floor=args.floor, seed=args.seed, **common)
+        ours = in_fresh_process(
+            "evals_pipeline.bench.sampling",
+            "_ours",
+            size=args.size,
+            floor=args.floor,
+            seed=args.seed,
+            **common,
+        )
         print(f"ours:   {ours['seconds']:.3f} s, peak {ours['peak_rss_mb']:.0f} MB", flush=True)
-        scan = _in_fresh_process("scan", **common)
+        scan = in_fresh_process("evals_pipeline.bench.sampling", "_scan", **common)
         print(
             f"scan:   {scan['seconds']:.3f} s (group only {scan['group_only_seconds']:.3f} s), peak {scan['peak_rss_mb']:.0f} MB",
             flush=True,
         )
-        pandas = _in_fresh_process(
-            "pandas", size=args.size, floor=args.floor, seed=args.seed, **common
+        pandas = in_fresh_process(
+            "evals_pipeline.bench.sampling",
+            "_pandas",
+            size=args.size,
+            floor=args.floor,
+            seed=args.seed,
+            **common,
         )
         print(f"pandas: {pandas['seconds']:.3f} s, peak {pandas['peak_rss_mb']:.0f} MB", flush=True)
 

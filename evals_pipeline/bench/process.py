@@ -1,0 +1,39 @@
+"""What the benchmarks share: best-of-N timing, and running a contender in a fresh process
+so that its peak memory is measured apart."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import resource
+import time
+from typing import Any
+
+
+def timed(fn: Any, repeat: int) -> tuple[float, Any]:
+    """The best of `repeat` timings of `fn()`, and its last result."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _child(module: str, name: str, kwargs: dict[str, Any], queue: mp.Queue) -> None:
+    out = getattr(importlib.import_module(module), name)(**kwargs)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    queue.put(out)
+
+
+def in_fresh_process(module: str, name: str, **kwargs: Any) -> dict[str, Any]:
+    """`module.name(**kwargs)` (a dict) in a spawned process, with its peak RSS added."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(module, name, kwargs, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"{name} benchmark process failed with exit code {proc.exitcode}")
+    return out
