@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet",)
 # Users' exports are often compressed; these wrap a JSONL (or CSV) file.
@@ -116,11 +120,35 @@ def check_readable(path: Path, kind: FileKind, chunk_bytes: int = 1 << 24) -> No
             pass
 
 
-def iter_line_batches(
-    path: Path, kind: FileKind, chunk_bytes: int = 1 << 24
-) -> Iterator[list[tuple[int, str, bool]]]:
-    """`split_lines` of a (possibly compressed) text file, a piece at a time: memory stays
-    at about `chunk_bytes` whatever the file's size."""
+def line_table(piece: bytes, first_line: int = 1) -> pa.Table:
+    """`split_lines` as an Arrow table (`source_row`, `line`, `utf8_ok`), split without a
+    Python object per line: a piece that decodes as UTF-8 (the usual case) is split by Arrow;
+    only a piece with undecodable bytes goes line by line to find which lines they are in."""
+    try:
+        text = piece.decode("utf-8")
+    except UnicodeDecodeError:
+        rows = split_lines(piece, first_line)
+        return pa.table(
+            {
+                "source_row": pa.array([n for n, _, _ in rows], pa.int64()),
+                "line": pa.array([line for _, line, _ in rows], pa.large_string()),
+                "utf8_ok": pa.array([ok for _, _, ok in rows], pa.bool_()),
+            }
+        )
+    if first_line == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
+    numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
+    lines = pc.utf8_rtrim(lines, characters="\r")
+    # Blank lines carry no record (a trailing newline makes one); they are not rows.
+    keep = pc.not_equal(pc.utf8_trim_whitespace(lines), "")
+    table = pa.table({"source_row": numbers, "line": lines, "utf8_ok": pa.repeat(True, len(lines))})
+    return table.filter(keep)
+
+
+def iter_line_tables(path: Path, kind: FileKind, chunk_bytes: int = 1 << 22) -> Iterator[pa.Table]:
+    """`line_table` of a (possibly compressed) text file, a piece at a time: memory stays at
+    about `chunk_bytes` whatever the file's size."""
     with open_decompressed(path, kind.compression) as stream:
         reader = io.BufferedReader(stream, buffer_size=chunk_bytes)  # type: ignore[arg-type]
         rest, line_no = b"", 1
@@ -134,14 +162,14 @@ def iter_line_batches(
                 rest = data
                 continue
             piece, rest = data[: cut + 1], data[cut + 1 :]
-            lines = split_lines(piece, line_no)
+            table = line_table(piece, line_no)
             line_no += piece.count(b"\n")
-            if lines:
-                yield lines
+            if table.num_rows:
+                yield table
         if rest:
-            lines = split_lines(rest, line_no)
-            if lines:
-                yield lines
+            table = line_table(rest, line_no)
+            if table.num_rows:
+                yield table
 
 
 def read_lines(path: Path, kind: FileKind) -> list[tuple[int, str, bool]]:

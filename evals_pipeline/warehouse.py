@@ -121,7 +121,21 @@ def registered(conn: duckdb.DuckDBPyConnection, **frames: object) -> Iterator[No
         yield
     finally:
         for name in frames:
-            conn.unregister(name)
+            try:
+                conn.unregister(name)
+            except duckdb.TransactionException:
+                # The block failed inside a transaction: its error is the one to see, and
+                # the next registration under the name replaces this one.
+                pass
+
+
+def over_arrow(
+    conn: duckdb.DuckDBPyConnection, name: str, table: object, sql: str
+) -> duckdb.DuckDBPyRelation:
+    """Run `sql` with an Arrow table visible as `name` for this statement only. Unlike
+    `registered` it makes no catalog entry, so inside a transaction nothing holds on to the
+    table until the commit (a batch loop stays flat in memory)."""
+    return conn.from_arrow(table).query(name, sql)
 
 
 def replace_table(

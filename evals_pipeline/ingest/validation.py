@@ -1,34 +1,40 @@
 """Row-level validation of one stream's files into a table and its quarantine, in DuckDB.
 
 The shape of the work, in bounded batches so memory stays flat however large a day is:
-1. `stage_batches` reads the days' files a batch at a time into a staging table of raw rows
-   (JSONL lines, or Parquet rows turned into JSON text), keeping file and row number. Python
-   only splits lines and checks UTF-8; everything after is SQL.
-2. `validate_sql` (generated from the record specs in `records/`) gives every row of the
-   batch either no reason or the first failed rule; a key seen in an earlier batch of the same
-   ingest, or stored in another partition, is a duplicate.
-3. Each batch's rows go to the target and quarantine tables inside one transaction that first
-   deleted the days' partitions, so re-ingesting a day replaces it atomically.
-So rows in = rows stored + rows quarantined.
+1. `staged_batches` reads the days' files a batch at a time as Arrow tables of raw rows
+   (JSONL lines split by Arrow, or Parquet rows turned into JSON text by DuckDB), keeping
+   file and row number. Python touches a line only when its piece of file is not UTF-8.
+2. `validate_sql` (generated from the record specs in `records/`) parses each line once for
+   the fields' JSON types and once for their values, and gives every row either no reason or
+   the first failed rule.
+3. Inside one transaction that first deleted the days' partitions, each batch's valid rows go
+   straight to the table and its bad rows to the quarantine; then the keys of the whole ingest
+   are checked at once (a copy seen earlier in this ingest, or stored in another partition
+   within `duplicate_window_days`) and the later copies move to the quarantine. Re-ingesting
+   a day replaces it atomically, and rows in = rows stored + rows quarantined.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from evals_pipeline.files import (
     check_readable,
     describe_error,
     file_kind,
     is_marker,
-    iter_line_batches,
+    iter_line_tables,
     unsupported,
 )
 from evals_pipeline.pools.store import reservoir_sql
@@ -48,7 +54,7 @@ from evals_pipeline.records import (
     Table,
     sql_literal,
 )
-from evals_pipeline.warehouse import registered, transaction
+from evals_pipeline.warehouse import over_arrow, transaction
 
 RAW_PREVIEW_CHARS = 2000
 
@@ -63,7 +69,11 @@ class Reservoir:
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """What makes a row of one stream valid, and where valid and bad rows go."""
+    """What makes a row of one stream valid, and where valid and bad rows go.
+
+    Expressions (`projection`, checks) see each field `x` of the row as `t_x` (its JSON type:
+    VARCHAR, BIGINT, DOUBLE, OBJECT, ARRAY, ..., 'NULL' for a JSON null, NULL when absent),
+    `v_x` (its value as text: a string unquoted, anything else as JSON) and the raw `line`."""
 
     name: str
     fields: tuple[FieldSpec, ...]
@@ -81,13 +91,25 @@ class StreamSpec:
 
 def _messages_text() -> str:
     # Last user message of an OpenAI-style list; the text itself when input is a string.
-    msgs = "TRY_CAST(f['input'] AS JSON[])"
+    msgs = "TRY_CAST(v_input::JSON AS JSON[])"
     last_user = f"list_filter({msgs}, lambda m: m->>'role' = 'user')[-1]->>'content'"
-    return f"CASE WHEN json_type(f['input']) = 'VARCHAR' THEN f['input']->>'$' ELSE {last_user} END"
+    return f"CASE WHEN t_input = 'VARCHAR' THEN v_input WHEN t_input = 'ARRAY' THEN {last_user} END"
 
 
 def _json_or_null(name: str) -> str:
-    return f"CASE WHEN coalesce(json_type(f['{name}']), 'NULL') = 'NULL' THEN NULL ELSE f['{name}'] END"
+    # A JSON string keeps its quotes: the value's JSON text is read from the line for it.
+    return (
+        f"CASE WHEN coalesce(t_{name}, 'NULL') = 'NULL' THEN NULL "
+        f"WHEN t_{name} = 'VARCHAR' THEN json_extract(line, '$.{name}') ELSE v_{name}::JSON END"
+    )
+
+
+def _number(name: str) -> str:
+    return f"TRY_CAST(v_{name} AS DOUBLE)"
+
+
+def _integer(name: str) -> str:
+    return f"TRY_CAST(TRY_CAST(v_{name} AS DOUBLE) AS BIGINT)"
 
 
 TRACE_STREAM = StreamSpec(
@@ -100,23 +122,23 @@ TRACE_STREAM = StreamSpec(
     dedupe_reason="duplicate_trace_id",
     sealable=True,
     projection={
-        "trace_id": "f['trace_id']->>'$'",
+        "trace_id": "v_trace_id",
         "ts": "ts_utc",
         "partition_date": "partition_date",
-        "session_id": "f['session_id']->>'$'",
-        "user_id": "f['user_id']->>'$'",
-        "app_version": "f['app_version']->>'$'",
-        "category": "f['category']->>'$'",
-        "user_segment": "f['user_segment']->>'$'",
+        "session_id": "v_session_id",
+        "user_id": "v_user_id",
+        "app_version": "v_app_version",
+        "category": "v_category",
+        "user_segment": "v_user_segment",
         "input": _messages_text(),
-        "input_messages": "CASE WHEN json_type(f['input']) = 'ARRAY' THEN f['input'] END",
-        "output": "f['output']->>'$'",
+        "input_messages": "CASE WHEN t_input = 'ARRAY' THEN v_input::JSON END",
+        "output": "v_output",
         "context": _json_or_null("context"),
         "tool_calls": _json_or_null("tool_calls"),
-        "latency_ms": "TRY_CAST(f['latency_ms']->>'$' AS DOUBLE)",
-        "cost_usd": "TRY_CAST(f['cost_usd']->>'$' AS DOUBLE)",
-        "input_tokens": "TRY_CAST(TRY_CAST(f['input_tokens']->>'$' AS DOUBLE) AS BIGINT)",
-        "output_tokens": "TRY_CAST(TRY_CAST(f['output_tokens']->>'$' AS DOUBLE) AS BIGINT)",
+        "latency_ms": _number("latency_ms"),
+        "cost_usd": _number("cost_usd"),
+        "input_tokens": _integer("input_tokens"),
+        "output_tokens": _integer("output_tokens"),
         "metadata": _json_or_null("metadata"),
         "source_file": "source_file",
         "source_row": "source_row",
@@ -133,11 +155,11 @@ FEEDBACK_STREAM = StreamSpec(
     dedupe_key=("trace_id", "ts", "signal", "value"),
     dedupe_reason="duplicate_event",
     projection={
-        "trace_id": "f['trace_id']->>'$'",
+        "trace_id": "v_trace_id",
         "ts": "ts_utc",
         "partition_date": "partition_date",
-        "signal": "f['signal']->>'$'",
-        "value": "TRY_CAST(f['value']->>'$' AS DOUBLE)",
+        "signal": "v_signal",
+        "value": _number("value"),
         "source_file": "source_file",
         "source_row": "source_row",
     },
@@ -150,84 +172,113 @@ class IngestRules:
 
     max_field_bytes: int = 65_536
     categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    # A trace id stored in another partition this many days either side of the ingested days
+    # is a duplicate; None looks at all of history (the check then grows with it).
+    duplicate_window_days: int | None = 7
 
 
-STAGING_DDL = """CREATE OR REPLACE TEMP TABLE {name} (
-    partition_date DATE, source_file VARCHAR, source_row BIGINT, line VARCHAR, utf8_ok BOOLEAN,
-    file_error VARCHAR)"""
+STAGING_SCHEMA = pa.schema(
+    [
+        ("partition_date", pa.date32()),
+        ("source_file", pa.large_string()),
+        ("source_row", pa.int64()),
+        ("line", pa.large_string()),
+        ("utf8_ok", pa.bool_()),
+        ("file_error", pa.large_string()),
+    ]
+)
 
 
 @dataclass
 class StagedFiles:
     """What staging saw: rows staged (file-level problems count as one row each, so they are
-    quarantined like any bad row), and the marker files it ignored (hidden, `_SUCCESS`)."""
+    quarantined like any bad row), the marker files it ignored (hidden, `_SUCCESS`), and where
+    each file it read is (by the name rows carry in `source_file`)."""
 
     rows: int = 0
     files: int = 0
     unreadable: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
 
 
 # Rows per batch: large enough that per-statement overhead is small, small enough that a
-# batch's JSON and its validation stay well under a gigabyte.
-BATCH_ROWS = 50_000
+# batch's text and its validation stay well under the warehouse's memory limit.
+BATCH_ROWS = 100_000
 BATCH_BYTES = 4 << 20
-
-
-def _file_batches(
-    conn: duckdb.DuckDBPyConnection, path: Path, batch_rows: int
-) -> Iterator[tuple[str, tuple[int, int] | list[tuple[int, str, bool]]]]:
-    """The rows of one file a batch at a time: ('parquet', (first row, end row)) or ('lines',
-    [(line number, text, utf8 ok)]). Raises when the file cannot be read; a compressed file
-    is read through first, so a truncated one yields nothing."""
-    kind = file_kind(path)
-    if kind.format == "parquet":
-        if path.is_dir():
-            raise IsADirectoryError(f"Is a directory: '{path}'")
-        cursor = conn.cursor()  # see _stage: a failed read must not abort the transaction
-        try:
-            total = cursor.execute(
-                "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [str(path)]
-            ).fetchall()[0][0]
-        finally:
-            cursor.close()
-        for start in range(0, int(total), batch_rows):
-            yield "parquet", (start, start + batch_rows)
-        return
-    if kind.format != "jsonl":
-        raise _Unsupported(unsupported(path))
-    check_readable(path, kind)
-    pending: list[tuple[int, str, bool]] = []
-    for lines in iter_line_batches(path, kind, BATCH_BYTES):
-        pending.extend(lines)
-        while len(pending) >= batch_rows:
-            yield "lines", pending[:batch_rows]
-            pending = pending[batch_rows:]
-    if pending:
-        yield "lines", pending
 
 
 class _Unsupported(Exception):
     """A file of no format the pipeline reads (its message is the quarantine reason)."""
 
 
-def stage_batches(
+def _file_pieces(
+    conn: duckdb.DuckDBPyConnection, path: Path, batch_rows: int
+) -> Iterator[pa.Table]:
+    """The rows of one file a piece at a time as (`source_row`, `line`, `utf8_ok`). Raises
+    when the file cannot be read; a compressed file is read through first, so a truncated
+    one yields nothing."""
+    kind = file_kind(path)
+    if kind.format == "parquet":
+        if path.is_dir():
+            raise IsADirectoryError(f"Is a directory: '{path}'")
+        # Read on a cursor of its own: a file DuckDB cannot read raises there, and does not
+        # abort the transaction the day is written in.
+        cursor = conn.cursor()
+        try:
+            total = cursor.execute(
+                "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [str(path)]
+            ).fetchall()[0][0]
+            for start in range(0, int(total), batch_rows):
+                # One code path for both formats: Parquet rows become JSON text. A row range
+                # reads only its row groups (DuckDB prunes them by file_row_number).
+                yield cursor.execute(
+                    """SELECT file_row_number + 1 AS source_row, to_json(p)::VARCHAR AS line,
+                              true AS utf8_ok
+                    FROM read_parquet(?, file_row_number = true) p
+                    WHERE file_row_number >= ? AND file_row_number < ?""",
+                    [str(path), start, start + batch_rows],
+                ).to_arrow_table()
+        finally:
+            cursor.close()
+        return
+    if kind.format != "jsonl":
+        raise _Unsupported(unsupported(path))
+    check_readable(path, kind)
+    yield from iter_line_tables(path, kind, BATCH_BYTES)
+
+
+def _staging_table(day: date, shown: str, piece: pa.Table) -> pa.Table:
+    n = piece.num_rows
+    return pa.table(
+        {
+            "partition_date": pa.repeat(pa.scalar(day, pa.date32()), n),
+            "source_file": pa.repeat(pa.scalar(shown, pa.large_string()), n),
+            "source_row": piece.column("source_row").cast(pa.int64()),
+            "line": piece.column("line").cast(pa.large_string()),
+            "utf8_ok": piece.column("utf8_ok").cast(pa.bool_()),
+            "file_error": pa.nulls(n, pa.large_string()),
+        },
+        schema=STAGING_SCHEMA,
+    )
+
+
+def staged_batches(
     conn: duckdb.DuckDBPyConnection,
     files_by_day: Mapping[date, Sequence[Path]],
-    staging: str,
     staged: StagedFiles,
     root: Path | None = None,
     batch_rows: int = BATCH_ROWS,
-) -> Iterator[int]:
-    """Fill temp table `staging` with the next batch of rows of the given files (small files
-    share a batch, a large one spans several), yielding its row count each time; the caller
-    validates and writes the batch before asking for the next.
+) -> Iterator[pa.Table]:
+    """The raw rows of the given files, `batch_rows` at a time (small files share a batch, a
+    large one spans several), as Arrow tables of `STAGING_SCHEMA`; the caller validates and
+    writes a batch before asking for the next.
 
     A file that cannot be read (a directory named `.jsonl`, a truncated Parquet or gzip file)
     or is of no format the pipeline reads becomes one row with `file_error` set: it is
     quarantined with that reason while the day's other files ingest.
     """
-    conn.execute(STAGING_DDL.format(name=staging))
+    pending: list[pa.Table] = []
     filled = 0
     for day, files in sorted(files_by_day.items()):
         for path in sorted(files):
@@ -240,78 +291,82 @@ def stage_batches(
                 staged.ignored.append(shown)
                 continue
             staged.files += 1
+            staged.paths[shown] = path
             problem = None
             try:
-                for form, rows in _file_batches(conn, path, batch_rows):
-                    filled += _stage(conn, staging, day, shown, path, form, rows)
-                    if filled >= batch_rows:
-                        yield _counted(staged, filled)
-                        conn.execute(STAGING_DDL.format(name=staging))
-                        filled = 0
+                for piece in _file_pieces(conn, path, batch_rows):
+                    pending.append(_staging_table(day, shown, piece))
+                    filled += piece.num_rows
+                    while filled >= batch_rows:
+                        whole = pa.concat_tables(pending)
+                        yield _counted(staged, whole.slice(0, batch_rows))
+                        rest = whole.slice(batch_rows)
+                        pending, filled = [rest], rest.num_rows
             except _Unsupported as exc:
                 problem = str(exc)
             except Exception as exc:  # any failure to read is the file's reason, never a crash
                 problem = f"unreadable_file|{describe_error(exc)}"
             if problem is not None:
-                conn.execute(
-                    f"INSERT INTO {staging} VALUES (?, ?, 0, NULL, true, ?)", [day, shown, problem]
+                pending.append(
+                    pa.table(
+                        {
+                            "partition_date": pa.array([day], pa.date32()),
+                            "source_file": pa.array([shown], pa.large_string()),
+                            "source_row": pa.array([0], pa.int64()),
+                            "line": pa.nulls(1, pa.large_string()),
+                            "utf8_ok": pa.array([True]),
+                            "file_error": pa.array([problem], pa.large_string()),
+                        },
+                        schema=STAGING_SCHEMA,
+                    )
                 )
                 staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
                 filled += 1
     if filled:
-        yield _counted(staged, filled)
+        yield _counted(staged, pa.concat_tables(pending))
 
 
-def _counted(staged: StagedFiles, rows: int) -> int:
-    staged.rows += rows
-    return rows
+def _prefetched(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
+    """The batches, read up to `depth` ahead in a thread: reading and splitting the next batch
+    (Arrow and file reads release the GIL) overlaps DuckDB validating and writing this one.
+    An error while reading is raised here; stopping early stops the reader."""
+    done = object()
+    ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
 
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-def _stage(
-    conn: duckdb.DuckDBPyConnection,
-    staging: str,
-    day: date,
-    shown: str,
-    path: Path,
-    form: str,
-    rows: tuple[int, int] | list[tuple[int, str, bool]],
-) -> int:
-    """Append one piece of a file to the staging table; returns its row count."""
-    if form == "parquet":
-        # One code path for both formats: Parquet rows become JSON text. A row range reads
-        # only its row groups (DuckDB prunes them by file_row_number).
-        start, end = rows  # type: ignore[misc]
-        # Read on a cursor of its own: a file DuckDB cannot read raises there, and does not
-        # abort the transaction the day is written in.
-        cursor = conn.cursor()
+    def read() -> None:
         try:
-            batch = cursor.execute(
-                """SELECT ?::DATE AS partition_date, ?::VARCHAR AS source_file,
-                          file_row_number + 1 AS source_row, to_json(p)::VARCHAR AS line,
-                          true AS utf8_ok, NULL::VARCHAR AS file_error
-                FROM read_parquet(?, file_row_number = true) p
-                WHERE file_row_number >= ? AND file_row_number < ?""",
-                [day, shown, str(path), start, end],
-            ).to_arrow_table()
-        finally:
-            cursor.close()
-        with registered(conn, _parquet_batch=batch):
-            conn.execute(f"INSERT INTO {staging} SELECT * FROM _parquet_batch")
-        return batch.num_rows
-    line_no, text, ok = zip(*rows, strict=True)  # type: ignore[misc]
-    batch = pa.table(
-        {
-            "partition_date": pa.array([day] * len(rows), pa.date32()),
-            "source_file": pa.array([shown] * len(rows)),
-            "source_row": pa.array(line_no, pa.int64()),
-            "line": pa.array(text),
-            "utf8_ok": pa.array(ok),
-            "file_error": pa.nulls(len(rows), pa.string()),
-        }
-    )
-    with registered(conn, _jsonl_batch=batch):
-        conn.execute(f"INSERT INTO {staging} SELECT * FROM _jsonl_batch")
-    return len(rows)
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    thread = threading.Thread(target=read, name="ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _counted(staged: StagedFiles, batch: pa.Table) -> pa.Table:
+    staged.rows += batch.num_rows
+    return batch
 
 
 # ISO 8601 as exchanged in practice, parsed strictly: a date, optionally a time (T, t or a
@@ -333,20 +388,20 @@ def utc_timestamp_sql(text_sql: str) -> str:
 
 
 def _type_ok(spec: FieldSpec) -> str:
-    t = f"json_type(f['{spec.name}'])"
+    t, v = f"t_{spec.name}", f"v_{spec.name}"
     if spec.kind == "string":
         return f"{t} = 'VARCHAR'"
-    val = f"TRY_CAST(f['{spec.name}']->>'$' AS DOUBLE)"
+    val = f"TRY_CAST({v} AS DOUBLE)"
     if spec.kind == "timestamp":
-        parsed = utc_timestamp_sql(f"f['{spec.name}']->>'$'")
-        return f"{t} = 'VARCHAR' AND {parsed} IS NOT NULL"
+        return f"{t} = 'VARCHAR' AND {utc_timestamp_sql(v)} IS NOT NULL"
     if spec.kind == "number":
         # NaN and ±Infinity parse as JSON numbers here but are no measurement.
         return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND isfinite({val})))"
     if spec.kind == "integer":
         return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND isfinite({val}) AND {val} = floor({val})))"
     if spec.kind == "text_or_messages":
-        msgs = f"TRY_CAST(f['{spec.name}'] AS JSON[])"
+        # CASE, not AND: DuckDB evaluates both sides of an AND, and v_x of a string is no JSON.
+        msgs = f"TRY_CAST(CASE WHEN {t} = 'ARRAY' THEN {v}::JSON END AS JSON[])"
         well_formed = (
             f"len(list_filter({msgs}, lambda m: coalesce(json_type(m, '$.role'), '') <> 'VARCHAR'"
             f" OR coalesce(json_type(m, '$.content'), '') <> 'VARCHAR')) = 0"
@@ -357,10 +412,19 @@ def _type_ok(spec: FieldSpec) -> str:
 
 
 def _absent(spec: FieldSpec) -> str:
-    t = f"coalesce(json_type(f['{spec.name}']), 'NULL')"
+    t = f"coalesce(t_{spec.name}, 'NULL')"
     if spec.kind == "string":
-        return f"({t} = 'NULL' OR f['{spec.name}']->>'$' = '')"
+        return f"({t} = 'NULL' OR v_{spec.name} = '')"
     return f"{t} = 'NULL'"
+
+
+def _oversized(spec: FieldSpec, limit: int) -> str:
+    """The field's JSON text is over `limit` bytes. Its JSON text is written only for a line
+    long enough to hold such a field (re-serializing can lengthen a value, by less than 8×)."""
+    return (
+        f"strlen(line) > {limit // 8} "
+        f"AND coalesce(strlen(json_extract(line, '$.{spec.name}')::VARCHAR), 0) > {limit}"
+    )
 
 
 def _names_where(conditions: Sequence[tuple[str, str]]) -> str:
@@ -371,32 +435,25 @@ def _names_where(conditions: Sequence[tuple[str, str]]) -> str:
     return f"concat_ws(', ', {parts})"
 
 
-def validate_sql(
-    stream: StreamSpec,
-    staging: str,
-    rules: IngestRules,
-    replaced_days_table: str,
-    accepted_table: str | None = None,
-) -> str:
-    """SELECT over the staging table giving every row `reason`/`detail` (null when valid).
-    `accepted_table` holds the keys (`stream.dedupe_key`) of rows an earlier batch of the same
-    ingest stored: the same key again is a duplicate, as within the batch."""
+def validate_sql(stream: StreamSpec, source: str, rules: IngestRules) -> str:
+    """SELECT over the raw rows in `source` (`STAGING_SCHEMA`) giving every row
+    `reason`/`detail` (null when valid) and the `t_`/`v_` columns of its fields. Duplicates
+    are not decided here: that needs the whole ingest (`_move_duplicates`)."""
     paths = ", ".join(sql_literal(f"$.{s.name}") for s in stream.fields)
-    field_map = ", ".join(f"'{s.name}': x[{i + 1}]" for i, s in enumerate(stream.fields))
+    root = len(stream.fields) + 1
+    named = ", ".join(
+        f"CASE WHEN is_object THEN ty[{i}] END AS t_{s.name}, sv[{i}] AS v_{s.name}"
+        for i, s in enumerate(stream.fields, 1)
+    )
     missing = _names_where([(s.name, _absent(s)) for s in stream.fields if s.required])
     wrong = _names_where(
         [(s.name, f"NOT {_absent(s)} AND NOT ({_type_ok(s)})") for s in stream.fields]
     )
-    oversized = _names_where(
-        [
-            (s.name, f"coalesce(strlen(f['{s.name}']::VARCHAR), 0) > {int(rules.max_field_bytes)}")
-            for s in stream.fields
-            if s.text
-        ]
-    )
+    limit = int(rules.max_field_bytes)
+    oversized = _names_where([(s.name, _oversized(s, limit)) for s in stream.fields if s.text])
     out_of_range = _names_where(
         [
-            (s.name, f"TRY_CAST(f['{s.name}']->>'$' AS DOUBLE) < {s.minimum!r}")
+            (s.name, f"TRY_CAST(v_{s.name} AS DOUBLE) < {s.minimum!r}")
             for s in stream.fields
             if s.minimum is not None
         ]
@@ -405,78 +462,45 @@ def validate_sql(
     for name, default_allowed, reason in stream.enums:
         allowed = rules.categories if name == "category" else default_allowed
         values = ", ".join(sql_literal(v) for v in allowed)
-        enum_cases.append(
-            f"WHEN f['{name}']->>'$' NOT IN ({values}) THEN '{reason}' || '|' || {name}_value"
-        )
-    enum_values = ", ".join(f"f['{name}']->>'$' AS {name}_value" for name, _, _ in stream.enums)
-    key_exprs = ", ".join(stream.projection[k] for k in stream.dedupe_key)
-    already_stored = (
-        f"WHEN {stream.projection['trace_id']} IN (SELECT trace_id FROM {stream.table.name} "
-        f"WHERE partition_date NOT IN (SELECT d FROM {replaced_days_table})) "
-        "THEN 'already stored in another partition'"
-        if stream.dedupe_key == ("trace_id",)
-        else ""
-    )
-    key_match = " AND ".join(
-        f"a.{k} IS NOT DISTINCT FROM {stream.projection[k]}" for k in stream.dedupe_key
-    )
-    seen_in_earlier_batch = (
-        f"WHEN EXISTS (SELECT 1 FROM {accepted_table} a WHERE {key_match}) "
-        "THEN 'seen earlier in this ingest'"
-        if accepted_table
-        else ""
-    )
+        enum_cases.append(f"WHEN v_{name} NOT IN ({values}) THEN '{reason}' || '|' || v_{name}")
     return f"""
 WITH parsed AS (
-    SELECT *, CASE WHEN utf8_ok AND json_valid(line) AND json_type(line) = 'OBJECT'
-                   THEN line::JSON END AS j
-    FROM {staging}
+    -- One parse for the types of the fields and of the whole line ('$'), one for the values.
+    SELECT *, CASE WHEN file_error IS NULL AND utf8_ok AND json_valid(line)
+                   THEN json_type(line, [{paths}, '$']) END AS ty
+    FROM {source}
 ), fields AS (
-    SELECT *, CASE WHEN j IS NOT NULL THEN json_extract(j, [{paths}]) END AS x
+    SELECT *, coalesce(ty[{root}] = 'OBJECT', false) AS is_object,
+        CASE WHEN ty[{root}] = 'OBJECT' THEN json_extract_string(line, [{paths}]) END AS sv
     FROM parsed
-), typed AS (
-    SELECT * EXCLUDE (x), CASE WHEN x IS NOT NULL THEN {{{field_map}}} END AS f
-    FROM fields
+), named AS (
+    SELECT * EXCLUDE (ty, sv), {named} FROM fields
 ), checked AS (
     SELECT *,
-        {utc_timestamp_sql("f['ts']->>'$'")} AS ts_utc,
+        {utc_timestamp_sql("v_ts")} AS ts_utc,
         {missing} AS missing_names,
         {out_of_range} AS out_of_range_names,
         {wrong} AS wrong_names,
-        {oversized} AS oversized_names,
-        {enum_values}
-    FROM typed
+        {oversized} AS oversized_names
+    FROM named
 ), reasoned AS (
     SELECT *, CASE
         WHEN file_error IS NOT NULL THEN file_error
         WHEN NOT utf8_ok THEN 'invalid_utf8|line is not valid UTF-8'
-        WHEN j IS NULL THEN 'malformed_json|not a JSON object'
+        WHEN NOT is_object THEN 'malformed_json|not a JSON object'
         WHEN missing_names <> '' THEN 'missing_field|' || missing_names
         WHEN wrong_names <> '' THEN 'wrong_type|' || wrong_names
-        WHEN oversized_names <> '' THEN 'oversized_field|' || oversized_names || ' over {int(rules.max_field_bytes)} bytes'
+        WHEN oversized_names <> '' THEN 'oversized_field|' || oversized_names || ' over {limit} bytes'
         WHEN out_of_range_names <> '' THEN 'out_of_range|' || out_of_range_names
         {" ".join(enum_cases)}
         WHEN CAST(ts_utc AS DATE) <> partition_date
             THEN 'ts_outside_partition|ts ' || CAST(ts_utc AS VARCHAR) || ' is not on ' || CAST(partition_date AS VARCHAR)
     END AS why
     FROM checked
-), ranked AS (
-    SELECT *, CASE WHEN why IS NULL THEN row_number() OVER (
-        PARTITION BY why IS NULL, {key_exprs} ORDER BY partition_date, source_file, source_row) END AS copy_no
-    FROM reasoned
-), final AS (
-    SELECT *, split_part(why, '|', 1) AS why_code, nullif(substr(why, strlen(split_part(why, '|', 1)) + 2), '') AS why_detail,
-        CASE WHEN why IS NOT NULL THEN NULL
-             WHEN copy_no > 1 THEN 'seen earlier in this ingest'
-             {seen_in_earlier_batch}
-             {already_stored}
-        END AS duplicate_detail
-    FROM ranked
 )
-SELECT *,
-    CASE WHEN duplicate_detail IS NOT NULL THEN '{stream.dedupe_reason}' ELSE why_code END AS reason,
-    coalesce(duplicate_detail, why_detail) AS detail
-FROM final
+SELECT *, split_part(why, '|', 1) AS reason,
+    nullif(substr(why, strlen(split_part(why, '|', 1)) + 2), '') AS detail
+FROM reasoned
 """
 
 
@@ -511,59 +535,57 @@ def ingest_days(
     (`sealed`); quarantined rows with such an id keep no raw text either.
     """
     name = stream.name
-    staging, checked, accepted = f"_staging_{name}", f"_checked_{name}", f"_accepted_{name}"
+    accepted, sealed_rows = f"_accepted_{name}", f"_sealed_{name}"
     sealable = reservoir is not None and stream.sealable
     conn.execute("CREATE OR REPLACE TEMP TABLE _replaced_days (d DATE)")
     conn.executemany("INSERT INTO _replaced_days VALUES (?)", [[d] for d in sorted(files_by_day)])
     key_columns = ", ".join(f"{k} {_key_type(stream, k)}" for k in stream.dedupe_key)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {accepted} ({key_columns})")
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {accepted} ({key_columns}, key_hash UBIGINT, "
+        "partition_date DATE, source_file VARCHAR, source_row BIGINT, sealed BOOLEAN, _trace_id VARCHAR)"
+    )
     if sealable:
         conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE _sealed_{name} AS "
+            f"CREATE OR REPLACE TEMP TABLE {sealed_rows} AS "
             f"SELECT * FROM {reservoir.alias}.{RESERVOIR_TRACES.name} LIMIT 0"  # type: ignore[union-attr]
         )
-    trace_id = "CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END"
+    trace_id = "CASE WHEN is_object THEN v_trace_id END"
     sealed = (
         f"coalesce({reservoir_sql(trace_id, reservoir.share)}, false)"  # type: ignore[union-attr]
         if sealable
         else "false"
     )
     validate = (
-        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT {_checked_columns(stream, sealable)} "
-        f"FROM (SELECT *, {sealed} AS sealed "
-        f"FROM ({validate_sql(stream, staging, rules, '_replaced_days', accepted)}))"
+        f"SELECT {_checked_columns(stream, sealable)} "
+        f"FROM (SELECT *, {sealed} AS sealed FROM ({validate_sql(stream, '_raw_batch', rules)}))"
     )
     staged = StagedFiles()
     by_reason: Counter[str] = Counter()
     by_day: dict[str, list[int]] = {}
-    # Batches land in temp tables (committed as they go, so DuckDB can spill them under its
-    # memory limit); the day then replaces its partitions in one short transaction.
-    stored_rows, quarantined_rows = f"_stored_{name}", f"_quarantined_{name}"
-    for table, like in ((stored_rows, stream.table), (quarantined_rows, stream.quarantine)):
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {like} LIMIT 0")
-    for _ in stage_batches(conn, files_by_day, staging, staged, root, batch_rows):
-        conn.execute(validate)
-        _write_batch(conn, stream, checked, accepted, sealable, stored_rows, quarantined_rows)
-        for reason, n in conn.execute(
-            f"SELECT reason, count(*) FROM {checked} WHERE reason IS NOT NULL GROUP BY 1"
-        ).fetchall():
-            by_reason[reason] += n
-        for d, ok, bad in conn.execute(
-            f"""SELECT partition_date, count(*) FILTER (WHERE reason IS NULL),
-                   count(*) FILTER (WHERE reason IS NOT NULL) FROM {checked} GROUP BY 1"""
-        ).fetchall():
-            day = by_day.setdefault(str(d), [0, 0])
-            day[0], day[1] = day[0] + ok, day[1] + bad
-    with transaction(conn):
+    # Files are read on a connection of their own, in a thread ahead of the validation.
+    reader = conn.cursor()
+    with closing(reader), transaction(conn):
         for table in (stream.table.name, stream.quarantine.name):
             conn.execute(
                 f"DELETE FROM {table} WHERE partition_date IN (SELECT d FROM _replaced_days)"
             )
-        conn.execute(f"INSERT INTO {stream.table.name} SELECT * FROM {stored_rows} ORDER BY ts")
-        conn.execute(
-            f"INSERT INTO {stream.quarantine.name} SELECT * FROM {quarantined_rows} "
-            "ORDER BY partition_date, source_file, source_row"
-        )
+        for batch in _prefetched(staged_batches(reader, files_by_day, staged, root, batch_rows)):
+            checked = over_arrow(conn, "_raw_batch", batch, validate).to_arrow_table()
+            _write_batch(conn, stream, checked, accepted, sealable)
+            for d, reason, n in over_arrow(
+                conn,
+                "_checked_batch",
+                checked,
+                "SELECT partition_date, reason, count(*) FROM _checked_batch GROUP BY ALL",
+            ).fetchall():
+                day = by_day.setdefault(str(d), [0, 0])
+                day[0 if reason is None else 1] += n
+                if reason is not None:
+                    by_reason[reason] += n
+        for d, n in _move_duplicates(conn, stream, accepted, sealable, staged, rules).items():
+            by_day[d][0] -= n
+            by_day[d][1] += n
+            by_reason[stream.dedupe_reason] += n
         # What the snapshot refreshes next: these days of this table changed now.
         conn.execute(
             f"INSERT OR REPLACE INTO {PARTITION_VERSIONS} "
@@ -578,16 +600,8 @@ def ingest_days(
             conn.execute(
                 f"DELETE FROM {target} WHERE partition_date IN (SELECT d FROM _replaced_days)"
             )
-            conn.execute(f"INSERT INTO {target} SELECT * FROM _sealed_{name} ORDER BY ts")
-    for t in (
-        staging,
-        checked,
-        accepted,
-        "_replaced_days",
-        f"_sealed_{name}",
-        stored_rows,
-        quarantined_rows,
-    ):
+            conn.execute(f"INSERT INTO {target} SELECT * FROM {sealed_rows} ORDER BY ts")
+    for t in (accepted, "_replaced_days", sealed_rows, "_duplicates"):
         conn.execute(f"DROP TABLE IF EXISTS {t}")
     stored = sum(s for s, _ in by_day.values())
     quarantined = sum(q for _, q in by_day.values())
@@ -595,7 +609,7 @@ def ingest_days(
         staged.rows,
         stored,
         quarantined,
-        dict(sorted(by_reason.items())),
+        dict(sorted((r, n) for r, n in by_reason.items() if n)),
         {d: (s, q) for d, (s, q) in sorted(by_day.items())},
         staged,
     )
@@ -625,7 +639,7 @@ def _checked_columns(stream: StreamSpec, sealable: bool) -> str:
         "reason": "reason",
         "detail": "detail",
         "sealed": "sealed",
-        "_trace_id": "CASE WHEN f IS NOT NULL THEN f['trace_id']->>'$' END",
+        "_trace_id": "CASE WHEN is_object THEN v_trace_id END",
         "_raw": f"CASE WHEN reason IS NOT NULL AND NOT sealed THEN left(line, {RAW_PREVIEW_CHARS}) END",
     }
     return ", ".join(f"{e} AS {c}" for c, e in exprs.items())
@@ -634,33 +648,136 @@ def _checked_columns(stream: StreamSpec, sealable: bool) -> str:
 def _write_batch(
     conn: duckdb.DuckDBPyConnection,
     stream: StreamSpec,
-    checked: str,
+    checked: pa.Table,
     accepted: str,
     sealable: bool,
-    stored_rows: str,
-    quarantined_rows: str,
 ) -> None:
-    """One validated batch into the day's rows to store (sealed rows without text) and to
-    quarantine, the keys accepted so far, and (sealed rows in full) the reservoir's."""
+    """One validated batch into the table (sealed rows without text) and the quarantine, its
+    keys into the ingest's accepted keys, and (sealed rows in full) the reservoir's rows."""
     cols = stream.table.column_names
     select = ", ".join(
         f"CASE WHEN sealed THEN NULL ELSE {c} END" if c in SEALED_TEXT_COLUMNS else c for c in cols
     )
-    conn.execute(
-        f"INSERT INTO {stored_rows} ({', '.join(cols)}) SELECT {select} "
-        f"FROM {checked} WHERE reason IS NULL"
-    )
     keys = ", ".join(stream.dedupe_key)
-    conn.execute(f"INSERT INTO {accepted} SELECT {keys} FROM {checked} WHERE reason IS NULL")
-    qcols = stream.quarantine.column_names
-    conn.execute(
-        f"""INSERT INTO {quarantined_rows} ({", ".join(qcols)})
-        SELECT partition_date, source_file, source_row, reason, detail, _trace_id, _raw, sealed
-        FROM {checked} WHERE reason IS NOT NULL"""
-    )
+    qcols = ", ".join(stream.quarantine.column_names)
+    statements = [
+        f"INSERT INTO {stream.table} ({', '.join(cols)}) SELECT {select} "
+        "FROM _checked_batch WHERE reason IS NULL",
+        f"INSERT INTO {accepted} SELECT {keys}, hash({keys}), partition_date, source_file, "
+        "source_row, sealed, _trace_id FROM _checked_batch WHERE reason IS NULL",
+        f"INSERT INTO {stream.quarantine} ({qcols}) SELECT partition_date, source_file, "
+        "source_row, reason, detail, _trace_id, _raw, sealed FROM _checked_batch "
+        "WHERE reason IS NOT NULL",
+    ]
     if sealable:
-        full = ", ".join(RESERVOIR_TRACES.column_names)
-        conn.execute(
-            f"INSERT INTO _sealed_{stream.name} SELECT {full} FROM {checked} "
-            "WHERE reason IS NULL AND sealed"
+        statements.append(
+            f"INSERT INTO _sealed_{stream.name} SELECT {', '.join(RESERVOIR_TRACES.column_names)} "
+            "FROM _checked_batch WHERE reason IS NULL AND sealed"
         )
+    for sql in statements:
+        over_arrow(conn, "_checked_batch", checked, sql)
+
+
+ROW_KEY = ("partition_date", "source_file", "source_row")
+
+
+def _move_duplicates(
+    conn: duckdb.DuckDBPyConnection,
+    stream: StreamSpec,
+    accepted: str,
+    sealable: bool,
+    staged: StagedFiles,
+    rules: IngestRules,
+) -> dict[str, int]:
+    """Decide duplicates over the whole ingest and move them from the table to the quarantine;
+    returns how many moved per day. The first copy of a key (by day, file, row) stays; later
+    copies were 'seen earlier in this ingest'. For traces, a first copy whose id is stored in
+    another partition (within the window) was 'already stored in another partition'.
+
+    Keys are grouped by their hash first, so the work is one pass over the ingest's keys; only
+    the rare duplicates are then compared by value, and their raw text re-read from the file."""
+    keys = ", ".join(stream.dedupe_key)
+    later = f"""SELECT {", ".join(ROW_KEY)}, sealed, _trace_id, 'seen earlier in this ingest' AS detail
+        FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {", ".join(ROW_KEY)}) AS copy_no
+              FROM {accepted}
+              WHERE key_hash IN (SELECT key_hash FROM {accepted} GROUP BY 1 HAVING count(*) > 1))
+        WHERE copy_no > 1"""
+    stored_elsewhere = ""
+    if stream.dedupe_key == ("trace_id",):
+        window = ""
+        if rules.duplicate_window_days is not None:
+            days = [d for (d,) in conn.execute("SELECT d FROM _replaced_days").fetchall()]
+            lo = min(days) - timedelta(days=rules.duplicate_window_days)
+            hi = max(days) + timedelta(days=rules.duplicate_window_days)
+            window = f"AND partition_date BETWEEN DATE '{lo}' AND DATE '{hi}'"
+        stored_elsewhere = f"""UNION ALL
+        SELECT {", ".join(ROW_KEY)}, sealed, _trace_id, 'already stored in another partition'
+        FROM {accepted} a
+        WHERE trace_id IN (SELECT trace_id FROM {stream.table}
+                           WHERE partition_date NOT IN (SELECT d FROM _replaced_days) {window})
+          AND NOT EXISTS (SELECT 1 FROM later l WHERE {_same_row("l", "a")})"""
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _duplicates AS "
+        f"WITH later AS ({later}) SELECT * FROM later {stored_elsewhere}"
+    )
+    moved = dict(
+        conn.execute(
+            "SELECT partition_date::VARCHAR, count(*) FROM _duplicates GROUP BY 1"
+        ).fetchall()
+    )
+    if not moved:
+        return {}
+    raw = _raw_lines(conn, staged)
+    over_arrow(
+        conn,
+        "_duplicate_raw",
+        raw,
+        f"""INSERT INTO {stream.quarantine} ({", ".join(stream.quarantine.column_names)})
+            SELECT d.partition_date, d.source_file, d.source_row, '{stream.dedupe_reason}', d.detail,
+                   d._trace_id, CASE WHEN NOT d.sealed THEN r.raw END, d.sealed
+            FROM _duplicates d LEFT JOIN _duplicate_raw r USING (source_file, source_row)""",
+    )
+    targets = [str(stream.table)] + ([f"_sealed_{stream.name}"] if sealable else [])
+    for target in targets:
+        conn.execute(
+            f"""DELETE FROM {target} t WHERE partition_date IN (SELECT d FROM _replaced_days)
+            AND EXISTS (SELECT 1 FROM _duplicates d WHERE {_same_row("d", "t")})"""
+        )
+    return moved
+
+
+def _same_row(a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in ROW_KEY)
+
+
+def _raw_lines(conn: duckdb.DuckDBPyConnection, staged: StagedFiles) -> pa.Table:
+    """The raw text (as quarantined rows keep it) of the duplicates' rows, read again from
+    their files: only the files that hold a duplicate are read."""
+    wanted: dict[str, list[int]] = {}
+    for shown, row in conn.execute(
+        "SELECT source_file, source_row FROM _duplicates WHERE NOT sealed ORDER BY ALL"
+    ).fetchall():
+        wanted.setdefault(shown, []).append(row)
+    found = []
+    for shown, rows in wanted.items():
+        rows_array = pa.array(rows, pa.int64())
+        for piece in _file_pieces(conn, staged.paths[shown], BATCH_ROWS):
+            hit = piece.filter(pc.is_in(piece.column("source_row"), rows_array))
+            if hit.num_rows:
+                found.append(
+                    pa.table(
+                        {
+                            "source_file": pa.repeat(
+                                pa.scalar(shown, pa.large_string()), hit.num_rows
+                            ),
+                            "source_row": hit.column("source_row").cast(pa.int64()),
+                            "raw": pc.utf8_slice_codeunits(
+                                hit.column("line").cast(pa.large_string()), 0, RAW_PREVIEW_CHARS
+                            ),
+                        }
+                    )
+                )
+    schema = pa.schema(
+        [("source_file", pa.large_string()), ("source_row", pa.int64()), ("raw", pa.large_string())]
+    )
+    return pa.concat_tables(found) if found else schema.empty_table()
