@@ -50,6 +50,13 @@ class SourceSpec(_Strict):
         description="Folder of reviewed reference files (*.jsonl) for golden cases; empty means "
         "<data dir>/golden/reviewed (the simulator brings its own).",
     )
+    duplicate_window_days: int | None = Field(
+        default=7,
+        ge=0,
+        description="A trace id already stored in a partition up to this many days before or "
+        "after the ingested day is quarantined as a duplicate; null checks all of history "
+        "(the check then grows with it).",
+    )
 
 
 class SimulatorSpec(_Strict):
@@ -140,6 +147,17 @@ class WarehouseSpec(_Strict):
         }
 
 
+class CallsSpec(_Strict):
+    processes: int = Field(
+        default=1,
+        ge=1,
+        description="Processes that make a batch's model calls, each on its own event loop with "
+        "its share of every provider's concurrency and rpm. litellm spends ~3.5 ms of CPU per "
+        "call, so one process serves at most ~250 calls/s; above ~64 calls in flight, give it "
+        "the machine's cores. Batches under 100 calls per process stay in one process.",
+    )
+
+
 class BudgetSpec(_Strict):
     max_usd_per_run: float | None = Field(
         default=None, gt=0, description="A run whose estimated cost exceeds this stops first."
@@ -161,6 +179,7 @@ class ProjectConfig(_Strict):
     judges: JudgesSpec
     providers: dict[str, ProviderSpec] = Field(min_length=1)
     budget: BudgetSpec = BudgetSpec()
+    calls: CallsSpec = CallsSpec()
     warehouse: WarehouseSpec = WarehouseSpec()
     schedules: SchedulesSpec = SchedulesSpec()
     # Where the file was read from: relative paths in it resolve against its folder.

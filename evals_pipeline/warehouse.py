@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -121,12 +121,10 @@ def registered(conn: duckdb.DuckDBPyConnection, **frames: object) -> Iterator[No
         yield
     finally:
         for name in frames:
-            try:
+            # A block that failed inside a transaction: its error is the one to see, and the
+            # next registration under the name replaces this one.
+            with suppress(duckdb.TransactionException):
                 conn.unregister(name)
-            except duckdb.TransactionException:
-                # The block failed inside a transaction: its error is the one to see, and
-                # the next registration under the name replaces this one.
-                pass
 
 
 def over_arrow(

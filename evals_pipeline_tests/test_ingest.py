@@ -111,6 +111,10 @@ def test_each_trace_quarantine_reason(conn: duckdb.DuckDBPyConnection, tmp_path:
     assert details[4] == "latency_ms"
     assert details[6] == "astrology"
     assert conn.execute(f"SELECT trace_id FROM {TRACES}").fetchall() == [("t-ok",)]
+    # A duplicate is decided after its batch was written; its raw text is read again.
+    raw = dict(conn.execute(f"SELECT source_row, raw FROM {QUARANTINED_TRACES}").fetchall())
+    assert raw[8] == lines[7].decode()
+    assert conn.execute(f"SELECT count(*) FROM {TRACES} WHERE source_row = 8").fetchall() == [(0,)]
 
 
 def test_parquet_rows_take_the_same_path(conn: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -184,6 +188,63 @@ def test_a_trace_id_stored_on_another_day_is_a_duplicate(
     assert conn.execute(f"SELECT reason, detail FROM {QUARANTINED_TRACES}").fetchall() == [
         ("duplicate_trace_id", "already stored in another partition")
     ]
+
+
+def test_the_duplicate_window_bounds_the_cross_day_check(
+    conn: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """A trace id stored ten days earlier is outside a 7-day window (the check does not grow
+    with history) and inside an unbounded one."""
+    early = date(2026, 2, 20)
+    first = write_jsonl(
+        tmp_path / "d0" / "web.jsonl", [enc(trace("same", ts="2026-02-20T09:00:00Z"))]
+    )
+    second = write_jsonl(tmp_path / "d1" / "web.jsonl", [enc(trace("same"))])
+    ingest_days(conn, TRACE_STREAM, {early: [first]}, IngestRules())
+    counts = ingest_days(conn, TRACE_STREAM, {DAY: [second]}, IngestRules(duplicate_window_days=7))
+    assert counts.stored == 1 and counts.quarantined == 0
+    counts = ingest_days(
+        conn, TRACE_STREAM, {DAY: [second]}, IngestRules(duplicate_window_days=None)
+    )
+    assert counts.stored == 0 and counts.by_reason == {"duplicate_trace_id": 1}
+    counts = ingest_days(conn, TRACE_STREAM, {DAY: [second]}, IngestRules(duplicate_window_days=10))
+    assert counts.by_reason == {"duplicate_trace_id": 1}
+
+
+def test_a_duplicate_parquet_row_keeps_its_raw_text(
+    conn: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    frame = pd.DataFrame([trace("p-1"), trace("p-2"), trace("p-1", output="again")])
+    frame["metadata"] = frame["metadata"].map(json.dumps)
+    path = tmp_path / "api.parquet"
+    frame.to_parquet(path)
+    counts = ingest_days(conn, TRACE_STREAM, {DAY: [path]}, IngestRules(), batch_rows=2)
+    assert counts.stored == 2 and counts.by_reason == {"duplicate_trace_id": 1}
+    row, raw = conn.execute(f"SELECT source_row, raw FROM {QUARANTINED_TRACES}").fetchall()[0]
+    assert row == 3 and json.loads(raw)["output"] == "again"
+    assert conn.execute(f"SELECT output FROM {TRACES} WHERE trace_id = 'p-1'").fetchall() == [
+        (trace("p-1")["output"],)
+    ]
+
+
+def test_batches_are_not_held_until_the_commit() -> None:
+    """Inside the ingest's one transaction each Arrow batch is freed once written: DuckDB's
+    register() would keep every batch until the commit (the whole day in memory)."""
+    import pyarrow as pa
+
+    from evals_pipeline.warehouse import over_arrow, transaction
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x VARCHAR)")
+    one_batch = 0
+    with transaction(con):
+        for _ in range(10):
+            batch = pa.table({"x": pa.array(["y" * 1000] * 20_000)})
+            one_batch = batch.nbytes
+            over_arrow(con, "_batch", batch, "INSERT INTO t SELECT x FROM _batch")
+            del batch
+        assert pa.total_allocated_bytes() < 2 * one_batch
+    assert con.execute("SELECT count(*) FROM t").fetchall() == [(200_000,)]
 
 
 def test_configured_taxonomy_decides_unknown_category(

@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="mock latency in seconds (default 0.5, a realistic judge)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes making the calls (calls.processes; default: one per core); "
+        "the same calls on one process are measured beside",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument(
         "--sequential-calls", type=int, default=40, help="calls timed in the sequential baseline"
@@ -97,6 +104,21 @@ async def _raw_http(api_base: str, call: Call, gate: asyncio.Semaphore, client: 
         r.json()
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its worker processes (the live ones included: a
+    reused pool's workers have not exited, so their time is read from /proc)."""
+    total = time.process_time()
+    from evals_pipeline.judging.workers import worker_pids
+
+    for child in worker_pids():
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def _floor_run(
     kind: Any, api_base: str, calls: list[Call], concurrency: int
 ) -> tuple[float, float]:
@@ -135,19 +157,28 @@ def _run_at(args: argparse.Namespace) -> dict[str, Any]:
                 max_concurrency=args.concurrency,
                 timeout_s=args.timeout,
                 backoff_s=0.05,
+                processes=args.processes,
             )
             client.prepare()
-            # Warm up litellm's lazy imports and the HTTP client outside the timing.
+            # Warm up litellm's lazy imports, the HTTP clients and the worker processes
+            # outside the timing.
             run_calls(
                 client,
                 duckdb.connect(),
-                _calls(args.concurrency, "warmup"),
+                _calls(max(args.concurrency, 100 * args.processes), "warmup"),
                 progress=lambda _: None,
             )
             calls = _calls(args.calls, "clean")
-            t0, cpu0 = time.perf_counter(), time.process_time()
+            t0, cpu0 = time.perf_counter(), _cpu_seconds()
             _, stats = run_calls(client, con, calls, progress=print)
-            seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+            one = client.model_copy(update={"processes": 1})
+            run_calls(
+                one, duckdb.connect(), _calls(args.concurrency, "warmup1"), progress=lambda _: None
+            )
+            t0, cpu0 = time.perf_counter(), _cpu_seconds()
+            run_calls(one, con, _calls(args.calls, "one"), progress=lambda _: None)
+            one_seconds, one_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
             # The floors, same server, same calls, same concurrency: plain litellm.acompletion
             # and raw HTTP (httpx), each on its own event loop.
             plain_seconds, plain_cpu = _floor_run(
@@ -186,6 +217,7 @@ def _run_at(args: argparse.Namespace) -> dict[str, Any]:
                 max_concurrency=args.concurrency,
                 timeout_s=args.timeout,
                 backoff_s=0.05,
+                processes=args.processes,
             )
             faulty = _calls(args.calls, "faulty")
             t0 = time.perf_counter()
@@ -212,7 +244,10 @@ def _run_at(args: argparse.Namespace) -> dict[str, Any]:
         "ideal_seconds": round(ideal, 3),
         "efficiency": round(ideal / seconds, 3),
         "calls_per_second": round(args.calls / seconds, 1),
+        "processes": args.processes,
         "cpu_ms_per_call": round(1000 * cpu / args.calls, 2),
+        "one_process_efficiency": round(ideal / one_seconds, 3),
+        "one_process_cpu_ms_per_call": round(1000 * one_cpu / args.calls, 2),
         "plain_litellm_efficiency": round(ideal / plain_seconds, 3),
         "plain_litellm_cpu_ms_per_call": round(1000 * plain_cpu / args.calls, 2),
         "raw_http_efficiency": round(ideal / raw_seconds, 3),

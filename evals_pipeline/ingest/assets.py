@@ -144,6 +144,7 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
         rules = IngestRules(
             max_field_bytes=config.max_field_bytes,
             categories=tuple(config.categories or project.config().taxonomy.categories),
+            duplicate_window_days=project.config().source.duplicate_window_days,
         )
         bounds = [min(files), max(files)]
         with warehouse.get_connection() as conn:

@@ -37,9 +37,14 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from evals_pipeline.judging.pii import redact
+from evals_pipeline.judging.workers import RateBudget, call_in_processes, call_on_this_loop
 from evals_pipeline.project import ProjectConfig
 from evals_pipeline.records import JUDGE_CACHE
 from evals_pipeline.warehouse import registered
+
+# A worker process pays for itself only with enough calls to share (litellm's import and
+# the first connection cost it about a second).
+MIN_CALLS_PER_PROCESS = 100
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +138,11 @@ class JudgeClient(ConfigurableResource, ABC):
         description="Per provider prefix: a module whose register_provider() registers a litellm "
         "custom provider (e.g. the simulator's offline models), imported before the first call.",
     )
+    processes: int = Field(
+        default=1,
+        description="Event loops in worker processes that make a batch's calls (calls.processes "
+        "in the project file); 1 = all on this process's loop.",
+    )
     budget_usd: float = Field(
         default=0.0,
         description="Most a run may spend on model calls (budget.max_usd_per_run); 0 = no limit. "
@@ -166,7 +176,7 @@ class JudgeClient(ConfigurableResource, ABC):
         """Set up the client library before a batch (idempotent)."""
 
     async def call_with_retries(
-        self, call: Call, gate: asyncio.Semaphore, budget: _RateBudget
+        self, call: Call, gate: asyncio.Semaphore, budget: RateBudget
     ) -> CallResult:
         attempts, cost, last_error, latency = 0, 0.0, "no attempt", 0.0
         timeout = self.limit(call.model, "timeout_s")
@@ -208,24 +218,6 @@ class JudgeClient(ConfigurableResource, ABC):
         return CallResult(
             call.key, call.model, call.purpose, None, last_error, attempts, cost, latency
         )
-
-
-class _RateBudget:
-    """Spaces request starts so a provider sees at most `rpm` per minute."""
-
-    def __init__(self, rpm: int) -> None:
-        self.interval = 60.0 / rpm if rpm > 0 else 0.0
-        self.next_at = 0.0
-        self.lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        async with self.lock:
-            now = time.monotonic()
-            start = max(now, self.next_at)
-            self.next_at = start + self.interval
-        await asyncio.sleep(max(0.0, start - now))
 
 
 class LiteLLMJudgeClient(JudgeClient):
@@ -349,15 +341,6 @@ def _persist(conn: duckdb.DuckDBPyConnection, results: list[CallResult]) -> None
         conn.execute(f"INSERT OR REPLACE INTO {JUDGE_CACHE.name} SELECT * FROM _finished_calls")
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (it comes with Dagster's webserver): less event-loop overhead per call."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 class BudgetExceeded(RuntimeError):
     """A batch of calls would take the run past its budget; nothing was called."""
 
@@ -435,11 +418,16 @@ def run_calls(
         progress(
             f"{len(todo):,} calls to make ({len(results):,} of {len(unique):,} already cached)"
         )
-        # uvloop when installed: less event-loop overhead per call
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(
-                _run_async(client, conn, todo, results, stats, progress, flush_every_s, on_flush)
-            )
+        collector = _Collector(conn, todo, results, stats, progress, flush_every_s, on_flush)
+        try:
+            processes = min(client.processes, len(todo) // MIN_CALLS_PER_PROCESS)
+            if processes > 1:
+                progress(f"calls made on {processes} event loops in worker processes")
+                call_in_processes(client, todo, processes, collector.add)
+            else:
+                call_on_this_loop(client, todo, collector.add)
+        finally:
+            collector.flush()
     stats.seconds = time.perf_counter() - t0
     _SPENT_BY_RUN[run_id] = _SPENT_BY_RUN.get(run_id, 0.0) + stats.cost_usd
     if stats.called:
@@ -456,65 +444,50 @@ def run_calls(
     return [results[c.key] for c in calls], stats
 
 
-async def _run_async(
-    client: JudgeClient,
-    conn: duckdb.DuckDBPyConnection,
-    todo: list[Call],
-    results: dict[str, CallResult],
-    stats: RunStats,
-    progress: Callable[[str], None],
-    flush_every_s: float,
-    on_flush: Callable[[int], None] | None,
-) -> None:
-    gates: dict[str, asyncio.Semaphore] = {}
-    budgets: dict[str, _RateBudget] = {}
-    for c in todo:
-        provider = c.model.split("/", 1)[0]
-        gates.setdefault(provider, asyncio.Semaphore(int(client.limit(c.model, "max_concurrency"))))
-        budgets.setdefault(provider, _RateBudget(int(client.limit(c.model, "rpm"))))
-    pending: list[CallResult] = []
-    started = time.perf_counter()
-    last_flush = last_log = started
-    done = 0
+class _Collector:
+    """Takes finished calls as they come (from this loop or from worker processes): keeps
+    them, writes them to `judge_cache` every `flush_every_s`, logs progress every 5 s."""
 
-    def flush() -> None:
-        nonlocal pending
-        _persist(conn, pending)
-        if on_flush is not None:
-            on_flush(len(pending))
-        pending = []
+    def __init__(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        todo: Sequence[Call],
+        results: dict[str, CallResult],
+        stats: RunStats,
+        progress: Callable[[str], None],
+        flush_every_s: float,
+        on_flush: Callable[[int], None] | None,
+    ) -> None:
+        self.conn, self.total, self.results, self.stats = conn, len(todo), results, stats
+        self.progress, self.flush_every_s, self.on_flush = progress, flush_every_s, on_flush
+        self.pending: list[CallResult] = []
+        self.done = 0
+        self.started = self.last_flush = self.last_log = time.perf_counter()
 
-    tasks = [
-        asyncio.ensure_future(
-            client.call_with_retries(
-                c, gates[c.model.split("/", 1)[0]], budgets[c.model.split("/", 1)[0]]
+    def add(self, r: CallResult) -> None:
+        self.results[r.key] = r
+        self.pending.append(r)
+        self.stats.provider_calls += r.attempts
+        self.stats.cost_usd += r.cost_usd
+        self.done += 1
+        now = time.perf_counter()
+        if now - self.last_flush >= self.flush_every_s:
+            self.flush()
+            self.last_flush = now
+        if now - self.last_log >= 5.0 or self.done == self.total:
+            rate = self.done / max(now - self.started, 1e-9)
+            errors = sum(1 for x in self.results.values() if x.error)
+            self.progress(
+                f"{self.done:,}/{self.total:,} calls, {rate:,.1f}/s, "
+                f"${self.stats.cost_usd:.4f} so far, {errors} errors"
             )
-        )
-        for c in todo
-    ]
-    try:
-        for fut in asyncio.as_completed(tasks):
-            r = await fut
-            results[r.key] = r
-            pending.append(r)
-            stats.provider_calls += r.attempts
-            stats.cost_usd += r.cost_usd
-            done += 1
-            now = time.perf_counter()
-            if now - last_flush >= flush_every_s:
-                flush()
-                last_flush = now
-            if now - last_log >= 5.0 or done == len(todo):
-                rate = done / max(now - started, 1e-9)
-                errors = sum(1 for x in results.values() if x.error)
-                progress(
-                    f"{done:,}/{len(todo):,} calls, {rate:,.1f}/s, ${stats.cost_usd:.4f} so far, {errors} errors"
-                )
-                last_log = now
-    finally:
-        for t in tasks:
-            t.cancel()
-        flush()
+            self.last_log = now
+
+    def flush(self) -> None:
+        _persist(self.conn, self.pending)
+        if self.on_flush is not None:
+            self.on_flush(len(self.pending))
+        self.pending = []
 
 
 def judge_client(config: ProjectConfig, **overrides: Any) -> LiteLLMJudgeClient:
@@ -540,6 +513,7 @@ def judge_client(config: ProjectConfig, **overrides: Any) -> LiteLLMJudgeClient:
         "api_key_envs": {n: p.api_key_env for n, p in config.providers.items() if p.api_key_env},
         "provider_handlers": {n: p.handler for n, p in config.providers.items() if p.handler},
         "budget_usd": config.budget.max_usd_per_run or 0.0,
+        "processes": config.calls.processes,
     }
     settings.update(overrides)
     return LiteLLMJudgeClient(**settings)
