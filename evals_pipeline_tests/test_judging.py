@@ -73,6 +73,26 @@ def test_planted_pii_is_redacted_and_counted() -> None:
     assert counts == {"email": 1, "phone": 1, "card": 1, "ip": 2}
 
 
+def test_whole_tokens_and_keys_are_redacted_not_their_prefixes() -> None:
+    """detect-secrets reports only the captured prefix of a GitHub or GitLab token and only the
+    header of a private key; what reaches a provider must hold none of the token or key."""
+    github = "ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8"
+    gitlab = "glpat-" + "x9Y8z7W6v5U4t3S2r1Q0"
+    pem = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+        "-----END RSA PRIVATE KEY-----"
+    )
+    counts: Counter[str] = Counter()
+    out = redact(f"token {github}, gitlab {gitlab}\nkey:\n{pem}\nthanks", counts)
+    for body in (
+        github[4:],
+        gitlab[6:],
+        "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+    ):
+        assert body not in out
+    assert out.endswith("thanks") and counts["secret"] == 3
+
+
 def test_redaction_leaves_ordinary_numbers_alone() -> None:
     text = "Re #9567487: 390 + 9 × 68 = 1002 GB > 1000 GB after 9 months, on 2026-03-01; order 4111 1111 1111 1112."
     assert redact(text) == text  # the card-like number fails the Luhn check
@@ -452,6 +472,50 @@ def test_cache_hits_make_no_calls_and_a_killed_run_resumes(mock_env: None, tmp_p
     assert con.execute(f"SELECT count(*), count(DISTINCT cache_key) FROM {JUDGE_CACHE}").fetchall()[
         0
     ] == (80, 80)
+    assert [r.parsed for r in again] == [r.parsed for r in results]
+
+
+def test_worker_processes_make_each_call_once_within_the_limits(
+    mock_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """calls.processes: a batch split over two worker processes under 20% faults ends as on
+    one loop (every call a true verdict or a recorded error, each finished call cached once,
+    a re-run makes no call), and the provider never sees more than max_concurrency at once."""
+    from evals_pipeline.judging import client as client_module
+    from evals_pipeline.judging.workers import stop_workers, worker_pids
+    from evals_pipeline.simulator.mock_server import expected_verdict
+
+    monkeypatch.setattr(client_module, "MIN_CALLS_PER_PROCESS", 10)
+    config = MockConfig(latency_s=0.05, rate_500=0.1, rate_malformed=0.1, seed=5)
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    calls = _mock_calls(120, "workers")
+    messages: list[str] = []
+    try:
+        with MockServer(config) as server:
+            client = LiteLLMJudgeClient(
+                api_bases={"openai/mock-judge": server.api_base},
+                max_concurrency=6,
+                backoff_s=0.01,
+                max_retries=4,
+                processes=2,
+            )
+            results, stats = run_calls(client, con, calls, progress=messages.append)
+            assert len(worker_pids()) == 2
+            assert server.stats.max_in_flight <= 6
+            assert stats.provider_calls == server.stats.requests
+            assert sum(server.stats.faults.values()) > 10
+            again, rerun = run_calls(client, con, calls)
+            assert rerun.called == 0 and server.stats.requests == stats.provider_calls
+    finally:
+        stop_workers()
+    assert any("2 event loops in worker processes" in m for m in messages)
+    for call, r in zip(calls, results, strict=True):
+        assert (r.error is None) == (r.parsed is not None)
+        if r.error is None:
+            assert r.parsed["verdict"] == expected_verdict(call.messages)
+    assert con.execute(f"SELECT count(*), count(DISTINCT cache_key) FROM {JUDGE_CACHE}").fetchall()[
+        0
+    ] == (120, 120)
     assert [r.parsed for r in again] == [r.parsed for r in results]
 
 

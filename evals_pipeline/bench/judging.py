@@ -94,14 +94,13 @@ async def _plain_litellm(api_base: str, call: Call, gate: asyncio.Semaphore) -> 
         )
 
 
-async def _raw_http(api_base: str, call: Call, gate: asyncio.Semaphore, client: Any) -> None:
-    async with gate:
-        r = await client.post(
-            f"{api_base}/chat/completions",
-            json={"model": call.model.split("/", 1)[1], "messages": call.messages, **call.params},
-            headers={"Authorization": "Bearer sk-mock-not-a-secret"},
-        )
-        r.json()
+async def _raw_http(api_base: str, call: Call, gate: asyncio.Semaphore, session: Any) -> None:
+    async with gate, session.post(
+        f"{api_base}/chat/completions",
+        json={"model": call.model.split("/", 1)[1], "messages": call.messages, **call.params},
+        headers={"Authorization": "Bearer sk-mock-not-a-secret"},
+    ) as r:
+        await r.json()
 
 
 def _cpu_seconds() -> float:
@@ -123,14 +122,14 @@ def _floor_run(
     kind: Any, api_base: str, calls: list[Call], concurrency: int
 ) -> tuple[float, float]:
     """Seconds and CPU seconds of `calls` through `kind` at `concurrency`."""
-    import httpx
+    import aiohttp
 
     async def main() -> None:
         gate = asyncio.Semaphore(concurrency)
         if kind is _raw_http:
-            limits = httpx.Limits(max_connections=concurrency)
-            async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-                await asyncio.gather(*(kind(api_base, c, gate, client) for c in calls))
+            # aiohttp, as litellm's own transport: one session, no connection cap of its own
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                await asyncio.gather(*(kind(api_base, c, gate, session) for c in calls))
         else:
             await asyncio.gather(*(kind(api_base, c, gate) for c in calls))
 
@@ -180,7 +179,7 @@ def _run_at(args: argparse.Namespace) -> dict[str, Any]:
             run_calls(one, con, _calls(args.calls, "one"), progress=lambda _: None)
             one_seconds, one_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
             # The floors, same server, same calls, same concurrency: plain litellm.acompletion
-            # and raw HTTP (httpx), each on its own event loop.
+            # and raw HTTP (aiohttp), each on its own event loop.
             plain_seconds, plain_cpu = _floor_run(
                 _plain_litellm, server.api_base, _calls(args.calls, "plain"), args.concurrency
             )

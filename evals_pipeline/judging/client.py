@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -368,11 +369,22 @@ def _check_budget(client: JudgeClient, todo: list[Call], run_id: str, progress: 
     )
 
 
+@lru_cache(maxsize=4096)
+def _redact_once(text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    # A batch repeats its texts (every judge call carries the same rubric, every judge the
+    # same case): each distinct text is redacted once.
+    found: Counter[str] = Counter()
+    return redact(text, found) or text, tuple(found.items())
+
+
 def _redacted(call: Call, counts: Counter[str]) -> Call:
-    messages = [
-        {**m, "content": redact(m["content"], counts)} if isinstance(m.get("content"), str) else m
-        for m in call.messages
-    ]
+    messages = []
+    for m in call.messages:
+        if isinstance(m.get("content"), str):
+            text, found = _redact_once(m["content"])
+            counts.update(dict(found))
+            m = {**m, "content": text}
+        messages.append(m)
     return replace(call, messages=messages)
 
 

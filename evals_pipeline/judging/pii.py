@@ -72,10 +72,22 @@ PHONE = re.compile(
 )
 
 
+# A whole PEM private key: detect-secrets' PrivateKeyDetector matches only its header line.
+PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN[A-Z ]*PRIVATE KEY[A-Z ]*-----.*?(?:-----END[A-Z ]*PRIVATE KEY[A-Z ]*-----|\Z)",
+    re.S,
+)
+
+
 def _secrets(text: str) -> list[str]:
     found = {m.group(0) for m in PROVIDER_KEYS.finditer(text)}
+    found.update(m.group(0) for m in PEM_PRIVATE_KEY.finditer(text))
     for plugin in _secret_plugins():
-        found.update(plugin.analyze_string(text))
+        # The whole match of each pattern, not what the plugin reports: some patterns capture
+        # only a token's prefix (GitHub's `ghp`, GitLab's `glpat`), and replacing that alone
+        # would send the rest of the token on. (JWTs are then redacted without validation.)
+        for regex in plugin.denylist:
+            found.update(m.group(0) for m in regex.finditer(text))
     return sorted(found, key=len, reverse=True)  # longest first: no partial replacements
 
 

@@ -210,6 +210,11 @@ def worker_pids() -> list[int]:
     return [w.process.pid for w in _POOL.workers] if _POOL is not None else []
 
 
+def stop_workers() -> None:
+    """Stop the worker processes (they start again on the next batch that needs them)."""
+    _stop_pool()
+
+
 def _stop_pool() -> None:
     global _POOL
     if _POOL is not None:

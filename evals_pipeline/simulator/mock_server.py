@@ -40,6 +40,9 @@ class MockStats:
     requests: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    # Requests being served at once: now, and the most seen (a client's concurrency limit).
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 class MockServer:
@@ -81,7 +84,12 @@ class MockServer:
             fault = "500"
         if fault:
             self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
-        await asyncio.sleep(c.timeout_sleep_s if fault == "timeout" else c.latency_s)
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        try:
+            await asyncio.sleep(c.timeout_sleep_s if fault == "timeout" else c.latency_s)
+        finally:
+            self.stats.in_flight -= 1
         if fault == "429":
             return web.json_response(
                 {"error": {"message": "rate limited", "type": "rate_limit_error"}}, status=429
