@@ -95,11 +95,14 @@ async def _plain_litellm(api_base: str, call: Call, gate: asyncio.Semaphore) -> 
 
 
 async def _raw_http(api_base: str, call: Call, gate: asyncio.Semaphore, session: Any) -> None:
-    async with gate, session.post(
-        f"{api_base}/chat/completions",
-        json={"model": call.model.split("/", 1)[1], "messages": call.messages, **call.params},
-        headers={"Authorization": "Bearer sk-mock-not-a-secret"},
-    ) as r:
+    async with (
+        gate,
+        session.post(
+            f"{api_base}/chat/completions",
+            json={"model": call.model.split("/", 1)[1], "messages": call.messages, **call.params},
+            headers={"Authorization": "Bearer sk-mock-not-a-secret"},
+        ) as r,
+    ):
         await r.json()
 
 

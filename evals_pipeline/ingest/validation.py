@@ -204,7 +204,7 @@ class StagedFiles:
 
 # Rows per batch: large enough that per-statement overhead is small, small enough that a
 # batch's text and its validation stay well under the warehouse's memory limit.
-BATCH_ROWS = 100_000
+BATCH_ROWS = 50_000
 BATCH_BYTES = 4 << 20
 
 

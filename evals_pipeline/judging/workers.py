@@ -26,10 +26,26 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-if TYPE_CHECKING:
-    from evals_pipeline.judging.client import Call, CallResult, JudgeClient
+# A call and its result are `judging.client.Call` / `CallResult`; this module only passes them
+# on (client.py imports this one, so it names no type of client.py's).
+Call = Any
+CallResult = Any
+
+
+class JudgeClient(Protocol):
+    """What the loops need of `judging.client.JudgeClient`."""
+
+    def limit(self, model: str, name: str) -> float: ...
+
+    async def call_with_retries(
+        self, call: Call, gate: asyncio.Semaphore, budget: RateBudget
+    ) -> CallResult: ...
+
+    def prepare(self) -> None: ...
+
+    def model_dump(self) -> dict[str, Any]: ...
 
 
 class RateBudget:
