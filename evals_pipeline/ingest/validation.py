@@ -549,16 +549,7 @@ def ingest_days(
             f"CREATE OR REPLACE TEMP TABLE {sealed_rows} AS "
             f"SELECT * FROM {reservoir.alias}.{RESERVOIR_TRACES.name} LIMIT 0"  # type: ignore[union-attr]
         )
-    trace_id = "CASE WHEN is_object THEN v_trace_id END"
-    sealed = (
-        f"coalesce({reservoir_sql(trace_id, reservoir.share)}, false)"  # type: ignore[union-attr]
-        if sealable
-        else "false"
-    )
-    validate = (
-        f"SELECT {_checked_columns(stream, sealable)} "
-        f"FROM (SELECT *, {sealed} AS sealed FROM ({validate_sql(stream, '_raw_batch', rules)}))"
-    )
+    statements = _batch_statements(stream, rules, reservoir if sealable else None)
     staged = StagedFiles()
     by_reason: Counter[str] = Counter()
     by_day: dict[str, list[int]] = {}
@@ -570,18 +561,30 @@ def ingest_days(
                 f"DELETE FROM {table} WHERE partition_date IN (SELECT d FROM _replaced_days)"
             )
         for batch in _prefetched(staged_batches(reader, files_by_day, staged, root, batch_rows)):
-            checked = over_arrow(conn, "_raw_batch", batch, validate).to_arrow_table()
-            _write_batch(conn, stream, checked, accepted, sealable)
-            for d, reason, n in over_arrow(
-                conn,
-                "_checked_batch",
-                checked,
-                "SELECT partition_date, reason, count(*) FROM _checked_batch GROUP BY ALL",
-            ).fetchall():
-                day = by_day.setdefault(str(d), [0, 0])
-                day[0 if reason is None else 1] += n
-                if reason is not None:
-                    by_reason[reason] += n
+            # The valid rows go from the raw batch straight to the table in one statement; the
+            # batch is validated a second time only when it had bad rows, to quarantine them.
+            stored = over_arrow(conn, "_raw_batch", batch, statements.store).fetchall()[0][0]
+            if statements.seal:
+                over_arrow(conn, "_raw_batch", batch, statements.seal)
+            bad: Counter[tuple[str, str]] = Counter()
+            if stored < batch.num_rows:
+                rows = over_arrow(conn, "_raw_batch", batch, statements.quarantine).fetchall()
+                bad.update((str(d), reason) for d, reason in rows)
+            days = batch.column("partition_date").value_counts().to_pylist()
+            for entry in days:
+                day = by_day.setdefault(str(entry["values"]), [0, 0])
+                quarantined = sum(n for (d, _), n in bad.items() if d == str(entry["values"]))
+                day[0] += entry["counts"] - quarantined
+                day[1] += quarantined
+            for (_, reason), n in bad.items():
+                by_reason[reason] += n
+        key_sealed = "sealed" if "sealed" in stream.table.column_names else "false"
+        keys = ", ".join(stream.dedupe_key)
+        conn.execute(
+            f"INSERT INTO {accepted} SELECT {keys}, hash({keys}), partition_date, source_file, "
+            f"source_row, {key_sealed}, trace_id FROM {stream.table} "
+            "WHERE partition_date IN (SELECT d FROM _replaced_days)"
+        )
         for d, n in _move_duplicates(conn, stream, accepted, sealable, staged, rules).items():
             by_day[d][0] -= n
             by_day[d][1] += n
@@ -624,58 +627,70 @@ def _key_type(stream: StreamSpec, key: str) -> str:
     return next(c.sql_type for c in stream.table.columns if c.name == key)
 
 
-def _checked_columns(stream: StreamSpec, sealable: bool) -> str:
-    """What a validated batch keeps: the typed columns its rows are written with, the reason,
-    and the raw line only of a quarantined row (the JSON and the parsed fields stay behind,
-    so a batch holds little more than its values)."""
-    wanted = [*stream.table.column_names, *stream.dedupe_key]
-    if sealable:
-        wanted += RESERVOIR_TRACES.column_names
-    exprs = {c: stream.projection[c] for c in dict.fromkeys(wanted)}
-    exprs |= {
-        "partition_date": "partition_date",
-        "source_file": "source_file",
-        "source_row": "source_row",
+@dataclass(frozen=True)
+class BatchStatements:
+    """The SQL run on each raw batch (`_raw_batch`): `store` validates it and writes its valid
+    rows to the table (sealed rows without text), returning how many; `seal` writes the sealed
+    rows in full for the holdout store (validating only rows whose id is in the reservoir);
+    `quarantine`, run only when `store` left rows out, writes the bad rows to the quarantine
+    and returns each one's day and reason."""
+
+    store: str
+    seal: str | None
+    quarantine: str
+
+
+def _batch_statements(
+    stream: StreamSpec, rules: IngestRules, reservoir: Reservoir | None
+) -> BatchStatements:
+    trace_id = "CASE WHEN is_object THEN v_trace_id END"
+    sealed = (
+        f"coalesce({reservoir_sql(trace_id, reservoir.share)}, false)" if reservoir else "false"
+    )
+    columns = {c: stream.projection[c] for c in stream.table.column_names}
+    if reservoir:
+        columns |= {c: stream.projection[c] for c in RESERVOIR_TRACES.column_names}
+    columns |= {
         "reason": "reason",
         "detail": "detail",
         "sealed": "sealed",
-        "_trace_id": "CASE WHEN is_object THEN v_trace_id END",
+        "_trace_id": trace_id,
         "_raw": f"CASE WHEN reason IS NOT NULL AND NOT sealed THEN left(line, {RAW_PREVIEW_CHARS}) END",
     }
-    return ", ".join(f"{e} AS {c}" for c, e in exprs.items())
+    projected = ", ".join(f"{e} AS {c}" for c, e in columns.items())
 
+    def checked(source: str) -> str:
+        return (
+            f"SELECT {projected} FROM (SELECT *, {sealed} AS sealed "
+            f"FROM ({validate_sql(stream, source, rules)}))"
+        )
 
-def _write_batch(
-    conn: duckdb.DuckDBPyConnection,
-    stream: StreamSpec,
-    checked: pa.Table,
-    accepted: str,
-    sealable: bool,
-) -> None:
-    """One validated batch into the table (sealed rows without text) and the quarantine, its
-    keys into the ingest's accepted keys, and (sealed rows in full) the reservoir's rows."""
     cols = stream.table.column_names
     select = ", ".join(
         f"CASE WHEN sealed THEN NULL ELSE {c} END" if c in SEALED_TEXT_COLUMNS else c for c in cols
     )
-    keys = ", ".join(stream.dedupe_key)
-    qcols = ", ".join(stream.quarantine.column_names)
-    statements = [
+    store = (
         f"INSERT INTO {stream.table} ({', '.join(cols)}) SELECT {select} "
-        "FROM _checked_batch WHERE reason IS NULL",
-        f"INSERT INTO {accepted} SELECT {keys}, hash({keys}), partition_date, source_file, "
-        "source_row, sealed, _trace_id FROM _checked_batch WHERE reason IS NULL",
-        f"INSERT INTO {stream.quarantine} ({qcols}) SELECT partition_date, source_file, "
-        "source_row, reason, detail, _trace_id, _raw, sealed FROM _checked_batch "
-        "WHERE reason IS NOT NULL",
-    ]
-    if sealable:
-        statements.append(
-            f"INSERT INTO _sealed_{stream.name} SELECT {', '.join(RESERVOIR_TRACES.column_names)} "
-            "FROM _checked_batch WHERE reason IS NULL AND sealed"
+        f"FROM ({checked('_raw_batch')}) WHERE reason IS NULL"
+    )
+    seal = None
+    if reservoir:
+        in_reservoir = reservoir_sql("json_extract_string(line, '$.trace_id')", reservoir.share)
+        candidates = (
+            "(SELECT * FROM _raw_batch WHERE file_error IS NULL AND utf8_ok AND json_valid(line) "
+            f"AND json_type(line) = 'OBJECT' AND coalesce({in_reservoir}, false))"
         )
-    for sql in statements:
-        over_arrow(conn, "_checked_batch", checked, sql)
+        seal = (
+            f"INSERT INTO _sealed_{stream.name} SELECT {', '.join(RESERVOIR_TRACES.column_names)} "
+            f"FROM ({checked(candidates)}) WHERE reason IS NULL AND sealed"
+        )
+    qcols = ", ".join(stream.quarantine.column_names)
+    quarantine = (
+        f"INSERT INTO {stream.quarantine} ({qcols}) SELECT partition_date, source_file, "
+        f"source_row, reason, detail, _trace_id, _raw, sealed FROM ({checked('_raw_batch')}) "
+        "WHERE reason IS NOT NULL RETURNING partition_date, reason"
+    )
+    return BatchStatements(store, seal, quarantine)
 
 
 ROW_KEY = ("partition_date", "source_file", "source_row")
