@@ -519,6 +519,44 @@ def test_worker_processes_make_each_call_once_within_the_limits(
     assert [r.parsed for r in again] == [r.parsed for r in results]
 
 
+def test_a_killed_worker_fails_the_batch_and_the_rerun_pays_only_the_rest(
+    mock_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process that dies mid-batch fails the batch with its reason (never a pass); what
+    had come back was cached, so the re-run calls only the rest."""
+    import os
+    import signal
+
+    from evals_pipeline.judging import client as client_module
+    from evals_pipeline.judging.workers import stop_workers, worker_pids
+
+    monkeypatch.setattr(client_module, "MIN_CALLS_PER_PROCESS", 10)
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    calls = _mock_calls(100, "killed")
+    finished = {"n": 0, "killed": False}
+
+    def kill_a_worker(n: int) -> None:
+        finished["n"] += n
+        if finished["n"] >= 10 and not finished["killed"]:
+            finished["killed"] = True
+            os.kill(worker_pids()[0], signal.SIGKILL)
+
+    try:
+        with MockServer(MockConfig(latency_s=0.05)) as server:
+            client = LiteLLMJudgeClient(
+                api_bases={"openai/mock-judge": server.api_base}, max_concurrency=4, processes=2
+            )
+            with pytest.raises(RuntimeError, match=r"worker process \d+ exited"):
+                run_calls(client, con, calls, flush_every_s=0.0, on_flush=kill_a_worker)
+            persisted = con.execute(f"SELECT count(*) FROM {JUDGE_CACHE}").fetchall()[0][0]
+            assert 10 <= persisted < 100
+            results, stats = run_calls(client, con, calls)
+            assert stats.cached == persisted and stats.called == 100 - persisted
+            assert all(r.error is None for r in results)
+    finally:
+        stop_workers()
+
+
 def test_pii_never_reaches_the_provider(mock_env: None) -> None:
     from evals_pipeline.judging.pii import redacted_case
 
