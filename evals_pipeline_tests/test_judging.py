@@ -488,7 +488,7 @@ def test_worker_processes_make_each_call_once_within_the_limits(
     monkeypatch.setattr(client_module, "MIN_CALLS_PER_PROCESS", 10)
     config = MockConfig(latency_s=0.05, rate_500=0.1, rate_malformed=0.1, seed=5)
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    calls = _mock_calls(120, "workers")
+    calls = _mock_calls(100, "workers") + _mock_calls(20, "mail me at dana.k@example.org, case ")
     messages: list[str] = []
     try:
         with MockServer(config) as server:
@@ -501,6 +501,9 @@ def test_worker_processes_make_each_call_once_within_the_limits(
             )
             results, stats = run_calls(client, con, calls, progress=messages.append)
             assert len(worker_pids()) == 2
+            # redacted on the workers too: nothing planted reaches the provider, all counted
+            assert stats.redacted == {"email": 20}
+            assert not any("dana.k@example.org" in json.dumps(b) for b in server.stats.bodies)
             assert server.stats.max_in_flight <= 6
             assert stats.provider_calls == server.stats.requests
             assert sum(server.stats.faults.values()) > 10
@@ -512,7 +515,8 @@ def test_worker_processes_make_each_call_once_within_the_limits(
     for call, r in zip(calls, results, strict=True):
         assert (r.error is None) == (r.parsed is not None)
         if r.error is None:
-            assert r.parsed["verdict"] == expected_verdict(call.messages)
+            sent = [{**m, "content": redact(m["content"])} for m in call.messages]
+            assert r.parsed["verdict"] == expected_verdict(sent)
     assert con.execute(f"SELECT count(*), count(DISTINCT cache_key) FROM {JUDGE_CACHE}").fetchall()[
         0
     ] == (120, 120)

@@ -29,7 +29,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -37,8 +36,14 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from evals_pipeline.judging.pii import redact
-from evals_pipeline.judging.workers import RateBudget, call_in_processes, call_on_this_loop
+from evals_pipeline.judging.workers import (
+    RateBudget,
+    Redacted,
+    call_in_processes,
+    call_on_this_loop,
+    redact_in_processes,
+    redact_one,
+)
 from evals_pipeline.project import ProjectConfig
 from evals_pipeline.records import JUDGE_CACHE
 from evals_pipeline.warehouse import registered
@@ -369,19 +374,36 @@ def _check_budget(client: JudgeClient, todo: list[Call], run_id: str, progress: 
     )
 
 
-@lru_cache(maxsize=4096)
-def _redact_once(text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
-    # A batch repeats its texts (every judge call carries the same rubric, every judge the
-    # same case): each distinct text is redacted once.
-    found: Counter[str] = Counter()
-    return redact(text, found) or text, tuple(found.items())
+# Texts already redacted in this process, with what was found: a batch repeats its texts
+# (every judge call carries the same rubric, every judge the same case), and re-runs repeat
+# batches. Bounded: cleared when it grows past REDACTED_MEMO entries.
+_REDACTED: dict[str, Redacted] = {}
+REDACTED_MEMO = 200_000
+
+
+def _redact_all(calls: Sequence[Call], processes: int) -> None:
+    """Redact every distinct text of the calls not redacted before, over the worker processes
+    when there are enough of them to share."""
+    new = list(
+        dict.fromkeys(
+            m["content"]
+            for c in calls
+            for m in c.messages
+            if isinstance(m.get("content"), str) and m["content"] not in _REDACTED
+        )
+    )
+    if len(_REDACTED) + len(new) > REDACTED_MEMO:
+        _REDACTED.clear()
+    processes = min(processes, len(new) // MIN_CALLS_PER_PROCESS)
+    done = redact_in_processes(new, processes) if processes > 1 else map(redact_one, new)
+    _REDACTED.update(zip(new, done, strict=True))
 
 
 def _redacted(call: Call, counts: Counter[str]) -> Call:
     messages = []
     for m in call.messages:
         if isinstance(m.get("content"), str):
-            text, found = _redact_once(m["content"])
+            text, found = _REDACTED.get(m["content"]) or redact_one(m["content"])
             counts.update(dict(found))
             m = {**m, "content": text}
         messages.append(m)
@@ -403,6 +425,7 @@ def run_calls(
     point every text passes on its way to a provider. The cache keys are those of the
     redacted calls."""
     redacted: Counter[str] = Counter()
+    _redact_all(calls, client.processes)
     calls = [_redacted(c, redacted) for c in calls]
     client.prepare()
     conn.execute(JUDGE_CACHE.ddl())

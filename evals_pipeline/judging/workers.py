@@ -24,9 +24,21 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, BinaryIO, Protocol
+
+from evals_pipeline.judging.pii import redact
+
+# A text redacted, and what was found in it by kind.
+Redacted = tuple[str, tuple[tuple[str, int], ...]]
+
+
+def redact_one(text: str) -> Redacted:
+    found: Counter[str] = Counter()
+    return redact(text, found) or text, tuple(found.items())
+
 
 # A call and its result are `judging.client.Call` / `CallResult`; this module only passes them
 # on (client.py imports this one, so it names no type of client.py's).
@@ -157,7 +169,11 @@ class _Worker:
             inbox.put((0, "died", self.process.pid))
 
     def submit(self, tag: int, client: JudgeClient, shard: list[Call], share: float) -> None:
-        _send(self.process.stdin, (tag, type(client), client.model_dump(), shard, share))  # type: ignore[arg-type]
+        payload = (type(client), client.model_dump(), shard, share)
+        _send(self.process.stdin, ("calls", tag, payload))  # type: ignore[arg-type]
+
+    def redact(self, tag: int, index: int, texts: list[str]) -> None:
+        _send(self.process.stdin, ("redact", tag, (index, texts)))  # type: ignore[arg-type]
 
     def stop(self) -> None:
         self.process.kill()
@@ -226,6 +242,35 @@ def worker_pids() -> list[int]:
     return [w.process.pid for w in _POOL.workers] if _POOL is not None else []
 
 
+def redact_in_processes(texts: Sequence[str], processes: int) -> list[Redacted]:
+    """`judging.pii.redact` of each text (with what it found), the texts split over the worker
+    processes: a large batch's texts are redacted on every core before any call is keyed."""
+    pool = _pool(processes)
+    tag = next(_TAGS)
+    shares = [list(texts[i::processes]) for i in range(processes)]
+    for index, (worker, share) in enumerate(zip(pool.workers, shares, strict=True)):
+        worker.redact(tag, index, share)
+    done: dict[int, list[Redacted]] = {}
+    try:
+        while len(done) < processes:
+            got, kind, payload = pool.inbox.get()
+            if kind == "died":
+                raise RuntimeError(f"judging worker process {payload} exited")
+            if got != tag:
+                continue
+            if kind != "redacted":
+                raise RuntimeError(f"judging worker failed: {payload}")
+            index, out = payload
+            done[index] = out
+    except BaseException:
+        _stop_pool()
+        raise
+    merged: list[Redacted] = [("", ())] * len(texts)
+    for index, out in done.items():
+        merged[index::processes] = out
+    return merged
+
+
 def stop_workers() -> None:
     """Stop the worker processes (they start again on the next batch that needs them)."""
     _stop_pool()
@@ -253,10 +298,15 @@ def _serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
 
     while True:
         try:
-            tag, client_type, settings, shard, share = _receive(inbox)
+            kind, tag, payload = _receive(inbox)
         except EOFError:
             return
         try:
+            if kind == "redact":
+                index, texts = payload
+                send((tag, "redacted", (index, [redact_one(t) for t in texts])))
+                continue
+            client_type, settings, shard, share = payload
             client = client_type(**settings)
             client.prepare()
             call_on_this_loop(client, shard, partial(_result_frame, send, tag), share)
