@@ -7,8 +7,9 @@ The shape of the work, in bounded batches so memory stays flat however large a d
 2. `validate_sql` (generated from the record specs in `records/`) parses each line once for
    the fields' JSON types and once for their values, and gives every row either no reason or
    the first failed rule.
-3. Inside one transaction that first deleted the days' partitions, each batch's valid rows go
-   straight to the table and its bad rows to the quarantine; then the keys of the whole ingest
+3. Inside one transaction that first deleted the days' partitions, each batch is validated
+   and its valid rows inserted in one statement (`BatchStatements`); a batch with bad rows is
+   validated again to quarantine them; then the keys of the whole ingest
    are checked at once (a copy seen earlier in this ingest, or stored in another partition
    within `duplicate_window_days`) and the later copies move to the quarantine. Re-ingesting
    a day replaces it atomically, and rows in = rows stored + rows quarantined.
