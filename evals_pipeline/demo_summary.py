@@ -52,7 +52,7 @@ def quarantine(con: Con) -> list[str]:
     for stream, reason, n in con.execute(
         f"""SELECT 'traces', reason, count(*) FROM {QUARANTINED_TRACES} GROUP BY ALL
            UNION ALL SELECT 'feedback', reason, count(*) FROM {QUARANTINED_FEEDBACK} GROUP BY ALL
-           ORDER BY 1 DESC, 3 DESC"""
+           ORDER BY 1 DESC, 3 DESC, 2"""
     ).fetchall():
         out.append(f"  {stream:<9} {reason:<22} {n:>6,}")
     return out
