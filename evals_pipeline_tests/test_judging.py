@@ -523,6 +523,29 @@ def test_worker_processes_make_each_call_once_within_the_limits(
     assert [r.parsed for r in again] == [r.parsed for r in results]
 
 
+def test_the_worker_pool_only_grows(mock_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch too small for all the configured processes uses the first workers of the pool
+    instead of restarting it at a smaller size (each restart pays litellm's import again)."""
+    from evals_pipeline.judging import client as client_module
+    from evals_pipeline.judging.workers import stop_workers, worker_pids
+
+    monkeypatch.setattr(client_module, "MIN_CALLS_PER_PROCESS", 50)
+    stop_workers()
+    try:
+        with MockServer(MockConfig(latency_s=0.0)) as server:
+            client = LiteLLMJudgeClient(
+                api_bases={"openai/mock-judge": server.api_base}, max_concurrency=6, processes=3
+            )
+            con = duckdb.connect()
+            run_calls(client, con, _mock_calls(150, "three"))
+            three = worker_pids()
+            _, stats = run_calls(client, con, _mock_calls(100, "two"))
+            assert stats.called == 100 and stats.errors == 0
+            assert len(three) == 3 and worker_pids() == three
+    finally:
+        stop_workers()
+
+
 def test_a_killed_worker_fails_the_batch_and_the_rerun_pays_only_the_rest(
     mock_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -194,14 +194,15 @@ _POOL: _Pool | None = None
 _TAGS = iter(range(1, 1 << 62))
 
 
-def _pool(processes: int) -> _Pool:
-    """The worker processes, started on first use and kept (litellm's import is paid once)."""
+def _pool(processes: int) -> list[_Worker]:
+    """`processes` worker processes, started on first use and kept (litellm's import is paid
+    once). The pool only grows: a smaller batch uses the first of the workers it has."""
     global _POOL
-    if _POOL is None or len(_POOL.workers) != processes:
+    if _POOL is None or len(_POOL.workers) < processes:
         _stop_pool()
         _POOL = _Pool(processes)
         atexit.register(_stop_pool)
-    return _POOL
+    return _POOL.workers[:processes]
 
 
 def call_in_processes(
@@ -212,14 +213,15 @@ def call_in_processes(
 ) -> None:
     """Split the calls round-robin over `processes` worker processes and hand each result to
     `on_result` in this process as it arrives. A worker that fails raises here."""
-    pool = _pool(processes)
+    workers = _pool(processes)
+    inbox = _POOL.inbox  # type: ignore[union-attr]
     tag = next(_TAGS)
-    for i, worker in enumerate(pool.workers):
+    for i, worker in enumerate(workers):
         worker.submit(tag, client, list(todo[i::processes]), 1.0 / processes)
     finished = 0
     try:
         while finished < processes:
-            got, kind, payload = pool.inbox.get()
+            got, kind, payload = inbox.get()
             if kind == "died":
                 raise RuntimeError(f"judging worker process {payload} exited")
             if got != tag:  # from an earlier, abandoned batch
@@ -245,15 +247,16 @@ def worker_pids() -> list[int]:
 def redact_in_processes(texts: Sequence[str], processes: int) -> list[Redacted]:
     """`judging.pii.redact` of each text (with what it found), the texts split over the worker
     processes: a large batch's texts are redacted on every core before any call is keyed."""
-    pool = _pool(processes)
+    workers = _pool(processes)
+    inbox = _POOL.inbox  # type: ignore[union-attr]
     tag = next(_TAGS)
     shares = [list(texts[i::processes]) for i in range(processes)]
-    for index, (worker, share) in enumerate(zip(pool.workers, shares, strict=True)):
+    for index, (worker, share) in enumerate(zip(workers, shares, strict=True)):
         worker.redact(tag, index, share)
     done: dict[int, list[Redacted]] = {}
     try:
         while len(done) < processes:
-            got, kind, payload = pool.inbox.get()
+            got, kind, payload = inbox.get()
             if kind == "died":
                 raise RuntimeError(f"judging worker process {payload} exited")
             if got != tag:
