@@ -46,10 +46,13 @@ def resources(project: ProjectResource) -> dict[str, object]:
             start=sim.start,
             end=sim.end,
             traces_per_day=sim.traces_per_day,
+            span_format=cfg.span_format or "",
         )
         references: ReferenceSource = SimulatorReferences(root=root)
     else:
-        source = FileTraceSource(root=str(cfg.path(cfg.source.path)))
+        source = FileTraceSource(
+            root=str(cfg.path(cfg.source.path)), span_format=cfg.span_format or ""
+        )
         references = ReviewedFileReferences(
             folder=str(cfg.path(cfg.source.references)) if cfg.source.references else ""
         )

@@ -221,7 +221,14 @@ def run_demo(steps: Steps) -> Steps:
     with steps.step(
         "simulate", f"simulating production traffic {cfg.start} .. {cfg.end} into {traffic_dir()}"
     ):
-        summary = ensure_simulated(cfg, source.root_dir(), lambda m: print(m, file=sys.stderr))
+        summary = ensure_simulated(cfg, source.flat_dir(), lambda m: print(m, file=sys.stderr))
+        if source.span_format == "otel":
+            from evals_pipeline.simulator.otel import ensure_otel_export
+
+            written = ensure_otel_export(source.flat_dir(), source.root_dir())
+            _say(
+                f"      written as OpenTelemetry GenAI spans (OTLP JSON): {written:,} spans in {source.root_dir()}"
+            )
     _say(
         f"      {summary['traces']:,} traces, {summary['feedback_events']:,} feedback events, "
         f"{summary['labels']:,} expert labels, {summary['planted_bad_rows']:,} deliberately bad rows"
@@ -232,7 +239,7 @@ def run_demo(steps: Steps) -> Steps:
         ("quarterly", f"job evals_quarterly (rotation, holdout evaluation, export, judging) for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_quarterly", q)]),
         ("calibration", f"job evals_calibration on the label files in {data_dir() / 'labels'}",
-         lambda: calibrate(source.root_dir())),
+         lambda: calibrate(source.flat_dir())),
         ("reports", f"job evals_reports for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_reports", q)]),
         ("review", f"job evals_review for the week from {week} (Friday batch, review queues)",

@@ -24,7 +24,7 @@ from dagster import ConfigurableResource
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evals_pipeline.paths import REPO_ROOT
-from evals_pipeline.records import DEFAULT_CATEGORIES
+from evals_pipeline.records import DEFAULT_CATEGORIES, UNCATEGORIZED
 
 CONFIG_ENV = "EVALS_CONFIG"
 DEFAULT_PROJECT_FILE = REPO_ROOT / "evals.yaml"
@@ -37,8 +37,11 @@ class _Strict(BaseModel):
 
 
 class SourceSpec(_Strict):
-    kind: Literal["simulator", "files"] = Field(
-        description="simulator: the embedded simulated product; files: your exported traces."
+    kind: Literal["simulator", "files", "otel", "openinference", "langfuse"] = Field(
+        description="simulator: the embedded simulated product; files: your traces in our flat "
+        "records; otel: OTLP JSON of OpenTelemetry GenAI spans (the Collector's file exporter); "
+        "openinference: OpenInference spans (OTLP JSON, or Phoenix's span table); langfuse: "
+        "Langfuse's trace/observation/score export. See docs/sources.md."
     )
     path: str = Field(
         default="",
@@ -49,6 +52,22 @@ class SourceSpec(_Strict):
         default="",
         description="Folder of reviewed reference files (*.jsonl) for golden cases; empty means "
         "<data dir>/golden/reviewed (the simulator brings its own).",
+    )
+    app_version_from: list[str] = Field(
+        default_factory=list,
+        description="Span exports: attribute paths giving the app version, first found wins; "
+        "empty = the format's default (service.version; Langfuse release, version); "
+        "none found = the LLM span's model.",
+    )
+    trace_id_from: list[str] = Field(
+        default_factory=list,
+        description="Span exports: attribute paths holding your own id of an interaction (the "
+        "one your labels and references use); none found = the trace id of the spans.",
+    )
+    feedback_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Span exports: feedback, annotation or score names mapped to our signals "
+        "(e.g. {csat_bad: thumbs_down}); the built-in table is in docs/sources.md.",
     )
     duplicate_window_days: int | None = Field(
         default=7,
@@ -64,6 +83,38 @@ class SimulatorSpec(_Strict):
     start: str = "2026-01-01"
     end: str = "2026-09-30"
     traces_per_day: int = 1200
+    writes: Literal["flat", "otel"] = Field(
+        default="flat",
+        description="flat: our JSONL records; otel: the same traffic as OpenTelemetry GenAI "
+        "spans in OTLP JSON (read like a source of kind otel).",
+    )
+
+
+class CategorizerSpec(_Strict):
+    kind: Literal["classifier", "llm"] = Field(
+        description="classifier: scikit-learn, trained on the traces an attribute categorized; "
+        "llm: a model through litellm, given the categories and their descriptions."
+    )
+    model: str = Field(default="", description="llm: litellm model string (a provider's).")
+    descriptions: dict[str, str] = Field(
+        default_factory=dict, description="Category → one line saying what belongs in it."
+    )
+    min_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="classifier: below this probability a trace stays uncategorized.",
+    )
+    min_training: int = Field(
+        default=50, ge=2, description="classifier: fewer labelled traces than this, no classifier."
+    )
+    measure_share: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of attribute-categorized traces held out (by id hash) to measure the "
+        "categorizer; never trained on.",
+    )
 
 
 class TaxonomySpec(_Strict):
@@ -71,6 +122,30 @@ class TaxonomySpec(_Strict):
     segments: list[str] = Field(
         default_factory=list, description="User segments; empty accepts any segment."
     )
+    category_from: list[str] = Field(
+        default_factory=list,
+        description="Span exports: attribute paths holding the category (e.g. metadata.intent), "
+        "first found wins. A trace without one, or with a value outside `categories`, is "
+        "`uncategorized` (unless strict) until the categorizer assigns it.",
+    )
+    segment_from: dict[str, str] = Field(
+        default_factory=dict,
+        description="Span exports: segment parts from attribute paths, joined with '_' in this "
+        "order (e.g. {plan: user.plan, tenure: user.tenure} gives pro_expert); none = unknown.",
+    )
+    strict: bool = Field(
+        default=False,
+        description="Quarantine a derived category outside `categories` (unknown_category) or "
+        "missing (missing_field) instead of storing it as uncategorized.",
+    )
+    categorizer: CategorizerSpec | None = Field(
+        default=None, description="Assigns a category to uncategorized traces; null = none."
+    )
+
+    @field_validator("category_from", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
 
 class AppVersionSpec(_Strict):
@@ -216,10 +291,21 @@ class ProjectConfig(_Strict):
     def suggester(self) -> str:
         return self.judges.suggester or self.judges.panel[0]
 
+    @property
+    def span_format(self) -> str | None:
+        """The span export the traces arrive as (otel, openinference, langfuse), or None for
+        our flat records."""
+        if self.source.kind == "simulator":
+            return "otel" if self.simulator.writes == "otel" else None
+        return None if self.source.kind == "files" else self.source.kind
+
     def models(self) -> list[str]:
         """Every model string the project calls."""
         seen = [v.model for v in self.app_versions if v.generate]
         seen += self.judges.panel + self.judges.pairwise_judges + [self.suggester]
+        categorizer = self.taxonomy.categorizer
+        if categorizer is not None and categorizer.kind == "llm" and categorizer.model:
+            seen.append(categorizer.model)
         return list(dict.fromkeys(seen))
 
     def provider_of(self, model: str) -> ProviderSpec:
@@ -284,8 +370,21 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
     for name, provider in config.providers.items():
         if provider.handler and _missing(provider.handler):
             found.append(f"providers.{name}.handler: no module {provider.handler}")
-    if config.source.kind == "files" and not config.source.path:
-        found.append("source.path: a files source needs the folder of your exported traces")
+    if config.source.kind not in ("simulator",) and not config.source.path:
+        found.append(
+            f"source.path: a {config.source.kind} source needs the folder of your exported traces"
+        )
+    categorizer = config.taxonomy.categorizer
+    if categorizer is not None and categorizer.kind == "llm":
+        if not categorizer.model:
+            found.append("taxonomy.categorizer.model: an llm categorizer needs a litellm model")
+        elif categorizer.model.split("/", 1)[0] not in config.providers:
+            found.append(
+                f"taxonomy.categorizer.model: provider '{categorizer.model.split('/', 1)[0]}' is "
+                f"not under providers (known: {', '.join(sorted(config.providers))})"
+            )
+    if UNCATEGORIZED in config.taxonomy.categories:
+        found.append(f"taxonomy.categories: '{UNCATEGORIZED}' is the stratum of traces without one")
     return found
 
 

@@ -22,20 +22,22 @@ from pydantic import Field
 
 from evals_pipeline.ingest.expectations import run_suite
 from evals_pipeline.ingest.sources import TraceSource
+from evals_pipeline.ingest.spans import Derivation
 from evals_pipeline.ingest.validation import (
     FEEDBACK_STREAM,
     TRACE_STREAM,
     IngestCounts,
     IngestRules,
     Reservoir,
+    SpanReading,
     StreamSpec,
     ingest_days,
 )
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.pools.store import HoldoutStore
-from evals_pipeline.project import ProjectResource
-from evals_pipeline.records import TRACE_FEEDBACK, TRACES
+from evals_pipeline.project import ProjectConfig, ProjectResource
+from evals_pipeline.records import TRACE_FEEDBACK, TRACES, UNCATEGORIZED
 from evals_pipeline.specs import table_spec
 from evals_pipeline.warehouse import Warehouse
 
@@ -71,6 +73,29 @@ def _files(
     n_files = sum(len(f) for f in files.values())
     context.log.info(f"ingesting {n_files} {source_stream} files for {len(days)} day(s)")
     return files, missing
+
+
+def span_reading(
+    cfg: ProjectConfig, stream: StreamSpec, trace_source: TraceSource, days: list[date]
+) -> SpanReading | None:
+    """How the source's span export is read (None for our flat records): the derivations
+    of the project file, and for feedback the trace files whose events it reads."""
+    if cfg.span_format is None:
+        return None
+    tax = cfg.taxonomy
+    derive = Derivation(
+        category_from=tuple(tax.category_from),
+        segment_from=tuple(tax.segment_from.items()),
+        app_version_from=tuple(cfg.source.app_version_from),
+        trace_id_from=tuple(cfg.source.trace_id_from),
+        categories=tuple(tax.categories),
+        strict=tax.strict,
+        feedback_names=dict(cfg.source.feedback_names),
+    )
+    trace_files: frozenset[Path] = frozenset()
+    if stream is FEEDBACK_STREAM:
+        trace_files = frozenset(p for d in days for p in trace_source.trace_files_for_day(d))
+    return SpanReading(cfg.span_format, derive, trace_files)
 
 
 def _log_counts(context: AssetExecutionContext, table: str, counts: IngestCounts) -> None:
@@ -141,10 +166,15 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
         project: ProjectResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         files, missing = _files(context, trace_source, source_stream)
+        cfg = project.config()
+        reading = span_reading(cfg, stream, trace_source, list(files))
+        categories = tuple(config.categories or cfg.taxonomy.categories)
+        if reading is not None and not cfg.taxonomy.strict:
+            categories += (UNCATEGORIZED,)
         rules = IngestRules(
             max_field_bytes=config.max_field_bytes,
-            categories=tuple(config.categories or project.config().taxonomy.categories),
-            duplicate_window_days=project.config().source.duplicate_window_days,
+            categories=categories,
+            duplicate_window_days=cfg.source.duplicate_window_days,
         )
         bounds = [min(files), max(files)]
         with warehouse.get_connection() as conn:
@@ -152,10 +182,13 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
                 with holdout_store.attached(conn) as alias:
                     reservoir = Reservoir(alias, holdout_store.reservoir_share)
                     counts = ingest_days(
-                        conn, stream, files, rules, trace_source.root_dir(), reservoir
-                    )
+                        conn, stream, files, rules, trace_source.root_dir(), reservoir,
+                        span_reading=reading,
+                    )  # fmt: skip
             else:
-                counts = ingest_days(conn, stream, files, rules, trace_source.root_dir())
+                counts = ingest_days(
+                    conn, stream, files, rules, trace_source.root_dir(), span_reading=reading
+                )
             _log_counts(context, table.name, counts)
             common = _counts_metadata(counts, missing)
             if holdout_store is not None:

@@ -38,6 +38,8 @@ from evals_pipeline.files import (
     iter_line_tables,
     unsupported,
 )
+from evals_pipeline.ingest import spans
+from evals_pipeline.ingest.spans import Derivation
 from evals_pipeline.pools.store import reservoir_sql
 from evals_pipeline.records import (
     DEFAULT_CATEGORIES,
@@ -90,11 +92,11 @@ class StreamSpec:
     sealable: bool = False
 
 
-def _messages_text() -> str:
-    # Last user message of an OpenAI-style list; the text itself when input is a string.
-    msgs = "TRY_CAST(v_input::JSON AS JSON[])"
-    last_user = f"list_filter({msgs}, lambda m: m->>'role' = 'user')[-1]->>'content'"
-    return f"CASE WHEN t_input = 'VARCHAR' THEN v_input WHEN t_input = 'ARRAY' THEN {last_user} END"
+def _messages_text(name: str = "input", role: str = "user") -> str:
+    # Last message of the role in an OpenAI-style list; the text itself for a string.
+    msgs = f"TRY_CAST(v_{name}::JSON AS JSON[])"
+    last = f"list_filter({msgs}, lambda m: m->>'role' = '{role}')[-1]->>'content'"
+    return f"CASE WHEN t_{name} = 'VARCHAR' THEN v_{name} WHEN t_{name} = 'ARRAY' THEN {last} END"
 
 
 def _json_or_null(name: str) -> str:
@@ -133,7 +135,9 @@ TRACE_STREAM = StreamSpec(
         "user_segment": "v_user_segment",
         "input": _messages_text(),
         "input_messages": "CASE WHEN t_input = 'ARRAY' THEN v_input::JSON END",
-        "output": "v_output",
+        "output": _messages_text("output", "assistant"),
+        "output_messages": "CASE WHEN t_output = 'ARRAY' THEN v_output::JSON END",
+        "category_source": "coalesce(v_category_source, 'source')",
         "context": _json_or_null("context"),
         "tool_calls": _json_or_null("tool_calls"),
         "latency_ms": _number("latency_ms"),
@@ -207,6 +211,11 @@ class StagedFiles:
 # batch's text and its validation stay well under the warehouse's memory limit.
 BATCH_ROWS = 50_000
 BATCH_BYTES = 4 << 20
+
+
+class SpanConversionError(RuntimeError):
+    """Converting a span export failed on rows it could read: a fault of the pipeline, raised
+    rather than quarantined."""
 
 
 class _Unsupported(Exception):
@@ -283,11 +292,7 @@ def staged_batches(
     filled = 0
     for day, files in sorted(files_by_day.items()):
         for path in sorted(files):
-            shown = (
-                path.relative_to(root).as_posix()
-                if root and path.is_relative_to(root)
-                else str(path)
-            )
+            shown = _shown(path, root)
             if is_marker(path):
                 staged.ignored.append(shown)
                 continue
@@ -325,6 +330,99 @@ def staged_batches(
                 filled += 1
     if filled:
         yield _counted(staged, pa.concat_tables(pending))
+
+
+@dataclass(frozen=True)
+class SpanReading:
+    """How a span export is read into our records (source kinds otel, openinference,
+    langfuse): its format, how fields are derived, and for the feedback stream which files
+    are trace exports (read for their events and scores; their problems belong to traces)."""
+
+    format: str
+    derive: Derivation
+    trace_files: frozenset[Path] = frozenset()
+
+
+def span_batches(
+    conn: duckdb.DuckDBPyConnection,
+    stream: StreamSpec,
+    reading: SpanReading,
+    files_by_day: Mapping[date, Sequence[Path]],
+    staged: StagedFiles,
+    root: Path | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """`staged_batches` of a span export: every file is read once into spans (`spans.py`),
+    spans are grouped into one record per trace (or feedback events are read out of them),
+    and the records and unreadable lines come back as staging rows of the requested days.
+    A file in a flat export folder is listed for every day: it is read once, and its traces
+    are partitioned by the day they started."""
+    feedback = stream.name == FEEDBACK_STREAM.name
+    spans.create_work_tables(conn)
+    try:
+        seen: set[Path] = set()
+        for day, files in sorted(files_by_day.items()):
+            for path in sorted(files):
+                if path in seen:
+                    continue
+                seen.add(path)
+                shown = _shown(path, root)
+                if is_marker(path):
+                    staged.ignored.append(shown)
+                    continue
+                staged.files += 1
+                staged.paths[shown] = path
+                in_folder = spans.folder_day(path)
+                pieces = _file_pieces(conn, path, batch_rows)
+                try:
+                    # Only reading the file is the file's problem; a failure to convert its
+                    # spans is the pipeline's, and raises.
+                    while (piece := next(pieces, None)) is not None:
+                        n = piece.num_rows
+                        lines = pa.table(
+                            {
+                                "source_file": pa.repeat(pa.scalar(shown, pa.large_string()), n),
+                                "source_row": piece.column("source_row").cast(pa.int64()),
+                                "folder_day": pa.repeat(pa.scalar(in_folder, pa.date32()), n),
+                                "line": piece.column("line").cast(pa.large_string()),
+                                "utf8_ok": piece.column("utf8_ok").cast(pa.bool_()),
+                            }
+                        )
+                        try:
+                            spans.add_lines(conn, reading.format, lines, feedback)
+                        except Exception as exc:
+                            raise SpanConversionError(
+                                f"{shown}: could not convert its spans"
+                            ) from exc
+                except SpanConversionError:
+                    raise
+                except _Unsupported as exc:
+                    spans.add_problem(conn, shown, in_folder or day, str(exc))
+                    staged.unreadable.append(f"{shown}: {str(exc).replace('|', ': ', 1)}")
+                except Exception as exc:  # any failure to read is the file's reason, never a crash
+                    problem = f"unreadable_file|{describe_error(exc)}"
+                    spans.add_problem(conn, shown, in_folder or day, problem)
+                    staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
+        if feedback:
+            # Trace exports are read for their events and scores; what in them cannot be
+            # read is quarantined by the traces stream, not twice.
+            shown_traces = [_shown(p, root) for p in reading.trace_files]
+            conn.execute(
+                "DELETE FROM _span_problems WHERE list_contains(?, source_file)", [shown_traces]
+            )
+        select = (
+            spans.feedback_sql(reading.derive)
+            if feedback
+            else spans.records_sql(reading.derive, reading.format)
+        )
+        for batch in spans.staged_records(conn, select, sorted(files_by_day), batch_rows):
+            yield _counted(staged, batch.cast(STAGING_SCHEMA))
+    finally:
+        spans.drop_work_tables(conn)
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    return path.relative_to(root).as_posix() if root and path.is_relative_to(root) else str(path)
 
 
 def _prefetched(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
@@ -406,7 +504,7 @@ def _type_ok(spec: FieldSpec) -> str:
         well_formed = (
             f"len(list_filter({msgs}, lambda m: coalesce(json_type(m, '$.role'), '') <> 'VARCHAR'"
             f" OR coalesce(json_type(m, '$.content'), '') <> 'VARCHAR')) = 0"
-            f" AND len(list_filter({msgs}, lambda m: m->>'role' = 'user')) > 0"
+            f" AND len(list_filter({msgs}, lambda m: m->>'role' = '{spec.speaker}')) > 0"
         )
         return f"({t} = 'VARCHAR' OR ({t} = 'ARRAY' AND {well_formed}))"
     return "true"  # json: any value
@@ -527,13 +625,15 @@ def ingest_days(
     root: Path | None = None,
     reservoir: Reservoir | None = None,
     batch_rows: int = BATCH_ROWS,
+    span_reading: SpanReading | None = None,
 ) -> IngestCounts:
     """Validate the days' files and replace those days in the table and quarantine, atomically.
 
     The files are read and validated in batches of at most `batch_rows` rows, so memory does
     not grow with the day. With a `reservoir`, valid traces whose id falls in the reservoir
     bucket are written in full to the holdout store and kept in the table without text
-    (`sealed`); quarantined rows with such an id keep no raw text either.
+    (`sealed`); quarantined rows with such an id keep no raw text either. With
+    `span_reading`, the files are a span export read into records first (`span_batches`).
     """
     name = stream.name
     accepted, sealed_rows = f"_accepted_{name}", f"_sealed_{name}"
@@ -561,7 +661,12 @@ def ingest_days(
             conn.execute(
                 f"DELETE FROM {table} WHERE partition_date IN (SELECT d FROM _replaced_days)"
             )
-        for batch in _prefetched(staged_batches(reader, files_by_day, staged, root, batch_rows)):
+        batches = (
+            span_batches(reader, stream, span_reading, files_by_day, staged, root, batch_rows)
+            if span_reading is not None
+            else staged_batches(reader, files_by_day, staged, root, batch_rows)
+        )
+        for batch in _prefetched(batches):
             # The valid rows go from the raw batch straight to the table in one statement; the
             # batch is validated a second time only when it had bad rows, to quarantine them.
             stored = over_arrow(conn, "_raw_batch", batch, statements.store).fetchall()[0][0]
@@ -713,7 +818,8 @@ def _move_duplicates(
     Keys are grouped by their hash first, so the work is one pass over the ingest's keys; only
     the rare duplicates are then compared by value, and their raw text re-read from the file."""
     keys = ", ".join(stream.dedupe_key)
-    later = f"""SELECT {", ".join(ROW_KEY)}, sealed, _trace_id, 'seen earlier in this ingest' AS detail
+    same = _same_row(stream)
+    later = f"""SELECT {", ".join(ROW_KEY)}, {keys}, sealed, _trace_id, 'seen earlier in this ingest' AS detail
         FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {", ".join(ROW_KEY)}) AS copy_no
               FROM {accepted}
               WHERE key_hash IN (SELECT key_hash FROM {accepted} GROUP BY 1 HAVING count(*) > 1))
@@ -727,11 +833,11 @@ def _move_duplicates(
             hi = max(days) + timedelta(days=rules.duplicate_window_days)
             window = f"AND partition_date BETWEEN DATE '{lo}' AND DATE '{hi}'"
         stored_elsewhere = f"""UNION ALL
-        SELECT {", ".join(ROW_KEY)}, sealed, _trace_id, 'already stored in another partition'
+        SELECT {", ".join(ROW_KEY)}, {keys}, sealed, _trace_id, 'already stored in another partition'
         FROM {accepted} a
         WHERE trace_id IN (SELECT trace_id FROM {stream.table}
                            WHERE partition_date NOT IN (SELECT d FROM _replaced_days) {window})
-          AND NOT EXISTS (SELECT 1 FROM later l WHERE {_same_row("l", "a")})"""
+          AND NOT EXISTS (SELECT 1 FROM later l WHERE {same("l", "a")})"""
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE _duplicates AS "
         f"WITH later AS ({later}) SELECT * FROM later {stored_elsewhere}"
@@ -757,13 +863,16 @@ def _move_duplicates(
     for target in targets:
         conn.execute(
             f"""DELETE FROM {target} t WHERE partition_date IN (SELECT d FROM _replaced_days)
-            AND EXISTS (SELECT 1 FROM _duplicates d WHERE {_same_row("d", "t")})"""
+            AND EXISTS (SELECT 1 FROM _duplicates d WHERE {same("d", "t")})"""
         )
     return moved
 
 
-def _same_row(a: str, b: str) -> str:
-    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in ROW_KEY)
+def _same_row(stream: StreamSpec):  # -> Callable[[str, str], str]
+    """SQL comparing two rows' identity: their place, and their key (one line of a span
+    export holds many traces and feedback events)."""
+    columns = (*ROW_KEY, *stream.dedupe_key)
+    return lambda a, b: " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.{c}" for c in columns)
 
 
 def _raw_lines(conn: duckdb.DuckDBPyConnection, staged: StagedFiles) -> pa.Table:

@@ -36,6 +36,7 @@ from evals_pipeline.records.ingest import (
     TRACE_FEEDBACK,
     TRACE_FIELDS,
     TRACES,
+    UNCATEGORIZED,
     quarantine_table,
 )
 from evals_pipeline.records.judging import (
@@ -203,6 +204,7 @@ __all__ = [
     "TRACE_FEEDBACK",
     "TRACE_FIELDS",
     "TRACE_SAMPLE",
+    "UNCATEGORIZED",
     "UNSEALED_POOL",
     "VISIBLE_TRACES",
     "WAREHOUSE_TABLES",

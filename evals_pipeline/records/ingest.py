@@ -13,6 +13,11 @@ DEFAULT_CATEGORIES: tuple[str, ...] = (
     "edge_case",
 )
 
+# The stratum of traces whose category no attribute gave and no categorizer assigned
+# (derived categories, issue 15): sampled with a floor like any category, never quarantined
+# unless the project file says `taxonomy.strict`.
+UNCATEGORIZED = "uncategorized"
+
 FEEDBACK_SIGNALS: tuple[str, ...] = (
     "thumbs_up",
     "thumbs_down",
@@ -36,7 +41,7 @@ TRACE_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("category", "string", True),
     FieldSpec("user_segment", "string", True),
     FieldSpec("input", "text_or_messages", True, text=True),
-    FieldSpec("output", "string", True, text=True),
+    FieldSpec("output", "text_or_messages", True, text=True, speaker="assistant"),
     FieldSpec("context", "json", False, text=True),
     FieldSpec("tool_calls", "json", False, text=True),
     FieldSpec("latency_ms", "number", False, minimum=0),
@@ -44,6 +49,7 @@ TRACE_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("input_tokens", "integer", False, minimum=0),
     FieldSpec("output_tokens", "integer", False, minimum=0),
     FieldSpec("metadata", "json", False, text=True),
+    FieldSpec("category_source", "string", False),
 )
 
 FEEDBACK_FIELDS: tuple[FieldSpec, ...] = (
@@ -59,6 +65,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "unsupported_file",
     "invalid_utf8",
     "malformed_json",
+    "malformed_span",
     "missing_field",
     "wrong_type",
     "oversized_field",
@@ -88,7 +95,11 @@ TRACE_COLUMNS: tuple[Column, ...] = (
         "JSON",
         "Full OpenAI-style message list when the source delivered one, else null.",
     ),
-    Column("output", "VARCHAR", "The model's answer."),
+    Column(
+        "output",
+        "VARCHAR",
+        "The model's answer as text (the last assistant message of a message list).",
+    ),
     Column("context", "JSON", "Retrieved documents, if any."),
     Column("tool_calls", "JSON", "Tool calls made, if any."),
     Column("latency_ms", "DOUBLE", "End-to-end latency in milliseconds."),
@@ -96,6 +107,17 @@ TRACE_COLUMNS: tuple[Column, ...] = (
     Column("input_tokens", "BIGINT", "Prompt tokens."),
     Column("output_tokens", "BIGINT", "Completion tokens."),
     Column("metadata", "JSON", "Free-form metadata from the source."),
+    Column(
+        "category_source",
+        "VARCHAR",
+        "How the category was set: source (a field of the record), attribute (taxonomy.category_from), "
+        "llm:<model> or classifier:<version> (the categorizer), none (uncategorized).",
+    ),
+    Column(
+        "output_messages",
+        "JSON",
+        "The answer as a message list when the source delivered one (span exports), else null.",
+    ),
     Column("source_file", "VARCHAR", "File the row came from."),
     Column("source_row", "BIGINT", "Line (JSONL) or row (Parquet) number in that file, from 1."),
 )
@@ -105,6 +127,7 @@ SEALED_TEXT_COLUMNS: tuple[str, ...] = (
     "input",
     "input_messages",
     "output",
+    "output_messages",
     "context",
     "tool_calls",
     "metadata",

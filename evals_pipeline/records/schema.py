@@ -18,6 +18,9 @@ class FieldSpec:
     text: bool = False
     # Numbers below this are quarantined as out_of_range (None: any finite number).
     minimum: float | None = None
+    # text_or_messages: the role a message list must contain (the user's turn of an input,
+    # the assistant's answer of an output).
+    speaker: str = "user"
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@ class SimulatedTraceSource(TraceSource):
     end: str = Field(default="2026-09-30", description="Last simulated day (inclusive).")
     traces_per_day: int = Field(default=1200, description="Mean traces per day at the start.")
 
-    def root_dir(self) -> Path:
+    def flat_dir(self) -> Path:
         return Path(self.root).resolve() if self.root else traffic_dir()
+
+    def root_dir(self) -> Path:
+        # With span_format 'otel' the simulator's traffic is also written as OTLP JSON spans.
+        return self.flat_dir() / "otel" if self.span_format == "otel" else self.flat_dir()
 
     def config(self):  # -> SimulationConfig (imported lazily: numpy/pandas at call time only)
         from evals_pipeline.simulator.traffic import SimulationConfig
@@ -38,5 +42,9 @@ class SimulatedTraceSource(TraceSource):
     def files_for_day(self, stream: str, day: date) -> list[Path]:
         from evals_pipeline.simulator.traffic import ensure_simulated
 
-        ensure_simulated(self.config(), self.root_dir())
+        ensure_simulated(self.config(), self.flat_dir())
+        if self.span_format == "otel":
+            from evals_pipeline.simulator.otel import ensure_otel_export
+
+            ensure_otel_export(self.flat_dir(), self.root_dir())
         return super().files_for_day(stream, day)
