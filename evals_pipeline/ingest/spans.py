@@ -419,7 +419,7 @@ SPAN_PROBLEM = """CASE
 def _phoenix_raw_spans() -> str:
     """SQL over `_lines`: rows of Phoenix's span table (`context.trace_id`, `span_kind`,
     `attributes.*` columns or an `attributes` object) as raw spans."""
-    flat = "TRY_CAST(line AS MAP(VARCHAR, JSON))"
+    flat = "TRY_CAST(line::JSON AS MAP(VARCHAR, JSON))"
     attrs = f"""map_concat(
         map_from_entries(list_transform(list_filter(map_entries({flat}), lambda e: starts_with(e.key, 'attributes.')),
             lambda e: {{'key': substr(e.key, 12), 'value': e.value}})),
@@ -647,7 +647,10 @@ def add_lines(conn: duckdb.DuckDBPyConnection, fmt: str, lines: pa.Table, feedba
     if fmt == "openinference":
         # Phoenix's span table (one span per row) or OTLP JSON: both in one file set.
         raw = f"(SELECT *, {seq} FROM (SELECT * FROM {otlp} UNION ALL BY NAME SELECT * FROM {_phoenix_raw_spans()}))"
-        line_problem = f"CASE WHEN NOT utf8_ok OR NOT json_valid(line) THEN {OTLP_PROBLEM} WHEN json_type(line) = 'OBJECT' THEN NULL ELSE {OTLP_PROBLEM} END"
+        # An object without resourceSpans is a row of Phoenix's table; anything else is OTLP.
+        line_problem = f"""CASE WHEN NOT utf8_ok OR NOT json_valid(line) THEN {OTLP_PROBLEM}
+            WHEN json_type(line) = 'OBJECT' AND json_type(line, '$.resourceSpans') IS NULL THEN NULL
+            ELSE {OTLP_PROBLEM} END"""
     else:
         line_problem = OTLP_PROBLEM
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _raw_spans AS SELECT * FROM {raw}")
@@ -713,7 +716,8 @@ WITH spans AS (
         arg_min(source_file, rank) AS source_file, arg_min(source_row, rank) AS source_row,
         arg_min(folder_day, rank) AS folder_day, arg_min(name, rank) AS root_name,
         arg_min(start_ts, rank) AS ts, max(end_ts) AS end_ts, min(start_ts) AS first_start,
-        arg_min(input, rank) FILTER (WHERE input IS NOT NULL) AS input,
+        -- The whole conversation where a span has it (a chain's input is often its last turn).
+        arg_min(input, [CASE WHEN json_type(input) = 'ARRAY' THEN 0 ELSE 1 END, rank]) FILTER (WHERE input IS NOT NULL) AS input,
         arg_min(output, [CASE WHEN rank = 1 THEN 0 ELSE 1 END, -epoch_us(coalesce(end_ts, start_ts))]) FILTER (WHERE output IS NOT NULL) AS output,
         arg_min(model, start_ts) FILTER (WHERE model IS NOT NULL AND role = 'llm') AS model,
         sum(input_tokens) FILTER (WHERE role = 'llm') AS input_tokens,
