@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# `make demo SOURCE=otel`: the same traffic written and read as OpenTelemetry GenAI spans
+# (the project file evals.otel.yaml).
 demo: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
-	$(PY) -m evals_pipeline.demo
+	$(if $(filter otel,$(SOURCE)),EVALS_CONFIG=$(CURDIR)/evals.otel.yaml )$(PY) -m evals_pipeline.demo
 
 test: $(STAMP) browser imports
 	$(PY) -m pytest -q

@@ -353,3 +353,72 @@ def test_reports_follow_a_successful_quarterly_or_calibration_run() -> None:
     )
     after_calibration = reports_request("r2", None)
     assert after_calibration.partition_key == quarterly_partitions.get_partition_keys()[-1]
+
+
+def test_an_otel_project_runs_every_job_from_the_project_file_alone(
+    export: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same product's traffic as OpenTelemetry GenAI spans in one flat folder (OTLP JSON,
+    as the Collector writes it): `source.kind: otel` and the attribute paths in the file are
+    all it takes for daily, quarterly, calibration and reports."""
+    from evals_pipeline.simulator.otel import write_day
+
+    monkeypatch.setenv("EVALS_TEST_KEY", "sk-test-not-a-secret")
+    spans_dir = data_dir / "otel_export"
+    for day in sorted((export / "export" / "traces").iterdir()):
+        write_day(sorted(day.iterdir()), spans_dir / f"spans-{day.name[3:]}.jsonl")
+    labels = data_dir / "labels"
+    labels.mkdir()
+    for f in (export / "labels").iterdir():
+        (labels / f.name).write_bytes(f.read_bytes())
+    panel = ["openai/judge-a", "openai/judge-b"]
+    with MockServer(MockConfig(latency_s=0.0)) as server:
+        path = write_project(
+            data_dir / "evals.yaml",
+            export,
+            server.api_base,
+            panel,
+            taxonomy={
+                "category_from": "app.category",
+                "segment_from": {"plan": "app.user.plan", "tenure": "app.user.tenure"},
+            },
+        )
+        body = yaml.safe_load(path.read_text())
+        body["source"] |= {
+            "kind": "otel",
+            "path": str(spans_dir),
+            "trace_id_from": ["app.trace_id"],
+        }
+        path.write_text(yaml.safe_dump(body, sort_keys=False))
+        project = ProjectResource(path=str(path))
+        tags = {
+            "dagster/asset_partition_range_start": EXPORT.start,
+            "dagster/asset_partition_range_end": EXPORT.end,
+        }
+        assert _run("evals_daily", project, tags=tags).success
+        assert _run("evals_quarterly", project, partition_key="2026-01-01").success
+        assert _run("evals_calibration", project).success
+        assert _run("evals_reports", project, partition_key="2026-01-01").success
+    con = duckdb.connect(str(warehouse_path()), read_only=True)
+    try:
+        sources = dict(
+            con.execute("SELECT category_source, count(*) FROM traces GROUP BY 1").fetchall()
+        )
+        flat = duckdb.connect()
+        flat_rows = flat.execute(
+            f"SELECT count(*) FROM read_json_auto('{export}/export/traces/*/*.jsonl', ignore_errors=true)"
+        ).fetchall()[0][0]
+        flat_rows += flat.execute(
+            f"SELECT count(*) FROM read_parquet('{export}/export/traces/*/*.parquet')"
+        ).fetchall()[0][0]
+        judged = con.execute(f"SELECT count(DISTINCT judge) FROM {JUDGE_CALIBRATION}").fetchall()
+        gates = dict(con.execute(f"SELECT gate, evidence FROM {RELEASE_GATES}").fetchall())
+        # the app's own ids: the label files (keyed by them) reached calibration
+        labelled = con.execute(
+            "SELECT count(*) FROM human_labels l JOIN traces t ON t.trace_id = l.subject_id"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    assert sources.get("attribute", 0) > 0.9 * flat_rows  # categories derived from attributes
+    assert judged == [(2,)] and gates["decision"].startswith("v2 vs v1")
+    assert labelled > 50

@@ -196,7 +196,7 @@ def write_day(files: list[Path], out: Path) -> int:
                 if not isinstance(record, dict):
                     f.write(line + "\n")  # a planted bad line stays bad
                     continue
-                version, spans = trace_spans(record, f"{path.name}:{row}")
+                version, spans = trace_spans(record, f"{path.parent.name}/{path.name}:{row}")
                 pending.setdefault(version, []).extend(spans)
                 written += len(spans)
                 n += 1
