@@ -90,33 +90,6 @@ class SimulatorSpec(_Strict):
     )
 
 
-class CategorizerSpec(_Strict):
-    kind: Literal["classifier", "llm"] = Field(
-        description="classifier: scikit-learn, trained on the traces an attribute categorized; "
-        "llm: a model through litellm, given the categories and their descriptions."
-    )
-    model: str = Field(default="", description="llm: litellm model string (a provider's).")
-    descriptions: dict[str, str] = Field(
-        default_factory=dict, description="Category → one line saying what belongs in it."
-    )
-    min_confidence: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="classifier: below this probability a trace stays uncategorized.",
-    )
-    min_training: int = Field(
-        default=50, ge=2, description="classifier: fewer labelled traces than this, no classifier."
-    )
-    measure_share: float = Field(
-        default=0.2,
-        gt=0,
-        lt=1,
-        description="Share of attribute-categorized traces held out (by id hash) to measure the "
-        "categorizer; never trained on.",
-    )
-
-
 class TaxonomySpec(_Strict):
     categories: list[str] = Field(default=list(DEFAULT_CATEGORIES), min_length=1)
     segments: list[str] = Field(
@@ -126,7 +99,7 @@ class TaxonomySpec(_Strict):
         default_factory=list,
         description="Span exports: attribute paths holding the category (e.g. metadata.intent), "
         "first found wins. A trace without one, or with a value outside `categories`, is "
-        "`uncategorized` (unless strict) until the categorizer assigns it.",
+        "`uncategorized` (unless strict).",
     )
     segment_from: dict[str, str] = Field(
         default_factory=dict,
@@ -137,9 +110,6 @@ class TaxonomySpec(_Strict):
         default=False,
         description="Quarantine a derived category outside `categories` (unknown_category) or "
         "missing (missing_field) instead of storing it as uncategorized.",
-    )
-    categorizer: CategorizerSpec | None = Field(
-        default=None, description="Assigns a category to uncategorized traces; null = none."
     )
 
     @field_validator("category_from", mode="before")
@@ -303,9 +273,6 @@ class ProjectConfig(_Strict):
         """Every model string the project calls."""
         seen = [v.model for v in self.app_versions if v.generate]
         seen += self.judges.panel + self.judges.pairwise_judges + [self.suggester]
-        categorizer = self.taxonomy.categorizer
-        if categorizer is not None and categorizer.kind == "llm" and categorizer.model:
-            seen.append(categorizer.model)
         return list(dict.fromkeys(seen))
 
     def provider_of(self, model: str) -> ProviderSpec:
@@ -374,15 +341,6 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
         found.append(
             f"source.path: a {config.source.kind} source needs the folder of your exported traces"
         )
-    categorizer = config.taxonomy.categorizer
-    if categorizer is not None and categorizer.kind == "llm":
-        if not categorizer.model:
-            found.append("taxonomy.categorizer.model: an llm categorizer needs a litellm model")
-        elif categorizer.model.split("/", 1)[0] not in config.providers:
-            found.append(
-                f"taxonomy.categorizer.model: provider '{categorizer.model.split('/', 1)[0]}' is "
-                f"not under providers (known: {', '.join(sorted(config.providers))})"
-            )
     if UNCATEGORIZED in config.taxonomy.categories:
         found.append(f"taxonomy.categories: '{UNCATEGORIZED}' is the stratum of traces without one")
     return found
