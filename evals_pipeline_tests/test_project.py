@@ -21,11 +21,13 @@ from evals_pipeline.project import ProjectError, ProjectResource, load_project
 from evals_pipeline.records import (
     CALIBRATION_VERDICTS,
     CORRECTED_PASS_RATES,
+    HUMAN_LABELS,
     JUDGE_CACHE,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     RELEASE_GATES,
+    TRACES,
 )
 from evals_pipeline.simulator.mock_server import MockConfig, MockServer
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
@@ -402,7 +404,7 @@ def test_an_otel_project_runs_every_job_from_the_project_file_alone(
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     try:
         sources = dict(
-            con.execute("SELECT category_source, count(*) FROM traces GROUP BY 1").fetchall()
+            con.execute(f"SELECT category_source, count(*) FROM {TRACES} GROUP BY 1").fetchall()
         )
         flat = duckdb.connect()
         flat_rows = flat.execute(
@@ -415,7 +417,7 @@ def test_an_otel_project_runs_every_job_from_the_project_file_alone(
         gates = dict(con.execute(f"SELECT gate, evidence FROM {RELEASE_GATES}").fetchall())
         # the app's own ids: the label files (keyed by them) reached calibration
         labelled = con.execute(
-            "SELECT count(*) FROM human_labels l JOIN traces t ON t.trace_id = l.subject_id"
+            f"SELECT count(*) FROM {HUMAN_LABELS} l JOIN {TRACES} t ON t.trace_id = l.subject_id"
         ).fetchall()[0][0]
     finally:
         con.close()

@@ -18,7 +18,13 @@ from evals_pipeline.ingest.validation import (
     SpanReading,
     ingest_days,
 )
-from evals_pipeline.records import DEFAULT_CATEGORIES, UNCATEGORIZED
+from evals_pipeline.records import (
+    DEFAULT_CATEGORIES,
+    QUARANTINED_TRACES,
+    TRACE_FEEDBACK,
+    TRACES,
+    UNCATEGORIZED,
+)
 from evals_pipeline.simulator.otel import trace_spans
 from evals_pipeline.warehouse import set_up
 from evals_pipeline_tests.span_exports import (
@@ -147,11 +153,11 @@ def test_a_span_export_becomes_one_record_per_interaction_with_nothing_lost(
     rows = {
         r[0]: r[1:]
         for r in conn.execute(
-            """SELECT trace_id, category, category_source, user_segment, session_id, user_id,
+            f"""SELECT trace_id, category, category_source, user_segment, session_id, user_id,
                       app_version, input, json_array_length(input_messages), output,
                       input_tokens, output_tokens, cost_usd, tool_calls->>'$[0].name', latency_ms,
                       ts, output_messages->>'$[0].role'
-               FROM traces"""
+               FROM {TRACES}"""
         ).fetchall()
     }
     assert set(rows) == {"int-a", "int-b", "int-d", "int-e"}  # the app's own ids
@@ -169,7 +175,7 @@ def test_a_span_export_becomes_one_record_per_interaction_with_nothing_lost(
     assert d[:5] == (UNCATEGORIZED, "none", "unknown", d[3], "anonymous")
     assert rows["int-e"][:2] == (UNCATEGORIZED, "none")
     quarantined = conn.execute(
-        "SELECT reason, detail, raw IS NOT NULL FROM quarantined_traces ORDER BY ALL"
+        f"SELECT reason, detail, raw IS NOT NULL FROM {QUARANTINED_TRACES} ORDER BY ALL"
     ).fetchall()
     assert ("missing_field", "output", True) in quarantined  # the failed call: kept, with why
 
@@ -210,7 +216,7 @@ def test_ecosystem_feedback_maps_onto_our_signals(tmp_path: Path, fmt: str) -> N
         span_reading=SpanReading(fmt, derive, frozenset([path])),
     )
     assert counts.balanced
-    stored = sorted(conn.execute("SELECT trace_id, signal FROM trace_feedback").fetchall())
+    stored = sorted(conn.execute(f"SELECT trace_id, signal FROM {TRACE_FEEDBACK}").fetchall())
     assert stored == [("int-a", "escalation"), ("int-a", "thumbs_up"), ("int-b", "thumbs_down")]
     # an unknown name is quarantined as for a flat source; the trace file's bad lines are the
     # traces stream's to quarantine, not counted twice here
@@ -268,5 +274,5 @@ def test_the_simulators_otel_writer_reads_like_the_sdks_output(tmp_path: Path) -
             tmp_path,
             span_reading=SpanReading("otel", sim),
         )
-        got.append(conn.execute(f"SELECT {cols} FROM traces").fetchall())
+        got.append(conn.execute(f"SELECT {cols} FROM {TRACES}").fetchall())
     assert got[0] == got[1] and len(got[0]) == 1
