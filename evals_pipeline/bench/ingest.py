@@ -7,6 +7,9 @@ Parquet, then time, each in its own fresh process so peak memory is measured apa
     quarantine, duplicate checks, the day replaced in one transaction);
   - floor: DuckDB reading the same file into the same typed columns (`read_json` with the
     columns given / `read_parquet`) and storing it: what any ingest must pay.
+With `--format otel` the same traces are OpenTelemetry GenAI spans in OTLP JSON (two spans
+each), read by the span reader (`ingest/spans.py`); its floor is DuckDB reading the lines and
+unnesting them into one row per span (`OTLP_FLOOR`).
 Prints one JSON line: rows, seconds, floor_seconds, ratio_vs_floor, peak_rss_mb, and the
 rows stored and quarantined (every row is valid, so all are stored).
 """
@@ -45,7 +48,13 @@ FLOOR_COLUMNS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="traces in the day (1M)")
-    parser.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+    parser.add_argument(
+        "--format",
+        choices=["jsonl", "parquet", "otel"],
+        default="jsonl",
+        help="otel: the same traces as OpenTelemetry GenAI spans in OTLP JSON (a root and a "
+        "chat span each, 100 traces per line), read by `source.kind: otel`",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="timings each; the best is kept")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the files")
 
@@ -75,9 +84,61 @@ def write_day(path: Path, rows: int, fmt: str) -> None:
     con.close()
 
 
-def _ours(path: str, workdir: str, repeat: int) -> dict[str, Any]:
-    from evals_pipeline.ingest.validation import TRACE_STREAM, IngestRules, ingest_days
+def _attr(key: str, value_sql: str, kind: str = "stringValue") -> str:
+    """SQL: one OTLP attribute ({key, value: AnyValue}) with a JSON value."""
+    return f"{{'key': '{key}', 'value': json_object('{kind}', {value_sql})}}"
+
+
+def write_otel_day(path: Path, rows: int) -> None:
+    """The traces of `write_day` as OTLP JSON lines, generated inside DuckDB: per trace an
+    invoke_agent root span (ids, session, user, category and segment attributes) and a chat
+    span (GenAI messages, model, tokens, cost), 100 traces per TracesData line."""
+    con = duckdb.connect()
+    words = "'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor '"
+    start = f"(epoch_us(TIMESTAMP '{DAY}') * 1000 + i * (86400000000000 // {rows}))::HUGEINT"
+    root = f"""{{'traceId': lpad(to_hex(hash(i, 1)), 32, '0'), 'spanId': lpad(to_hex(hash(i, 11)), 16, '0'),
+        'parentSpanId': '', 'name': 'invoke_agent app', 'kind': 2,
+        'startTimeUnixNano': {start}::VARCHAR, 'endTimeUnixNano': ({start} + 800000000)::VARCHAR,
+        'attributes': [{_attr("gen_ai.operation.name", "'invoke_agent'")},
+            {_attr("session.id", "'s_' || (i // 4)::VARCHAR")},
+            {_attr("user.id", "'u_' || (hash(i, 2) % 50000)::VARCHAR")},
+            {_attr("app.category", "['factual_lookup', 'how_to', 'reasoning', 'refusal_sensitive', 'edge_case'][1 + (hash(i, 4) % 5)::INT]")},
+            {_attr("app.user.plan", "['free', 'pro'][1 + (hash(i, 5) % 2)::INT]")}],
+        'status': {{}}}}"""
+    msgs_in = f"to_json([{{'role': 'user', 'parts': [{{'type': 'text', 'content': 'Question ' || i::VARCHAR || ': ' || repeat({words}, 2)}}]}}])::VARCHAR"
+    msgs_out = f"to_json([{{'role': 'assistant', 'finish_reason': 'stop', 'parts': [{{'type': 'text', 'content': 'Answer ' || i::VARCHAR || ': ' || repeat({words}, 5)}}]}}])::VARCHAR"
+    chat = f"""{{'traceId': lpad(to_hex(hash(i, 1)), 32, '0'), 'spanId': lpad(to_hex(hash(i, 12)), 16, '0'),
+        'parentSpanId': lpad(to_hex(hash(i, 11)), 16, '0'), 'name': 'chat model', 'kind': 3,
+        'startTimeUnixNano': ({start} + 1000)::VARCHAR, 'endTimeUnixNano': ({start} + 799000000)::VARCHAR,
+        'attributes': [{_attr("gen_ai.operation.name", "'chat'")},
+            {_attr("gen_ai.request.model", "'model-' || ['v1', 'v2', 'v3'][1 + (hash(i, 3) % 3)::INT]")},
+            {_attr("gen_ai.input.messages", msgs_in)}, {_attr("gen_ai.output.messages", msgs_out)},
+            {_attr("gen_ai.usage.input_tokens", "(hash(i, 8) % 800)::VARCHAR", "intValue")},
+            {_attr("gen_ai.usage.output_tokens", "(hash(i, 9) % 1200)::VARCHAR", "intValue")},
+            {_attr("gen_ai.usage.cost", "round((hash(i, 7) % 1000) / 1e6, 6)", "doubleValue")}],
+        'status': {{}}}}"""
+    con.execute(
+        f"""COPY (
+            SELECT [{{'resource': {{'attributes': [{_attr("service.name", "'app'")}]}},
+                      'scopeSpans': [{{'scope': {{'name': 'bench'}}, 'spans': flatten(list(spans ORDER BY i))}}]}}]
+                   AS resourceSpans
+            FROM (SELECT i, i // 100 AS line, [{root}, {chat}] AS spans FROM range({rows}) t(i))
+            GROUP BY line ORDER BY line
+        ) TO '{path}' (FORMAT json)"""
+    )
+    con.close()
+
+
+def _ours(path: str, workdir: str, repeat: int, fmt: str = "jsonl") -> dict[str, Any]:
+    from evals_pipeline.ingest.spans import Derivation
+    from evals_pipeline.ingest.validation import (
+        TRACE_STREAM,
+        IngestRules,
+        SpanReading,
+        ingest_days,
+    )
     from evals_pipeline.project import load_project
+    from evals_pipeline.records import DEFAULT_CATEGORIES
     from evals_pipeline.warehouse import connect, set_up
 
     con = connect(Path(workdir) / "warehouse.duckdb")
@@ -85,20 +146,45 @@ def _ours(path: str, workdir: str, repeat: int) -> dict[str, Any]:
     for key, value in load_project().warehouse.connection_config().items():
         con.execute(f"SET {key} = '{value}'")
     set_up(con)
+    reading = None
+    if fmt == "otel":
+        derive = Derivation(
+            category_from=("app.category",),
+            segment_from=(("plan", "app.user.plan"),),
+            categories=DEFAULT_CATEGORIES,
+        )
+        reading = SpanReading("otel", derive)
     seconds, counts = timed(
-        lambda: ingest_days(con, TRACE_STREAM, {DAY: [Path(path)]}, IngestRules()), repeat
+        lambda: ingest_days(
+            con, TRACE_STREAM, {DAY: [Path(path)]}, IngestRules(), span_reading=reading
+        ),
+        repeat,
     )
     return {"seconds": seconds, "stored": counts.stored, "quarantined": counts.quarantined}
+
+
+# The floor of a span export: DuckDB reading the OTLP lines and unnesting them into one row
+# per span with its ids, times and attributes. Any reader pays this; grouping spans into
+# interactions and reading the conventions is the work on top.
+OTLP_FLOOR = """(
+    WITH doc AS (SELECT unnest(resourceSpans) AS r FROM read_json('{path}', format = 'newline_delimited',
+                 columns = {{'resourceSpans': 'JSON[]'}})),
+    ss AS (SELECT unnest(CAST(r->'scopeSpans' AS JSON[])) AS s FROM doc),
+    sp AS (SELECT unnest(CAST(s->'spans' AS JSON[])) AS span FROM ss)
+    SELECT span->>'traceId' AS trace_id, span->>'spanId' AS span_id, span->>'parentSpanId' AS parent_id,
+           span->>'name' AS name, (span->>'startTimeUnixNano')::HUGEINT AS start_ns,
+           (span->>'endTimeUnixNano')::HUGEINT AS end_ns, span->'attributes' AS attributes
+    FROM sp)"""
 
 
 def _floor(path: str, workdir: str, fmt: str, repeat: int) -> dict[str, Any]:
     con = duckdb.connect(str(Path(workdir) / "floor.duckdb"))
     columns = ", ".join(f"'{k}': '{v}'" for k, v in FLOOR_COLUMNS.items())
-    reader = (
-        f"read_json('{path}', format = 'newline_delimited', columns = {{{columns}}})"
-        if fmt == "jsonl"
-        else f"read_parquet('{path}')"
-    )
+    reader = {
+        "jsonl": f"read_json('{path}', format = 'newline_delimited', columns = {{{columns}}})",
+        "parquet": f"read_parquet('{path}')",
+        "otel": OTLP_FLOOR.format(path=path),
+    }[fmt]
     seconds, n = timed(
         lambda: (
             con.execute(f"CREATE OR REPLACE TABLE floor AS SELECT * FROM {reader}").fetchall()
@@ -111,10 +197,13 @@ def _floor(path: str, workdir: str, fmt: str, repeat: int) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        suffix = "jsonl" if args.format == "jsonl" else "parquet"
+        suffix = "parquet" if args.format == "parquet" else "jsonl"
         path = Path(tmp) / f"day.{suffix}"
         t0 = time.perf_counter()
-        write_day(path, args.rows, args.format)
+        if args.format == "otel":
+            write_otel_day(path, args.rows)
+        else:
+            write_day(path, args.rows, args.format)
         size_mb = path.stat().st_size / 2**20
         print(
             f"wrote {args.rows:,} traces ({size_mb:,.0f} MB {args.format}) in {time.perf_counter() - t0:.1f} s",
@@ -128,6 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             path=str(path),
             workdir=str(Path(tmp) / "ours"),
             repeat=args.repeat,
+            fmt=args.format,
         )
         print(f"ours:  {ours['seconds']:.2f} s, peak {ours['peak_rss_mb']:.0f} MB", flush=True)
         floor = in_fresh_process(

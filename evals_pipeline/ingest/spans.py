@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from evals_pipeline.records import FEEDBACK_SIGNALS, UNCATEGORIZED, sql_literal
+from evals_pipeline.warehouse import over_arrow
 
 SPAN_FORMATS: tuple[str, ...] = ("otel", "openinference", "langfuse")
 
@@ -117,12 +118,16 @@ CREATE OR REPLACE TEMP MACRO _otlp_value(v) AS CASE
         coalesce(TRY_CAST(v->'kvlistValue'->'values' AS JSON[]), []),
         lambda _x_m: {'key': _x_m->>'key', 'value': _otlp_scalar(_x_m->'value')})))
     ELSE _otlp_scalar(v) END;
--- An OTLP attribute list as a map (a repeated key keeps its first value, as readers do).
-CREATE OR REPLACE TEMP MACRO _otlp_attrs(a) AS map_from_entries(list_filter(
-    list_transform(coalesce(TRY_CAST(a AS JSON[]), []),
-        lambda _kv_m: {'key': _kv_m->>'key', 'value': _otlp_value(_kv_m->'value')}),
-    lambda _e_m, _i_m: _e_m.key IS NOT NULL AND list_position(list_transform(
-        coalesce(TRY_CAST(a AS JSON[]), []), lambda _kv_m: _kv_m->>'key'), _e_m.key) = _i_m));
+-- An OTLP attribute list as a map. A repeated key keeps its first value, as readers do; only
+-- a list that has one pays for finding it (CASE evaluates a branch for its rows only).
+CREATE OR REPLACE TEMP MACRO _otlp_pairs(a) AS coalesce(TRY_CAST(a AS STRUCT(key VARCHAR, value JSON)[]), []);
+CREATE OR REPLACE TEMP MACRO _otlp_keys(a) AS list_transform(_otlp_pairs(a), lambda _kv_m: _kv_m.key);
+CREATE OR REPLACE TEMP MACRO _otlp_attrs(a) AS map_from_entries(CASE
+    WHEN len(list_distinct(_otlp_keys(a))) = len(_otlp_pairs(a))
+        THEN list_transform(_otlp_pairs(a), lambda _kv_m: {'key': _kv_m.key, 'value': _otlp_value(_kv_m.value)})
+    ELSE list_filter(
+        list_transform(_otlp_pairs(a), lambda _kv_m: {'key': _kv_m.key, 'value': _otlp_value(_kv_m.value)}),
+        lambda _e_m, _i_m: _e_m.key IS NOT NULL AND list_position(_otlp_keys(a), _e_m.key) = _i_m) END);
 -- Nanoseconds since the epoch (a string or a number in OTLP JSON) as a UTC timestamp.
 CREATE OR REPLACE TEMP MACRO _ns_ts(x) AS
     make_timestamp(TRY_CAST(TRY_CAST(x AS HUGEINT) // 1000 AS BIGINT));
@@ -173,8 +178,9 @@ CREATE OR REPLACE TEMP MACRO _text_or_messages(j, default_role) AS CASE
 
 
 def _attr(key: str, attrs: str = "attrs") -> str:
-    """SQL: the attribute's JSON value (NULL when absent)."""
-    return f"{attrs}[{sql_literal(key)}]"
+    """SQL: the attribute's JSON value (NULL when absent): the span's, else its resource's
+    (kept apart: merging the maps per span costs more than reading both)."""
+    return f"coalesce({attrs}[{sql_literal(key)}], resource[{sql_literal(key)}])"
 
 
 def _attr_text(key: str, attrs: str = "attrs") -> str:
@@ -345,7 +351,7 @@ SPAN_COLUMNS = """source_file VARCHAR, source_row BIGINT, seq BIGINT, folder_day
     input JSON, output JSON, model VARCHAR, input_tokens BIGINT, output_tokens BIGINT,
     cost_usd DOUBLE, session_id VARCHAR, user_id VARCHAR, tool_name VARCHAR,
     tool_arguments JSON, tool_result JSON, part_tool_calls JSON, tags JSON, context JSON,
-    attrs MAP(VARCHAR, JSON), feedback JSON"""
+    attrs MAP(VARCHAR, JSON), resource MAP(VARCHAR, JSON), feedback JSON"""
 
 # Problems: a line or span that could not be read (reason|detail, as quarantine rows take it).
 PROBLEM_COLUMNS = """source_file VARCHAR, source_row BIGINT, folder_day DATE, line VARCHAR,
@@ -359,7 +365,7 @@ def _span_insert(semantics: Mapping[str, str], source: str) -> str:
     cols = ", ".join(f"{expr} AS {name}" for name, expr in semantics.items())
     return f"""INSERT INTO _spans BY NAME
         SELECT source_file, source_row, seq, folder_day, trace_id, span_id, parent_id, name,
-               start_ts, end_ts, is_error, error_message, attrs, {cols},
+               start_ts, end_ts, is_error, error_message, attrs, resource, {cols},
                {_event_feedback()} AS feedback
         FROM {source}"""
 
@@ -403,7 +409,7 @@ def _otlp_raw_spans() -> str:
         _ns_ts(span->>'startTimeUnixNano') AS start_ts, _ns_ts(span->>'endTimeUnixNano') AS end_ts,
         coalesce(span->>'status'->>'code', '') IN ('2', 'STATUS_CODE_ERROR') AS is_error,
         span->'status'->>'message' AS error_message,
-        map_concat(resource_attrs, _otlp_attrs(span->'attributes')) AS attrs,
+        _otlp_attrs(span->'attributes') AS attrs, resource_attrs AS resource,
         list_transform(coalesce(TRY_CAST(span->'events' AS JSON[]), []),
             lambda e: {'name': e->>'name', 'ts': _ns_ts(e->>'timeUnixNano'), 'attrs': _otlp_attrs(e->'attributes')}) AS events
     FROM sp)"""
@@ -435,6 +441,7 @@ def _phoenix_raw_spans() -> str:
         nullif(line->>'status_message', '') AS error_message,
         map_concat({attrs}, CASE WHEN line->>'span_kind' IS NOT NULL
             THEN MAP {{'openinference.span.kind': to_json(line->>'span_kind')}} ELSE MAP {{}}::MAP(VARCHAR, JSON) END) AS attrs,
+        NULL::MAP(VARCHAR, JSON) AS resource,
         list_transform(coalesce(TRY_CAST(_parsed(line->'events') AS JSON[]), []),
             lambda e: {{'name': e->>'name', 'ts': TRY_CAST(TRY_CAST(e->>'timestamp' AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP),
                    'attrs': TRY_CAST(e->'attributes' AS MAP(VARCHAR, JSON))}}) AS events
@@ -484,7 +491,8 @@ def _langfuse_spans() -> str:
     SELECT source_file, source_row, row_number() OVER () + (SELECT coalesce(max(seq), 0) FROM _spans) AS seq,
         folder_day, trace_id, span_id, parent_id, name, role, start_ts, end_ts, is_error, error_message,
         input, output, model, input_tokens, output_tokens, cost_usd, session_id, user_id,
-        tool_name, tool_arguments, tool_result, NULL::JSON AS part_tool_calls, tags, context, attrs, NULL::JSON AS feedback
+        tool_name, tool_arguments, tool_result, NULL::JSON AS part_tool_calls, tags, context, attrs,
+        NULL::MAP(VARCHAR, JSON) AS resource, NULL::JSON AS feedback
     FROM (
         SELECT *, rec->>'id' AS trace_id, rec->>'id' AS span_id, NULL AS parent_id, rec->>'name' AS name,
             'chain' AS role, {ts.format("timestamp")} AS start_ts,
@@ -597,7 +605,7 @@ def add_lines(conn: duckdb.DuckDBPyConnection, fmt: str, lines: pa.Table, feedba
     """Read one piece of a file (`source_file`, `source_row`, `folder_day`, `line`, `utf8_ok`)
     into `_spans`, `_feedback_rows` and `_span_problems`. With `feedback`, lines of feedback
     files (ours, Phoenix annotations) are read as feedback, not as spans."""
-    conn.execute("CREATE OR REPLACE TEMP TABLE _all_lines AS SELECT * FROM lines")
+    over_arrow(conn, "_piece", lines, "CREATE OR REPLACE TEMP TABLE _all_lines AS SELECT * FROM _piece")
     if feedback:
         ts = "coalesce(line->>'ts', line->>'timestamp', line->>'created_at', line->>'updated_at')"
         conn.execute(
@@ -655,6 +663,10 @@ def add_lines(conn: duckdb.DuckDBPyConnection, fmt: str, lines: pa.Table, feedba
         line_problem = OTLP_PROBLEM
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _raw_spans AS SELECT * FROM {raw}")
     semantics = _otel_semantics() if fmt == "otel" else _openinference_semantics()
+    if feedback:
+        # The feedback stream needs only the spans' ids, times, attributes (for the app's own
+        # id) and events: reading messages, tokens and tools would be wasted work.
+        semantics = {name: "NULL" for name in semantics}
     conn.execute(
         _span_insert(semantics, f"(SELECT * FROM _raw_spans WHERE ({SPAN_PROBLEM}) IS NULL)")
     )
