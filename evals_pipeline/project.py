@@ -90,6 +90,37 @@ class SimulatorSpec(_Strict):
     )
 
 
+class CategorizerSpec(_Strict):
+    kind: Literal["classifier", "llm"] = Field(
+        description="classifier: scikit-learn, trained on the traces an attribute categorized; "
+        "llm: a model through litellm, given the categories and their descriptions."
+    )
+    model: str = Field(default="", description="llm: litellm model string (a provider's).")
+    descriptions: dict[str, str] = Field(
+        default_factory=dict,
+        description="llm: category → one line saying what belongs in it (the prompt lists them).",
+    )
+    min_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="classifier: below this probability a trace stays uncategorized.",
+    )
+    min_training: int = Field(
+        default=50,
+        ge=2,
+        description="classifier: with fewer labelled traces than this, no classifier (traces "
+        "stay uncategorized).",
+    )
+    measure_share: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of the labelled traces held out (by a hash of the id) to measure the "
+        "categorizer on; the classifier never trains on them.",
+    )
+
+
 class TaxonomySpec(_Strict):
     categories: list[str] = Field(default=list(DEFAULT_CATEGORIES), min_length=1)
     segments: list[str] = Field(
@@ -110,6 +141,11 @@ class TaxonomySpec(_Strict):
         default=False,
         description="Quarantine a derived category outside `categories` (unknown_category) or "
         "missing (missing_field) instead of storing it as uncategorized.",
+    )
+    categorizer: CategorizerSpec | None = Field(
+        default=None,
+        description="Assigns a category to uncategorized traces at ingest, and is measured "
+        "against labelled ones (categorizer_accuracy); null = none.",
     )
 
     @field_validator("category_from", mode="before")
@@ -273,6 +309,9 @@ class ProjectConfig(_Strict):
         """Every model string the project calls."""
         seen = [v.model for v in self.app_versions if v.generate]
         seen += self.judges.panel + self.judges.pairwise_judges + [self.suggester]
+        categorizer = self.taxonomy.categorizer
+        if categorizer is not None and categorizer.kind == "llm" and categorizer.model:
+            seen.append(categorizer.model)
         return list(dict.fromkeys(seen))
 
     def provider_of(self, model: str) -> ProviderSpec:
@@ -341,6 +380,16 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
         found.append(
             f"source.path: a {config.source.kind} source needs the folder of your exported traces"
         )
+    categorizer = config.taxonomy.categorizer
+    if categorizer is not None and categorizer.kind == "llm":
+        prefix = categorizer.model.split("/", 1)[0]
+        if not categorizer.model:
+            found.append("taxonomy.categorizer.model: an llm categorizer needs a litellm model")
+        elif prefix not in config.providers:
+            found.append(
+                f"taxonomy.categorizer.model: provider '{prefix}' is not under providers "
+                f"(known: {', '.join(sorted(config.providers))})"
+            )
     if UNCATEGORIZED in config.taxonomy.categories:
         found.append(f"taxonomy.categories: '{UNCATEGORIZED}' is the stratum of traces without one")
     return found

@@ -38,6 +38,7 @@ from evals_pipeline.calibration.measurement import (
 from evals_pipeline.calibration.metrics import annotator_pairs
 from evals_pipeline.calibration.sensors import LABEL_FILES_STATE, label_files_state, labels_dir
 from evals_pipeline.calibration.test_split import rows_touching_test_once
+from evals_pipeline.ingest.categories import measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
@@ -49,6 +50,7 @@ from evals_pipeline.records import (
     CALIBRATION_TEST_USES,
     CALIBRATION_VERDICTS,
     CANDIDATE_OUTPUTS,
+    CATEGORIZER_ACCURACY,
     CORRECTED_PASS_RATES,
     GOLDEN_CASES,
     HUMAN_LABELS,
@@ -56,6 +58,7 @@ from evals_pipeline.records import (
     JUDGE_VERDICTS,
     PAIRWISE_VERDICTS,
     QUARANTINED_LABELS,
+    TRACES,
     UNSEALED_POOL,
     VISIBLE_TRACES,
 )
@@ -352,3 +355,28 @@ def corrected_pass_rates(
             corrected_rates(judged, calib, trust), columns=CORRECTED_PASS_RATES.column_names
         )
         return replaced_with(conn, CORRECTED_PASS_RATES, frame, "rates", decimals=3)
+
+
+@table_asset(CATEGORIZER_ACCURACY, group="calibration", reads=[TRACES])
+def categorizer_accuracy(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+    project: ProjectResource,
+) -> MaterializeResult:
+    """The project file's categorizer measured on held-out labelled traces (a hash share of
+    the traces an attribute categorized, never trained on): accuracy and precision per
+    category, overall accuracy and Cohen's kappa. Defined only when the project file has a
+    `taxonomy.categorizer`."""
+    cfg = project.config()
+    spec = cfg.taxonomy.categorizer
+    if spec is None:
+        raise ValueError("categorizer_accuracy needs taxonomy.categorizer in the project file")
+    with warehouse.get_connection() as conn:
+        name, frame = measure(conn, spec, tuple(cfg.taxonomy.categories), judge_client)
+        if frame.empty:
+            context.log.warning(
+                f"{name}: no held-out labelled traces to measure on (or too few to train); "
+                "the table is empty"
+            )
+        return replaced_with(conn, CATEGORIZER_ACCURACY, frame, "accuracy", decimals=3)

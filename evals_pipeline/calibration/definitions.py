@@ -5,6 +5,7 @@ from dagster import AssetSelection, Definitions, define_asset_job
 from evals_pipeline.calibration.assets import (
     annotator_agreement,
     calibration_verdicts,
+    categorizer_accuracy,
     corrected_pass_rates,
     human_label_files,
     judge_calibration,
@@ -23,6 +24,8 @@ calibration_job = define_asset_job(
 
 
 def definitions(project: ProjectConfig) -> Definitions:
+    # The categorizer's measurement exists only where the project file has a categorizer.
+    categorizer = [categorizer_accuracy] if project.taxonomy.categorizer is not None else []
     return Definitions(
         assets=[
             human_label_files,
@@ -30,6 +33,7 @@ def definitions(project: ProjectConfig) -> Definitions:
             judge_calibration,
             annotator_agreement,
             corrected_pass_rates,
+            *categorizer,
         ],
         jobs=[calibration_job],
         sensors=[label_files_sensor],

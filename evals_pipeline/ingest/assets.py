@@ -20,6 +20,7 @@ from dagster import (
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
+from evals_pipeline.ingest.categories import Categorized, categorize_days
 from evals_pipeline.ingest.expectations import run_suite
 from evals_pipeline.ingest.sources import TraceSource
 from evals_pipeline.ingest.spans import Derivation
@@ -33,6 +34,7 @@ from evals_pipeline.ingest.validation import (
     StreamSpec,
     ingest_days,
 )
+from evals_pipeline.judging.client import JudgeClient
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.pools.store import HoldoutStore
@@ -96,6 +98,54 @@ def span_reading(
     if stream is FEEDBACK_STREAM:
         trace_files = frozenset(p for d in days for p in trace_source.trace_files_for_day(d))
     return SpanReading(cfg.span_format, derive, trace_files)
+
+
+def _categorize(
+    context: AssetExecutionContext,
+    conn: DuckDBPyConnection,
+    cfg: ProjectConfig,
+    days: list[date],
+    client: JudgeClient | None,
+    alias: str | None,
+) -> Categorized | None:
+    """The categorizer of the project file over the days' uncategorized traces (if any)."""
+    spec = cfg.taxonomy.categorizer
+    if spec is None:
+        return None
+    done = categorize_days(
+        conn, [str(d) for d in days], spec, tuple(cfg.taxonomy.categories), client, alias
+    )
+    if done is None:
+        context.log.warning(
+            f"categorizer: fewer than {spec.min_training} labelled traces (or one category) to "
+            "train on; uncategorized traces stay uncategorized"
+        )
+    else:
+        context.log.info(
+            f"categorizer {done.name}: {done.assigned:,} of {done.asked:,} uncategorized traces "
+            f"assigned ({done.sealed_assigned:,} sealed), {done.errors:,} failed calls, "
+            f"${done.cost_usd:.4f}"
+        )
+    return done
+
+
+def _category_metadata(
+    conn: DuckDBPyConnection, bounds: list[date], done: Categorized | None
+) -> dict[str, MetadataValue]:
+    """How the partitions' traces got their categories (attribute, categorizer, none)."""
+    how = conn.execute(
+        f"SELECT category_source, count(*) FROM {TRACES} WHERE {IN_RANGE} GROUP BY 1 ORDER BY 1",
+        bounds,
+    ).df()
+    out = {"category_sources": MetadataValue.md(markdown_table(how))}
+    if done is not None:
+        out |= {
+            "categorizer": MetadataValue.text(done.name),
+            "categorizer_assigned": MetadataValue.int(done.assigned),
+            "categorizer_asked": MetadataValue.int(done.asked),
+            "categorizer_failed_calls": MetadataValue.int(done.errors),
+        }
+    return out
 
 
 def _log_counts(context: AssetExecutionContext, table: str, counts: IngestCounts) -> None:
@@ -164,9 +214,11 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
         trace_source: TraceSource,
         holdout_store: HoldoutStore | None,
         project: ProjectResource,
+        judge_client: JudgeClient | None = None,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         files, missing = _files(context, trace_source, source_stream)
         cfg = project.config()
+        categorized: Categorized | None = None
         reading = span_reading(cfg, stream, trace_source, list(files))
         categories = tuple(config.categories or cfg.taxonomy.categories)
         if reading is not None and not cfg.taxonomy.strict:
@@ -185,12 +237,15 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
                         conn, stream, files, rules, trace_source.root_dir(), reservoir,
                         span_reading=reading,
                     )  # fmt: skip
+                    categorized = _categorize(context, conn, cfg, list(files), judge_client, alias)
             else:
                 counts = ingest_days(
                     conn, stream, files, rules, trace_source.root_dir(), span_reading=reading
                 )
             _log_counts(context, table.name, counts)
             common = _counts_metadata(counts, missing)
+            if stream.sealable:
+                common |= _category_metadata(conn, bounds, categorized)
             if holdout_store is not None:
                 sealed = conn.execute(
                     f"SELECT count(*) FROM {table} WHERE sealed AND {IN_RANGE}", bounds
@@ -221,8 +276,11 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
             trace_source: TraceSource,
             holdout_store: HoldoutStore,
             project: ProjectResource,
+            judge_client: JudgeClient,
         ) -> Iterator[MaterializeResult | AssetCheckResult]:
-            yield from run(context, config, warehouse, trace_source, holdout_store, project)
+            yield from run(
+                context, config, warehouse, trace_source, holdout_store, project, judge_client
+            )
 
     else:
 

@@ -605,7 +605,9 @@ def add_lines(conn: duckdb.DuckDBPyConnection, fmt: str, lines: pa.Table, feedba
     """Read one piece of a file (`source_file`, `source_row`, `folder_day`, `line`, `utf8_ok`)
     into `_spans`, `_feedback_rows` and `_span_problems`. With `feedback`, lines of feedback
     files (ours, Phoenix annotations) are read as feedback, not as spans."""
-    over_arrow(conn, "_piece", lines, "CREATE OR REPLACE TEMP TABLE _all_lines AS SELECT * FROM _piece")
+    over_arrow(
+        conn, "_piece", lines, "CREATE OR REPLACE TEMP TABLE _all_lines AS SELECT * FROM _piece"
+    )
     if feedback:
         ts = "coalesce(line->>'ts', line->>'timestamp', line->>'created_at', line->>'updated_at')"
         conn.execute(

@@ -108,6 +108,32 @@ ANNOTATOR_AGREEMENT = Table(
     ),
 )
 
+CATEGORIZER_ACCURACY = Table(
+    "categorizer_accuracy",
+    "The categorizer measured like a judge: on labelled traces held out from its training "
+    "(their category came from an attribute or the record), per category and overall.",
+    (
+        Column("categorizer", "VARCHAR", "classifier:<version> or llm:<model>."),
+        Column("category", "VARCHAR", "The true category, or 'all'."),
+        Column("n", "INTEGER", "Held-out labelled traces of the category."),
+        Column("correct", "INTEGER", "Of those, assigned their true category."),
+        Column(
+            "accuracy",
+            "DOUBLE",
+            "correct / n (recall of the category; overall accuracy for 'all').",
+        ),
+        Column(
+            "precision", "DOUBLE", "Of the traces assigned this category, the share truly in it."
+        ),
+        Column(
+            "assigned_share",
+            "DOUBLE",
+            "Share assigned any category (the rest would stay uncategorized: not confident, failed call, none fits).",
+        ),
+        Column("kappa", "DOUBLE", "Cohen's kappa over all held-out traces ('all' row only)."),
+    ),
+)
+
 CALIBRATION_TEST_USES = Table(
     "calibration_test_uses",
     "Every look at the test split, per judge and rubric version; a second look needs force and says so.",

@@ -8,6 +8,8 @@ network and no keys the real litellm code path runs end to end.
   an answer passes when it says what the borderline reference says (recall of its content
   words >= 0.6) and states no number the references do not. They err on a small,
   deterministic share of calls (3% and 6%), like real judges.
+- `offline/categorizer`: the LLM categorizer's stand-in: the category whose description
+  shares the most words with the interaction (`offline_category`).
 - `offline/taxonomy-suggester`: groups an expert's critiques into candidate failure modes
   (TF-IDF + agglomerative clustering; see `review/suggest.py`).
 - `offline/generic-judge`: an off-the-shelf "helpfulness" judge with the documented biases:
@@ -277,6 +279,8 @@ def _handler_class() -> type:
                 text = json.dumps(body)
             elif name == "taxonomy-suggester":
                 text = json.dumps(offline_groups(prompt))
+            elif name == "categorizer":
+                text = json.dumps({"category": offline_category(messages)})
             else:
                 raise litellm.exceptions.NotFoundError(
                     message=f"unknown offline model {model!r}", model=model, llm_provider=PROVIDER
@@ -320,6 +324,21 @@ def _handler_class() -> type:
     return OfflineLLM
 
 
+def offline_category(messages: list[dict[str, Any]]) -> str:
+    """What `offline/categorizer` answers: the category whose description shares the most
+    words with the interaction (ties to the first listed), or uncategorized when none does.
+    A bag-of-words stand-in for an LLM reading the taxonomy; good enough to be measured."""
+    system = str(messages[0].get("content", "")) if messages else ""
+    text = " ".join(str(m.get("content", "")) for m in messages[1:]).lower()
+    words = set(re.findall(r"[a-z]{3,}", text))
+    best, best_score = "uncategorized", 0
+    for name, description in re.findall(r"^- (\w+): (.*)$", system, re.M):
+        score = len(words & set(re.findall(r"[a-z]{3,}", description.lower())))
+        if score > best_score:
+            best, best_score = name, score
+    return best
+
+
 _REGISTERED = False
 
 
@@ -339,7 +358,9 @@ def register_offline_provider() -> None:
     from litellm.utils import custom_llm_setup
 
     custom_llm_setup()
-    prices = {j: JUDGE_PRICE for j in (*JUDGES, "offline/taxonomy-suggester")}
+    prices = {
+        j: JUDGE_PRICE for j in (*JUDGES, "offline/taxonomy-suggester", "offline/categorizer")
+    }
     prices.update(
         {
             f"offline/product-{v.name}": (v.usd_per_1k_input / 1000, v.usd_per_1k_output / 1000)
