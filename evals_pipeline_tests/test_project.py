@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -28,6 +28,7 @@ from evals_pipeline.records import (
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
+    QUARANTINED_TRACES,
     RELEASE_GATES,
     TRACES,
 )
@@ -463,3 +464,132 @@ def _hide_every_third_category(folder: Path) -> None:
                                 ]
             lines.append(json.dumps(doc))
         path.write_text("\n".join(lines) + "\n")
+
+
+def _interactions(export: Path) -> list:
+    """The export's valid flat traces as interactions for the SDK-made fixtures."""
+    from evals_pipeline_tests.span_exports import Interaction
+
+    con = duckdb.connect()
+    rows = con.execute(
+        f"""SELECT trace_id, ts, session_id, user_id, app_version, category, user_segment,
+                  input::VARCHAR, output, input_tokens, output_tokens, cost_usd, latency_ms
+        FROM read_json('{export}/export/traces/*/*.jsonl', ignore_errors = true,
+                       columns = {{trace_id: 'VARCHAR', ts: 'TIMESTAMPTZ', session_id: 'VARCHAR',
+                       user_id: 'VARCHAR', app_version: 'VARCHAR', category: 'VARCHAR',
+                       user_segment: 'VARCHAR', input: 'JSON', output: 'VARCHAR',
+                       input_tokens: 'BIGINT', output_tokens: 'BIGINT', cost_usd: 'DOUBLE',
+                       latency_ms: 'DOUBLE'}})
+        WHERE trace_id IS NOT NULL AND ts IS NOT NULL AND output IS NOT NULL AND input IS NOT NULL
+        ORDER BY trace_id"""
+    ).fetchall()
+    out = []
+    for (
+        key,
+        ts,
+        session,
+        user,
+        version,
+        category,
+        segment,
+        text,
+        answer,
+        tin,
+        tout,
+        cost,
+        lat,
+    ) in rows:
+        messages = json.loads(text)
+        turns = (
+            [(m["role"], m["content"]) for m in messages]
+            if isinstance(messages, list)
+            else [("user", str(messages))]
+        )
+        plan, _, tenure = (segment or "").partition("_")
+        out.append(
+            Interaction(
+                key, ts, turns, answer, app_version=version, session=session, user=user,
+                category=category, plan=plan or None, tenure=tenure or None,
+                input_tokens=tin or 0, output_tokens=tout or 0, cost_usd=cost or 0.0,
+                latency_ms=lat or 0.0,
+            )
+        )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("kind", ["openinference", "langfuse"])
+def test_an_openinference_or_langfuse_project_runs_every_job_from_the_project_file_alone(
+    kind: str, export: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The product's traffic as OpenInference spans (SDK + conventions, OTLP JSON) or as a
+    Langfuse export: daily, quarterly, calibration and reports from the project file."""
+    from evals_pipeline_tests.span_exports import (
+        langfuse_records,
+        openinference_spans,
+        otlp_json_lines,
+        write_lines,
+    )
+
+    monkeypatch.setenv("EVALS_TEST_KEY", "sk-test-not-a-secret")
+    interactions = _interactions(export)
+    folder = data_dir / f"{kind}_export"
+    if kind == "openinference":
+        write_lines(folder / "traces.jsonl", otlp_json_lines(openinference_spans(interactions)))
+    else:
+        write_lines(
+            folder / "export.jsonl",
+            [json.dumps(r, default=str) for r in langfuse_records(interactions)],
+        )
+    labels = data_dir / "labels"
+    labels.mkdir()
+    for f in (export / "labels").iterdir():
+        (labels / f.name).write_bytes(f.read_bytes())
+    with MockServer(MockConfig(latency_s=0.0)) as server:
+        path = write_project(
+            data_dir / "evals.yaml",
+            export,
+            server.api_base,
+            ["openai/judge-a", "openai/judge-b"],
+            taxonomy={
+                "category_from": "metadata.intent",
+                "segment_from": {"plan": "metadata.plan", "tenure": "metadata.tenure"},
+            },
+        )
+        body = yaml.safe_load(path.read_text())
+        body["source"] |= {"kind": kind, "path": str(folder), "trace_id_from": ["metadata.id"]}
+        if kind == "openinference":
+            body["source"]["app_version_from"] = ["service.version"]
+        path.write_text(yaml.safe_dump(body, sort_keys=False))
+        project = ProjectResource(path=str(path))
+        tags = {
+            "dagster/asset_partition_range_start": EXPORT.start,
+            "dagster/asset_partition_range_end": EXPORT.end,
+        }
+        assert _run("evals_daily", project, tags=tags).success
+        assert _run("evals_quarterly", project, partition_key="2026-01-01").success
+        assert _run("evals_calibration", project).success
+        assert _run("evals_reports", project, partition_key="2026-01-01").success
+    con = duckdb.connect(str(warehouse_path()), read_only=True)
+    try:
+        stored, attributed, versions = con.execute(
+            f"""SELECT count(*), count(*) FILTER (WHERE category_source = 'attribute'),
+                      list(DISTINCT app_version ORDER BY app_version) FROM {TRACES}"""
+        ).fetchall()[0]
+        gates = dict(con.execute(f"SELECT gate, evidence FROM {RELEASE_GATES}").fetchall())
+        labelled = con.execute(
+            f"SELECT count(*) FROM {HUMAN_LABELS} l JOIN {TRACES} t ON t.trace_id = l.subject_id"
+        ).fetchall()[0][0]
+        quarantined = dict(
+            con.execute(f"SELECT reason, count(*) FROM {QUARANTINED_TRACES} GROUP BY 1").fetchall()
+        )
+    finally:
+        con.close()
+    # every interaction of the run's days is stored or quarantined: a flat export folder is
+    # partitioned by start time, so a planted trace from another day belongs to that day
+    first, last = date.fromisoformat(EXPORT.start), date.fromisoformat(EXPORT.end)
+    in_days = [i for i in interactions if first <= i.ts.astimezone(UTC).date() <= last]
+    assert stored + sum(quarantined.values()) == len(in_days)
+    assert set(quarantined) <= {"duplicate_trace_id"}
+    assert attributed >= stored - 2  # the planted unknown category is uncategorized, not lost
+    assert versions == ["v1", "v2"] and gates["decision"].startswith("v2 vs v1")
+    assert labelled > 50
