@@ -128,6 +128,23 @@ CREATE OR REPLACE TEMP MACRO _otlp_attrs(a) AS map_from_entries(CASE
     ELSE list_filter(
         list_transform(_otlp_pairs(a), lambda _kv_m: {'key': _kv_m.key, 'value': _otlp_value(_kv_m.value)}),
         lambda _e_m, _i_m: _e_m.key IS NOT NULL AND list_position(_otlp_keys(a), _e_m.key) = _i_m) END);
+-- An OTLP AnyValue parsed to its typed struct (OTLP_SHAPE), as JSON.
+CREATE OR REPLACE TEMP MACRO _any_json(v) AS CASE
+    WHEN v.stringValue IS NOT NULL THEN to_json(v.stringValue)
+    WHEN v.intValue IS NOT NULL THEN to_json(TRY_CAST(v.intValue AS BIGINT))
+    WHEN v.doubleValue IS NOT NULL THEN to_json(v.doubleValue)
+    WHEN v.boolValue IS NOT NULL THEN to_json(v.boolValue)
+    WHEN v.arrayValue IS NOT NULL THEN _otlp_value(json_object('arrayValue', v.arrayValue))
+    WHEN v.kvlistValue IS NOT NULL THEN _otlp_value(json_object('kvlistValue', v.kvlistValue)) END;
+-- Typed key-values as a map; a repeated key keeps its first value (only a list that has one
+-- pays for finding it: CASE evaluates a branch for its rows only).
+CREATE OR REPLACE TEMP MACRO _kv_map(kv) AS map_from_entries(CASE
+    WHEN len(list_distinct(list_transform(coalesce(kv, []), lambda _kv_m: _kv_m.key))) = len(coalesce(kv, []))
+        THEN list_transform(coalesce(kv, []), lambda _kv_m: {'key': _kv_m.key, 'value': _any_json(_kv_m.value)})
+    ELSE list_filter(
+        list_transform(coalesce(kv, []), lambda _kv_m: {'key': _kv_m.key, 'value': _any_json(_kv_m.value)}),
+        lambda _e_m, _i_m: _e_m.key IS NOT NULL AND list_position(
+            list_transform(coalesce(kv, []), lambda _kv_m: _kv_m.key), _e_m.key) = _i_m) END);
 -- Nanoseconds since the epoch (a string or a number in OTLP JSON) as a UTC timestamp.
 CREATE OR REPLACE TEMP MACRO _ns_ts(x) AS
     make_timestamp(TRY_CAST(TRY_CAST(x AS HUGEINT) // 1000 AS BIGINT));
@@ -391,29 +408,53 @@ OTLP_PROBLEM = """CASE
         THEN 'malformed_json|not an OTLP TracesData document (no resourceSpans array)' END"""
 
 
+# OTLP JSON's shape, for one typed parse of each line (DuckDB's json_transform: a field of
+# another type becomes NULL rather than an error). Extracting fields one `->` at a time would
+# parse a span's text once per field.
+_ANY_VALUE = (
+    '{"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "DOUBLE", '
+    '"boolValue": "BOOLEAN", "arrayValue": "JSON", "kvlistValue": "JSON"}'
+)
+_KEY_VALUES = f'[{{"key": "VARCHAR", "value": {_ANY_VALUE}}}]'
+_SPAN = (
+    '{"traceId": "VARCHAR", "spanId": "VARCHAR", "parentSpanId": "VARCHAR", "name": "VARCHAR", '
+    '"startTimeUnixNano": "VARCHAR", "endTimeUnixNano": "VARCHAR", '
+    f'"attributes": {_KEY_VALUES}, '
+    f'"events": [{{"timeUnixNano": "VARCHAR", "name": "VARCHAR", "attributes": {_KEY_VALUES}}}], '
+    '"status": {"code": "VARCHAR", "message": "VARCHAR"}}'
+)
+OTLP_SHAPE = (
+    f'{{"resourceSpans": [{{"resource": {{"attributes": {_KEY_VALUES}}}, '
+    f'"scopeSpans": [{{"spans": [{_SPAN}]}}], "instrumentationLibrarySpans": [{{"spans": [{_SPAN}]}}]}}]}}'
+)
+
+
 def _otlp_raw_spans() -> str:
-    """SQL over `_lines`: the spans of the well-formed OTLP JSON lines, with the line's place."""
-    return (
-        """(
-    WITH good AS (SELECT * FROM _lines WHERE ("""
-        + OTLP_PROBLEM
-        + """) IS NULL),
-    rs AS (SELECT source_file, source_row, folder_day, unnest(TRY_CAST(line->'resourceSpans' AS JSON[])) AS r FROM good),
-    ss AS (SELECT source_file, source_row, folder_day, _otlp_attrs(r->'resource'->'attributes') AS resource_attrs,
-                  unnest(coalesce(TRY_CAST(r->'scopeSpans' AS JSON[]), TRY_CAST(r->'instrumentationLibrarySpans' AS JSON[]))) AS s FROM rs),
-    sp AS (SELECT source_file, source_row, folder_day, resource_attrs,
-                  unnest(TRY_CAST(s->'spans' AS JSON[])) AS span FROM ss)
-    SELECT source_file, source_row, folder_day, span,
-        _otlp_id(span->>'traceId') AS trace_id, _otlp_id(span->>'spanId') AS span_id,
-        _otlp_id(span->>'parentSpanId') AS parent_id, span->>'name' AS name,
-        _ns_ts(span->>'startTimeUnixNano') AS start_ts, _ns_ts(span->>'endTimeUnixNano') AS end_ts,
-        coalesce(span->>'status'->>'code', '') IN ('2', 'STATUS_CODE_ERROR') AS is_error,
-        span->'status'->>'message' AS error_message,
-        _otlp_attrs(span->'attributes') AS attrs, resource_attrs AS resource,
-        list_transform(coalesce(TRY_CAST(span->'events' AS JSON[]), []),
-            lambda e: {'name': e->>'name', 'ts': _ns_ts(e->>'timeUnixNano'), 'attrs': _otlp_attrs(e->'attributes')}) AS events
-    FROM sp)"""
+    """SQL over `_lines`: the spans of the well-formed OTLP JSON lines, with the line's place;
+    `span` (the span's JSON text) only where the span is malformed (for its quarantine row)."""
+    bad = (
+        "_otlp_id(span.traceId) IS NULL OR _otlp_id(span.spanId) IS NULL "
+        "OR _ns_ts(span.startTimeUnixNano) IS NULL"
     )
+    return f"""(
+    WITH good AS (SELECT * FROM _lines WHERE ({OTLP_PROBLEM}) IS NULL),
+    doc AS (SELECT source_file, source_row, folder_day,
+                   json_transform(line, {sql_literal(OTLP_SHAPE)}) AS d FROM good),
+    rs AS (SELECT source_file, source_row, folder_day, unnest(d.resourceSpans) AS r FROM doc),
+    ss AS (SELECT source_file, source_row, folder_day, _kv_map(r.resource.attributes) AS resource_attrs,
+                  unnest(coalesce(r.scopeSpans, r.instrumentationLibrarySpans)) AS s FROM rs),
+    sp AS (SELECT source_file, source_row, folder_day, resource_attrs, unnest(s.spans) AS span FROM ss)
+    SELECT source_file, source_row, folder_day,
+        CASE WHEN {bad} THEN to_json(span)::VARCHAR END AS span,
+        _otlp_id(span.traceId) AS trace_id, _otlp_id(span.spanId) AS span_id,
+        _otlp_id(span.parentSpanId) AS parent_id, span.name AS name,
+        _ns_ts(span.startTimeUnixNano) AS start_ts, _ns_ts(span.endTimeUnixNano) AS end_ts,
+        coalesce(span.status.code, '') IN ('2', 'STATUS_CODE_ERROR') AS is_error,
+        span.status.message AS error_message,
+        _kv_map(span.attributes) AS attrs, resource_attrs AS resource,
+        list_transform(coalesce(span.events, []),
+            lambda e: {{'name': e.name, 'ts': _ns_ts(e.timeUnixNano), 'attrs': _kv_map(e.attributes)}}) AS events
+    FROM sp)"""
 
 
 SPAN_PROBLEM = """CASE

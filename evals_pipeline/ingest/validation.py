@@ -211,6 +211,8 @@ class StagedFiles:
 # batch's text and its validation stay well under the warehouse's memory limit.
 BATCH_ROWS = 50_000
 BATCH_BYTES = 4 << 20
+# Text converted at once by the span reader (spans.add_lines).
+SPAN_PIECE_BYTES = 48 << 20
 
 
 class SpanConversionError(RuntimeError):
@@ -374,32 +376,49 @@ def span_batches(
                 staged.paths[shown] = path
                 in_folder = spans.folder_day(path)
                 pieces = _file_pieces(conn, path, batch_rows)
+                pending: list[pa.Table] = []
+
+                def convert(pending: list[pa.Table] = pending, shown: str = shown) -> None:
+                    if not pending:
+                        return
+                    lines = pa.concat_tables(pending)
+                    pending.clear()
+                    try:
+                        spans.add_lines(conn, reading.format, lines, feedback)
+                    except Exception as exc:
+                        raise SpanConversionError(f"{shown}: could not convert its spans") from exc
+
                 try:
                     # Only reading the file is the file's problem; a failure to convert its
-                    # spans is the pipeline's, and raises.
+                    # spans is the pipeline's, and raises. Pieces are converted
+                    # SPAN_PIECE_BYTES at a time: each conversion is a few large statements
+                    # whose planning would dominate on small pieces.
                     while (piece := next(pieces, None)) is not None:
                         n = piece.num_rows
-                        lines = pa.table(
-                            {
-                                "source_file": pa.repeat(pa.scalar(shown, pa.large_string()), n),
-                                "source_row": piece.column("source_row").cast(pa.int64()),
-                                "folder_day": pa.repeat(pa.scalar(in_folder, pa.date32()), n),
-                                "line": piece.column("line").cast(pa.large_string()),
-                                "utf8_ok": piece.column("utf8_ok").cast(pa.bool_()),
-                            }
+                        pending.append(
+                            pa.table(
+                                {
+                                    "source_file": pa.repeat(
+                                        pa.scalar(shown, pa.large_string()), n
+                                    ),
+                                    "source_row": piece.column("source_row").cast(pa.int64()),
+                                    "folder_day": pa.repeat(pa.scalar(in_folder, pa.date32()), n),
+                                    "line": piece.column("line").cast(pa.large_string()),
+                                    "utf8_ok": piece.column("utf8_ok").cast(pa.bool_()),
+                                }
+                            )
                         )
-                        try:
-                            spans.add_lines(conn, reading.format, lines, feedback)
-                        except Exception as exc:
-                            raise SpanConversionError(
-                                f"{shown}: could not convert its spans"
-                            ) from exc
+                        if sum(t.nbytes for t in pending) >= SPAN_PIECE_BYTES:
+                            convert()
+                    convert()
                 except SpanConversionError:
                     raise
                 except _Unsupported as exc:
+                    convert()
                     spans.add_problem(conn, shown, in_folder or day, str(exc))
                     staged.unreadable.append(f"{shown}: {str(exc).replace('|', ': ', 1)}")
                 except Exception as exc:  # any failure to read is the file's reason, never a crash
+                    convert()
                     problem = f"unreadable_file|{describe_error(exc)}"
                     spans.add_problem(conn, shown, in_folder or day, problem)
                     staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
