@@ -57,6 +57,10 @@ class Interaction:
     cost_usd: float = 0.0005
     latency_ms: float = 800.0
     feedback: list[tuple[str, float | None, str | None]] = field(default_factory=list)
+    # Streamed: each ecosystem records the accumulated answer once the stream ends, with its
+    # own mark (OTel time to first chunk, OpenInference invocation parameters, Langfuse
+    # completionStartTime).
+    streamed: bool = False
 
 
 class _Ids(IdGenerator):
@@ -166,6 +170,9 @@ def otel_spans(interactions: Sequence[Interaction], form: str = "current") -> li
         chat = tracer.start_span(
             f"chat {it.model}", context=ctx, kind=SpanKind.CLIENT, start_time=start + 1000
         )
+        if it.streamed:
+            chat_attrs["gen_ai.request.stream"] = True
+            chat_attrs["gen_ai.response.time_to_first_chunk"] = 0.12
         chat.set_attributes(chat_attrs)  # type: ignore[arg-type]
         if form == "events":
             for role, text in it.turns:
@@ -272,6 +279,8 @@ def openinference_spans(interactions: Sequence[Interaction]) -> list[ReadableSpa
             llm_attrs[prefix + ToolCallAttributes.TOOL_CALL_FUNCTION_ARGUMENTS_JSON] = json.dumps(
                 it.tool[1]
             )
+        if it.streamed:
+            llm_attrs[SpanAttributes.LLM_INVOCATION_PARAMETERS] = json.dumps({"stream": True})
         llm = tracer.start_span("llm", context=ctx, start_time=start + 1000, attributes=llm_attrs)  # type: ignore[arg-type]
         if it.output is None:
             llm.set_status(Status(StatusCode.ERROR, "upstream timeout"))
@@ -353,6 +362,9 @@ def langfuse_records(interactions: Sequence[Interaction]) -> list[dict[str, obje
                 "output": {"role": "assistant", "content": it.output} if it.output else None,
                 "usageDetails": {"input": it.input_tokens, "output": it.output_tokens},
                 "costDetails": {"total": it.cost_usd},
+                "completionStartTime": (it.ts + timedelta(milliseconds=120)).isoformat()
+                if it.streamed
+                else None,
                 "level": "DEFAULT" if it.output is not None else "ERROR",
                 "statusMessage": None if it.output is not None else "upstream timeout",
             }

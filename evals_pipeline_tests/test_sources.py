@@ -63,6 +63,13 @@ INTERACTIONS = [
         feedback=[("thumbs", None, "down")],
     ),
     Interaction("int-c", T0.replace(hour=11), [("user", "Summarize my doc")], None),  # error span
+    Interaction(  # a streamed answer: recorded whole when the stream ended
+        "int-f",
+        T0.replace(hour=14),
+        [("user", "Write a haiku about exports")],
+        "Rows flow out at night\nquarantine keeps what is bad\nnothing gets lost here",
+        streamed=True,
+    ),
     Interaction(  # attributes missing: no category, session, user or segment
         "int-d",
         T0.replace(hour=12),
@@ -149,7 +156,7 @@ def test_a_span_export_becomes_one_record_per_interaction_with_nothing_lost(
     )
     assert counts.balanced
     assert counts.by_reason == reasons
-    assert counts.stored == 4
+    assert counts.stored == 5
     rows = {
         r[0]: r[1:]
         for r in conn.execute(
@@ -160,7 +167,8 @@ def test_a_span_export_becomes_one_record_per_interaction_with_nothing_lost(
                FROM {TRACES}"""
         ).fetchall()
     }
-    assert set(rows) == {"int-a", "int-b", "int-d", "int-e"}  # the app's own ids
+    assert set(rows) == {"int-a", "int-b", "int-d", "int-e", "int-f"}  # the app's own ids
+    assert rows["int-f"][8] == INTERACTIONS[3].output  # the whole streamed answer
     a = rows["int-a"]
     assert a[:6] == ("how_to", "attribute", "pro_expert", "s1", "u1", "v1")
     assert a[6] == "CSV please" and a[7] == 4  # the last user turn; the whole conversation kept
