@@ -129,6 +129,14 @@ def write_otel_day(path: Path, rows: int) -> None:
     con.close()
 
 
+def _write(path: str, rows: int, fmt: str) -> dict[str, Any]:
+    if fmt == "otel":
+        write_otel_day(Path(path), rows)
+    else:
+        write_day(Path(path), rows, fmt)
+    return {}
+
+
 def _ours(path: str, workdir: str, repeat: int, fmt: str = "jsonl") -> dict[str, Any]:
     from evals_pipeline.ingest.spans import Derivation
     from evals_pipeline.ingest.validation import (
@@ -200,10 +208,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         suffix = "parquet" if args.format == "parquet" else "jsonl"
         path = Path(tmp) / f"day.{suffix}"
         t0 = time.perf_counter()
-        if args.format == "otel":
-            write_otel_day(path, args.rows)
-        else:
-            write_day(path, args.rows, args.format)
+        # Written in a process of its own: see in_fresh_process on peak memory.
+        in_fresh_process(
+            "evals_pipeline.bench.ingest", "_write", path=str(path), rows=args.rows, fmt=args.format
+        )
         size_mb = path.stat().st_size / 2**20
         print(
             f"wrote {args.rows:,} traces ({size_mb:,.0f} MB {args.format}) in {time.perf_counter() - t0:.1f} s",

@@ -27,12 +27,25 @@ def _child(module: str, name: str, kwargs: dict[str, Any], queue: mp.Queue) -> N
 
 
 def in_fresh_process(module: str, name: str, **kwargs: Any) -> dict[str, Any]:
-    """`module.name(**kwargs)` (a dict) in a spawned process, with its peak RSS added."""
+    """`module.name(**kwargs)` (a dict) in a spawned process, with its peak RSS added.
+
+    Linux keeps ru_maxrss across fork and exec: a child spawned after the parent grew reports
+    at least the parent's peak. Benchmarks therefore do their heavy set-up (writing the input
+    files) in a fresh process too, and the parent stays small."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(module, name, kwargs, queue))
     proc.start()
-    out = queue.get()
+    # Waiting on the queue alone would hang forever if the child died before answering.
+    while True:
+        try:
+            out = queue.get(timeout=1.0)
+            break
+        except Exception:  # queue.Empty: still working, or dead
+            if not proc.is_alive():
+                raise RuntimeError(
+                    f"{name} benchmark process died with exit code {proc.exitcode}"
+                ) from None
     proc.join()
     if proc.exitcode != 0:
         raise RuntimeError(f"{name} benchmark process failed with exit code {proc.exitcode}")

@@ -211,8 +211,9 @@ class StagedFiles:
 # batch's text and its validation stay well under the warehouse's memory limit.
 BATCH_ROWS = 50_000
 BATCH_BYTES = 4 << 20
-# Text converted at once by the span reader (spans.add_lines).
-SPAN_PIECE_BYTES = 48 << 20
+# Text converted at once by the span reader (spans.add_lines): large enough that planning
+# its statements is small beside the work, small enough for a 1 GB warehouse memory limit.
+SPAN_PIECE_BYTES = 16 << 20
 
 
 class SpanConversionError(RuntimeError):
