@@ -103,7 +103,8 @@ def test_judging_benchmark_reports_json_last() -> None:
 
 
 def test_ingest_benchmark_stores_every_row_and_reports_its_floor(tmp_path: Path) -> None:
-    for fmt in ("jsonl", "parquet"):
+    # otel: the same traces as OTLP JSON spans, read by the span reader: one trace each
+    for fmt in ("jsonl", "parquet", "otel"):
         out = subprocess.run(
             [
                 sys.executable,
