@@ -14,7 +14,13 @@ from evals_pipeline.ingest.categories import categorize_days, measure
 from evals_pipeline.ingest.validation import TRACE_STREAM, IngestRules, ingest_days
 from evals_pipeline.judging.client import LiteLLMJudgeClient
 from evals_pipeline.project import CategorizerSpec
-from evals_pipeline.records import DEFAULT_CATEGORIES, TRACE_SAMPLE, TRACES, UNCATEGORIZED
+from evals_pipeline.records import (
+    DEFAULT_CATEGORIES,
+    JUDGE_CACHE,
+    TRACE_SAMPLE,
+    TRACES,
+    UNCATEGORIZED,
+)
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
 from evals_pipeline.warehouse import set_up
 from evals_pipeline_tests.conftest import SMALL
@@ -100,16 +106,16 @@ def test_the_llm_categorizer_goes_through_litellm_cached_and_records_how(
     assert sources[done.name] == done.assigned
     assert sources.get("none", 0) == hidden - done.assigned  # "none fits" stays uncategorized
     cached = conn.execute(
-        "SELECT count(*) FROM judge_cache WHERE model = 'offline/categorizer'"
+        f"SELECT count(*) FROM {JUDGE_CACHE} WHERE model = 'offline/categorizer'"
     ).fetchall()[0][0]
     assert cached > 0
     name, frame = measure(conn, spec, DEFAULT_CATEGORIES, client)
     overall = frame[frame["category"] == "all"].iloc[0]
     assert name == done.name and 0 < overall["n"] <= 300
     # the measurement's calls were cached too: a second measurement pays nothing
-    before = conn.execute("SELECT count(*) FROM judge_cache").fetchall()[0][0]
+    before = conn.execute(f"SELECT count(*) FROM {JUDGE_CACHE}").fetchall()[0][0]
     measure(conn, spec, DEFAULT_CATEGORIES, client)
-    assert conn.execute("SELECT count(*) FROM judge_cache").fetchall()[0][0] == before
+    assert conn.execute(f"SELECT count(*) FROM {JUDGE_CACHE}").fetchall()[0][0] == before
 
 
 def test_the_sample_floor_holds_for_the_uncategorized_stratum(small_sim: Path) -> None:

@@ -38,7 +38,7 @@ from evals_pipeline.calibration.measurement import (
 from evals_pipeline.calibration.metrics import annotator_pairs
 from evals_pipeline.calibration.sensors import LABEL_FILES_STATE, label_files_state, labels_dir
 from evals_pipeline.calibration.test_split import rows_touching_test_once
-from evals_pipeline.ingest.categories import measure
+from evals_pipeline.ingest.categories import empty_accuracy, measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
@@ -366,13 +366,14 @@ def categorizer_accuracy(
 ) -> MaterializeResult:
     """The project file's categorizer measured on held-out labelled traces (a hash share of
     the traces an attribute categorized, never trained on): accuracy and precision per
-    category, overall accuracy and Cohen's kappa. Defined only when the project file has a
+    category, overall accuracy and Cohen's kappa. Empty when the project file has no
     `taxonomy.categorizer`."""
     cfg = project.config()
     spec = cfg.taxonomy.categorizer
-    if spec is None:
-        raise ValueError("categorizer_accuracy needs taxonomy.categorizer in the project file")
     with warehouse.get_connection() as conn:
+        if spec is None:
+            context.log.info("no taxonomy.categorizer in the project file: nothing to measure")
+            return replaced_with(conn, CATEGORIZER_ACCURACY, empty_accuracy(), "accuracy")
         name, frame = measure(conn, spec, tuple(cfg.taxonomy.categories), judge_client)
         if frame.empty:
             context.log.warning(

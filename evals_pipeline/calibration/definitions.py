@@ -24,8 +24,6 @@ calibration_job = define_asset_job(
 
 
 def definitions(project: ProjectConfig) -> Definitions:
-    # The categorizer's measurement exists only where the project file has a categorizer.
-    categorizer = [categorizer_accuracy] if project.taxonomy.categorizer is not None else []
     return Definitions(
         assets=[
             human_label_files,
@@ -33,7 +31,7 @@ def definitions(project: ProjectConfig) -> Definitions:
             judge_calibration,
             annotator_agreement,
             corrected_pass_rates,
-            *categorizer,
+            categorizer_accuracy,
         ],
         jobs=[calibration_job],
         sensors=[label_files_sensor],

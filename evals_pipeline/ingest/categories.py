@@ -225,13 +225,13 @@ def measure(
     if spec.kind == "classifier":
         fitted = fit_classifier(conn, spec)
         if fitted is None or held_out.empty:
-            return "classifier", _empty()
+            return "classifier", empty_accuracy()
         name = f"classifier:{fitted.version}"
         predicted = classify(fitted, held_out["text"], spec.min_confidence)
     else:
         name = f"llm:{spec.model}"
         if held_out.empty:
-            return name, _empty()
+            return name, empty_accuracy()
         if client is None:
             raise ValueError("an llm categorizer needs the judge client")
         results, _ = run_calls(client, conn, llm_calls(spec, categories, held_out))
@@ -276,7 +276,7 @@ def measure(
     return name, pd.DataFrame(rows)
 
 
-def _empty() -> pd.DataFrame:
+def empty_accuracy() -> pd.DataFrame:
     return pd.DataFrame(
         columns=[
             "categorizer",
