@@ -368,22 +368,41 @@ SPAN_COLUMNS = """source_file VARCHAR, source_row BIGINT, seq BIGINT, folder_day
     input JSON, output JSON, model VARCHAR, input_tokens BIGINT, output_tokens BIGINT,
     cost_usd DOUBLE, session_id VARCHAR, user_id VARCHAR, tool_name VARCHAR,
     tool_arguments JSON, tool_result JSON, part_tool_calls JSON, tags JSON, context JSON,
-    attrs MAP(VARCHAR, JSON), resource MAP(VARCHAR, JSON), feedback JSON"""
+    c_raw VARCHAR, seg VARCHAR, app_v VARCHAR, own_id VARCHAR, feedback JSON"""
 
 # Problems: a line or span that could not be read (reason|detail, as quarantine rows take it).
 PROBLEM_COLUMNS = """source_file VARCHAR, source_row BIGINT, folder_day DATE, line VARCHAR,
     why VARCHAR, trace_id VARCHAR, ts TIMESTAMP"""
 
 
-def _span_insert(semantics: Mapping[str, str], source: str) -> str:
+def _derived_columns(derive: Derivation, fmt: str) -> str:
+    """SQL: the span's values at the project file's attribute paths (category, segment, app
+    version, own id), read while its attributes are at hand: the spans table keeps these,
+    not the attribute maps (which repeat the message text)."""
+    categories = derive.category_from
+    if derive.segment_from:
+        parts = [f"coalesce({_path_text(p)}, 'unknown')" for _, p in derive.segment_from]
+        any_part = " OR ".join(f"{_path_text(p)} IS NOT NULL" for _, p in derive.segment_from)
+        segment = f"CASE WHEN {any_part} THEN concat_ws('_', {', '.join(parts)}) END"
+    else:
+        segment = "NULL"
+    app_version = _derived(derive.app_version_from or DEFAULT_APP_VERSION_FROM[fmt])
+    return (
+        f"{_derived(categories)} AS c_raw, {segment} AS seg, {app_version} AS app_v, "
+        f"{_derived(derive.trace_id_from)} AS own_id"
+    )
+
+
+def _span_insert(semantics: Mapping[str, str], source: str, derive: Derivation, fmt: str) -> str:
     """INSERT into `_spans` from `source`, a relation of raw spans (`trace_id`, `span_id`,
-    `parent_id`, `name`, `start_ts`, `end_ts`, `is_error`, `error_message`, `attrs`, `events`
-    and the row's place), reading our columns with the ecosystem's `semantics`."""
+    `parent_id`, `name`, `start_ts`, `end_ts`, `is_error`, `error_message`, `attrs`,
+    `resource`, `events` and the row's place), reading our columns with the ecosystem's
+    `semantics` and the project file's paths."""
     cols = ", ".join(f"{expr} AS {name}" for name, expr in semantics.items())
     return f"""INSERT INTO _spans BY NAME
         SELECT source_file, source_row, seq, folder_day, trace_id, span_id, parent_id, name,
-               start_ts, end_ts, is_error, error_message, attrs, resource, {cols},
-               {_event_feedback()} AS feedback
+               start_ts, end_ts, is_error, error_message, {cols},
+               {_derived_columns(derive, fmt)}, {_event_feedback()} AS feedback
         FROM {source}"""
 
 
@@ -515,7 +534,7 @@ def _langfuse_records() -> str:
     SELECT * FROM top WHERE kind IS NOT NULL UNION ALL SELECT * FROM nested)"""
 
 
-def _langfuse_spans() -> str:
+def _langfuse_spans(derive: Derivation) -> str:
     ts = "TRY_CAST(TRY_CAST(rec->>'{0}' AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"
     usage_in = "coalesce(rec->'usageDetails'->>'input', rec->'usage'->>'input', rec->'usage'->>'promptTokens', rec->>'promptTokens')"
     usage_out = "coalesce(rec->'usageDetails'->>'output', rec->'usage'->>'output', rec->'usage'->>'completionTokens', rec->>'completionTokens')"
@@ -532,9 +551,9 @@ def _langfuse_spans() -> str:
     SELECT source_file, source_row, row_number() OVER () + (SELECT coalesce(max(seq), 0) FROM _spans) AS seq,
         folder_day, trace_id, span_id, parent_id, name, role, start_ts, end_ts, is_error, error_message,
         input, output, model, input_tokens, output_tokens, cost_usd, session_id, user_id,
-        tool_name, tool_arguments, tool_result, NULL::JSON AS part_tool_calls, tags, context, attrs,
-        NULL::MAP(VARCHAR, JSON) AS resource, NULL::JSON AS feedback
-    FROM (
+        tool_name, tool_arguments, tool_result, NULL::JSON AS part_tool_calls, tags, context,
+        {_derived_columns(derive, "langfuse")}, NULL::JSON AS feedback
+    FROM (SELECT *, NULL::MAP(VARCHAR, JSON) AS resource FROM (
         SELECT *, rec->>'id' AS trace_id, rec->>'id' AS span_id, NULL AS parent_id, rec->>'name' AS name,
             'chain' AS role, {ts.format("timestamp")} AS start_ts,
             {ts.format("timestamp")} + to_microseconds(TRY_CAST(TRY_CAST(rec->>'latency' AS DOUBLE) * 1e6 AS BIGINT)) AS end_ts,
@@ -563,7 +582,7 @@ def _langfuse_spans() -> str:
             NULL::JSON AS tags,
             CASE WHEN upper(rec->>'type') = 'RETRIEVER' THEN _parsed(rec->'output') END AS context,
             {obs_attrs} AS attrs
-        FROM _lf_records WHERE kind = 'observation')"""
+        FROM _lf_records WHERE kind = 'observation'))"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,17 +651,26 @@ def _object_with(condition: str) -> str:
     AND json_type(line, '$.resourceSpans') IS NULL AND ({condition}) ELSE false END, false)"""
 
 
-# Our own feedback record: passed on as it is, validated like a flat source's.
-OWN_FEEDBACK_LINE = _object_with("json_exists(line, '$.signal')")
-# A Phoenix span annotation (`name` with `result.label` / `result.score`, flat or nested).
-ANNOTATION_LINE = _object_with(
-    """NOT json_exists(line, '$.signal') AND (json_exists(line, '$."result.label"')
-    OR json_exists(line, '$."result.score"') OR coalesce(json_type(line, '$.result') = 'OBJECT', false))"""
+_ANNOTATION = """(json_exists(line, '$."result.label"') OR json_exists(line, '$."result.score"')
+    OR coalesce(json_type(line, '$.result') = 'OBJECT', false))"""
+# Our own feedback record (a `signal`, or a `trace_id` on a line that is no annotation): passed
+# on as it is and validated like a flat source's, so a record missing its signal is
+# `missing_field`, as there.
+OWN_FEEDBACK_LINE = _object_with(
+    f"json_exists(line, '$.signal') OR (json_exists(line, '$.trace_id') AND NOT {_ANNOTATION})"
 )
+# A Phoenix span annotation (`name` with `result.label` / `result.score`, flat or nested).
+ANNOTATION_LINE = _object_with(f"NOT json_exists(line, '$.signal') AND {_ANNOTATION}")
 FEEDBACK_LINE = f"({OWN_FEEDBACK_LINE} OR {ANNOTATION_LINE})"
 
 
-def add_lines(conn: duckdb.DuckDBPyConnection, fmt: str, lines: pa.Table, feedback: bool) -> None:
+def add_lines(
+    conn: duckdb.DuckDBPyConnection,
+    fmt: str,
+    lines: pa.Table,
+    feedback: bool,
+    derive: Derivation,
+) -> None:
     """Read one piece of a file (`source_file`, `source_row`, `folder_day`, `line`, `utf8_ok`)
     into `_spans`, `_feedback_rows` and `_span_problems`. With `feedback`, lines of feedback
     files (ours, Phoenix annotations) are read as feedback, not as spans."""
@@ -675,7 +703,7 @@ def add_lines(conn: duckdb.DuckDBPyConnection, fmt: str, lines: pa.Table, feedba
         conn.execute(
             f"CREATE OR REPLACE TEMP TABLE _lf_records AS SELECT * FROM {_langfuse_records()}"
         )
-        conn.execute(_langfuse_spans())
+        conn.execute(_langfuse_spans(derive))
         conn.execute(
             """INSERT INTO _feedback_rows SELECT source_file, source_row, folder_day,
                 rec->>'traceId', rec->>'name',
@@ -711,7 +739,9 @@ def add_lines(conn: duckdb.DuckDBPyConnection, fmt: str, lines: pa.Table, feedba
         # id) and events: reading messages, tokens and tools would be wasted work.
         semantics = {name: "NULL" for name in semantics}
     conn.execute(
-        _span_insert(semantics, f"(SELECT * FROM _raw_spans WHERE ({SPAN_PROBLEM}) IS NULL)")
+        _span_insert(
+            semantics, f"(SELECT * FROM _raw_spans WHERE ({SPAN_PROBLEM}) IS NULL)", derive, fmt
+        )
     )
     conn.execute(
         f"""INSERT INTO _span_problems
@@ -736,44 +766,32 @@ def records_sql(derive: Derivation, fmt: str) -> str:
     """SELECT over `_spans`: one row per trace with `line` (the flat record as JSON text),
     `ts`, `folder_day` and the place of its first span."""
     categories = ", ".join(sql_literal(c) for c in derive.categories)
-    raw_category = _derived(derive.category_from)
     if derive.strict:
         category = "c_raw"
         source = "CASE WHEN c_raw IS NOT NULL THEN 'attribute' END"
     else:
         category = f"CASE WHEN c_raw IN ({categories}) THEN c_raw ELSE '{UNCATEGORIZED}' END"
         source = f"CASE WHEN c_raw IN ({categories}) THEN 'attribute' ELSE 'none' END"
-    if derive.segment_from:
-        parts = [f"coalesce({_path_text(p)}, 'unknown')" for _, p in derive.segment_from]
-        segment = f"concat_ws('_', {', '.join(parts)})"
-        any_part = " OR ".join(f"{_path_text(p)} IS NOT NULL" for _, p in derive.segment_from)
-        segment = f"CASE WHEN {any_part} THEN {segment} END"
-    else:
-        segment = "NULL"
-    app_version = _derived(derive.app_version_from or DEFAULT_APP_VERSION_FROM[fmt])
-    own_id = _derived(derive.trace_id_from)
     return f"""
 WITH spans AS (
-    SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY trace_id, span_id ORDER BY seq) AS copy FROM _spans) WHERE copy = 1
+    -- A span repeated in the export (same trace and span id) is read once.
+    SELECT * FROM _spans QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY seq) = 1
 ), ids AS (
     SELECT DISTINCT trace_id, span_id FROM spans
-), rooted AS (
-    -- A root has no parent, or one that is not among the spans read.
-    SELECT s.*, p.span_id IS NULL AS is_root,
-        {raw_category} AS c_raw, {segment} AS seg, {app_version} AS app_v, {own_id} AS own_id
-    FROM spans s LEFT JOIN ids p ON p.trace_id = s.trace_id AND p.span_id = s.parent_id
 ), ranked AS (
-    -- The order in which a span's value wins for its trace: the root, then by start.
-    SELECT *, row_number() OVER (PARTITION BY trace_id ORDER BY is_root DESC, start_ts, seq) AS rank
-    FROM rooted
+    -- The order in which a span's value wins for its trace: the root (no parent, or one not
+    -- among the spans read), then by start. A sort key, not a window: no second partitioning.
+    SELECT s.*, p.span_id IS NULL AS is_root,
+        [CASE WHEN p.span_id IS NULL THEN 0 ELSE 1 END, epoch_us(s.start_ts), s.seq] AS rank
+    FROM spans s LEFT JOIN ids p ON p.trace_id = s.trace_id AND p.span_id = s.parent_id
 ), per_trace AS (
     SELECT trace_id,
         arg_min(source_file, rank) AS source_file, arg_min(source_row, rank) AS source_row,
         arg_min(folder_day, rank) AS folder_day, arg_min(name, rank) AS root_name,
         arg_min(start_ts, rank) AS ts, max(end_ts) AS end_ts, min(start_ts) AS first_start,
         -- The whole conversation where a span has it (a chain's input is often its last turn).
-        arg_min(input, [CASE WHEN json_type(input) = 'ARRAY' THEN 0 ELSE 1 END, rank]) FILTER (WHERE input IS NOT NULL) AS input,
-        arg_min(output, [CASE WHEN rank = 1 THEN 0 ELSE 1 END, -epoch_us(coalesce(end_ts, start_ts))]) FILTER (WHERE output IS NOT NULL) AS output,
+        arg_min(input, [CASE WHEN json_type(input) = 'ARRAY' THEN 0 ELSE 1 END] || rank) FILTER (WHERE input IS NOT NULL) AS input,
+        arg_min(output, [CASE WHEN is_root THEN 0 ELSE 1 END, -epoch_us(coalesce(end_ts, start_ts))]) FILTER (WHERE output IS NOT NULL) AS output,
         arg_min(model, start_ts) FILTER (WHERE model IS NOT NULL AND role = 'llm') AS model,
         sum(input_tokens) FILTER (WHERE role = 'llm') AS input_tokens,
         sum(output_tokens) FILTER (WHERE role = 'llm') AS output_tokens,
@@ -841,7 +859,6 @@ def feedback_sql(derive: Derivation) -> str:
             WHEN lower(label) IN ({neg}) OR (label IS NULL AND value < 0.5) THEN 'thumbs_down'
             ELSE name || ':' || coalesce(label, '?') END
         ELSE name END"""
-    own_id = _derived(derive.trace_id_from)
     return f"""
 WITH raw_events AS (
     SELECT source_file, source_row, folder_day, trace_id, e.name, e.value, e.label, e.ts
@@ -850,8 +867,7 @@ WITH raw_events AS (
     UNION ALL SELECT * FROM _feedback_rows
 ), own_ids AS (
     -- The application's own interaction id, where the project file names one.
-    SELECT trace_id, arg_min(own, start_ts) AS own FROM (SELECT trace_id, start_ts, {own_id} AS own FROM _spans)
-    WHERE own IS NOT NULL GROUP BY 1
+    SELECT trace_id, arg_min(own_id, start_ts) AS own FROM _spans WHERE own_id IS NOT NULL GROUP BY 1
 ), events AS (
     SELECT r.source_file, r.source_row, r.folder_day, coalesce(o.own, r.trace_id) AS trace_id,
            r.name, r.value, r.label, r.ts
@@ -892,8 +908,7 @@ WITH rows AS (
 )
 SELECT partition_date, source_file::VARCHAR AS source_file, source_row::BIGINT AS source_row,
        line::VARCHAR AS line, utf8_ok, file_error
-FROM staged WHERE partition_date IN ({day_list})
-ORDER BY partition_date, source_file, source_row, problem"""
+FROM staged WHERE partition_date IN ({day_list})"""
     reader = conn.sql(query).to_arrow_reader(batch_rows)
     for batch in reader:
         yield pa.Table.from_batches([batch])

@@ -385,7 +385,7 @@ def span_batches(
                     lines = pa.concat_tables(pending)
                     pending.clear()
                     try:
-                        spans.add_lines(conn, reading.format, lines, feedback)
+                        spans.add_lines(conn, reading.format, lines, feedback, reading.derive)
                     except Exception as exc:
                         raise SpanConversionError(f"{shown}: could not convert its spans") from exc
 
