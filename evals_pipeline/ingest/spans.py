@@ -368,7 +368,8 @@ SPAN_COLUMNS = """source_file VARCHAR, source_row BIGINT, seq BIGINT, folder_day
     input JSON, output JSON, model VARCHAR, input_tokens BIGINT, output_tokens BIGINT,
     cost_usd DOUBLE, session_id VARCHAR, user_id VARCHAR, tool_name VARCHAR,
     tool_arguments JSON, tool_result JSON, part_tool_calls JSON, tags JSON, context JSON,
-    c_raw VARCHAR, seg VARCHAR, app_v VARCHAR, own_id VARCHAR, feedback JSON"""
+    c_raw VARCHAR, seg VARCHAR, app_v VARCHAR, own_id VARCHAR, feedback JSON,
+    problem VARCHAR, span_text VARCHAR"""
 
 # Problems: a line or span that could not be read (reason|detail, as quarantine rows take it).
 PROBLEM_COLUMNS = """source_file VARCHAR, source_row BIGINT, folder_day DATE, line VARCHAR,
@@ -732,26 +733,28 @@ def add_lines(
             ELSE {OTLP_PROBLEM} END"""
     else:
         line_problem = OTLP_PROBLEM
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _raw_spans AS SELECT * FROM {raw}")
     semantics = _otel_semantics() if fmt == "otel" else _openinference_semantics()
     if feedback:
         # The feedback stream needs only the spans' ids, times, attributes (for the app's own
         # id) and events: reading messages, tokens and tools would be wasted work.
         semantics = {name: "NULL" for name in semantics}
-    conn.execute(
-        _span_insert(
-            semantics, f"(SELECT * FROM _raw_spans WHERE ({SPAN_PROBLEM}) IS NULL)", derive, fmt
-        )
-    )
+    # One pass from the lines into `_spans` (the raw spans are never materialized); a
+    # malformed span goes in with its reason and JSON, and then moves to the problems.
+    semantics = {
+        **semantics,
+        "problem": f"({SPAN_PROBLEM})",
+        "span_text": "span::VARCHAR",
+    }
+    conn.execute(_span_insert(semantics, raw, derive, fmt))
     conn.execute(
         f"""INSERT INTO _span_problems
             SELECT source_file, source_row, folder_day, line, {line_problem}, NULL, NULL
             FROM _lines WHERE ({line_problem}) IS NOT NULL
             UNION ALL
-            SELECT source_file, source_row, folder_day, span::VARCHAR, {SPAN_PROBLEM}, trace_id, start_ts
-            FROM _raw_spans WHERE ({SPAN_PROBLEM}) IS NOT NULL"""
+            SELECT source_file, source_row, folder_day, span_text, problem, trace_id, start_ts
+            FROM _spans WHERE problem IS NOT NULL"""
     )
-    conn.execute("DROP TABLE _raw_spans")
+    conn.execute("DELETE FROM _spans WHERE problem IS NOT NULL")
 
 
 # ---------------------------------------------------------------------------------------------
