@@ -79,9 +79,39 @@ def test_rogan_gladen_recovers_a_planted_prevalence() -> None:
     judged = np.where(truth, rng.random(5000) < tpr, rng.random(5000) >= tnr)
     calib_h = rng.random(800) < 0.5
     calib_j = np.where(calib_h, rng.random(800) < tpr, rng.random(800) >= tnr)
-    point, low, high = corrected_pass_rate(judged, calib_h, calib_j, n_boot=400)
+    point, low, high, resamples, uncorrectable, note = corrected_pass_rate(
+        judged, calib_h, calib_j, n_boot=400
+    )
     assert judged.mean() > true_p + 0.1  # the raw rate is far off
     assert low <= true_p <= high and abs(point - true_p) < 0.05
+    assert (resamples, uncorrectable, note) == (400, 0, "")
+
+
+def test_a_judge_at_chance_has_no_corrected_rate_and_says_why() -> None:
+    rng = np.random.default_rng(2)
+    judged = rng.random(500) < 0.7
+    calib_h = rng.random(300) < 0.5
+    calib_j = np.ones(300, dtype=bool)  # passes everything: TPR 1, TNR 0, TPR + TNR = 1
+    rate = corrected_pass_rate(judged, calib_h, calib_j, n_boot=200)
+    assert all(math.isnan(v) for v in rate[:3])  # not a NaN point with a [0, 0] interval
+    assert rate.uncorrectable == 200 and "at chance" in rate.note
+
+
+def test_a_judge_near_chance_gets_no_interval_and_the_dropped_resamples_are_counted() -> None:
+    rng = np.random.default_rng(3)
+    judged = rng.random(400) < 0.5
+    # TPR 0.55, TNR 0.52 on a small calibration set: many resamples fall to TPR + TNR <= 1
+    calib_h = np.arange(120) % 2 == 0
+    calib_j = np.where(calib_h, rng.random(120) < 0.55, rng.random(120) >= 0.52)
+    tpr = (calib_j & calib_h).sum() / calib_h.sum()
+    tnr = (~calib_j & ~calib_h).sum() / (~calib_h).sum()
+    assert tpr + tnr > 1  # the point estimate exists...
+    rate = corrected_pass_rate(judged, calib_h, calib_j, n_boot=500)
+    assert not math.isnan(rate.point)
+    # ...but the resamples that could not be corrected are counted, and there is no interval
+    assert rate.uncorrectable > 0.05 * 500
+    assert math.isnan(rate.low) and math.isnan(rate.high)
+    assert f"{rate.uncorrectable} of 500" in rate.note
 
 
 @pytest.mark.skipif(
@@ -243,11 +273,14 @@ def test_a_judge_or_rubric_version_without_a_test_measurement_needs_calibration(
     rows = {
         (r[0], r[2]): r for r in corrected_rates(judged, calib, {("j1", "pass_fail", "1"): True})
     }
-    assert rows[("j1", "1")][-1] == "trusted" and rows[("j1", "1")][6] == pytest.approx(
+    status, uncorrectable = 10, 11  # columns of corrected_pass_rates
+    assert rows[("j1", "1")][status] == "trusted" and rows[("j1", "1")][6] == pytest.approx(
         rows[("j1", "1")][5]
     )
-    assert rows[("j1", "2")][-1] == "needs_calibration" and rows[("j1", "2")][6] is None
-    assert rows[("j2", "1")][-1] == "needs_calibration"
+    assert rows[("j1", "1")][uncorrectable] == 0  # a perfect judge: every resample corrected
+    assert rows[("j1", "2")][status] == "needs_calibration" and rows[("j1", "2")][6] is None
+    assert rows[("j1", "2")][uncorrectable] is None
+    assert rows[("j2", "1")][status] == "needs_calibration"
 
 
 def test_the_test_split_is_measured_once_per_judge_and_rubric_version() -> None:

@@ -3,6 +3,7 @@ the principal expert per split and category, and pass rates corrected for judge 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -197,10 +198,13 @@ def corrected_rates(
             & (calib["rubric_version"] == version)
         ]
         key = (judge, rubric, version)
+        uncorrectable, note = None, None
         if key in trust and len(c):
-            point, low, high = corrected_pass_rate(
+            rate = corrected_pass_rate(
                 g["passed"].to_numpy(), c["human_pass"].to_numpy(), c["judge_pass"].to_numpy()
             )
+            point, low, high = (None if math.isnan(v) else v for v in rate[:3])
+            uncorrectable, note = rate.uncorrectable, rate.note or None
             status = "trusted" if trust[key] else "untrusted"
         else:
             point = low = high = None
@@ -218,6 +222,8 @@ def corrected_rates(
                 high,
                 trust.get(key),
                 status,
+                uncorrectable,
+                note,
             )
         )
     return rows

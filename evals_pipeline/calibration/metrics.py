@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -138,14 +139,35 @@ def rogan_gladen(observed: float, tpr: float, tnr: float) -> float:
     return min(1.0, max(0.0, (observed + tnr - 1) / denom))
 
 
+# A bootstrap interval is reported only when almost every resample could be corrected: with
+# more than this share at TPR + TNR <= 1, the percentiles of the rest would describe a
+# selected sample (the judge is near chance) and look narrower than the truth.
+MAX_UNCORRECTABLE_SHARE = 0.05
+
+
+class CorrectedRate(NamedTuple):
+    """A Rogan-Gladen corrected rate with its bootstrap interval, and what the bootstrap could
+    not correct. `low`/`high` are NaN when no honest interval exists, and `note` says why."""
+
+    point: float
+    low: float
+    high: float
+    resamples: int
+    uncorrectable: int
+    note: str
+
+
 def corrected_pass_rate(
     judged_pass: np.ndarray,
     calib_human: np.ndarray,
     calib_judge: np.ndarray,
     n_boot: int = 1000,
     seed: int = 0,
-) -> tuple[float, float, float]:
-    """(corrected rate, 95% low, 95% high) with a bootstrap over both samples."""
+) -> CorrectedRate:
+    """The corrected rate and a 95% bootstrap interval over both samples (the judged outputs
+    and the calibration set). A judge at chance (TPR + TNR <= 1 on the calibration set) has no
+    corrected rate; a resample at chance cannot be corrected and is counted, never silently
+    dropped; above `MAX_UNCORRECTABLE_SHARE` of them there is no interval."""
     q = np.asarray(judged_pass, dtype=bool)
     h = np.asarray(calib_human, dtype=bool)
     j = np.asarray(calib_judge, dtype=bool)
@@ -165,8 +187,28 @@ def corrected_pass_rate(
         qi = q[rng.integers(len(q), size=len(q))]
         ci = rng.integers(len(h), size=len(h))
         boots[i] = rogan_gladen(float(qi.mean()), *rates(h[ci], j[ci]))
+    uncorrectable = int(np.isnan(boots).sum())
+    if math.isnan(point):
+        youden = tpr + tnr - 1
+        why = (
+            f"judge at chance on the calibration set (TPR + TNR - 1 = {youden:.3f}): no corrected rate"
+            if not math.isnan(youden)
+            else "the calibration set lacks passes or fails: TPR or TNR unknown"
+        )
+        return CorrectedRate(math.nan, math.nan, math.nan, n_boot, uncorrectable, why)
+    if uncorrectable > MAX_UNCORRECTABLE_SHARE * n_boot:
+        return CorrectedRate(
+            point,
+            math.nan,
+            math.nan,
+            n_boot,
+            uncorrectable,
+            f"judge near chance: {uncorrectable} of {n_boot} resamples had TPR + TNR <= 1; "
+            "no interval",
+        )
     low, high = bootstrap_interval(boots)
-    return point, low, high
+    note = f"{uncorrectable} of {n_boot} resamples uncorrectable" if uncorrectable else ""
+    return CorrectedRate(point, low, high, n_boot, uncorrectable, note)
 
 
 def annotator_pairs(

@@ -161,12 +161,12 @@ CORRECTED_PASS_RATES = Table(
         Column(
             "corrected_pass_rate",
             "DOUBLE",
-            "(observed + TNR - 1) / (TPR + TNR - 1), clipped to [0, 1]; null when TPR + TNR <= 1.",
+            "(observed + TNR - 1) / (TPR + TNR - 1), clipped to [0, 1]; null when TPR + TNR <= 1 (interval_note says so).",
         ),
         Column(
             "ci_low",
             "DOUBLE",
-            "Bootstrap 95% lower bound (resamples outputs and the calibration test set).",
+            "Bootstrap 95% lower bound (resamples outputs and the calibration test set); null when the judge is at or near chance.",
         ),
         Column("ci_high", "DOUBLE", "Bootstrap 95% upper bound."),
         Column(
@@ -178,6 +178,16 @@ CORRECTED_PASS_RATES = Table(
             "calibration_status",
             "VARCHAR",
             "trusted, untrusted, or needs_calibration (no test-split measurement for this judge + rubric version).",
+        ),
+        Column(
+            "resamples_uncorrectable",
+            "INTEGER",
+            "Bootstrap resamples (of 1,000) whose calibration sample had TPR + TNR <= 1, so could not be corrected; over 5% means no interval.",
+        ),
+        Column(
+            "interval_note",
+            "VARCHAR",
+            "Why there is no corrected rate or interval (judge at or near chance), or how many resamples were uncorrectable.",
         ),
     ),
 )
