@@ -151,10 +151,7 @@ def test_a_files_project_at_a_loopback_provider_runs_every_job_and_the_panel_fol
     export: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EVALS_TEST_KEY", "sk-test-not-a-secret")
-    labels = data_dir / "labels"
-    labels.mkdir()
-    for f in (export / "labels").iterdir():
-        (labels / f.name).write_bytes(f.read_bytes())
+    _copy_labels(export, data_dir)
     panel = ["openai/judge-a", "openai/judge-b", "openai/judge-c"]
     with MockServer(MockConfig(latency_s=0.0)) as server:
         path = write_project(data_dir / "evals.yaml", export, server.api_base, panel)
@@ -376,39 +373,16 @@ def test_an_otel_project_runs_every_job_from_the_project_file_alone(
         out = write_day(sorted(day.iterdir()), spans_dir / f"spans-{day.name[3:]}.jsonl")
         assert out > 0
     _hide_every_third_category(spans_dir)
-    labels = data_dir / "labels"
-    labels.mkdir()
-    for f in (export / "labels").iterdir():
-        (labels / f.name).write_bytes(f.read_bytes())
-    panel = ["openai/judge-a", "openai/judge-b"]
-    with MockServer(MockConfig(latency_s=0.0)) as server:
-        path = write_project(
-            data_dir / "evals.yaml",
-            export,
-            server.api_base,
-            panel,
-            taxonomy={
-                "category_from": "app.category",
-                "segment_from": {"plan": "app.user.plan", "tenure": "app.user.tenure"},
-                "categorizer": {"kind": "classifier", "min_confidence": 0.4},
-            },
-        )
-        body = yaml.safe_load(path.read_text())
-        body["source"] |= {
-            "kind": "otel",
-            "path": str(spans_dir),
-            "trace_id_from": ["app.trace_id"],
-        }
-        path.write_text(yaml.safe_dump(body, sort_keys=False))
-        project = ProjectResource(path=str(path))
-        tags = {
-            "dagster/asset_partition_range_start": EXPORT.start,
-            "dagster/asset_partition_range_end": EXPORT.end,
-        }
-        assert _run("evals_daily", project, tags=tags).success
-        assert _run("evals_quarterly", project, partition_key="2026-01-01").success
-        assert _run("evals_calibration", project).success
-        assert _run("evals_reports", project, partition_key="2026-01-01").success
+    _run_every_job_on_a_span_source(
+        export,
+        data_dir,
+        {"kind": "otel", "path": str(spans_dir), "trace_id_from": ["app.trace_id"]},
+        {
+            "category_from": "app.category",
+            "segment_from": {"plan": "app.user.plan", "tenure": "app.user.tenure"},
+            "categorizer": {"kind": "classifier", "min_confidence": 0.4},
+        },
+    )
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     try:
         sources = dict(
@@ -540,35 +514,22 @@ def test_an_openinference_or_langfuse_project_runs_every_job_from_the_project_fi
             folder / "export.jsonl",
             [json.dumps(r, default=str) for r in langfuse_records(interactions)],
         )
-    labels = data_dir / "labels"
-    labels.mkdir()
-    for f in (export / "labels").iterdir():
-        (labels / f.name).write_bytes(f.read_bytes())
-    with MockServer(MockConfig(latency_s=0.0)) as server:
-        path = write_project(
-            data_dir / "evals.yaml",
-            export,
-            server.api_base,
-            ["openai/judge-a", "openai/judge-b"],
-            taxonomy={
-                "category_from": "metadata.intent",
-                "segment_from": {"plan": "metadata.plan", "tenure": "metadata.tenure"},
-            },
-        )
-        body = yaml.safe_load(path.read_text())
-        body["source"] |= {"kind": kind, "path": str(folder), "trace_id_from": ["metadata.id"]}
-        if kind == "openinference":
-            body["source"]["app_version_from"] = ["service.version"]
-        path.write_text(yaml.safe_dump(body, sort_keys=False))
-        project = ProjectResource(path=str(path))
-        tags = {
-            "dagster/asset_partition_range_start": EXPORT.start,
-            "dagster/asset_partition_range_end": EXPORT.end,
-        }
-        assert _run("evals_daily", project, tags=tags).success
-        assert _run("evals_quarterly", project, partition_key="2026-01-01").success
-        assert _run("evals_calibration", project).success
-        assert _run("evals_reports", project, partition_key="2026-01-01").success
+    source: dict[str, object] = {
+        "kind": kind,
+        "path": str(folder),
+        "trace_id_from": ["metadata.id"],
+    }
+    if kind == "openinference":
+        source["app_version_from"] = ["service.version"]
+    _run_every_job_on_a_span_source(
+        export,
+        data_dir,
+        source,
+        {
+            "category_from": "metadata.intent",
+            "segment_from": {"plan": "metadata.plan", "tenure": "metadata.tenure"},
+        },
+    )
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     try:
         stored, attributed, versions = con.execute(
@@ -593,3 +554,38 @@ def test_an_openinference_or_langfuse_project_runs_every_job_from_the_project_fi
     assert attributed >= stored - 2  # the planted unknown category is uncategorized, not lost
     assert versions == ["v1", "v2"] and gates["decision"].startswith("v2 vs v1")
     assert labelled > 50
+
+
+def _copy_labels(export: Path, data_dir: Path) -> None:
+    labels = data_dir / "labels"
+    labels.mkdir()
+    for f in (export / "labels").iterdir():
+        (labels / f.name).write_bytes(f.read_bytes())
+
+
+def _run_every_job_on_a_span_source(
+    export: Path, data_dir: Path, source: dict[str, object], taxonomy: dict[str, object]
+) -> None:
+    """The project file with this source and taxonomy (two judges at the loopback mock) runs
+    daily over the export's days, then quarterly, calibration and reports."""
+    _copy_labels(export, data_dir)
+    with MockServer(MockConfig(latency_s=0.0)) as server:
+        path = write_project(
+            data_dir / "evals.yaml",
+            export,
+            server.api_base,
+            ["openai/judge-a", "openai/judge-b"],
+            taxonomy=taxonomy,
+        )
+        body = yaml.safe_load(path.read_text())
+        body["source"] |= source
+        path.write_text(yaml.safe_dump(body, sort_keys=False))
+        project = ProjectResource(path=str(path))
+        tags = {
+            "dagster/asset_partition_range_start": EXPORT.start,
+            "dagster/asset_partition_range_end": EXPORT.end,
+        }
+        assert _run("evals_daily", project, tags=tags).success
+        assert _run("evals_quarterly", project, partition_key="2026-01-01").success
+        assert _run("evals_calibration", project).success
+        assert _run("evals_reports", project, partition_key="2026-01-01").success

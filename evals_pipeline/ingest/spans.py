@@ -23,7 +23,6 @@ Feedback comes from span events, Phoenix annotations and Langfuse scores (`feedb
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,16 +117,6 @@ CREATE OR REPLACE TEMP MACRO _otlp_value(v) AS CASE
         coalesce(TRY_CAST(v->'kvlistValue'->'values' AS JSON[]), []),
         lambda _x_m: {'key': _x_m->>'key', 'value': _otlp_scalar(_x_m->'value')})))
     ELSE _otlp_scalar(v) END;
--- An OTLP attribute list as a map. A repeated key keeps its first value, as readers do; only
--- a list that has one pays for finding it (CASE evaluates a branch for its rows only).
-CREATE OR REPLACE TEMP MACRO _otlp_pairs(a) AS coalesce(TRY_CAST(a AS STRUCT(key VARCHAR, value JSON)[]), []);
-CREATE OR REPLACE TEMP MACRO _otlp_keys(a) AS list_transform(_otlp_pairs(a), lambda _kv_m: _kv_m.key);
-CREATE OR REPLACE TEMP MACRO _otlp_attrs(a) AS map_from_entries(CASE
-    WHEN len(list_distinct(_otlp_keys(a))) = len(_otlp_pairs(a))
-        THEN list_transform(_otlp_pairs(a), lambda _kv_m: {'key': _kv_m.key, 'value': _otlp_value(_kv_m.value)})
-    ELSE list_filter(
-        list_transform(_otlp_pairs(a), lambda _kv_m: {'key': _kv_m.key, 'value': _otlp_value(_kv_m.value)}),
-        lambda _e_m, _i_m: _e_m.key IS NOT NULL AND list_position(_otlp_keys(a), _e_m.key) = _i_m) END);
 -- An OTLP AnyValue parsed to its typed struct (OTLP_SHAPE), as JSON.
 CREATE OR REPLACE TEMP MACRO _any_json(v) AS CASE
     WHEN v.stringValue IS NOT NULL THEN to_json(v.stringValue)
@@ -590,13 +579,6 @@ def _langfuse_spans(derive: Derivation) -> str:
 # Reading files into `_spans`
 
 
-@dataclass
-class SpanFiles:
-    """What the span reader saw: files read, and rows it turned into records or problems."""
-
-    files: list[Path] = field(default_factory=list)
-
-
 def folder_day(path: Path) -> date | None:
     """The day of a `dt=YYYY-MM-DD` folder a file is in, or None for a flat export folder."""
     name = path.parent.name
@@ -915,7 +897,3 @@ FROM staged WHERE partition_date IN ({day_list})"""
     reader = conn.sql(query).to_arrow_reader(batch_rows)
     for batch in reader:
         yield pa.Table.from_batches([batch])
-
-
-def describe_formats() -> str:
-    return json.dumps(SPAN_FORMATS)

@@ -295,12 +295,9 @@ def staged_batches(
     filled = 0
     for day, files in sorted(files_by_day.items()):
         for path in sorted(files):
-            shown = _shown(path, root)
-            if is_marker(path):
-                staged.ignored.append(shown)
+            shown = _data_file(path, root, staged)
+            if shown is None:
                 continue
-            staged.files += 1
-            staged.paths[shown] = path
             problem = None
             try:
                 for piece in _file_pieces(conn, path, batch_rows):
@@ -369,12 +366,9 @@ def span_batches(
                 if path in seen:
                     continue
                 seen.add(path)
-                shown = _shown(path, root)
-                if is_marker(path):
-                    staged.ignored.append(shown)
+                shown = _data_file(path, root, staged)
+                if shown is None:
                     continue
-                staged.files += 1
-                staged.paths[shown] = path
                 in_folder = spans.folder_day(path)
                 pieces = _file_pieces(conn, path, batch_rows)
                 pending: list[pa.Table] = []
@@ -414,13 +408,13 @@ def span_batches(
                     convert()
                 except SpanConversionError:
                     raise
-                except _Unsupported as exc:
-                    convert()
-                    spans.add_problem(conn, shown, in_folder or day, str(exc))
-                    staged.unreadable.append(f"{shown}: {str(exc).replace('|', ': ', 1)}")
                 except Exception as exc:  # any failure to read is the file's reason, never a crash
                     convert()
-                    problem = f"unreadable_file|{describe_error(exc)}"
+                    problem = (
+                        str(exc)
+                        if isinstance(exc, _Unsupported)
+                        else f"unreadable_file|{describe_error(exc)}"
+                    )
                     spans.add_problem(conn, shown, in_folder or day, problem)
                     staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
         if feedback:
@@ -439,6 +433,18 @@ def span_batches(
             yield _counted(staged, batch.cast(STAGING_SCHEMA))
     finally:
         spans.drop_work_tables(conn)
+
+
+def _data_file(path: Path, root: Path | None, staged: StagedFiles) -> str | None:
+    """The name rows of `path` carry, with the file counted in `staged`; None for a hidden or
+    marker file (counted as ignored)."""
+    shown = _shown(path, root)
+    if is_marker(path):
+        staged.ignored.append(shown)
+        return None
+    staged.files += 1
+    staged.paths[shown] = path
+    return shown
 
 
 def _shown(path: Path, root: Path | None) -> str:
