@@ -74,13 +74,19 @@ def replaced_with(
     frame: pd.DataFrame,
     label: str,
     decimals: int = 3,
+    shown: pd.DataFrame | None = None,
+    extra: dict[str, MetadataValue] | None = None,
 ) -> MaterializeResult:
     """Replace all of `table` with `frame` (one transaction) and describe it: row count,
-    schema, and the whole (small) frame rounded, under `label`."""
+    schema, and the whole (small) frame rounded, under `label` (or only `shown`, a part of
+    it, when the whole would not read well in the UI), plus any `extra` metadata."""
     replace_table(conn, table, frame)
     return MaterializeResult(
         metadata={
             **table_metadata(conn, table),
-            label: MetadataValue.md(markdown_table(frame.round(decimals))),
+            label: MetadataValue.md(
+                markdown_table((frame if shown is None else shown).round(decimals))
+            ),
+            **(extra or {}),
         }
     )

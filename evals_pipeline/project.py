@@ -196,6 +196,37 @@ class JudgesSpec(_Strict):
         return list(self.pairwise) if self.pairwise is not None else list(self.panel)
 
 
+class GoldSpec(_Strict):
+    pointwise: Literal["principal", "majority"] = Field(
+        default="principal",
+        description="Gold pass/fail label: the principal annotator's (judges.principal_annotator, "
+        "else the annotator with most labels), or the strict majority of the annotators.",
+    )
+    pairwise: Literal["principal", "majority"] = Field(
+        default="majority",
+        description="Gold A/B/tie preference: the strict majority of the annotators (no strict "
+        "majority = no gold label, counted), or the principal annotator's.",
+    )
+
+
+class EvidenceSpec(_Strict):
+    gold: GoldSpec = Field(
+        default_factory=GoldSpec,
+        description="How the annotators' labels of an item become its gold label.",
+    )
+    segment_by: str = Field(
+        default="segment",
+        min_length=1,
+        description="The attribute (an extra column of label, verdict files) naming an item's "
+        "segment: agreement, pairwise calibration and ratings are reported per value of it.",
+    )
+    min_segment_items: int = Field(
+        default=20,
+        ge=1,
+        description="A segment is reported on its own with at least this many items.",
+    )
+
+
 class ProviderSpec(_Strict):
     api_base: str | None = Field(default=None, description="Endpoint (proxies, local servers).")
     api_key_env: str | None = Field(
@@ -258,6 +289,7 @@ class ProjectConfig(_Strict):
     taxonomy: TaxonomySpec = TaxonomySpec()
     app_versions: list[AppVersionSpec] = Field(min_length=1)
     judges: JudgesSpec
+    evidence: EvidenceSpec = Field(default_factory=EvidenceSpec)
     providers: dict[str, ProviderSpec] = Field(min_length=1)
     budget: BudgetSpec = BudgetSpec()
     calls: CallsSpec = CallsSpec()

@@ -236,7 +236,7 @@ def test_the_sensor_starts_a_run_when_label_files_appear_or_grow(
     path.write_text('{"trace_id": "t1", "annotator": "ana", "verdict": "pass"}\n')
     ctx = build_sensor_context()
     (req,) = list(label_files_sensor(ctx))
-    assert isinstance(req, RunRequest) and "ana.jsonl" in req.tags["label_files"]
+    assert isinstance(req, RunRequest) and "ana.jsonl" in req.tags["files"]
     again = list(label_files_sensor(build_sensor_context(cursor=ctx.cursor)))
     assert isinstance(again[0], SkipReason)
     with path.open("a") as f:
@@ -353,7 +353,7 @@ def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_cha
         ctx = build_sensor_context(instance=instance)
         (skip,) = list(label_files_sensor(ctx))
         assert (
-            isinstance(skip, SkipReason) and "since the last calibration run" in skip.skip_message
+            isinstance(skip, SkipReason) and "since the last run" in skip.skip_message
         )
         with path.open("a") as f:
             f.write(
@@ -362,4 +362,4 @@ def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_cha
         (req,) = list(
             label_files_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor))
         )
-        assert isinstance(req, RunRequest) and req.tags["label_files"] == "ana.jsonl"
+        assert isinstance(req, RunRequest) and req.tags["files"] == "ana.jsonl"

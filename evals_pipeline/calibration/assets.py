@@ -21,8 +21,18 @@ from dagster import (
 from pydantic import Field
 
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, classifier_verdicts
+from evals_pipeline.calibration.evidence import (
+    EXTERNAL_PREFIX,
+    evidence_dir,
+    files_state,
+    load_evidence,
+    segment_sql,
+    verdicts_format,
+)
+from evals_pipeline.calibration.gold import build_gold_labels
 from evals_pipeline.calibration.labels import load_labels
 from evals_pipeline.calibration.measurement import (
+    EXTERNAL_SUBJECTS_SQL,
     MEASURED_SQL,
     SKIPPED_LABELS_SQL,
     SUBJECTS_SQL,
@@ -36,7 +46,8 @@ from evals_pipeline.calibration.measurement import (
     with_position_consistency,
 )
 from evals_pipeline.calibration.metrics import annotator_pairs
-from evals_pipeline.calibration.sensors import LABEL_FILES_STATE, label_files_state, labels_dir
+from evals_pipeline.calibration.pairwise import PAIRWISE_MEASURED_SQL, pairwise_calibration_rows
+from evals_pipeline.calibration.sensors import FILES_STATE, labels_dir
 from evals_pipeline.calibration.test_split import rows_touching_test_once
 from evals_pipeline.ingest.categories import empty_accuracy, measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
@@ -52,12 +63,16 @@ from evals_pipeline.records import (
     CANDIDATE_OUTPUTS,
     CATEGORIZER_ACCURACY,
     CORRECTED_PASS_RATES,
+    EXTERNAL_VERDICTS,
+    GOLD_LABELS,
     GOLDEN_CASES,
     HUMAN_LABELS,
     JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
+    PAIRWISE_CALIBRATION,
     PAIRWISE_VERDICTS,
     QUARANTINED_LABELS,
+    QUARANTINED_VERDICTS,
     TRACES,
     UNSEALED_POOL,
     VISIBLE_TRACES,
@@ -128,21 +143,38 @@ def calibration_settings(
             how="Rebuilt from every label file (JSONL or CSV) in data/labels/.",
         ),
         table_spec(QUARANTINED_LABELS, group="calibration"),
+        table_spec(
+            GOLD_LABELS,
+            group="calibration",
+            how="One label per item: the annotators' majority or the principal's label "
+            "(evidence.gold in the project file).",
+        ),
     ],
 )
 def human_label_files(
-    context: AssetExecutionContext, warehouse: Warehouse
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
 ) -> Iterator[MaterializeResult]:
-    """Rebuild human_labels from every label file (JSONL or CSV) in data/labels/."""
+    """Rebuild human_labels from every label file (JSONL or CSV) in data/labels/ (bad rows
+    quarantined with their reason), and gold_labels from them: the label each item's judges
+    are measured against, with its per-item agreement."""
+    evidence = project.config().evidence
     # What was read, recorded with the materialization: the sensor compares against it.
-    files_state = label_files_state(labels_dir())
+    state = files_state(labels_dir())
     with warehouse.get_connection() as conn:
         counts = load_labels(conn, labels_dir())
         context.log.info(f"labels: {counts}")
+        who = principal_annotator(conn, project.config().judges.principal_annotator)
+        gold = build_gold_labels(conn, evidence.gold, who, evidence.segment_by)
+        context.log.info(f"gold labels: {gold}")
         splits = conn.execute(
             f"""SELECT kind, split, count(*) FILTER (WHERE verdict IN ('pass', 'A')) AS pass_or_a,
                       count(*) FILTER (WHERE verdict IN ('fail', 'B')) AS fail_or_b, count(*) AS total
                FROM {HUMAN_LABELS} WHERE current GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        gold_summary = conn.execute(
+            f"""SELECT kind, method, coalesce(verdict, '(no majority)') AS verdict, count(*) AS items,
+                      round(avg(item_agreement), 3) AS mean_item_agreement
+               FROM {GOLD_LABELS} GROUP BY ALL ORDER BY ALL"""
         ).df()
         meta = {k: MetadataValue.int(v) for k, v in counts.items()}
         yield MaterializeResult(
@@ -151,12 +183,65 @@ def human_label_files(
                 **table_metadata(conn, HUMAN_LABELS),
                 **meta,
                 "splits": MetadataValue.md(markdown_table(splits)),
-                LABEL_FILES_STATE: MetadataValue.json(files_state),
+                FILES_STATE: MetadataValue.json(state),
             },
         )
         yield MaterializeResult(
             asset_key=QUARANTINED_LABELS.name,
             metadata={**table_metadata(conn, QUARANTINED_LABELS), **meta},
+        )
+        yield MaterializeResult(
+            asset_key=GOLD_LABELS.name,
+            metadata={
+                **table_metadata(conn, GOLD_LABELS),
+                **{k: MetadataValue.int(v) for k, v in gold.items()},
+                "principal_annotator": MetadataValue.text(who),
+                "gold": MetadataValue.md(markdown_table(gold_summary)),
+            },
+        )
+
+
+@multi_asset(
+    name="external_verdict_files",
+    specs=[
+        table_spec(
+            EXTERNAL_VERDICTS,
+            group="calibration",
+            how="Rebuilt from every verdict file (JSONL or CSV) in data/verdicts/.",
+        ),
+        table_spec(QUARANTINED_VERDICTS, group="calibration"),
+    ],
+)
+def external_verdict_files(
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+) -> Iterator[MaterializeResult]:
+    """Rebuild external_verdicts from every verdict file in data/verdicts/: verdicts another
+    tool or an earlier run gave, pointwise or pairwise (with the order the outputs were
+    shown in), stored as judge `external/<name>` and calibrated like the litellm judges."""
+    fmt = verdicts_format(project.config().evidence.segment_by)
+    folder = evidence_dir("verdicts")
+    state = files_state(folder)
+    with warehouse.get_connection() as conn:
+        counts = load_evidence(conn, fmt, folder)
+        context.log.info(f"external verdicts: {counts}")
+        judges = conn.execute(
+            f"""SELECT judge, kind, rubric, rubric_version, count(*) AS verdicts,
+                      count(DISTINCT subject_id) AS subjects
+               FROM {EXTERNAL_VERDICTS} WHERE current GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        meta = {k: MetadataValue.int(v) for k, v in counts.items()}
+        yield MaterializeResult(
+            asset_key=EXTERNAL_VERDICTS.name,
+            metadata={
+                **table_metadata(conn, EXTERNAL_VERDICTS),
+                **meta,
+                "judges": MetadataValue.md(markdown_table(judges)),
+                FILES_STATE: MetadataValue.json(state),
+            },
+        )
+        yield MaterializeResult(
+            asset_key=QUARANTINED_VERDICTS.name,
+            metadata={**table_metadata(conn, QUARANTINED_VERDICTS), **meta},
         )
 
 
@@ -173,7 +258,14 @@ def _calls_metadata(stats: RunStats, pii: Counter[str]) -> dict[str, MetadataVal
 @table_asset(
     CALIBRATION_VERDICTS,
     group="calibration",
-    reads=[HUMAN_LABELS, VISIBLE_TRACES, GOLDEN_CASES, UNSEALED_POOL, CANDIDATE_OUTPUTS],
+    reads=[
+        GOLD_LABELS,
+        EXTERNAL_VERDICTS,
+        VISIBLE_TRACES,
+        GOLDEN_CASES,
+        UNSEALED_POOL,
+        CANDIDATE_OUTPUTS,
+    ],
     kinds=("duckdb", "litellm", "sklearn"),
 )
 def calibration_verdicts(
@@ -184,23 +276,29 @@ def calibration_verdicts(
     reference_source: ReferenceSource,
     project: ProjectResource,
 ) -> MaterializeResult:
-    """The judges' verdicts on the outputs the principal expert labelled (sealed traces and
-    holdout cases excluded), plus the scikit-learn classifier judge fitted on the train split."""
+    """The judges' verdicts on the gold-labelled outputs (sealed traces and holdout cases
+    excluded), the imported pointwise verdicts of external judges on gold-labelled subjects,
+    and the scikit-learn classifier judge fitted on the train split."""
     c = calibration_settings(config, project)
     rubric = load_rubric(c.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
         reference_source.load(conn)
-        who = principal_annotator(conn, c.principal_annotator)
-        subjects = conn.execute(
-            SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE), {"principal": who}
-        ).df()
-        context.log.info(f"{len(subjects):,} outputs labelled by {who!r} with references")
-        with registered(conn, _subjects=subjects[["subject_id"]]):
-            skipped = dict(conn.execute(SKIPPED_LABELS_SQL, {"principal": who}).fetchall())
+        subjects = conn.execute(SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE)).df()
+        external = conn.execute(EXTERNAL_SUBJECTS_SQL).df()
+        context.log.info(
+            f"{len(subjects):,} gold-labelled outputs with references; "
+            f"{len(external):,} imported verdicts on gold-labelled subjects"
+        )
+        with registered(
+            conn,
+            _subjects=subjects[["subject_id"]],
+            _external=external[["subject_id"]].drop_duplicates(),
+        ):
+            skipped = dict(conn.execute(SKIPPED_LABELS_SQL).fetchall())
         if skipped:
             context.log.info(
-                "labels not used for calibration: "
+                "gold labels not used for calibration: "
                 + "; ".join(f"{n:,} {why}" for why, n in sorted(skipped.items()))
             )
         labelled = [
@@ -214,12 +312,13 @@ def calibration_verdicts(
         ]
         if c.classifier_judge:
             rows += classifier_verdicts(subjects, rubric.name, rubric.version)
+        rows += list(external[CALIBRATION_VERDICTS.column_names].itertuples(index=False))
         frame = pd.DataFrame(rows, columns=CALIBRATION_VERDICTS.column_names)
         replace_table(conn, CALIBRATION_VERDICTS, frame)
         return MaterializeResult(
             metadata={
                 **table_metadata(conn, CALIBRATION_VERDICTS),
-                "principal_annotator": MetadataValue.text(who),
+                "external_verdicts": MetadataValue.int(len(external)),
                 "labels_skipped": MetadataValue.json(skipped),
                 **_calls_metadata(stats, pii),
             }
@@ -248,10 +347,10 @@ def _trust_check(status: pd.DataFrame) -> AssetCheckResult:
         table_spec(
             JUDGE_CALIBRATION,
             group="calibration",
-            reads=[CALIBRATION_VERDICTS, HUMAN_LABELS, PAIRWISE_VERDICTS],
+            reads=[CALIBRATION_VERDICTS, GOLD_LABELS, PAIRWISE_VERDICTS],
         ),
         table_spec(
-            CALIBRATION_TEST_USES, group="calibration", reads=[CALIBRATION_VERDICTS, HUMAN_LABELS]
+            CALIBRATION_TEST_USES, group="calibration", reads=[CALIBRATION_VERDICTS, GOLD_LABELS]
         ),
     ],
     check_specs=[
@@ -273,14 +372,18 @@ def judge_calibration(
     measured once per judge + rubric version: later runs keep that measurement unless
     force_test_look is set, and every look is recorded in calibration_test_uses."""
     c = calibration_settings(config, project)
+    gold = project.config().evidence.gold
     with warehouse.get_connection() as conn:
         who = principal_annotator(conn, c.principal_annotator)
         # ORDER BY: the bootstrap resamples rows by position, so the rows' order must not
         # depend on how DuckDB's threads scanned the table (same data, same intervals).
-        measured = conn.execute(MEASURED_SQL + " ORDER BY ALL", {"principal": who}).df()
-        # Only the judges of the panel (and the classifier judge) are measured: a judge that
-        # left the panel keeps only its history (calibration_test_uses, the judge cache).
-        fresh = calibration_rows(measured[measured["judge"].isin(c.calibrated)], c.trust_threshold)
+        measured = conn.execute(MEASURED_SQL + " ORDER BY ALL").df()
+        # Only the judges of the panel, the classifier judge and imported judges are measured:
+        # a judge that left the panel keeps only its history (calibration_test_uses, the cache).
+        keep = measured["judge"].isin(c.calibrated) | measured["judge"].str.startswith(
+            EXTERNAL_PREFIX
+        )
+        fresh = calibration_rows(measured[keep], c.trust_threshold)
         stored = conn.execute(f"SELECT * FROM {JUDGE_CALIBRATION} WHERE split = 'test'").df()
         frame, looks = rows_touching_test_once(
             fresh, stored, test_split_used(conn), config.force_test_look
@@ -303,6 +406,9 @@ def judge_calibration(
                     conn, JUDGE_CALIBRATION, preview_where="split = 'test' AND category = 'all'"
                 ),
                 "principal_annotator": MetadataValue.text(who),
+                "gold_labels": MetadataValue.text(
+                    f"pointwise: {gold.pointwise}, pairwise: {gold.pairwise}"
+                ),
                 "test_split": MetadataValue.md(markdown_table(status)),
                 "test_looks_this_run": MetadataValue.int(len(looks)),
             },
@@ -311,21 +417,90 @@ def judge_calibration(
 
 
 @table_asset(ANNOTATOR_AGREEMENT, group="calibration", reads=[HUMAN_LABELS])
-def annotator_agreement(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    """Cohen's kappa for each pair of human annotators, on the subjects both labelled."""
+def annotator_agreement(
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+) -> MaterializeResult:
+    """Cohen's kappa for each pair of human annotators, on the subjects both labelled: over
+    all subjects and per segment (the labels' evidence.segment_by attribute)."""
+    segment_by = project.config().evidence.segment_by
     with warehouse.get_connection() as conn:
         labels = conn.execute(
-            f"SELECT subject_id, kind, annotator, verdict, source_file FROM {HUMAN_LABELS} WHERE current"
+            f"""SELECT subject_id, kind, annotator, verdict, source_file,
+                      {segment_sql("attributes", segment_by)} AS segment
+               FROM {HUMAN_LABELS} WHERE current ORDER BY ALL"""
         ).df()
         rows = annotator_pairs(labels, np.random.default_rng(0))
         frame = pd.DataFrame(rows, columns=ANNOTATOR_AGREEMENT.column_names)
-        return replaced_with(conn, ANNOTATOR_AGREEMENT, frame, "kappas", decimals=3)
+        return replaced_with(
+            conn, ANNOTATOR_AGREEMENT, frame, "kappas", shown=frame[frame["segment"] == "all"]
+        )
+
+
+def _pairwise_trust_check(frame: pd.DataFrame) -> AssetCheckResult:
+    test = frame[(frame["split"] == "test") & (frame["segment"] == "all")]
+    untrusted = test[~test["trusted"].astype(bool)]["judge"].tolist()
+    return AssetCheckResult(
+        check_name="pairwise_judges_trusted",
+        asset_key=PAIRWISE_CALIBRATION.name,
+        passed=test.empty or not untrusted,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "untrusted": MetadataValue.json(untrusted),
+            "judges_measured": MetadataValue.int(len(test)),
+        },
+    )
+
+
+@table_asset(
+    PAIRWISE_CALIBRATION,
+    group="calibration",
+    reads=[EXTERNAL_VERDICTS, PAIRWISE_VERDICTS, GOLD_LABELS],
+    check_specs=[
+        AssetCheckSpec(
+            "pairwise_judges_trusted",
+            asset=PAIRWISE_CALIBRATION.name,
+            description="Every pairwise judge measured on the test split reaches the trust "
+            "threshold in both presentation orders (warns otherwise).",
+        )
+    ],
+)
+def pairwise_calibration(
+    context: AssetExecutionContext,
+    config: CalibrationConfig,
+    warehouse: Warehouse,
+    project: ProjectResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Pairwise judges (imported and our own) against the gold preference, per judge, split
+    and segment: accuracy with system_a's output shown first and second and their mean,
+    positional agreement (same winner in both orders), Cohen's kappa over a / b / tie with a
+    bootstrap interval, and the trust gate (test split, accuracy in each order)."""
+    c = calibration_settings(config, project)
+    evidence = project.config().evidence
+    with warehouse.get_connection() as conn:
+        measured = conn.execute(PAIRWISE_MEASURED_SQL).df()
+        frame = pairwise_calibration_rows(measured, c.trust_threshold, evidence.min_segment_items)
+        unmatched = int(measured["judged"].isna().sum())
+        if unmatched:
+            context.log.warning(
+                f"{unmatched:,} pairwise verdicts compare another pair of systems than the gold "
+                "label of their item: not measured"
+            )
+        result = replaced_with(
+            conn,
+            PAIRWISE_CALIBRATION,
+            frame,
+            "judges",
+            shown=frame[frame["segment"] == "all"],
+            extra={"verdicts_other_pair": MetadataValue.int(unmatched)},
+        )
+    yield result
+    yield _pairwise_trust_check(frame)
 
 
 @table_asset(
     CORRECTED_PASS_RATES,
     group="calibration",
-    reads=[JUDGE_VERDICTS, JUDGE_CALIBRATION, CALIBRATION_VERDICTS, HUMAN_LABELS],
+    reads=[JUDGE_VERDICTS, JUDGE_CALIBRATION, CALIBRATION_VERDICTS, GOLD_LABELS],
 )
 def corrected_pass_rates(
     context: AssetExecutionContext,
@@ -337,14 +512,10 @@ def corrected_pass_rates(
     (Rogan-Gladen) with a bootstrap interval that carries their uncertainty, and the judge's
     trust status; a judge or rubric version without a test measurement needs calibration."""
     with warehouse.get_connection() as conn:
-        c = calibration_settings(config, project)
-        who = principal_annotator(conn, c.principal_annotator)
         judged = conn.execute(
             f"SELECT judge, rubric, rubric_version, app_version, verdict = 'pass' AS passed FROM {JUDGE_VERDICTS} WHERE verdict IS NOT NULL ORDER BY ALL"
         ).df()
-        calib = conn.execute(
-            MEASURED_SQL + " AND l.split = 'test' ORDER BY ALL", {"principal": who}
-        ).df()
+        calib = conn.execute(MEASURED_SQL + " AND l.split = 'test' ORDER BY ALL").df()
         trust = {
             (r[0], r[1], r[2]): r[3]
             for r in conn.execute(

@@ -1,4 +1,4 @@
-"""Calibration's definitions: its assets, the calibration job and the label-files sensor."""
+"""Calibration's definitions: its assets, the calibration job and the drop-folder sensors."""
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
@@ -7,10 +7,12 @@ from evals_pipeline.calibration.assets import (
     calibration_verdicts,
     categorizer_accuracy,
     corrected_pass_rates,
+    external_verdict_files,
     human_label_files,
     judge_calibration,
+    pairwise_calibration,
 )
-from evals_pipeline.calibration.sensors import label_files_sensor
+from evals_pipeline.calibration.sensors import label_files_sensor, verdict_files_sensor
 from evals_pipeline.project import ProjectConfig
 from evals_pipeline.records import FAILURE_MODE_DISTRIBUTION
 
@@ -18,8 +20,9 @@ calibration_job = define_asset_job(
     "evals_calibration",
     selection=AssetSelection.groups("calibration", "analytics")
     | AssetSelection.assets(FAILURE_MODE_DISTRIBUTION.name),
-    description="Load human labels, judge the labelled outputs, calibrate every judge, correct pass rates, "
-    "count failure modes. Started by label_files_sensor when label files change.",
+    description="Load human labels (and their gold labels) and external verdicts, judge the "
+    "labelled outputs, calibrate every judge (pass/fail and pairwise), correct pass rates, count "
+    "failure modes. Started by label_files_sensor and verdict_files_sensor when files change.",
 )
 
 
@@ -27,12 +30,14 @@ def definitions(project: ProjectConfig) -> Definitions:
     return Definitions(
         assets=[
             human_label_files,
+            external_verdict_files,
             calibration_verdicts,
             judge_calibration,
+            pairwise_calibration,
             annotator_agreement,
             corrected_pass_rates,
             categorizer_accuracy,
         ],
         jobs=[calibration_job],
-        sensors=[label_files_sensor],
+        sensors=[label_files_sensor, verdict_files_sensor],
     )

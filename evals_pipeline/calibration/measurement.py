@@ -16,12 +16,15 @@ from evals_pipeline.records import (
     CALIBRATION_TEST_USES,
     CALIBRATION_VERDICTS,
     CANDIDATE_OUTPUTS,
+    EXTERNAL_VERDICTS,
+    GOLD_LABELS,
     GOLDEN_CASES,
     GOLDEN_POOLS,
     HUMAN_LABELS,
     JUDGE_CALIBRATION,
     PAIRWISE_VERDICTS,
     TRACES,
+    UNCATEGORIZED,
     UNSEALED_POOL,
     VISIBLE_TRACES,
 )
@@ -40,25 +43,25 @@ def principal_annotator(conn, configured: str) -> str:
 SUBJECTS_SQL = f"""
 SELECT l.subject_id, t.category, t.input, t.output, r.reference_good, r.reference_borderline, l.split,
        l.verdict = 'pass' AS human_pass
-FROM {HUMAN_LABELS} l JOIN {VISIBLE_TRACES} t ON t.trace_id = l.subject_id JOIN {{refs}} r ON r.trace_id = l.subject_id
-WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
+FROM {GOLD_LABELS} l JOIN {VISIBLE_TRACES} t ON t.trace_id = l.subject_id JOIN {{refs}} r ON r.trace_id = l.subject_id
+WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL
 UNION ALL
 SELECT l.subject_id, c.category, c.input, c.output, c.reference_good, c.reference_borderline, l.split,
        l.verdict = 'pass'
-FROM {HUMAN_LABELS} l JOIN {GOLDEN_CASES} c ON c.case_id = l.subject_id JOIN {UNSEALED_POOL} p USING (case_id)
-WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
+FROM {GOLD_LABELS} l JOIN {GOLDEN_CASES} c ON c.case_id = l.subject_id JOIN {UNSEALED_POOL} p USING (case_id)
+WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL
 UNION ALL
 -- candidate outputs labelled from the review app's disagreement queue (subject case_id|app_version)
 SELECT l.subject_id, c.category, c.input, o.output, c.reference_good, c.reference_borderline, l.split,
        l.verdict = 'pass'
-FROM {HUMAN_LABELS} l JOIN {CANDIDATE_OUTPUTS} o ON o.case_id || '|' || o.app_version = l.subject_id
+FROM {GOLD_LABELS} l JOIN {CANDIDATE_OUTPUTS} o ON o.case_id || '|' || o.app_version = l.subject_id
 JOIN {GOLDEN_CASES} c ON c.case_id = o.case_id JOIN {UNSEALED_POOL} p ON p.case_id = o.case_id
-WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal
+WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL
   AND o.output IS NOT NULL
 """
 
 
-# Why a principal's label measures no judge: every label is either used or counted here.
+# Why a gold label measures no judge: every gold label is either used or counted here.
 SKIPPED_LABELS_SQL = f"""
 SELECT reason, count(*) FROM (
     SELECT CASE
@@ -67,19 +70,35 @@ SELECT reason, count(*) FROM (
         WHEN p.pool = 'holdout' THEN 'on a holdout case'
         ELSE 'on a subject not in the warehouse (not ingested, quarantined, or unknown)'
     END AS reason
-    FROM {HUMAN_LABELS} l
+    FROM {GOLD_LABELS} l
     LEFT JOIN _subjects s ON s.subject_id = l.subject_id
     LEFT JOIN {TRACES} t ON t.trace_id = l.subject_id
     LEFT JOIN {GOLDEN_POOLS} p ON p.case_id = split_part(l.subject_id, '|', 1)
-    WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND s.subject_id IS NULL
+    LEFT JOIN _external e ON e.subject_id = l.subject_id
+    WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL AND s.subject_id IS NULL AND e.subject_id IS NULL
 ) GROUP BY 1 ORDER BY 1
 """
 
 
 MEASURED_SQL = f"""
 SELECT v.judge, v.rubric, v.rubric_version, l.split, v.category, l.verdict = 'pass' AS human_pass, v.verdict = 'pass' AS judge_pass
-FROM {CALIBRATION_VERDICTS} v JOIN {HUMAN_LABELS} l ON l.subject_id = v.subject_id
-WHERE l.kind = 'pointwise' AND l.current AND l.annotator = $principal AND v.verdict IS NOT NULL
+FROM {CALIBRATION_VERDICTS} v JOIN {GOLD_LABELS} l ON l.subject_id = v.subject_id
+WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL AND v.verdict IS NOT NULL
+"""
+
+# Imported pointwise verdicts on gold-labelled subjects: calibrated beside the litellm judges
+# (no call is made). A sealed trace or a holdout case measures no judge, as in SUBJECTS_SQL;
+# the category is the subject's when the warehouse knows it, else the item's segment.
+EXTERNAL_SUBJECTS_SQL = f"""
+SELECT v.subject_id, coalesce(t.category, c.category, nullif(v.segment, 'all'), '{UNCATEGORIZED}') AS category,
+       v.judge, v.rubric, v.rubric_version, v.verdict, NULL AS error
+FROM {EXTERNAL_VERDICTS} v
+JOIN {GOLD_LABELS} l ON l.subject_id = v.subject_id AND l.kind = 'pointwise' AND l.verdict IS NOT NULL
+LEFT JOIN {TRACES} t ON t.trace_id = v.subject_id
+LEFT JOIN {GOLDEN_CASES} c ON c.case_id = v.subject_id
+LEFT JOIN {GOLDEN_POOLS} p ON p.case_id = v.subject_id
+WHERE v.kind = 'pointwise' AND v.current AND NOT coalesce(t.sealed, false) AND p.pool IS DISTINCT FROM 'holdout'
+ORDER BY v.judge, v.subject_id
 """
 
 

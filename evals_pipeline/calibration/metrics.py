@@ -56,14 +56,32 @@ def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
 
 
+def _kappas(pairs: np.ndarray, k: int) -> np.ndarray:
+    """Cohen's kappa of each row of `pairs` (codes x * k + y of two raters' labels), from its
+    confusion counts; 1.0 where both raters used one and the same class (as `kappa`)."""
+    rows, n = pairs.shape
+    offsets = (np.arange(rows) * k * k)[:, None]
+    confusion = np.bincount((pairs + offsets).ravel(), minlength=rows * k * k).reshape(rows, k, k)
+    po = np.trace(confusion, axis1=1, axis2=2) / n
+    pe = (confusion.sum(axis=2) * confusion.sum(axis=1)).sum(axis=1) / (n * n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pe >= 1.0, 1.0, (po - pe) / (1.0 - pe))
+
+
 def kappa_with_interval(
     x: np.ndarray, y: np.ndarray, rng: np.random.Generator, resamples: int = 500
 ) -> tuple[float, float, float]:
-    """Cohen's kappa between two raters' labels of the same subjects, with a 95% percentile
-    bootstrap interval over subjects (`rng` is the caller's, so a run is reproducible)."""
-    boots = np.array(
-        [kappa(x[i], y[i]) for i in (rng.integers(len(x), size=len(x)) for _ in range(resamples))]
-    )
+    """Cohen's kappa between two raters' labels of the same subjects (scikit-learn's), with a
+    95% percentile bootstrap interval over subjects (`rng` is the caller's, so a run is
+    reproducible). The resamples are one index matrix, their kappas computed from confusion
+    counts at once (the same statistic as `cohen_kappa_score`, tested)."""
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    classes, codes = np.unique(np.concatenate([x, y]).astype(str), return_inverse=True)
+    k = len(classes)
+    pairs = codes[: len(x)] * k + codes[len(x) :]
+    boots = _kappas(pairs[rng.integers(len(x), size=(resamples, len(x)))], k)
     low, high = bootstrap_interval(boots)
     return kappa(x, y), low, high
 
@@ -216,19 +234,26 @@ def annotator_pairs(
 ) -> list[tuple[object, ...]]:
     """`annotator_agreement` rows: Cohen's kappa with its bootstrap interval for each pair of
     annotators, per label kind, on the subjects both labelled (pairs sharing fewer than
-    `min_shared` subjects are left out). `labels`: subject_id, kind, annotator, verdict,
-    source_file."""
+    `min_shared` subjects are left out); over all subjects (segment 'all') and, when
+    `labels` has a `segment` column, per segment. `labels`: subject_id, kind, annotator,
+    verdict, source_file[, segment]."""
     rows: list[tuple[object, ...]] = []
     for kind, g in labels.groupby("kind"):
-        wide = g.pivot_table(
-            index="subject_id", columns="annotator", values="verdict", aggfunc="first"
-        )
-        for a, b in combinations(sorted(wide.columns), 2):
-            both = wide[[a, b]].dropna()
-            if len(both) < min_shared:
-                continue
-            x, y = both[a].to_numpy(), both[b].to_numpy()
-            k, low, high = kappa_with_interval(x, y, rng)
-            source = ", ".join(sorted(set(g[g["annotator"].isin([a, b])]["source_file"])))
-            rows.append((kind, source, a, b, len(both), float((x == y).mean()), k, low, high))
+        parts = [("all", g)]
+        if "segment" in g:
+            parts += sorted((s, part) for s, part in g.groupby("segment") if s != "all")
+        for segment, part in parts:
+            wide = part.pivot_table(
+                index="subject_id", columns="annotator", values="verdict", aggfunc="first"
+            )
+            for a, b in combinations(sorted(wide.columns), 2):
+                both = wide[[a, b]].dropna()
+                if len(both) < min_shared:
+                    continue
+                x, y = both[a].to_numpy(), both[b].to_numpy()
+                k, low, high = kappa_with_interval(x, y, rng)
+                source = ", ".join(sorted(set(part[part["annotator"].isin([a, b])]["source_file"])))
+                rows.append(
+                    (kind, source, a, b, len(both), float((x == y).mean()), k, low, high, segment)
+                )
     return rows

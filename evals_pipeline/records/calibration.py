@@ -26,10 +26,124 @@ HUMAN_LABELS = Table(
         ),
         Column("source_file", "VARCHAR", "Label file."),
         Column("source_row", "BIGINT", "Line or CSV row in that file, from 1."),
+        Column("system_a", "VARCHAR", "Pairwise: the system whose output is A."),
+        Column("system_b", "VARCHAR", "Pairwise: the system whose output is B."),
+        Column(
+            "attributes",
+            "JSON",
+            "Every other column of the label file (model pair, segment, ...), kept as segment attributes.",
+        ),
     ),
 )
 
 QUARANTINED_LABELS = quarantine_table("quarantined_labels", "human label")
+
+GOLD_LABELS = Table(
+    "gold_labels",
+    "One gold label per subject and kind, from the annotators' current labels: by majority, "
+    "or the principal annotator's (evidence.gold); calibration measures judges against it.",
+    (
+        Column("subject_id", "VARCHAR", "What was labelled."),
+        Column("kind", "VARCHAR", "pointwise or pairwise."),
+        Column(
+            "verdict",
+            "VARCHAR",
+            "The gold label (pass / fail, or A / B / tie); null when the annotators have no majority.",
+        ),
+        Column("method", "VARCHAR", "majority or principal:<annotator>."),
+        Column("annotators", "INTEGER", "Annotators with a current label of the subject."),
+        Column(
+            "agreeing",
+            "INTEGER",
+            "Annotators whose label equals the gold label (with no gold: the largest group).",
+        ),
+        Column("item_agreement", "DOUBLE", "agreeing / annotators: per-item agreement."),
+        Column("split", "VARCHAR", "train / dev / test, as for human_labels."),
+        Column("system_a", "VARCHAR", "Pairwise: the system whose output is A."),
+        Column("system_b", "VARCHAR", "Pairwise: the system whose output is B."),
+        Column(
+            "segment", "VARCHAR", "The labels' evidence.segment_by attribute ('all' when absent)."
+        ),
+        Column("attributes", "JSON", "The first label's extra columns."),
+    ),
+)
+
+EXTERNAL_VERDICTS = Table(
+    "external_verdicts",
+    "Verdicts of external judges imported from data/verdicts/ (judge external/<name>), "
+    "pointwise or pairwise with the presentation order; calibrated like the litellm judges.",
+    (
+        Column("judge", "VARCHAR", "external/<name>."),
+        Column("kind", "VARCHAR", "pointwise or pairwise."),
+        Column("subject_id", "VARCHAR", "What was judged (the labels' subject ids)."),
+        Column("rubric", "VARCHAR", "Rubric name (default external)."),
+        Column("rubric_version", "VARCHAR", "Rubric version (default 1)."),
+        Column("verdict", "VARCHAR", "As given: pass / fail, or A / B / tie by position shown."),
+        Column(
+            "presentation",
+            "VARCHAR",
+            "Pairwise: ab (system_a's output shown first) or ba (system_b's first).",
+        ),
+        Column(
+            "winner",
+            "VARCHAR",
+            "Pairwise: the verdict in systems' terms, a / b / tie (A shown second counts for b).",
+        ),
+        Column("system_a", "VARCHAR", "Pairwise: system a."),
+        Column("system_b", "VARCHAR", "Pairwise: system b."),
+        Column("segment", "VARCHAR", "The evidence.segment_by attribute ('all' when absent)."),
+        Column("attributes", "JSON", "Every other column of the verdict file."),
+        Column(
+            "current", "BOOLEAN", "The newest verdict for this judge, rubric, subject and order."
+        ),
+        Column("source_file", "VARCHAR", "Verdict file."),
+        Column("source_row", "BIGINT", "Line or CSV row in that file, from 1."),
+    ),
+)
+
+QUARANTINED_VERDICTS = quarantine_table("quarantined_verdicts", "external verdict")
+
+PAIRWISE_CALIBRATION = Table(
+    "pairwise_calibration",
+    "Pairwise judges (imported external/<name> and our own) measured against the gold "
+    "preference, per judge, split and segment ('all' = overall), in each presentation order.",
+    (
+        Column("judge", "VARCHAR", "Judge."),
+        Column("split", "VARCHAR", "train / dev / test (of the gold label)."),
+        Column("segment", "VARCHAR", "Segment, or 'all'."),
+        Column("items", "INTEGER", "Gold-labelled items the judge compared."),
+        Column(
+            "verdicts", "INTEGER", "Verdicts measured (an item judged in both orders counts twice)."
+        ),
+        Column(
+            "accuracy_ab", "DOUBLE", "Share of verdicts equal to gold with system_a shown first."
+        ),
+        Column("accuracy_ba", "DOUBLE", "The same with system_b shown first."),
+        Column(
+            "accuracy",
+            "DOUBLE",
+            "Mean of the two orders' accuracies (the one measured when only one order was).",
+        ),
+        Column("accuracy_low", "DOUBLE", "Wilson 95% lower bound of accuracy over all verdicts."),
+        Column("accuracy_high", "DOUBLE", "Wilson 95% upper bound."),
+        Column(
+            "positional_agreement",
+            "DOUBLE",
+            "Of the items judged in both orders, the share with the same winner in both.",
+        ),
+        Column("kappa", "DOUBLE", "Cohen's kappa, judge vs gold, over a / b / tie (all verdicts)."),
+        Column("kappa_low", "DOUBLE", "Bootstrap 95% lower bound (resampling verdicts)."),
+        Column("kappa_high", "DOUBLE", "Bootstrap 95% upper bound."),
+        Column("judge_tie_rate", "DOUBLE", "Share of the judge's verdicts that are tie."),
+        Column("gold_tie_rate", "DOUBLE", "Share of gold labels that are tie."),
+        Column(
+            "trusted",
+            "BOOLEAN",
+            "Test split, all segments: the accuracy in each order reaches the threshold. Null elsewhere.",
+        ),
+        Column("threshold", "DOUBLE", "The trust threshold applied (judges.trust_threshold)."),
+    ),
+)
 
 CALIBRATION_VERDICTS = Table(
     "calibration_verdicts",
@@ -40,7 +154,8 @@ CALIBRATION_VERDICTS = Table(
         Column(
             "judge",
             "VARCHAR",
-            "Judge (litellm model string, or sklearn/... for the classifier judge).",
+            "Judge (litellm model string, sklearn/... for the classifier judge, or "
+            "external/<name> for imported verdicts).",
         ),
         Column("rubric", "VARCHAR", "Rubric name."),
         Column("rubric_version", "VARCHAR", "Rubric version."),
@@ -105,6 +220,11 @@ ANNOTATOR_AGREEMENT = Table(
         Column("kappa", "DOUBLE", "Cohen's kappa."),
         Column("kappa_low", "DOUBLE", "Bootstrap 95% lower bound."),
         Column("kappa_high", "DOUBLE", "Bootstrap 95% upper bound."),
+        Column(
+            "segment",
+            "VARCHAR",
+            "'all', or a value of the labels' evidence.segment_by attribute (per-segment agreement).",
+        ),
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evals_pipeline.records.ingest import quarantine_table
 from evals_pipeline.records.schema import Column, Table
 
 SEGMENT_REPORT = Table(
@@ -118,5 +119,81 @@ HOLDOUT_GAP = Table(
         Column("gap_ci_high", "DOUBLE", "95% interval."),
         Column("active_std_error", "DOUBLE", "Standard error of the active score."),
         Column("holdout_std_error", "DOUBLE", "Standard error of the holdout score."),
+    ),
+)
+
+ONLINE_METRICS = Table(
+    "online_metrics",
+    "Per-system (or per system x segment cell) metrics imported from data/online_metrics/, "
+    "each with a date: online metrics, and offline scores from other tools (kind offline).",
+    (
+        Column("date", "DATE", "The day (or period start) the value is for."),
+        Column("system", "VARCHAR", "System or app version."),
+        Column("segment", "VARCHAR", "Segment of the cell, or 'all' for the whole system."),
+        Column("metric", "VARCHAR", "Metric name (e.g. thumbs_up_rate, retention_d7)."),
+        Column(
+            "kind", "VARCHAR", "online (what users did) or offline (a score from another tool)."
+        ),
+        Column("value", "DOUBLE", "The value."),
+        Column(
+            "n", "BIGINT", "Sessions, users or items behind the value (optional; weights the mean)."
+        ),
+        Column("attributes", "JSON", "Every other column of the file."),
+        Column("source_file", "VARCHAR", "Metrics file."),
+        Column("source_row", "BIGINT", "Line or CSV row in that file, from 1."),
+    ),
+)
+
+QUARANTINED_ONLINE_METRICS = quarantine_table("quarantined_online_metrics", "online metric")
+
+PREFERENCE_RATINGS = Table(
+    "preference_ratings",
+    "Bradley-Terry ratings of systems from every kind of pairwise evidence (gold human "
+    "preferences, imported judges' verdicts, our pairwise judges), per segment, with bootstrap "
+    "intervals.",
+    (
+        Column(
+            "evidence",
+            "VARCHAR",
+            "human (gold pairwise labels), or the judge whose verdicts were used (external/<name>, a litellm model).",
+        ),
+        Column("segment", "VARCHAR", "Segment, or 'all'."),
+        Column("system", "VARCHAR", "System (model or app version)."),
+        Column("rating", "DOUBLE", "Bradley-Terry rating on the Elo scale, mean 0 within the fit."),
+        Column("ci_low", "DOUBLE", "Bootstrap 2.5% quantile (resampling items)."),
+        Column("ci_high", "DOUBLE", "Bootstrap 97.5% quantile."),
+        Column("comparisons", "INTEGER", "Comparisons involving this system."),
+        Column("win_rate", "DOUBLE", "Wins + half ties over comparisons."),
+        Column("rank", "INTEGER", "1 = highest rating within the evidence and segment."),
+    ),
+)
+
+EVIDENCE_CORRELATION = Table(
+    "evidence_correlation",
+    "Offline scores per system or cell (imported scores, Bradley-Terry ratings, corrected pass "
+    "rates) against each imported online metric: Pearson and Spearman with bootstrap intervals, "
+    "and the alarm below the Spearman threshold.",
+    (
+        Column(
+            "offline",
+            "VARCHAR",
+            "imported:<metric>, bt:<evidence> (preference_ratings), or pass_rate:<judge> (corrected_pass_rates).",
+        ),
+        Column("online_metric", "VARCHAR", "Imported online metric."),
+        Column("level", "VARCHAR", "system (segment 'all') or cell (system x segment)."),
+        Column("n", "INTEGER", "Systems or cells with both values."),
+        Column("first_date", "DATE", "Earliest date of the online values used."),
+        Column("last_date", "DATE", "Latest date of the online values used."),
+        Column("pearson", "DOUBLE", "Pearson r."),
+        Column("pearson_low", "DOUBLE", "Bootstrap 95% lower bound."),
+        Column("pearson_high", "DOUBLE", "Bootstrap 95% upper bound."),
+        Column("spearman", "DOUBLE", "Spearman rho."),
+        Column("spearman_low", "DOUBLE", "Bootstrap 95% lower bound."),
+        Column("spearman_high", "DOUBLE", "Bootstrap 95% upper bound."),
+        Column(
+            "alarm",
+            "BOOLEAN",
+            "Spearman below the alarm threshold (or undefined): the offline score does not predict this metric.",
+        ),
     ),
 )
