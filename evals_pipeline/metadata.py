@@ -68,6 +68,11 @@ def table_metadata(
     }
 
 
+def rounded(frame: pd.DataFrame, decimals: int) -> pd.DataFrame:
+    """The frame's numeric columns rounded for display (dates and text as they are)."""
+    return frame.round({c: decimals for c in frame.select_dtypes("number").columns})
+
+
 def replaced_with(
     conn: duckdb.DuckDBPyConnection,
     table: Table,

@@ -225,6 +225,11 @@ class EvidenceSpec(_Strict):
         ge=1,
         description="A segment is reported on its own with at least this many items.",
     )
+    lower_is_better: list[str] = Field(
+        default=[],
+        description="Imported metrics where lower is better (escalation_rate, latency_ms): the "
+        "correlation alarm expects them to fall as offline scores rise.",
+    )
 
 
 class ProviderSpec(_Strict):

@@ -352,9 +352,7 @@ def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_cha
         ).success
         ctx = build_sensor_context(instance=instance)
         (skip,) = list(label_files_sensor(ctx))
-        assert (
-            isinstance(skip, SkipReason) and "since the last run" in skip.skip_message
-        )
+        assert isinstance(skip, SkipReason) and "since the last run" in skip.skip_message
         with path.open("a") as f:
             f.write(
                 '{"trace_id": "t2", "annotator": "ana", "verdict": "fail", "critique": "wrong"}\n'

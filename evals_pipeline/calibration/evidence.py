@@ -186,8 +186,10 @@ class EvidenceFormat:
     table: Table
     quarantine: Table
     validate_sql: str
-    # the table's columns computed by the validation, in order (the rest come as they are named)
+    # the table's columns computed from the valid rows, in order
     select: str
+    # where `select` reads the valid rows from (a subquery may expand one row into several)
+    rows_from: str = "_evidence_checked"
 
 
 LABEL_FIELDS = (
@@ -348,7 +350,7 @@ def load_evidence(
         conn.execute(f"DELETE FROM {fmt.table}")
         conn.execute(
             f"""INSERT INTO {fmt.table} ({", ".join(fmt.table.column_names)})
-            SELECT {fmt.select} FROM _evidence_checked WHERE why IS NULL ORDER BY source_file, source_row"""
+            SELECT {fmt.select} FROM {fmt.rows_from} WHERE why IS NULL ORDER BY source_file, source_row"""
         )
         conn.execute(f"DELETE FROM {fmt.quarantine}")
         conn.execute(
@@ -356,7 +358,10 @@ def load_evidence(
             SELECT NULL, source_file, source_row, reason, detail, key_id, left(line, {RAW_PREVIEW_CHARS}), false
             FROM _evidence_checked WHERE why IS NOT NULL ORDER BY source_file, source_row"""
         )
-    stored = conn.execute(f"SELECT count(*) FROM {fmt.table}").fetchall()[0][0]
+    # rows of files, not of the table: one wide metrics row stores one value per metric
+    stored = conn.execute(
+        f"SELECT count(DISTINCT (source_file, source_row)) FROM {fmt.table}"
+    ).fetchall()[0][0]
     quarantined = conn.execute(f"SELECT count(*) FROM {fmt.quarantine}").fetchall()[0][0]
     if stored + quarantined != batch.num_rows:
         raise RuntimeError(

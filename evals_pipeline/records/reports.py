@@ -193,7 +193,8 @@ EVIDENCE_CORRELATION = Table(
         Column(
             "alarm",
             "BOOLEAN",
-            "Spearman below the alarm threshold (or undefined): the offline score does not predict this metric.",
+            "Spearman below 0.6 (sign turned for evidence.lower_is_better metrics) or undefined: the "
+            "offline score does not predict this metric; null with fewer than 3 systems or cells.",
         ),
     ),
 )

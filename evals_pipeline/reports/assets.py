@@ -14,10 +14,13 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
+from evals_pipeline.calibration.evidence import evidence_dir, files_state, load_evidence
+from evals_pipeline.calibration.sensors import FILES_STATE
 from evals_pipeline.metadata import markdown_table, replaced_with, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import data_dir
@@ -28,15 +31,23 @@ from evals_pipeline.records import (
     ASSERTION_RESULTS,
     CALIBRATION_VERDICTS,
     CANDIDATE_OUTPUTS,
+    CORRECTED_PASS_RATES,
+    EVIDENCE_CORRELATION,
+    EXTERNAL_VERDICTS,
     FAILURE_MODE_DISTRIBUTION,
+    GOLD_LABELS,
     HOLDOUT_EVALUATION,
     HOLDOUT_GAP,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
+    ONLINE_METRICS,
     ONLINE_OFFLINE_CORRELATION,
+    PAIRWISE_VERDICTS,
     POOL_SIZES,
+    PREFERENCE_RATINGS,
     QUALITY_COST_LATENCY,
+    QUARANTINED_ONLINE_METRICS,
     RELEASE_GATES,
     SEGMENT_REPORT,
     TRACE_FEEDBACK,
@@ -45,9 +56,12 @@ from evals_pipeline.records import (
 from evals_pipeline.reports.correlation import (
     ALARM_BELOW,
     CELL_ONLINE_SQL,
+    OFFLINE_SCORES_SQL,
+    ONLINE_SCORES_SQL,
     PER_TRACE_SQL,
     correlation_alarm,
     correlation_rows,
+    evidence_correlation_rows,
 )
 from evals_pipeline.reports.evidence import (
     judge_trust,
@@ -57,8 +71,10 @@ from evals_pipeline.reports.evidence import (
     traffic_share,
 )
 from evals_pipeline.reports.html import render_report
+from evals_pipeline.reports.online_metrics import online_metrics_format
+from evals_pipeline.reports.preferences import PAIRWISE_OUTCOMES_SQL, preference_rows
 from evals_pipeline.reports.segments import segment_frame
-from evals_pipeline.specs import deps_of, table_asset
+from evals_pipeline.specs import deps_of, table_asset, table_spec
 from evals_pipeline.sql import load_sql
 from evals_pipeline.warehouse import Warehouse, registered, replace_table, transaction
 
@@ -256,6 +272,129 @@ def online_offline_correlation(
             "trusted_judges": MetadataValue.int(trusted),
         },
     )
+
+
+@multi_asset(
+    name="online_metric_files",
+    specs=[
+        table_spec(
+            ONLINE_METRICS,
+            group="reports",
+            how="Rebuilt from every metrics file (JSONL or CSV) in data/online_metrics/.",
+        ),
+        table_spec(QUARANTINED_ONLINE_METRICS, group="reports"),
+    ],
+)
+def online_metric_files(
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+) -> Iterator[MaterializeResult]:
+    """Rebuild online_metrics from every file in data/online_metrics/: per system (or system x
+    segment cell) and date, online metrics users produced and offline scores other tools
+    gave, long or wide; bad rows quarantined with their reason."""
+    fmt = online_metrics_format(project.config().evidence.segment_by)
+    folder = evidence_dir("online_metrics")
+    state = files_state(folder)
+    with warehouse.get_connection() as conn:
+        counts = load_evidence(conn, fmt, folder)
+        context.log.info(f"online metrics: {counts}")
+        metrics = conn.execute(
+            f"""SELECT kind, metric, count(DISTINCT system) AS systems, count(DISTINCT segment) AS segments,
+                      min(date) AS first_date, max(date) AS last_date, count(*) AS values
+               FROM {ONLINE_METRICS} GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        meta = {k: MetadataValue.int(v) for k, v in counts.items()}
+        yield MaterializeResult(
+            asset_key=ONLINE_METRICS.name,
+            metadata={
+                **table_metadata(conn, ONLINE_METRICS),
+                **meta,
+                "metrics": MetadataValue.md(markdown_table(metrics)),
+                FILES_STATE: MetadataValue.json(state),
+            },
+        )
+        yield MaterializeResult(
+            asset_key=QUARANTINED_ONLINE_METRICS.name,
+            metadata={**table_metadata(conn, QUARANTINED_ONLINE_METRICS), **meta},
+        )
+
+
+@table_asset(
+    PREFERENCE_RATINGS,
+    group="reports",
+    reads=[GOLD_LABELS, EXTERNAL_VERDICTS, PAIRWISE_VERDICTS],
+)
+def preference_ratings(
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+) -> MaterializeResult:
+    """Bradley-Terry ratings of systems from each kind of pairwise evidence on its own (gold
+    human preferences, each imported pairwise judge, each of our pairwise judges), over all
+    items and per segment, with bootstrap 95% intervals over items and the rank."""
+    min_items = project.config().evidence.min_segment_items
+    with warehouse.get_connection() as conn:
+        outcomes = conn.execute(PAIRWISE_OUTCOMES_SQL).df()
+        frame = preference_rows(outcomes, min_items)
+        return replaced_with(
+            conn,
+            PREFERENCE_RATINGS,
+            frame,
+            "ratings",
+            decimals=1,
+            shown=frame[frame["segment"] == "all"],
+            extra={"outcomes": MetadataValue.int(len(outcomes))},
+        )
+
+
+def _evidence_alarm_check(frame: pd.DataFrame) -> AssetCheckResult:
+    alarms = frame[frame["alarm"].fillna(False).astype(bool)]
+    return AssetCheckResult(
+        check_name="offline_scores_predict_online",
+        asset_key=EVIDENCE_CORRELATION.name,
+        passed=alarms.empty,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "alarms": MetadataValue.md(
+                markdown_table(
+                    alarms[["offline", "online_metric", "level", "n", "spearman"]].round(3)
+                )
+            ),
+            "measured": MetadataValue.int(int(frame["alarm"].notna().sum())),
+        },
+    )
+
+
+@table_asset(
+    EVIDENCE_CORRELATION,
+    group="reports",
+    reads=[ONLINE_METRICS, PREFERENCE_RATINGS, CORRECTED_PASS_RATES],
+    check_specs=[
+        AssetCheckSpec(
+            "offline_scores_predict_online",
+            asset=EVIDENCE_CORRELATION.name,
+            description=f"Every offline score (imported, Bradley-Terry, corrected pass rate) has a "
+            f"Spearman correlation of at least {ALARM_BELOW} with every imported online metric, "
+            "over at least 3 systems or cells (warns otherwise).",
+        )
+    ],
+)
+def evidence_correlation(
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Do the offline scores rank systems the way users do? Every offline score per system or
+    cell (imported offline metrics, Bradley-Terry ratings, corrected pass rates) against every
+    imported online metric: Pearson and Spearman with bootstrap 95% intervals, and the alarm
+    below a Spearman of 0.6."""
+    lower = set(project.config().evidence.lower_is_better)
+    with warehouse.get_connection() as conn:
+        offline = conn.execute(OFFLINE_SCORES_SQL).df()
+        online = conn.execute(ONLINE_SCORES_SQL).df()
+        rows = evidence_correlation_rows(offline, online, lower)
+        frame = pd.DataFrame(rows, columns=EVIDENCE_CORRELATION.column_names)
+        if online.empty:
+            context.log.info(
+                "no online metrics imported (data/online_metrics/): nothing to correlate"
+            )
+        yield replaced_with(conn, EVIDENCE_CORRELATION, frame, "correlations")
+    yield _evidence_alarm_check(frame)
 
 
 @table_asset(HOLDOUT_GAP, group="reports", reads=[HOLDOUT_EVALUATION, ACTIVE_EVALUATION])

@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evals_pipeline.records import CALIBRATION_VERDICTS, TRACE_FEEDBACK, TRACES
+from evals_pipeline.records import (
+    CALIBRATION_VERDICTS,
+    CORRECTED_PASS_RATES,
+    ONLINE_METRICS,
+    PREFERENCE_RATINGS,
+    TRACE_FEEDBACK,
+    TRACES,
+)
 
 
 @dataclass(frozen=True)
@@ -165,10 +172,85 @@ def correlation_rows(
     return rows
 
 
+def below_alarm(spearman: float, lower_is_better: bool = False) -> bool:
+    """The offline-online alarm (seed 002): the offline score no longer predicts the online
+    metric when Spearman is below ALARM_BELOW, or undefined (NaN). For a metric where lower
+    is better (escalations), the correlation expected is negative: its sign is turned."""
+    oriented = -spearman if lower_is_better else spearman
+    return not (oriented >= ALARM_BELOW)
+
+
 def correlation_alarm(frame: pd.DataFrame) -> tuple[bool, list[str], int]:
     """The alarm on the trusted judges' cell-level Spearman with the thumbs-up rate: (passed,
     judges below ALARM_BELOW, trusted judges measured). No trusted judge is a failure too."""
     main = frame[(frame["level"] == "cell") & (frame["signal"] == "thumbs_up_rate")]
     trusted = main[main["trusted"].astype(bool)]
-    low = trusted[~(trusted["spearman"] >= ALARM_BELOW)]["judge"].tolist()
+    low = [j for j, r in zip(trusted["judge"], trusted["spearman"], strict=True) if below_alarm(r)]
     return (not trusted.empty and not low, low, len(trusted))
+
+
+# Offline scores per system (segment 'all') or cell from every source the warehouse has:
+# imported offline metrics (n-weighted mean over dates), Bradley-Terry ratings, and
+# corrected pass rates. Online metrics the same way, with the dates they span.
+OFFLINE_SCORES_SQL = f"""
+SELECT 'imported:' || metric AS offline, system, segment,
+       sum(value * coalesce(n, 1)) / sum(coalesce(n, 1)) AS score
+FROM {ONLINE_METRICS} WHERE kind = 'offline' GROUP BY ALL
+UNION ALL
+SELECT 'bt:' || evidence, system, segment, rating FROM {PREFERENCE_RATINGS}
+UNION ALL
+SELECT 'pass_rate:' || judge || '/' || rubric, app_version, 'all', corrected_pass_rate
+FROM {CORRECTED_PASS_RATES} WHERE corrected_pass_rate IS NOT NULL
+ORDER BY ALL
+"""
+
+ONLINE_SCORES_SQL = f"""
+SELECT metric, system, segment, sum(value * coalesce(n, 1)) / sum(coalesce(n, 1)) AS value,
+       min(date) AS first_date, max(date) AS last_date
+FROM {ONLINE_METRICS} WHERE kind = 'online' GROUP BY ALL ORDER BY ALL
+"""
+
+
+def evidence_correlation_rows(
+    offline: pd.DataFrame, online: pd.DataFrame, lower_is_better: set[str], n_boot: int = 1000
+) -> list[tuple[object, ...]]:
+    """`evidence_correlation` rows: every offline score (offline, system, segment, score)
+    against every online metric (metric, system, segment, value, first_date, last_date), at
+    the system level (segment 'all') and the cell level (system x segment). The alarm is
+    null with fewer than three systems or cells (no rank correlation to speak of)."""
+    rows: list[tuple[object, ...]] = []
+    for (name, metric), _ in (
+        offline[["offline"]]
+        .drop_duplicates()
+        .merge(online[["metric"]].drop_duplicates(), how="cross")
+        .groupby(["offline", "metric"], sort=True)
+    ):
+        pairs = offline[offline["offline"] == name].merge(
+            online[online["metric"] == metric], on=["system", "segment"]
+        )
+        for level, part in (
+            ("system", pairs[pairs["segment"] == "all"]),
+            ("cell", pairs[pairs["segment"] != "all"]),
+        ):
+            if part.empty:
+                continue
+            c = correlate(part["score"].to_numpy(), part["value"].to_numpy(), n_boot=n_boot)
+            alarm = below_alarm(c.spearman, metric in lower_is_better) if c.n >= 3 else None
+            rows.append(
+                (
+                    name,
+                    metric,
+                    level,
+                    c.n,
+                    part["first_date"].min(),
+                    part["last_date"].max(),
+                    c.pearson,
+                    c.pearson_low,
+                    c.pearson_high,
+                    c.spearman,
+                    c.spearman_low,
+                    c.spearman_high,
+                    alarm,
+                )
+            )
+    return rows

@@ -13,13 +13,19 @@ from dagster import (
 )
 
 from evals_pipeline.calibration.definitions import calibration_job
+from evals_pipeline.calibration.evidence import evidence_dir
+from evals_pipeline.calibration.sensors import drop_folder_sensor
 from evals_pipeline.partitions import quarterly_partitions, sensor_status
 from evals_pipeline.pools.definitions import quarterly_job
 from evals_pipeline.project import ProjectConfig
+from evals_pipeline.records import ONLINE_METRICS
 from evals_pipeline.reports.assets import (
+    evidence_correlation,
     holdout_gap,
     html_report,
+    online_metric_files,
     online_offline_correlation,
+    preference_ratings,
     quality_cost_latency,
     release_gates,
     segment_report,
@@ -28,7 +34,16 @@ from evals_pipeline.reports.assets import (
 reports_job = define_asset_job(
     "evals_reports",
     selection=AssetSelection.groups("reports", "analytics"),
-    description="Segment report, release gates, quality/cost/latency, and the quarter's offline-online correlation.",
+    description="Segment report, release gates, quality/cost/latency, the quarter's offline-online "
+    "correlation, imported online metrics, preference ratings and their correlation.",
+)
+
+online_metrics_sensor = drop_folder_sensor(
+    "online_metrics_sensor",
+    lambda: evidence_dir("online_metrics"),
+    ONLINE_METRICS,
+    "evals_reports",
+    "online metric",
 )
 
 
@@ -64,8 +79,11 @@ def definitions(project: ProjectConfig) -> Definitions:
             quality_cost_latency,
             online_offline_correlation,
             holdout_gap,
+            online_metric_files,
+            preference_ratings,
+            evidence_correlation,
             html_report,
         ],
         jobs=[reports_job],
-        sensors=[reports_after_evaluation],
+        sensors=[reports_after_evaluation, online_metrics_sensor],
     )
