@@ -90,8 +90,40 @@ def replaced_with(
         metadata={
             **table_metadata(conn, table),
             label: MetadataValue.md(
-                markdown_table((frame if shown is None else shown).round(decimals))
+                markdown_table(rounded(frame if shown is None else shown, decimals))
             ),
             **(extra or {}),
         }
     )
+
+
+# The metadata key under which a file-reading asset records the files it read (name ->
+# [mtime_ns, size]); the drop-folder sensors compare the folder against it.
+FILES_STATE = "files_state"
+
+
+def evidence_results(
+    conn: duckdb.DuckDBPyConnection,
+    table: Table,
+    quarantine: Table,
+    counts: dict[str, int],
+    files: dict[str, list[int]],
+    summary: dict[str, pd.DataFrame],
+) -> list[MaterializeResult]:
+    """The two materializations of an evidence folder load: its table (with the files read,
+    the counts and `summary` tables) and its quarantine table."""
+    meta = {k: MetadataValue.int(v) for k, v in counts.items()}
+    return [
+        MaterializeResult(
+            asset_key=table.name,
+            metadata={
+                **table_metadata(conn, table),
+                **meta,
+                **{k: MetadataValue.md(markdown_table(v)) for k, v in summary.items()},
+                FILES_STATE: MetadataValue.json(files),
+            },
+        ),
+        MaterializeResult(
+            asset_key=quarantine.name, metadata={**table_metadata(conn, quarantine), **meta}
+        ),
+    ]

@@ -339,6 +339,7 @@ def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_cha
 
     from evals_pipeline.calibration.assets import human_label_files
     from evals_pipeline.calibration.sensors import label_files_sensor
+    from evals_pipeline.project import ProjectResource
     from evals_pipeline.warehouse import Warehouse
 
     monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))
@@ -348,7 +349,9 @@ def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_cha
     with DagsterInstance.ephemeral() as instance:
         warehouse = Warehouse(database=str(tmp_path / "wh.duckdb"))
         assert materialize(
-            [human_label_files], instance=instance, resources={"warehouse": warehouse}
+            [human_label_files],
+            instance=instance,
+            resources={"warehouse": warehouse, "project": ProjectResource()},
         ).success
         ctx = build_sensor_context(instance=instance)
         (skip,) = list(label_files_sensor(ctx))

@@ -62,7 +62,12 @@ def test_the_stage_definitions_merge_under_the_simulator_and_a_files_project(
             "evals_reports",
             "evals_review",
         }
-        assert {s.name for s in defs.sensors} == {"label_files_sensor", "reports_after_evaluation"}
+        assert {s.name for s in defs.sensors} == {
+            "label_files_sensor",
+            "verdict_files_sensor",
+            "online_metrics_sensor",
+            "reports_after_evaluation",
+        }
     assert isinstance(simulator.resources["trace_source"], SimulatedTraceSource)
     assert isinstance(files.resources["trace_source"], FileTraceSource)
     # Every stage contributes its own assets; none is listed twice.

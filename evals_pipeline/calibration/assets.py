@@ -22,38 +22,43 @@ from pydantic import Field
 
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, classifier_verdicts
 from evals_pipeline.calibration.evidence import (
-    EXTERNAL_PREFIX,
     evidence_dir,
     files_state,
     load_evidence,
     segment_sql,
     verdicts_format,
 )
-from evals_pipeline.calibration.gold import build_gold_labels
-from evals_pipeline.calibration.labels import load_labels
+from evals_pipeline.calibration.gold import build_gold_labels, gold_summary
+from evals_pipeline.calibration.labels import label_splits, load_labels
 from evals_pipeline.calibration.measurement import (
     EXTERNAL_SUBJECTS_SQL,
     MEASURED_SQL,
-    SKIPPED_LABELS_SQL,
     SUBJECTS_SQL,
+    calibrated_now,
     calibration_rows,
     corrected_rates,
     position_consistency,
     principal_annotator,
     record_test_looks,
+    skipped_labels,
     test_split_status,
     test_split_used,
     with_position_consistency,
 )
 from evals_pipeline.calibration.metrics import annotator_pairs
 from evals_pipeline.calibration.pairwise import PAIRWISE_MEASURED_SQL, pairwise_calibration_rows
-from evals_pipeline.calibration.sensors import FILES_STATE, labels_dir
+from evals_pipeline.calibration.sensors import labels_dir
 from evals_pipeline.calibration.test_split import rows_touching_test_once
 from evals_pipeline.ingest.categories import empty_accuracy, measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
-from evals_pipeline.metadata import markdown_table, replaced_with, table_metadata
+from evals_pipeline.metadata import (
+    evidence_results,
+    markdown_table,
+    replaced_with,
+    table_metadata,
+)
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
@@ -78,7 +83,7 @@ from evals_pipeline.records import (
     VISIBLE_TRACES,
 )
 from evals_pipeline.specs import table_asset, table_spec
-from evals_pipeline.warehouse import Warehouse, registered, replace_table
+from evals_pipeline.warehouse import Warehouse, replace_table
 
 
 # Empty / unset values mean "as the project file says" (judges.*); set them for one run only.
@@ -166,29 +171,8 @@ def human_label_files(
         who = principal_annotator(conn, project.config().judges.principal_annotator)
         gold = build_gold_labels(conn, evidence.gold, who, evidence.segment_by)
         context.log.info(f"gold labels: {gold}")
-        splits = conn.execute(
-            f"""SELECT kind, split, count(*) FILTER (WHERE verdict IN ('pass', 'A')) AS pass_or_a,
-                      count(*) FILTER (WHERE verdict IN ('fail', 'B')) AS fail_or_b, count(*) AS total
-               FROM {HUMAN_LABELS} WHERE current GROUP BY ALL ORDER BY ALL"""
-        ).df()
-        gold_summary = conn.execute(
-            f"""SELECT kind, method, coalesce(verdict, '(no majority)') AS verdict, count(*) AS items,
-                      round(avg(item_agreement), 3) AS mean_item_agreement
-               FROM {GOLD_LABELS} GROUP BY ALL ORDER BY ALL"""
-        ).df()
-        meta = {k: MetadataValue.int(v) for k, v in counts.items()}
-        yield MaterializeResult(
-            asset_key=HUMAN_LABELS.name,
-            metadata={
-                **table_metadata(conn, HUMAN_LABELS),
-                **meta,
-                "splits": MetadataValue.md(markdown_table(splits)),
-                FILES_STATE: MetadataValue.json(state),
-            },
-        )
-        yield MaterializeResult(
-            asset_key=QUARANTINED_LABELS.name,
-            metadata={**table_metadata(conn, QUARANTINED_LABELS), **meta},
+        yield from evidence_results(
+            conn, HUMAN_LABELS, QUARANTINED_LABELS, counts, state, {"splits": label_splits(conn)}
         )
         yield MaterializeResult(
             asset_key=GOLD_LABELS.name,
@@ -196,7 +180,7 @@ def human_label_files(
                 **table_metadata(conn, GOLD_LABELS),
                 **{k: MetadataValue.int(v) for k, v in gold.items()},
                 "principal_annotator": MetadataValue.text(who),
-                "gold": MetadataValue.md(markdown_table(gold_summary)),
+                "gold": MetadataValue.md(markdown_table(gold_summary(conn))),
             },
         )
 
@@ -229,19 +213,8 @@ def external_verdict_files(
                       count(DISTINCT subject_id) AS subjects
                FROM {EXTERNAL_VERDICTS} WHERE current GROUP BY ALL ORDER BY ALL"""
         ).df()
-        meta = {k: MetadataValue.int(v) for k, v in counts.items()}
-        yield MaterializeResult(
-            asset_key=EXTERNAL_VERDICTS.name,
-            metadata={
-                **table_metadata(conn, EXTERNAL_VERDICTS),
-                **meta,
-                "judges": MetadataValue.md(markdown_table(judges)),
-                FILES_STATE: MetadataValue.json(state),
-            },
-        )
-        yield MaterializeResult(
-            asset_key=QUARANTINED_VERDICTS.name,
-            metadata={**table_metadata(conn, QUARANTINED_VERDICTS), **meta},
+        yield from evidence_results(
+            conn, EXTERNAL_VERDICTS, QUARANTINED_VERDICTS, counts, state, {"judges": judges}
         )
 
 
@@ -290,12 +263,7 @@ def calibration_verdicts(
             f"{len(subjects):,} gold-labelled outputs with references; "
             f"{len(external):,} imported verdicts on gold-labelled subjects"
         )
-        with registered(
-            conn,
-            _subjects=subjects[["subject_id"]],
-            _external=external[["subject_id"]].drop_duplicates(),
-        ):
-            skipped = dict(conn.execute(SKIPPED_LABELS_SQL).fetchall())
+        skipped = skipped_labels(conn, subjects, external)
         if skipped:
             context.log.info(
                 "gold labels not used for calibration: "
@@ -378,12 +346,7 @@ def judge_calibration(
         # ORDER BY: the bootstrap resamples rows by position, so the rows' order must not
         # depend on how DuckDB's threads scanned the table (same data, same intervals).
         measured = conn.execute(MEASURED_SQL + " ORDER BY ALL").df()
-        # Only the judges of the panel, the classifier judge and imported judges are measured:
-        # a judge that left the panel keeps only its history (calibration_test_uses, the cache).
-        keep = measured["judge"].isin(c.calibrated) | measured["judge"].str.startswith(
-            EXTERNAL_PREFIX
-        )
-        fresh = calibration_rows(measured[keep], c.trust_threshold)
+        fresh = calibration_rows(calibrated_now(measured, c.calibrated), c.trust_threshold)
         stored = conn.execute(f"SELECT * FROM {JUDGE_CALIBRATION} WHERE split = 'test'").df()
         frame, looks = rows_touching_test_once(
             fresh, stored, test_split_used(conn), config.force_test_look

@@ -14,6 +14,7 @@ Per item, `item_agreement` is the share of its annotators who gave the gold labe
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 
 from evals_pipeline.calibration.evidence import label_split_sql, segment_sql
 from evals_pipeline.project import GoldSpec
@@ -81,3 +82,12 @@ def build_gold_labels(
         out[f"{kind}_gold"] = with_gold
         out[f"{kind}_without_gold"] = without
     return out
+
+
+def gold_summary(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Gold labels per kind, method and verdict, with the mean per-item agreement."""
+    return conn.execute(
+        f"""SELECT kind, method, coalesce(verdict, '(no majority)') AS verdict, count(*) AS items,
+                  round(avg(item_agreement), 3) AS mean_item_agreement
+           FROM {GOLD_LABELS} GROUP BY ALL ORDER BY ALL"""
+    ).df()

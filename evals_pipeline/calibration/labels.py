@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from evals_pipeline.calibration.evidence import (
     EVIDENCE_SUFFIXES,
@@ -35,14 +36,31 @@ from evals_pipeline.calibration.evidence import (
     load_evidence,
     split_sql,
 )
+from evals_pipeline.records import HUMAN_LABELS
 
 LABEL_SUFFIXES = EVIDENCE_SUFFIXES
-__all__ = ["LABEL_SUFFIXES", "import_pandalm", "label_split_sql", "load_labels", "split_sql"]
+__all__ = [
+    "LABEL_SUFFIXES",
+    "import_pandalm",
+    "label_split_sql",
+    "label_splits",
+    "load_labels",
+    "split_sql",
+]
 
 
 def load_labels(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]:
     """Rebuild human_labels and quarantined_labels from every label file in `folder`."""
     return load_evidence(conn, LABELS, folder)
+
+
+def label_splits(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Current labels per kind and split, with the pass-or-A and fail-or-B counts."""
+    return conn.execute(
+        f"""SELECT kind, split, count(*) FILTER (WHERE verdict IN ('pass', 'A')) AS pass_or_a,
+                  count(*) FILTER (WHERE verdict IN ('fail', 'B')) AS fail_or_b, count(*) AS total
+           FROM {HUMAN_LABELS} WHERE current GROUP BY ALL ORDER BY ALL"""
+    ).df()
 
 
 def import_pandalm(source: Path, dest: Path) -> int:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from duckdb import DuckDBPyConnection
 
+from evals_pipeline.calibration.evidence import EXTERNAL_PREFIX
 from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate
 from evals_pipeline.calibration.test_split import Look
 from evals_pipeline.records import (
@@ -28,6 +29,7 @@ from evals_pipeline.records import (
     UNSEALED_POOL,
     VISIBLE_TRACES,
 )
+from evals_pipeline.warehouse import registered
 
 
 def principal_annotator(conn, configured: str) -> str:
@@ -78,6 +80,27 @@ SELECT reason, count(*) FROM (
     WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL AND s.subject_id IS NULL AND e.subject_id IS NULL
 ) GROUP BY 1 ORDER BY 1
 """
+
+
+def skipped_labels(
+    conn: DuckDBPyConnection, subjects: pd.DataFrame, external: pd.DataFrame
+) -> dict[str, int]:
+    """Why gold labels measure no judge: reason -> count, for the gold pointwise labels on
+    neither a judged subject (`subjects`) nor an imported verdict's subject (`external`)."""
+    with registered(
+        conn,
+        _subjects=subjects[["subject_id"]],
+        _external=external[["subject_id"]].drop_duplicates(),
+    ):
+        return dict(conn.execute(SKIPPED_LABELS_SQL).fetchall())
+
+
+def calibrated_now(measured: pd.DataFrame, calibrated: list[str]) -> pd.DataFrame:
+    """The verdicts measured this run: the panel's judges, the classifier judge and imported
+    judges. A judge that left the panel keeps only its history (calibration_test_uses, the
+    judge cache)."""
+    keep = measured["judge"].isin(calibrated) | measured["judge"].str.startswith(EXTERNAL_PREFIX)
+    return measured[keep]
 
 
 MEASURED_SQL = f"""

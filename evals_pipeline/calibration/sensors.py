@@ -19,10 +19,8 @@ from dagster import (
 )
 
 from evals_pipeline.calibration.evidence import evidence_dir, files_state
+from evals_pipeline.metadata import FILES_STATE
 from evals_pipeline.records import EXTERNAL_VERDICTS, HUMAN_LABELS, Table
-
-# The metadata key under which a file-reading asset records the files it read.
-FILES_STATE = "files_state"
 
 
 def labels_dir() -> Path:

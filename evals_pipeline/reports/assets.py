@@ -20,8 +20,12 @@ from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.calibration.evidence import evidence_dir, files_state, load_evidence
-from evals_pipeline.calibration.sensors import FILES_STATE
-from evals_pipeline.metadata import markdown_table, replaced_with, table_metadata
+from evals_pipeline.metadata import (
+    evidence_results,
+    markdown_table,
+    replaced_with,
+    table_metadata,
+)
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import data_dir
 from evals_pipeline.project import ProjectResource
@@ -302,19 +306,8 @@ def online_metric_files(
                       min(date) AS first_date, max(date) AS last_date, count(*) AS values
                FROM {ONLINE_METRICS} GROUP BY ALL ORDER BY ALL"""
         ).df()
-        meta = {k: MetadataValue.int(v) for k, v in counts.items()}
-        yield MaterializeResult(
-            asset_key=ONLINE_METRICS.name,
-            metadata={
-                **table_metadata(conn, ONLINE_METRICS),
-                **meta,
-                "metrics": MetadataValue.md(markdown_table(metrics)),
-                FILES_STATE: MetadataValue.json(state),
-            },
-        )
-        yield MaterializeResult(
-            asset_key=QUARANTINED_ONLINE_METRICS.name,
-            metadata={**table_metadata(conn, QUARANTINED_ONLINE_METRICS), **meta},
+        yield from evidence_results(
+            conn, ONLINE_METRICS, QUARANTINED_ONLINE_METRICS, counts, state, {"metrics": metrics}
         )
 
 
