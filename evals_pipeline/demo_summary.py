@@ -13,12 +13,14 @@ from evals_pipeline.records import (
     BT_RATINGS,
     CORRECTED_PASS_RATES,
     FAILURE_MODE_DISTRIBUTION,
+    GOLD_LABELS,
     HOLDOUT_EVALUATION,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     POOL_EVENTS,
     POOL_SIZES,
+    PREFERENCE_RATINGS,
     QUARANTINED_FEEDBACK,
     QUARANTINED_TRACES,
     RELEASE_GATES,
@@ -41,7 +43,7 @@ def snapshot_tables(con: Con) -> list[str]:
     out.append(f"The analysts' snapshot {analytics_path()} holds:")
     for name, _, comment in tables:
         n = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-        out.append(f"  {name:<22} {n:>10,}  {comment}")
+        out.append(f"  {name:<26} {n:>10,}  {comment}")
     return out
 
 
@@ -146,10 +148,10 @@ def judging(con: Con) -> list[str]:
 
 
 def calibration(con: Con) -> list[str]:
-    """Judge calibration, annotator agreement, corrected pass rates."""
+    """Judge calibration, annotator agreement, gold labels, ratings, corrected pass rates."""
     out: list[str] = []
     out.append(
-        "\nJudge calibration on the test split (vs the principal expert; trusted = TPR and TNR >= 0.8):"
+        "\nJudge calibration on the test split (vs the gold label; trusted = TPR and TNR >= 0.8):"
     )
     for judge, n, tpr, tlo, thi, tnr, nlo, nhi, kap, trusted in con.execute(
         f"""SELECT judge, n, round(tpr, 3), round(tpr_low, 3), round(tpr_high, 3), round(tnr, 3), round(tnr_low, 3),
@@ -163,9 +165,31 @@ def calibration(con: Con) -> list[str]:
     out.append("  Human annotators (Cohen's kappa, 95% bootstrap interval):")
     for a, b, n, k, lo, hi in con.execute(
         f"""SELECT annotator_a, annotator_b, n, round(kappa, 2), round(kappa_low, 2), round(kappa_high, 2)
-           FROM {ANNOTATOR_AGREEMENT} ORDER BY 1, 2"""
+           FROM {ANNOTATOR_AGREEMENT} WHERE segment = 'all' ORDER BY 1, 2"""
     ).fetchall():
         out.append(f"    {a} vs {b}: {k} [{lo}, {hi}] on {n} items")
+    out.append(
+        "  Gold labels (one per item: the principal's pass/fail, the annotators' majority A/B/tie):"
+    )
+    for kind, method, verdicts, items, agreement in con.execute(
+        f"""SELECT kind, method, string_agg(verdict || ' ' || n, ', ' ORDER BY verdict), sum(n)::INT,
+                  round(sum(n * agreement) / sum(n), 3)
+           FROM (SELECT kind, method, coalesce(verdict, 'none') AS verdict, count(*) AS n,
+                        avg(item_agreement) AS agreement FROM {GOLD_LABELS} GROUP BY ALL)
+           GROUP BY ALL ORDER BY 1, 2"""
+    ).fetchall():
+        out.append(
+            f"    {kind} ({method}): {items:,} items: {verdicts}; mean item agreement {agreement}"
+        )
+    ratings = con.execute(
+        f"""SELECT system, round(rating), round(ci_low), round(ci_high) FROM {PREFERENCE_RATINGS}
+           WHERE evidence = 'human' AND segment = 'all' ORDER BY rating DESC"""
+    ).fetchall()
+    if ratings:
+        out.append("  Bradley-Terry from the human gold preferences (Elo, 95% interval):")
+        out.append(
+            "    " + ", ".join(f"{s} {r:+.0f} [{lo:+.0f}, {hi:+.0f}]" for s, r, lo, hi in ratings)
+        )
     out.append(
         "  Pass rates corrected for judge error (Rogan-Gladen, 95% interval), reference judge:"
     )

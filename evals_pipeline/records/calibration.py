@@ -166,7 +166,7 @@ CALIBRATION_VERDICTS = Table(
 
 JUDGE_CALIBRATION = Table(
     "judge_calibration",
-    "Each judge measured against the principal expert's labels, per rubric version, split and category ('all' = overall).",
+    "Each judge measured against the gold labels (by default the principal expert's), per rubric version, split and category ('all' = overall).",
     (
         Column("judge", "VARCHAR", "Judge."),
         Column("rubric", "VARCHAR", "Rubric name."),
