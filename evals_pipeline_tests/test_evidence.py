@@ -698,3 +698,40 @@ def test_a_resample_never_turns_an_undefined_correlation_into_a_pass() -> None:
 
     assert below_alarm(math.nan) and below_alarm(0.59) and not below_alarm(0.6)
     assert below_alarm(0.9, lower_is_better=True) and not below_alarm(-0.9, lower_is_better=True)
+
+
+def test_evals_import_checks_a_file_then_drops_it_in_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evals_pipeline.cli import main
+
+    monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EVALS_CONFIG", str(REPO / "evals.yaml"))
+    pointwise = write_csv(
+        tmp_path / "expert.csv",
+        [
+            {"trace_id": "t1", "annotator": "ana", "verdict": "pass", "critique": ""},
+            {"trace_id": "t2", "annotator": "ana", "verdict": "fail", "critique": ""},
+        ],
+    )
+    # a pointwise file is not a pairwise import: refused, nothing copied
+    assert main(["import", "pairwise", str(pointwise)]) == 1
+    assert not (tmp_path / "data" / "labels").exists()
+    # as labels: copied, and the bad row is announced with its reason
+    assert main(["import", "labels", str(pointwise)]) == 0
+    out = capsys.readouterr().out
+    assert "2 rows, 1 ok, 1 to be quarantined (1 missing_critique)" in out
+    assert "row 3: missing_critique" in out
+    assert (tmp_path / "data" / "labels" / "expert.csv").read_bytes() == pointwise.read_bytes()
+    # the same file again is fine; a different file of the same name needs --force
+    assert main(["import", "labels", str(pointwise)]) == 0
+    pointwise.write_text("trace_id,annotator,verdict\nt3,ana,pass\n")
+    assert main(["import", "labels", str(pointwise)]) == 2
+    assert main(["import", "labels", str(pointwise), "--force"]) == 0
+    # a file where no row would be stored is not copied
+    metrics = write_jsonl(tmp_path / "m.jsonl", [{"system": "v1", "metric": "m", "value": 1}])
+    assert main(["import", "online-metrics", str(metrics)]) == 1
+    assert not (tmp_path / "data" / "online_metrics" / "m.jsonl").exists()
+    verdicts = write_jsonl(tmp_path / "vendor.jsonl", [{"trace_id": "t1", "verdict": "pass"}])
+    assert main(["import", "verdicts", str(verdicts)]) == 0
+    assert (tmp_path / "data" / "verdicts" / "vendor.jsonl").exists()
