@@ -116,7 +116,8 @@ def pandalm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.setenv("EVALS_DATA_DIR", str(data))
     try:
         import_pandalm(PANDALM, data / "labels" / "pandalm.jsonl")
-        project = project_with(data, segment_by="motivation_app", min_segment_items=15)
+        # segments of 40+ items get their own ratings (5 of the 50 apps): enough to test, quick to fit
+        project = project_with(data, segment_by="motivation_app", min_segment_items=40)
         run([human_label_files, annotator_agreement, preference_ratings], project, data)
     finally:
         mp.undo()

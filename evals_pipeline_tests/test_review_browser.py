@@ -117,8 +117,14 @@ def test_label_a_case_by_keyboard_alone_and_the_sensor_loads_it(
     requests = list(label_files_sensor(build_sensor_context(instance=DagsterInstance.ephemeral())))
     assert [type(r).__name__ for r in requests] == ["RunRequest"]
     assert "review-e2e-expert.jsonl" in requests[0].tags["files"]
+    from evals_pipeline.project import ProjectResource
+
     result = materialize(
-        [human_label_files], resources={"warehouse": Warehouse(database=str(warehouse_path()))}
+        [human_label_files],
+        resources={
+            "warehouse": Warehouse(database=str(warehouse_path())),
+            "project": ProjectResource(),
+        },
     )
     assert result.success
     conn = connect(warehouse_path(), read_only=True)
