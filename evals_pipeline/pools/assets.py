@@ -23,12 +23,17 @@ from dagster import (
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
+from evals_pipeline.judging.candidates import AppVersion
+from evals_pipeline.judging.client import JudgeClient
+from evals_pipeline.judging.rubrics import load_rubric
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import golden_dir
+from evals_pipeline.pools import holdout_panel
 from evals_pipeline.pools.evaluation import (
     EVALUATORS,
     already_evaluated,
+    check_rotation_window,
     evaluate_holdout,
     score_by_category,
 )
@@ -37,19 +42,23 @@ from evals_pipeline.pools.references import ReferenceSource
 from evals_pipeline.pools.rotation import RotationSettings, RotationSummary, rotate
 from evals_pipeline.pools.sealing import refresh_fingerprints, seal_violations
 from evals_pipeline.pools.store import HoldoutStore
+from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     ACTIVE_CASES,
     ACTIVE_EVALUATION,
     GOLDEN_CASES,
     GOLDEN_POOLS,
     HOLDOUT_EVALUATION,
+    HOLDOUT_PANEL_EVALUATION,
+    JUDGE_CALIBRATION,
+    JUDGE_VERDICTS,
     POOL_EVENTS,
     POOL_SIZES,
     TRACE_SAMPLE,
     TRACES,
 )
 from evals_pipeline.specs import deps_of, table_asset, table_spec
-from evals_pipeline.warehouse import Warehouse
+from evals_pipeline.warehouse import Warehouse, transaction
 
 _DEFAULTS = RotationSettings()
 
@@ -283,4 +292,95 @@ def active_evaluation(context: AssetExecutionContext, warehouse: Warehouse) -> M
             conn.executemany(f"INSERT INTO {ACTIVE_EVALUATION} VALUES ({', '.join('?' * 6)})", rows)
         return MaterializeResult(
             metadata=table_metadata(conn, ACTIVE_EVALUATION, "quarter = ?", [start])
+        )
+
+
+class HoldoutPanelConfig(Config):
+    force: bool = Field(
+        default=False,
+        description="Judge the holdout again although this rotation was already judged (recorded).",
+    )
+
+
+def _role_versions(project: ProjectResource) -> list[AppVersion]:
+    """The candidate and the baseline, as the project file defines them."""
+    p = project.config()
+    wanted = {p.version("candidate"), p.version("baseline")} - {""}
+    return [
+        AppVersion(v.name, v.model, p.system_prompt(v))
+        for v in p.app_versions
+        if v.name in wanted and v.generate
+    ]
+
+
+@table_asset(
+    HOLDOUT_PANEL_EVALUATION,
+    group="pools",
+    reads=[GOLDEN_POOLS, JUDGE_VERDICTS, JUDGE_CALIBRATION],
+    kinds=("duckdb", "litellm"),
+    partitions_def=quarterly_partitions,
+    backfill_policy=BackfillPolicy.multi_run(1),
+)
+def holdout_panel_evaluation(
+    context: AssetExecutionContext,
+    config: HoldoutPanelConfig,
+    warehouse: Warehouse,
+    holdout_store: HoldoutStore,
+    judge_client: JudgeClient,
+    project: ProjectResource,
+) -> MaterializeResult:
+    """The holdout judged like the active pool, inside the seal: at the rotation, the candidate
+    and baseline answer the holdout cases and the trusted judges judge them with the active
+    pool's rubric; answers, verdicts and the call cache stay in the holdout store. Only pass
+    rates per side, version and category come out (one logged read), beside the same judges'
+    rates on the active pool: the gap the `holdout` gate reads."""
+    start, _ = quarter_window(context)
+    rubric = load_rubric(project.config().judges.rubric)
+    with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
+        judges = holdout_panel.trusted_judges(conn, project.config().judges.panel, rubric)
+        versions = _role_versions(project)
+        if holdout_panel.already_evaluated(conn, start, rubric) and not config.force:
+            context.log.info(
+                f"holdout of {start} already judged with {rubric.name}: not read again"
+            )
+        elif not judges or not versions:
+            context.log.warning(
+                f"no trusted judge for {rubric.name} v{rubric.version} (run evals_calibration) or "
+                "no candidate/baseline to generate: the holdout is not judged this rotation"
+            )
+        else:
+            check_rotation_window(conn, start)
+            cases = holdout_panel.holdout_panel_cases(conn, alias, start, context.run_id, judges)
+            stats = holdout_panel.judge_holdout_inside(
+                conn,
+                alias,
+                cases,
+                start,
+                judge_client,
+                versions,
+                judges,
+                rubric,
+                context.log.info,
+                context.run_id,
+            )
+            context.log.info(f"holdout judged inside the seal: {stats.called:,} calls made")
+            frame = holdout_panel.panel_scores(
+                conn, alias, start, rubric, judges, [v.name for v in versions], context.run_id
+            )
+            with transaction(conn):
+                conn.execute(f"DELETE FROM {HOLDOUT_PANEL_EVALUATION} WHERE quarter = ?", [start])
+                conn.register("_panel_rows", frame)
+                conn.execute(f"INSERT INTO {HOLDOUT_PANEL_EVALUATION} SELECT * FROM _panel_rows")
+                conn.unregister("_panel_rows")
+        shown = conn.execute(
+            f"""SELECT side, app_version, sum(n) AS n, round(sum(n * pass_rate) / nullif(sum(n), 0), 3) AS pass_rate
+               FROM {HOLDOUT_PANEL_EVALUATION} WHERE quarter = ? GROUP BY ALL ORDER BY ALL""",
+            [start],
+        ).df()
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, HOLDOUT_PANEL_EVALUATION, "quarter = ?", [start]),
+                "pass_rates": MetadataValue.md(markdown_table(shown)),
+                "trusted_judges": MetadataValue.json(judges),
+            }
         )

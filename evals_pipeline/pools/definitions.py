@@ -14,6 +14,7 @@ from evals_pipeline.pools.assets import (
     golden_export,
     golden_pool_rotation,
     holdout_evaluation,
+    holdout_panel_evaluation,
 )
 from evals_pipeline.project import ProjectConfig
 
@@ -33,7 +34,13 @@ def definitions(project: ProjectConfig) -> Definitions:
         default_status=schedule_status(project.schedules.quarterly),
     )
     return Definitions(
-        assets=[golden_pool_rotation, holdout_evaluation, active_evaluation, golden_export],
+        assets=[
+            golden_pool_rotation,
+            holdout_evaluation,
+            active_evaluation,
+            golden_export,
+            holdout_panel_evaluation,
+        ],
         jobs=[quarterly_job],
         schedules=[quarterly_schedule],
     )

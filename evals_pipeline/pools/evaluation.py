@@ -64,6 +64,16 @@ def already_evaluated(conn: duckdb.DuckDBPyConnection, quarter: date, evaluator:
     )
 
 
+def check_rotation_window(conn: duckdb.DuckDBPyConnection, quarter: date) -> None:
+    """Holdout content is evaluated only for the latest completed rotation."""
+    done = completed_quarters(conn)
+    if not done or done[-1] != quarter:
+        latest = done[-1] if done else "none yet"
+        raise HoldoutAccessError(
+            f"holdout evaluation runs only in the rotation window of the latest rotation ({latest}); asked for {quarter}"
+        )
+
+
 def evaluate_holdout(
     conn: duckdb.DuckDBPyConnection,
     holdout_alias: str,
@@ -73,12 +83,7 @@ def evaluate_holdout(
     force: bool = False,
 ) -> list[tuple]:
     """Score the current holdout pool for the rotation of `quarter`; return the rows written."""
-    done = completed_quarters(conn)
-    if not done or done[-1] != quarter:
-        latest = done[-1] if done else "none yet"
-        raise HoldoutAccessError(
-            f"holdout evaluation runs only in the rotation window of the latest rotation ({latest}); asked for {quarter}"
-        )
+    check_rotation_window(conn, quarter)
     if evaluator not in EVALUATORS:
         raise ValueError(f"unknown evaluator {evaluator!r}; known: {sorted(EVALUATORS)}")
     seen = conn.execute(

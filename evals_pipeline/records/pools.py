@@ -142,4 +142,64 @@ ACTIVE_EVALUATION = Table(
     HOLDOUT_EVALUATION.columns,
 )
 
-HOLDOUT_STORE_TABLES: tuple[Table, ...] = (RESERVOIR_TRACES, HOLDOUT_CASES)
+HOLDOUT_PANEL_OUTPUTS = Table(
+    "holdout_panel_outputs",
+    "The candidate's and the baseline's answers to the holdout cases, generated at a rotation "
+    "inside the seal. Lives only in the holdout store.",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        Column("case_id", "VARCHAR", "Holdout case."),
+        Column("app_version", "VARCHAR", "App version that answered."),
+        Column("model", "VARCHAR", "litellm model string of the version."),
+        Column("output", "VARCHAR", "The answer; null on error."),
+        Column("error", "VARCHAR", "Null, or why there is no answer."),
+        Column("cost_usd", "DOUBLE", "Cost of the call (0 when cached)."),
+    ),
+)
+
+HOLDOUT_PANEL_VERDICTS = Table(
+    "holdout_panel_verdicts",
+    "The trusted judges' verdicts on the holdout answers, with the active pool's rubric. Lives "
+    "only in the holdout store.",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        Column("case_id", "VARCHAR", "Holdout case."),
+        Column("app_version", "VARCHAR", "App version judged."),
+        Column("judge", "VARCHAR", "litellm model string of the judge."),
+        Column("rubric", "VARCHAR", "Rubric name."),
+        Column("rubric_version", "VARCHAR", "Rubric version."),
+        Column("verdict", "VARCHAR", "pass / fail; null on error (never a pass)."),
+        Column("error", "VARCHAR", "Null, or why there is no verdict."),
+    ),
+)
+
+HOLDOUT_PANEL_EVALUATION = Table(
+    "holdout_panel_evaluation",
+    "At each rotation, the candidate and baseline judged by the same trusted judges with the same "
+    "rubric on the active pool and (inside the seal) on the holdout pool: pass rates per side, "
+    "version and category. Aggregates only.",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        Column("side", "VARCHAR", "active or holdout."),
+        Column("app_version", "VARCHAR", "App version judged."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("rubric", "VARCHAR", "Binary rubric."),
+        Column("rubric_version", "VARCHAR", "Rubric version."),
+        Column("judges", "VARCHAR", "The trusted judges whose majority is the verdict."),
+        Column("n", "INTEGER", "Cases with a verdict."),
+        Column(
+            "no_verdict",
+            "INTEGER",
+            "Cases without one (no answer, judge errors, or a split vote): counted, not scored.",
+        ),
+        Column("pass_rate", "DOUBLE", "Share of cases the judges' majority passed."),
+        Column("std_error", "DOUBLE", "Standard error of the pass rate."),
+    ),
+)
+
+HOLDOUT_STORE_TABLES: tuple[Table, ...] = (
+    RESERVOIR_TRACES,
+    HOLDOUT_CASES,
+    HOLDOUT_PANEL_OUTPUTS,
+    HOLDOUT_PANEL_VERDICTS,
+)

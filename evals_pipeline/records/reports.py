@@ -119,6 +119,13 @@ HOLDOUT_GAP = Table(
         Column("gap_ci_high", "DOUBLE", "95% interval."),
         Column("active_std_error", "DOUBLE", "Standard error of the active score."),
         Column("holdout_std_error", "DOUBLE", "Standard error of the holdout score."),
+        Column(
+            "app_version",
+            "VARCHAR",
+            "The version whose outputs were scored: a version (panel: the trusted judges on the "
+            "candidate's and baseline's answers), or 'production' (reference_token_f1, a sanity "
+            "check on production outputs).",
+        ),
     ),
 )
 

@@ -42,6 +42,7 @@ from evals_pipeline.records import (
     GOLD_LABELS,
     HOLDOUT_EVALUATION,
     HOLDOUT_GAP,
+    HOLDOUT_PANEL_EVALUATION,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
@@ -390,7 +391,11 @@ def evidence_correlation(
     yield _evidence_alarm_check(frame)
 
 
-@table_asset(HOLDOUT_GAP, group="reports", reads=[HOLDOUT_EVALUATION, ACTIVE_EVALUATION])
+@table_asset(
+    HOLDOUT_GAP,
+    group="reports",
+    reads=[HOLDOUT_EVALUATION, ACTIVE_EVALUATION, HOLDOUT_PANEL_EVALUATION],
+)
 def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Active minus holdout score per rotation and category, with a 95% interval: how much
     better the set the team iterates on looks than the sealed one (eval-set overfitting).

@@ -24,6 +24,7 @@ from evals_pipeline.reports.gates import (
     holdout_gate,
     judge_trust_gate,
     layer1_gate,
+    pooled_gap,
     quorum_gate,
     segment_gates,
 )
@@ -86,6 +87,27 @@ def judged_versions(conn: DuckDBPyConnection) -> list[str]:
     ]
 
 
+def holdout_gap_evidence(
+    conn: DuckDBPyConnection, candidate: str
+) -> tuple[date | None, list[tuple], tuple[float, float] | None]:
+    """The latest rotation's active-holdout gap of the candidate as the trusted panel judged
+    it (per category), and the production outputs' token-F1 gap (gap, half-width) as a
+    sanity figure."""
+    quarter: date | None = conn.execute(f"SELECT max(quarter) FROM {HOLDOUT_GAP}").fetchall()[0][0]
+    panel = conn.execute(
+        f"""SELECT active_n, active_score, active_std_error, holdout_n, holdout_score, holdout_std_error
+           FROM {HOLDOUT_GAP} WHERE quarter = ? AND starts_with(evaluator, 'panel:') AND app_version = ?
+           ORDER BY category""",
+        [quarter, candidate],
+    ).fetchall()
+    token = conn.execute(
+        f"""SELECT active_n, active_score, active_std_error, holdout_n, holdout_score, holdout_std_error
+           FROM {HOLDOUT_GAP} WHERE quarter = ? AND evaluator = 'reference_token_f1' ORDER BY category""",
+        [quarter],
+    ).fetchall()
+    return quarter, panel, pooled_gap(token) if token else None
+
+
 def release_gate_rows(
     conn: DuckDBPyConnection,
     candidate: str,
@@ -106,12 +128,7 @@ def release_gate_rows(
            FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND app_version = ? AND level IN ('category', 'cell') ORDER BY delta_vs_baseline""",
         [candidate],
     ).fetchall()
-    quarter: date | None = conn.execute(f"SELECT max(quarter) FROM {HOLDOUT_GAP}").fetchall()[0][0]
-    gap_rows = conn.execute(
-        f"""SELECT active_n, active_score, active_std_error, holdout_n, holdout_score, holdout_std_error
-           FROM {HOLDOUT_GAP} WHERE quarter = ? ORDER BY category""",
-        [quarter],
-    ).fetchall()
+    quarter, panel_rows, sanity = holdout_gap_evidence(conn, candidate)
     # Outputs the ensemble could not decide (too few judges answered, or a tied vote).
     missing, total = conn.execute(
         f"""SELECT count(*) FILTER (WHERE e.verdict IS NULL), count(*)
@@ -122,7 +139,7 @@ def release_gate_rows(
     gates = [
         layer1_gate(layer1),
         *segment_gates(cells, max_regression, flag_se),
-        holdout_gate(quarter, gap_rows, max_regression),
+        holdout_gate(quarter, panel_rows, max_regression, candidate, sanity),
         judge_trust_gate(judge_trust(conn, rubric)),
         quorum_gate(missing, total, max_no_verdict, candidate, baseline),
     ]

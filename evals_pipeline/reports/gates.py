@@ -70,17 +70,33 @@ def holdout_gate(
     quarter: object | None,
     rows: Sequence[tuple[int, float, float | None, int, float, float | None]],
     max_regression: float,
+    candidate: str = "",
+    sanity: tuple[float, float] | None = None,
 ) -> Gate:
-    """At the latest rotation the active pool may not look significantly better than the
-    sealed holdout by more than `max_regression` (eval-set overfitting)."""
+    """At the latest rotation the candidate may not look significantly better on the active
+    pool than on the sealed holdout by more than `max_regression` (eval-set overfitting), as
+    the same trusted judges see its answers to both. `rows`: per category (active_n,
+    active pass rate, SE, holdout_n, holdout pass rate, SE); `sanity`: the production
+    outputs' token-F1 gap and half-width, reported, never decisive."""
+    note = (
+        f"; sanity: reference_token_f1 on production outputs {sanity[0]:+.3f} (+/-{sanity[1]:.3f})"
+        if sanity
+        else ""
+    )
     if quarter is None or not rows:
-        return ("holdout", "not_evaluated", "no rotation has scored the holdout yet")
+        return (
+            "holdout",
+            "not_evaluated",
+            "no rotation has judged the candidate's answers to the holdout yet (it needs trusted "
+            "judges at the rotation)" + note,
+        )
     gap, half = pooled_gap(rows)
     return (
         "holdout",
         "fail" if gap - half > max_regression else "pass",
-        f"rotation {quarter}: active - holdout = {gap:+.3f} (+/-{half:.3f}; reference_token_f1 on "
-        "production outputs: candidate versions are not generated for holdout cases)",
+        f"rotation {quarter}: {candidate} active - holdout pass rate = {gap:+.3f} (+/-{half:.3f}; "
+        f"trusted judges, {sum(r[0] for r in rows)} active and {sum(r[3] for r in rows)} holdout "
+        f"cases){note}",
     )
 
 

@@ -210,26 +210,57 @@ def _product_world(root: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict
     return {r["question"]: r for r in bank.to_dict("records")}, quality
 
 
+def _question_key(text: str) -> tuple[str, str] | None:
+    m = _QUESTION.match(text.strip())
+    return (m.group("q"), m.group("t")) if m else None
+
+
+@lru_cache(maxsize=8)
+def _memorized(path: str, mtime_ns: int) -> frozenset[tuple[str, str]]:
+    """The (question, ticket) of every input in an exported golden set."""
+    keys = set()
+    for line in Path(path).read_text().splitlines():
+        key = _question_key(json.loads(line)["input"]) if line.strip() else None
+        if key:
+            keys.add(key)
+    return frozenset(keys)
+
+
+def tuned_on_active_pool() -> frozenset[tuple[str, str]]:
+    """What a version tuned on the golden set knows by heart: the inputs of the active pool as
+    `golden_export` last wrote it (data/golden/active.jsonl), none before the first export."""
+    from evals_pipeline.paths import golden_dir
+
+    path = golden_dir() / "active.jsonl"
+    return _memorized(str(path), path.stat().st_mtime_ns) if path.exists() else frozenset()
+
+
 def product_answer(root: str, version: str, user_input: str) -> str:
+    """A version's answer. `vN-tuned` is version vN overfitted to the eval set: a team that
+    iterated on its prompt against the exported active pool until those very inputs pass.
+    It answers them well and everything else exactly as vN does (the planted overfitting
+    scenario: only the sealed holdout can show it)."""
     from evals_pipeline.simulator.topics import OVER_REFUSAL
     from evals_pipeline.simulator.traffic import DEFAULT_VERSIONS
 
     styles = {v.name: v for v in DEFAULT_VERSIONS}
     bank, quality = _product_world(root)
+    base, _, variant = version.partition("-")
     m = _QUESTION.match(user_input.strip())
     topic = bank.get(m.group("q")) if m else None
-    if topic is None or version not in styles:
+    if topic is None or base not in styles or variant not in ("", "tuned"):
         return "I'm not sure I understand. Could you give me more detail?"
-    style = styles[version]
+    style = styles[base]
     # A question's difficulty is shared by every version (hard questions are hard for all of
     # them), with some version-specific luck: so versions differ by their quality, as in the
     # traffic, and a paired comparison on the same cases sees it.
-    lucky = _u("luck", version, user_input) < 0.1
-    u = _u("product", version, user_input) if lucky else _u("difficulty", user_input)
-    good = u < quality[version][topic["category"]]
+    lucky = _u("luck", base, user_input) < 0.1
+    u = _u("product", base, user_input) if lucky else _u("difficulty", user_input)
+    memorized = variant == "tuned" and (m.group("q"), m.group("t")) in tuned_on_active_pool()
+    good = memorized or u < quality[base][topic["category"]]
     if good:
         core = topic["good_core"]
-    elif topic["category"] != "refusal_sensitive" and _u("refusal", version, user_input) < 0.12:
+    elif topic["category"] != "refusal_sensitive" and _u("refusal", base, user_input) < 0.12:
         core = OVER_REFUSAL
     else:
         core = topic["bad_core"]
