@@ -31,6 +31,7 @@ from evals_pipeline.records import (
     GOLDEN_CASES,
     GOLDEN_POOLS,
     HOLDOUT_EVALUATION,
+    HOLDOUT_PANEL_EVALUATION,
     HOLDOUT_STORE_TABLES,
     POOL_EVENTS,
     POOL_SIZES,
@@ -366,7 +367,12 @@ def test_only_declared_assets_can_reach_the_holdout_store() -> None:
         )
         if "holdout_store" in assets_def.required_resource_keys:
             reach.add(assets_def.node_def.name)
-    assert reach == {"ingest_traces", "golden_pool_rotation", HOLDOUT_EVALUATION.name}
+    assert reach == {
+        "ingest_traces",
+        "golden_pool_rotation",
+        HOLDOUT_EVALUATION.name,
+        HOLDOUT_PANEL_EVALUATION.name,
+    }
     assert {t.name for t in HOLDOUT_STORE_TABLES}.isdisjoint({t.name for t in ANALYST_TABLES})
 
 

@@ -1,8 +1,9 @@
-"""Dagster wiring of the golden pools: quarterly rotation, holdout evaluation, export.
+"""Dagster wiring of the golden pools: quarterly rotation, holdout evaluation (the sanity
+evaluator and the trusted judges inside the seal), export.
 
-Only `golden_pools` (rotation) and `holdout_evaluation` declare the `holdout_store` resource
-(plus ingest, which writes the reservoir); everything that evaluates the active pool cannot
-reach holdout content.
+Only `golden_pools` (rotation), `holdout_evaluation` and `holdout_panel_evaluation` declare
+the `holdout_store` resource (plus ingest, which writes the reservoir); everything that
+evaluates the active pool cannot reach holdout content.
 """
 
 from collections.abc import Iterator

@@ -397,8 +397,10 @@ def evidence_correlation(
     reads=[HOLDOUT_EVALUATION, ACTIVE_EVALUATION, HOLDOUT_PANEL_EVALUATION],
 )
 def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    """Active minus holdout score per rotation and category, with a 95% interval: how much
-    better the set the team iterates on looks than the sealed one (eval-set overfitting).
+    """Active minus holdout score per rotation, evaluator, version and category, with a 95%
+    interval: how much better the set the team iterates on looks than the sealed one
+    (eval-set overfitting), as the trusted judges see the candidate's and baseline's answers
+    (panel:<rubric>), and the production outputs' token F1 as a sanity check.
     Model: reports/sql/holdout_gap.sql."""
     with warehouse.get_connection() as conn:
         frame = conn.execute(load_sql(__file__, "holdout_gap")).df()
