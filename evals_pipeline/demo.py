@@ -238,8 +238,9 @@ def run_demo(steps: Steps) -> Steps:
          lambda: run_job("evals_daily", cfg.start, cfg.end)),
         ("quarterly", f"job evals_quarterly (rotation, holdout evaluation, export, judging) for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_quarterly", q)]),
-        ("calibration", f"job evals_calibration on the label files in {data_dir() / 'labels'}",
-         lambda: calibrate(source.flat_dir())),
+        ("calibration", f"job evals_calibration on the label files in {data_dir() / 'labels'}, then "
+         f"evals_quarterly for {quarters[-1]} again: its holdout judged by the now-trusted judges",
+         lambda: calibrate(source.flat_dir(), quarters[-1])),
         ("reports", f"job evals_reports for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_reports", q)]),
         ("review", f"job evals_review for the week from {week} (Friday batch, review queues)",
@@ -253,10 +254,13 @@ def run_demo(steps: Steps) -> Steps:
     return steps
 
 
-def calibrate(traffic_root: Path) -> list[str]:
-    """The experts' label files arrive, then the calibration job runs on them."""
+def calibrate(traffic_root: Path, latest_quarter: str) -> list[str]:
+    """The experts' label files arrive, then the calibration job runs on them. With judges
+    now trusted, the latest rotation runs again: everything in it is done already (cached or
+    idempotent) except the holdout, which only trusted judges may judge, inside the seal."""
     deliver_labels(traffic_root)
-    return run_job("evals_calibration", "")
+    notes = run_job("evals_calibration", "")
+    return notes + run_job("evals_quarterly", latest_quarter)
 
 
 def deliver_labels(traffic_root: Path) -> int:

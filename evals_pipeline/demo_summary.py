@@ -15,6 +15,7 @@ from evals_pipeline.records import (
     FAILURE_MODE_DISTRIBUTION,
     GOLD_LABELS,
     HOLDOUT_EVALUATION,
+    HOLDOUT_PANEL_EVALUATION,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
@@ -111,6 +112,20 @@ def holdout(con: Con) -> list[str]:
         f"SELECT quarter, sum(n), round(sum(n * mean_score) / sum(n), 3) FROM {HOLDOUT_EVALUATION} GROUP BY 1 ORDER BY 1"
     ).fetchall():
         out.append(f"  quarter {quarter}: {n} holdout cases, mean {score}")
+    rows = con.execute(
+        f"""SELECT quarter, app_version, any_value(judges),
+                  sum(n) FILTER (WHERE side = 'active'), round(sum(n * pass_rate) FILTER (WHERE side = 'active')
+                      / sum(n) FILTER (WHERE side = 'active'), 3),
+                  sum(n) FILTER (WHERE side = 'holdout'), round(sum(n * pass_rate) FILTER (WHERE side = 'holdout')
+                      / sum(n) FILTER (WHERE side = 'holdout'), 3)
+           FROM {HOLDOUT_PANEL_EVALUATION} GROUP BY 1, 2 ORDER BY 1, 2"""
+    ).fetchall()
+    if rows:
+        out.append(f"  Judged inside the seal by the trusted judges ({rows[0][2]}):")
+    for quarter, version, _, an, arate, hn, hrate in rows:
+        out.append(
+            f"    quarter {quarter} {version}: active {arate} on {an} cases, holdout {hrate} on {hn} cases"
+        )
     return out
 
 

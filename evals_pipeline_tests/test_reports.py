@@ -150,3 +150,51 @@ def test_the_gate_rules_on_known_evidence() -> None:
     gates = [("layer1", "pass", ""), ("large_changes", "warn", "")]
     assert decision(gates, "v3", "v2")[1] == "pass"
     assert decision([*gates, ("holdout", "fail", "")], "v3", "v2")[1] == "fail"
+
+
+def test_the_pareto_frontier_flags_exactly_the_dominated_versions() -> None:
+    from evals_pipeline.reports.pareto import pareto_front, pareto_plot_png
+
+    frame = pd.DataFrame(
+        [
+            # version, quality (higher better), cost, latency (lower better)
+            ("cheap", 0.70, 0.001, 300.0),  # frontier: cheapest
+            ("best", 0.90, 0.010, 900.0),  # frontier: best quality
+            ("fast", 0.75, 0.004, 200.0),  # frontier: fastest
+            ("worse", 0.69, 0.002, 400.0),  # dominated by cheap on all three
+            ("tie_but_slower", 0.90, 0.010, 950.0),  # dominated by best (equal, equal, slower)
+            ("copy", 0.70, 0.001, 300.0),  # equal to cheap: neither dominates the other
+            ("new", 0.80, 0.003, None),  # no latency: cannot beat a version that has one
+            ("unjudged", None, 0.0001, 10.0),  # no pass rate: on no frontier
+        ],
+        columns=["app_version", "quality", "cost", "latency"],
+    )
+    got = pareto_front(frame).set_index("app_version")
+    assert got["pareto_optimal"].to_dict() == {
+        "cheap": True,
+        "best": True,
+        "fast": True,
+        "worse": False,
+        "tie_but_slower": False,
+        "copy": True,
+        "new": True,
+        "unjudged": False,
+    }
+    assert got.loc["worse", "dominated_by"] == "cheap, copy"
+    assert got.loc["tie_but_slower", "dominated_by"] == "best"
+    # brute force: a row is optimal iff no other row is >= on every known axis and > on one
+    for name, row in got.iterrows():
+        if pd.isna(row["quality"]):
+            continue
+        beaten = False
+        for other, o in got.iterrows():
+            if other == name or pd.isna(o["quality"]):
+                continue
+            known = [c for c in ("quality", "cost", "latency") if pd.notna(row[c])]
+            if any(pd.isna(o[c]) for c in known):
+                continue  # an unknown value never wins
+            sign = {"quality": 1, "cost": -1, "latency": -1}
+            pairs = [sign[c] * (o[c] - row[c]) for c in known]
+            beaten |= all(p >= 0 for p in pairs) and any(p > 0 for p in pairs)
+        assert row["pareto_optimal"] == (not beaten), name
+    assert pareto_plot_png(got.reset_index()).startswith(b"\x89PNG")

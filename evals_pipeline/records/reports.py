@@ -77,6 +77,14 @@ QUALITY_COST_LATENCY = Table(
         Column("production_latency_p50_ms", "DOUBLE", "Median production latency."),
         Column("production_latency_p95_ms", "DOUBLE", "95th percentile production latency."),
         Column("production_traces", "BIGINT", "Production traces of this version."),
+        Column(
+            "pareto_optimal",
+            "BOOLEAN",
+            "No other version has a pass rate at least as high, cost and latency at least as low, "
+            "and is better on one (cost: production per trace, else generation per case; latency: "
+            "production p50, else generation).",
+        ),
+        Column("dominated_by", "VARCHAR", "The versions that dominate this one, comma separated."),
     ),
 )
 

@@ -77,6 +77,12 @@ from evals_pipeline.reports.evidence import (
 )
 from evals_pipeline.reports.html import render_report
 from evals_pipeline.reports.online_metrics import online_metrics_format
+from evals_pipeline.reports.pareto import (
+    frame_axes,
+    markdown_image,
+    pareto_plot_png,
+    with_frontier,
+)
 from evals_pipeline.reports.preferences import PAIRWISE_OUTCOMES_SQL, preference_rows
 from evals_pipeline.reports.segments import segment_frame
 from evals_pipeline.specs import deps_of, table_asset, table_spec
@@ -219,11 +225,20 @@ def release_gates(
     QUALITY_COST_LATENCY, group="reports", reads=[SEGMENT_REPORT, CANDIDATE_OUTPUTS, TRACES]
 )
 def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    """Quality, cost and latency per app version side by side: a decision on the curve
+    """Quality, cost and latency per app version side by side, with the Pareto frontier
+    flagged (no version better on every axis) and plotted: a decision on the curve
     (model: reports/sql/quality_cost_latency.sql)."""
     with warehouse.get_connection() as conn:
-        frame = conn.execute(load_sql(__file__, "quality_cost_latency")).df()
-        return replaced_with(conn, QUALITY_COST_LATENCY, frame, "table", decimals=5)
+        frame = with_frontier(conn.execute(load_sql(__file__, "quality_cost_latency")).df())
+        plot = pareto_plot_png(frame_axes(frame).assign(pareto_optimal=frame["pareto_optimal"]))
+        return replaced_with(
+            conn,
+            QUALITY_COST_LATENCY,
+            frame[QUALITY_COST_LATENCY.column_names],
+            "table",
+            decimals=5,
+            extra={"frontier": MetadataValue.md(markdown_image(plot, "quality-cost frontier"))},
+        )
 
 
 @table_asset(

@@ -26,6 +26,7 @@ from evals_pipeline.records import (
     SEGMENT_REPORT,
 )
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
+from evals_pipeline.reports.pareto import frame_axes, pareto_plot_png
 from evals_pipeline.warehouse import table_names
 
 
@@ -158,6 +159,16 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         ax.set_xlim(0, 1)
         ax.legend()
         out.append(("Judge calibration (test split, 95% CI; trust threshold dashed)", _png(fig)))
+    qcl = conn.execute(f"SELECT * FROM {QUALITY_COST_LATENCY}").df()
+    if not qcl.empty:
+        axes = frame_axes(qcl).assign(pareto_optimal=qcl["pareto_optimal"])
+        png = base64.b64encode(pareto_plot_png(axes)).decode()
+        out.append(
+            (
+                "Quality vs cost vs latency: the Pareto frontier",
+                f'<img alt="Pareto frontier" src="data:image/png;base64,{png}">',
+            )
+        )
     return out
 
 
