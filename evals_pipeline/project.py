@@ -281,6 +281,30 @@ class BudgetSpec(_Strict):
     )
 
 
+class DriftSpec(_Strict):
+    max_days_without_new_cases: int = Field(
+        default=60,
+        ge=1,
+        description="The golden set is stale when no case entered it for this many days of "
+        "traffic (seed 003): a warning on trace_sample.",
+    )
+    category_window_days: int = Field(
+        default=28, ge=1, description="Recent window of the category-mix check (days of traffic)."
+    )
+    category_baseline_days: int = Field(
+        default=90,
+        ge=1,
+        description="Baseline the recent window is compared with (the days just before it).",
+    )
+    max_share_change: float = Field(
+        default=0.5,
+        gt=0,
+        description="A category's traffic share may move by this fraction of its baseline share "
+        "(0.5: from 10% to under 5% or over 15%) before the sampling floors' assumptions are "
+        "flagged.",
+    )
+
+
 class SchedulesSpec(_Strict):
     daily: bool = False
     quarterly: bool = False
@@ -300,6 +324,7 @@ class ProjectConfig(_Strict):
     calls: CallsSpec = CallsSpec()
     warehouse: WarehouseSpec = WarehouseSpec()
     schedules: SchedulesSpec = SchedulesSpec()
+    drift: DriftSpec = DriftSpec()
     # Where the file was read from: relative paths in it resolve against its folder.
     base_dir: str = Field(default="", exclude=True)
 

@@ -187,3 +187,71 @@ def test_a_day_sampled_alone_equals_the_day_sampled_in_a_range(
         "SELECT partition_date, trace_id, category, inclusion_prob FROM s ORDER BY 1, 2"
     ).fetchall()
     assert alone == in_range
+
+
+# --- drift alarms ------------------------------------------------------------------------
+
+
+def _traffic(con: duckdb.DuckDBPyConnection, days: int, mix_by_day, per_day: int = 400) -> date:
+    """Synthetic traffic: `per_day` traces a day for `days` days from 2026-01-01, the category
+    of each drawn from `mix_by_day(i)` (a dict of shares); returns the last day."""
+    from datetime import timedelta
+
+    rng = np.random.default_rng(3)
+    rows = []
+    start = date(2026, 1, 1)
+    for i in range(days):
+        mix = mix_by_day(i)
+        cats = rng.choice(list(mix), size=per_day, p=list(mix.values()))
+        rows += [(f"t{i}-{k}", start + timedelta(days=i), c) for k, c in enumerate(cats)]
+    con.execute("CREATE TEMP TABLE _t (trace_id VARCHAR, partition_date DATE, category VARCHAR)")
+    con.executemany("INSERT INTO _t VALUES (?, ?, ?)", rows)
+    con.execute(f"INSERT INTO {TRACES} (trace_id, partition_date, category) SELECT * FROM _t")
+    return start + timedelta(days=days - 1)
+
+
+def test_the_category_mix_alarm_fires_on_a_planted_shift_and_not_on_noise() -> None:
+    from evals_pipeline.sampling.drift import category_mix_drift
+
+    steady = {"billing": 0.5, "how_to": 0.3, "refusal": 0.2}
+    shifted = {"billing": 0.5, "how_to": 0.44, "refusal": 0.06}  # refusal falls to 30% of itself
+    for planted in (False, True):
+        con = duckdb.connect()
+        set_up(con)
+        day = _traffic(con, 120, lambda i, p=planted: shifted if p and i >= 92 else steady)
+        mix, note = category_mix_drift(con, day, 28, 90, 0.5, floor=0.1, sample_size=300)
+        moved = mix[mix["share_moved"]]["category"].tolist()
+        assert note == ""
+        assert moved == (["refusal"] if planted else [])
+        # refusal's 80 a day filled its floor of 30; planted, 24 a day cannot
+        unmet = mix[mix["floor_unmet"]]["category"].tolist()
+        assert unmet == (["refusal"] if planted else [])
+        if planted:
+            r = mix.set_index("category").loc["refusal"]
+            assert r["baseline_share"] == pytest.approx(0.2, abs=0.01)
+            assert r["change"] < -0.5
+
+
+def test_the_category_mix_alarm_waits_for_history() -> None:
+    from evals_pipeline.sampling.drift import category_mix_drift
+
+    con = duckdb.connect()
+    set_up(con)
+    day = _traffic(con, 20, lambda i: {"a": 0.9, "b": 0.1} if i < 10 else {"a": 0.1, "b": 0.9})
+    mix, note = category_mix_drift(con, day, 28, 90, 0.5, floor=0.1, sample_size=300)
+    assert "too little history" in note and not mix["share_moved"].any()
+
+
+def test_the_stale_golden_set_alarm() -> None:
+    from evals_pipeline.records import GOLDEN_POOLS
+    from evals_pipeline.sampling.drift import golden_staleness
+
+    con = duckdb.connect()
+    set_up(con)
+    assert golden_staleness(con, date(2026, 6, 30), 60)[0]  # no golden set yet: quiet
+    con.execute(
+        f"INSERT INTO {GOLDEN_POOLS} (case_id, pool, entered_at) VALUES ('c1', 'active', '2026-04-01')"
+    )
+    assert golden_staleness(con, date(2026, 5, 31), 60)[0]  # 60 days: still fresh
+    quiet, why = golden_staleness(con, date(2026, 6, 15), 60)  # rotations stopped
+    assert not quiet and "75 days" in why

@@ -1,9 +1,12 @@
-"""Dagster wiring of sampling: `trace_sample` with its floor and weight checks."""
+"""Dagster wiring of sampling: `trace_sample` with its floor and weight checks and the drift
+alarms on incoming traffic."""
 
 from collections.abc import Iterator
+from datetime import date
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
@@ -11,14 +14,59 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
-from evals_pipeline.records import TRACE_FEEDBACK, TRACE_SAMPLE, TRACES
+from evals_pipeline.project import DriftSpec, ProjectResource
+from evals_pipeline.records import GOLDEN_POOLS, TRACE_FEEDBACK, TRACE_SAMPLE, TRACES
+from evals_pipeline.sampling.drift import category_mix_drift, golden_staleness
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
 from evals_pipeline.specs import table_asset
 from evals_pipeline.warehouse import Warehouse
+
+
+def drift_checks(
+    conn: DuckDBPyConnection, day: date, drift: DriftSpec, settings: SampleSettings
+) -> tuple[AssetCheckResult, AssetCheckResult]:
+    """The two drift alarms as of traffic day `day` (sampling/drift.py)."""
+    fresh, why = golden_staleness(conn, day, drift.max_days_without_new_cases)
+    mix, note = category_mix_drift(
+        conn,
+        day,
+        drift.category_window_days,
+        drift.category_baseline_days,
+        drift.max_share_change,
+        settings.floor,
+        settings.size,
+    )
+    moved = mix[mix["share_moved"] | mix["floor_unmet"]]
+    shown = mix.assign(
+        baseline_share=mix["baseline_share"].round(4),
+        recent_share=mix["recent_share"].round(4),
+        change=mix["change"].round(3),
+    )
+    return (
+        AssetCheckResult(
+            check_name="golden_set_fresh",
+            asset_key=TRACE_SAMPLE.name,
+            passed=fresh,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"why": MetadataValue.text(why)},
+        ),
+        AssetCheckResult(
+            check_name="category_mix_stable",
+            asset_key=TRACE_SAMPLE.name,
+            passed=moved.empty,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "moved": MetadataValue.json(moved["category"].tolist()),
+                "shares": MetadataValue.md(markdown_table(shown)),
+                "note": MetadataValue.text(note or "enough history in both windows"),
+            },
+        ),
+    )
 
 
 class SampleConfig(Config):
@@ -60,7 +108,7 @@ ORDER BY 1, 2
 @table_asset(
     TRACE_SAMPLE,
     group="sampling",
-    reads=[TRACES, TRACE_FEEDBACK],
+    reads=[TRACES, TRACE_FEEDBACK, GOLDEN_POOLS],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
@@ -68,11 +116,26 @@ ORDER BY 1, 2
             "trace_sample_floors_and_weights",
             asset=TRACE_SAMPLE.name,
             description="Every category reaches its floor (or all its rows); sum of 1/inclusion_prob = category traffic.",
-        )
+        ),
+        AssetCheckSpec(
+            "golden_set_fresh",
+            asset=TRACE_SAMPLE.name,
+            description="Drift alarm: a case entered the golden set within drift.max_days_without_new_cases "
+            "days of the newest traffic (warns otherwise: the golden set is going stale).",
+        ),
+        AssetCheckSpec(
+            "category_mix_stable",
+            asset=TRACE_SAMPLE.name,
+            description="Drift alarm: no category's traffic share moved by more than drift.max_share_change "
+            "of its baseline, and every category that filled its sampling floor still does (warns otherwise).",
+        ),
     ],
 )
 def trace_sample(
-    context: AssetExecutionContext, config: SampleConfig, warehouse: Warehouse
+    context: AssetExecutionContext,
+    config: SampleConfig,
+    warehouse: Warehouse,
+    project: ProjectResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Daily stratified sample of traces: every category gets at least `floor` of the sample
     (or all its rows), the rest proportional to traffic; deterministic for (day, seed). Each
@@ -104,6 +167,8 @@ def trace_sample(
             }
         )
         bad = conn.execute(FLOOR_VIOLATIONS_SQL, [*bounds, settings.floor]).df()
+        drift = drift_checks(conn, max(days), project.config().drift, settings)
+    yield from drift
     yield AssetCheckResult(
         check_name="trace_sample_floors_and_weights",
         passed=bad.empty,
