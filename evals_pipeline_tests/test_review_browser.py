@@ -164,3 +164,64 @@ def test_a_fail_without_critique_is_refused_in_the_page(
     # a holdout case behind a queue row is refused with a clear message
     pg.goto(f"{server}/case/disagreement/gc_holdout_1%7Cv3")
     assert "sealed holdout" in pg.inner_text("main")
+
+
+@pytest.mark.parametrize("status", ["fail", "pass"])
+def test_the_report_leads_with_the_decision(browser: object, tmp_path: Path, status: str) -> None:
+    """The HTML report in Chromium: the first thing on the page is the verdict for the
+    candidate, coloured, naming the failing gates; numbers read as people write them."""
+    import duckdb
+
+    from evals_pipeline.records import QUALITY_COST_LATENCY, RELEASE_GATES
+    from evals_pipeline.reports.html import render_report
+    from evals_pipeline.warehouse import set_up
+
+    conn = duckdb.connect()
+    set_up(conn)
+    gates = [
+        ("layer1", "pass", "every assertion passed"),
+        ("segment_regression", status, "category how_to: -0.080 [-0.120, -0.040]"),
+        ("holdout", "not_evaluated", "no rotation has judged the candidate's answers"),
+        ("decision", status, "v3 vs v2"),
+    ]
+    conn.executemany(
+        f"INSERT INTO {RELEASE_GATES} (gate, candidate, baseline, status, evidence) VALUES (?, 'v3', 'v2', ?, ?)",
+        gates,
+    )
+    conn.execute(
+        f"""INSERT INTO {QUALITY_COST_LATENCY} (app_version, pass_rate, candidate_cost_usd_per_case,
+            production_cost_usd_per_trace, production_traces, pareto_optimal)
+            VALUES ('v2', 0.81, 0.000042, 0.0031, NULL, true), ('v3', 0.84, 0.00051, 0.0062, 1200, NULL)"""
+    )
+    path, decision, _ = render_report(conn, tmp_path, "run-1")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    pg = context.new_page()
+    try:
+        pg.goto(path.as_uri())
+        first = pg.evaluate(
+            "() => { const t = [...document.body.querySelectorAll('*')]"
+            ".filter(e => e.innerText && e.innerText.trim() && e.children.length === 0);"
+            " t.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);"
+            " return t[0].id; }"
+        )
+        assert first == "decision"
+        headline = pg.inner_text("#decision")
+        colour = pg.evaluate(
+            "() => getComputedStyle(document.getElementById('decision')).backgroundColor"
+        )
+        pg.screenshot(path=str(tmp_path / "report.png"))
+        assert (tmp_path / "report.png").stat().st_size > 0
+    finally:
+        context.close()
+    if status == "fail":
+        assert headline == decision == "Do not ship v3: segment_regression failed against v2"
+        assert colour == "rgb(198, 40, 40)"
+    else:
+        assert headline == "Ship v3: it passes every gate against v2"
+        assert colour == "rgb(26, 127, 55)"
+    page = path.read_text()
+    assert "To look at: holdout." in page
+    # costs in dollars with significant digits; no pandas spellings
+    assert "$0.000042" in page and "$0.0062" in page and "0.000</td>" not in page
+    assert "&lt;NA&gt;" not in page and "<NA>" not in page and "True" not in page
+    assert ">yes<" in page and "1,200" in page

@@ -444,10 +444,22 @@ def html_report(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
     correlation, pool sizes and the failure modes (error analysis), with plots."""
     folder = data_dir() / "reports"
     with warehouse.get_connection() as conn:
-        path = render_report(conn, folder, context.run_id)
+        path, decision, plots = render_report(conn, folder, context.run_id)
+    key = dict(plots).get("Segment deltas") or (plots[0][1] if plots else None)
     return MaterializeResult(
         metadata={
+            "decision": MetadataValue.text(decision),
             "path": MetadataValue.path(str(path)),
+            "report": MetadataValue.url(path.resolve().as_uri()),
             "latest": MetadataValue.path(str(folder / "latest.html")),
+            **(
+                {
+                    "segment_deltas": MetadataValue.md(
+                        f"![segment deltas](data:image/png;base64,{key})"
+                    )
+                }
+                if key
+                else {}
+            ),
         }
     )

@@ -41,19 +41,74 @@ def _png(fig) -> str:
     )
 
 
+# Values as people read them: pandas' own spellings (<NA>, True, not_ingested) never reach the page.
+_WORDS = {"not_ingested": "quarantined at ingest"}
+
+
+def _dollars(v: float) -> str:
+    """Dollars with three significant digits, never rounded to `0.000` nor in e-notation."""
+    if v == 0:
+        return "$0"
+    digits = np.format_float_positional(
+        abs(v), precision=3, unique=False, fractional=False, trim="-"
+    )
+    return ("-$" if v < 0 else "$") + (f"{abs(v):,.2f}" if abs(v) >= 100 else digits)
+
+
+def _cell(column: str, v: object, whole: bool) -> str:
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer) or (whole and isinstance(v, float | np.floating)):
+        return f"{int(v):,}"
+    if isinstance(v, float | np.floating):
+        return _dollars(float(v)) if "cost" in column or "usd" in column else f"{v:.3f}"
+    return html.escape(_WORDS.get(str(v), str(v)))
+
+
 def _table(conn: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> str:
     frame = conn.execute(sql, params or {}).df()
-    for col in frame.columns:  # counts with gaps (a pivot's empty cells) stay counts
-        values = frame[col]
-        if pd.api.types.is_float_dtype(values) and values.notna().any():
-            whole = values.dropna()
-            if (whole == whole.round()).all() and whole.abs().max() < 2**53:
-                frame[col] = values.map(lambda v: "" if pd.isna(v) else f"{int(v):d}")
-    return (
-        frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0)
-        if not frame.empty
-        else "<p>(nothing yet)</p>"
+    if frame.empty:
+        return "<p>(nothing yet)</p>"
+    head = "".join(f"<th>{html.escape(_WORDS.get(str(c), str(c)))}</th>" for c in frame.columns)
+    cols = []
+    for c in frame.columns:  # counts with gaps (a pivot's empty cells) stay counts
+        values = frame[c]
+        known = values.dropna()
+        whole = (
+            pd.api.types.is_float_dtype(values)
+            and not known.empty
+            and bool((known == known.round()).all())
+            and known.abs().max() < 2**53
+            and not ("cost" in str(c) or "rate" in str(c) or "share" in str(c))
+        )
+        cols.append([_cell(str(c), v, whole) for v in values.astype(object)])
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in zip(*cols, strict=True)
     )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _headline(conn: duckdb.DuckDBPyConnection, existing: set[str]) -> tuple[str, str, str]:
+    """(css class, the decision in words, the gates behind it) from release_gates."""
+    if RELEASE_GATES.name not in existing:
+        return "pending", "No decision yet: run evals_reports", ""
+    gates = conn.execute(
+        f"SELECT gate, status, candidate, baseline FROM {RELEASE_GATES}"
+    ).fetchall()
+    decision = next((g for g in gates if g[0] == "decision"), None)
+    if decision is None:
+        return "pending", "No decision yet: run evals_reports", ""
+    _, status, candidate, baseline = decision
+    failed = [g[0] for g in gates if g[1] == "fail" and g[0] != "decision"]
+    warned = [g[0] for g in gates if g[1] in ("warn", "not_evaluated")]
+    if status == "pass":
+        text = f"Ship {candidate}: it passes every gate against {baseline}"
+    else:
+        text = f"Do not ship {candidate}: {', '.join(failed)} failed against {baseline}"
+    note = f"To look at: {', '.join(warned)}." if warned else ""
+    return ("ship" if status == "pass" else "noship"), text, note
 
 
 def _err(point: pd.Series, low: pd.Series, high: pd.Series) -> list[np.ndarray]:
@@ -119,7 +174,8 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
             ax.scatter(g["offline"], g["online"], label=judge, s=18)
         ax.set_xlabel("offline pass rate (judge)")
         ax.set_ylabel("online thumbs-up rate (all of the cell's traffic)")
-        ax.legend(fontsize=7)
+        if not agg.empty:
+            ax.legend(fontsize=7, title="judge (one point per version x segment)")
         out.append(("Offline vs online, per app version x user segment", _png(fig)))
     pools = conn.execute(
         f"SELECT quarter, pool, sum(cases) AS n FROM {POOL_SIZES} GROUP BY ALL ORDER BY 1"
@@ -127,9 +183,16 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     if not pools.empty:
         wide = pools.pivot_table(index="quarter", columns="pool", values="n", fill_value=0)
         fig, ax = plt.subplots(figsize=(6, 3))
-        wide.plot(kind="bar", stacked=True, ax=ax)
-        ax.set_xticks(range(len(wide)), [str(q)[:10] for q in wide.index], rotation=0)
+        x = np.arange(len(wide))
+        bottom = np.zeros(len(wide))
+        for pool in [p for p in ("active", "holdout", "retired") if p in wide.columns]:
+            ax.bar(x, wide[pool].to_numpy(), 0.6, bottom=bottom, label=pool)
+            bottom += wide[pool].to_numpy()
+        quarters = [pd.Timestamp(q) for q in wide.index]
+        ax.set_xticks(x, [f"{q.year} Q{(q.month - 1) // 3 + 1}" for q in quarters])
+        ax.set_xlim(-0.6, len(wide) - 0.4)
         ax.set_ylabel("cases")
+        ax.legend(fontsize=7)
         out.append(("Golden pools after each rotation", _png(fig)))
     cal = conn.execute(
         f"""SELECT judge, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high FROM {JUDGE_CALIBRATION}
@@ -209,9 +272,12 @@ SECTIONS = (
 )
 
 
-def render_report(conn: duckdb.DuckDBPyConnection, folder: Path, run_id: str) -> Path:
-    """Write <folder>/<run_id>.html and latest.html; return the run's page."""
+def report_page(
+    conn: duckdb.DuckDBPyConnection, run_id: str
+) -> tuple[str, str, list[tuple[str, str]]]:
+    """(the page, its decision headline, its plots as (title, base64 PNG))."""
     existing = table_names(conn)
+    css, decision, note = _headline(conn, existing)
     body = []
     for title, sql in SECTIONS:
         table = sql.split(" FROM ")[1].split()[0]
@@ -226,18 +292,31 @@ def render_report(conn: duckdb.DuckDBPyConnection, folder: Path, run_id: str) ->
         "calibration_verdicts",
         "trace_feedback",
     }
-    if needed <= existing:
-        for title, img in _plots(conn):
-            body.append(f"<h2>{html.escape(title)}</h2>{img}")
+    plots = _plots(conn) if needed <= existing else []
+    for title, img in plots:
+        body.append(f"<h2>{html.escape(title)}</h2>{img}")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>evals_pipeline report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}img{{max-width:100%}}</style></head>
-<body><h1>evals_pipeline report</h1><p>run {html.escape(run_id)}, {stamp}</p>{"".join(body)}</body></html>"""
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(decision)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto}}
+td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}img{{max-width:100%}}
+#decision{{margin:0 0 .3em;padding:.5em .8em;border-radius:6px;color:#fff}}
+#decision.ship{{background:#1a7f37}}#decision.noship{{background:#c62828}}#decision.pending{{background:#777}}</style></head>
+<body><h1 id="decision" class="{css}">{html.escape(decision)}</h1><p id="decision-note">{html.escape(note)}</p>
+<p>evals_pipeline report, run {html.escape(run_id)}, {stamp}</p>{"".join(body)}</body></html>"""
+    images = [(t, i.split("base64,", 1)[1].split('"', 1)[0]) for t, i in plots]
+    return page, decision, images
+
+
+def render_report(
+    conn: duckdb.DuckDBPyConnection, folder: Path, run_id: str
+) -> tuple[Path, str, list[tuple[str, str]]]:
+    """Write <folder>/<run_id>.html and latest.html; return the run's page, its decision
+    headline and its plots."""
+    page, decision, plots = report_page(conn, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.html"
     path.write_text(page, encoding="utf-8")
     tmp = folder / ".latest.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, folder / "latest.html")
-    return path
+    return path, decision, plots

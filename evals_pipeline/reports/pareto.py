@@ -67,8 +67,9 @@ def pareto_plot_png(frame: pd.DataFrame, name: str = "app_version") -> bytes:
             data["latency"].median() if data["latency"].notna().any() else 1
         )
         size = 40 + 260 * (lat / lat.max() if lat.max() > 0 else 0)
-        front = data[data["pareto_optimal"].astype(bool)].sort_values("cost")
-        rest = data[~data["pareto_optimal"].astype(bool)]
+        on = data["pareto_optimal"].map(lambda v: bool(v) if pd.notna(v) else False)
+        front = data[on].sort_values("cost")
+        rest = data[~on]
         ax.scatter(
             front["cost"],
             front["quality"],
