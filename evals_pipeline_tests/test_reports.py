@@ -129,14 +129,16 @@ def test_the_gate_rules_on_known_evidence() -> None:
     )
     assert large[1] == "warn" and "how_to/all: +0.050" in large[2]
     assert segment_gates([], 0.03, 2.0)[0][1] == "pass"
-    # pooled gap: each pool weighted by its case counts, standard errors combined
+    # pooled gap: each category's gap weighted by its cases in both pools, errors combined
     rows = [(100, 0.8, 0.04, 50, 0.7, 0.06), (300, 0.6, 0.03, 100, 0.5, 0.05)]
     gap, half = pooled_gap(rows)
-    active = (100 * 0.8 + 300 * 0.6) / 400
-    holdout = (50 * 0.7 + 100 * 0.5) / 150
-    se_a = math.sqrt((100 * 0.04) ** 2 + (300 * 0.03) ** 2) / 400
-    se_h = math.sqrt((50 * 0.06) ** 2 + (100 * 0.05) ** 2) / 150
-    assert math.isclose(gap, active - holdout) and math.isclose(half, 1.96 * math.hypot(se_a, se_h))
+    w1, w2 = 150 / 550, 400 / 550
+    se = math.sqrt(w1**2 * (0.04**2 + 0.06**2) + w2**2 * (0.03**2 + 0.05**2))
+    assert math.isclose(gap, w1 * 0.1 + w2 * 0.1) and math.isclose(half, 1.96 * se)
+    # the same scores per category in different mixes are no gap (a pooled mean would see 0.1)
+    mix = [(300, 0.9, 0.01, 50, 0.9, 0.02), (100, 0.5, 0.02, 250, 0.5, 0.02)]
+    assert math.isclose(pooled_gap(mix)[0], 0.0, abs_tol=1e-12)
+    assert holdout_gate("2026-07-01", mix, 0.03)[1] == "pass"
     assert holdout_gate(None, [], 0.03)[1] == "not_evaluated"
     assert holdout_gate("2026-07-01", rows, 0.03)[1] == ("fail" if gap - half > 0.03 else "pass")
     assert holdout_gate("2026-07-01", [(100, 0.9, 0.01, 100, 0.5, 0.01)], 0.03)[1] == "fail"

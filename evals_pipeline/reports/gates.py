@@ -53,17 +53,21 @@ def pooled_gap(
 ) -> tuple[float, float]:
     """Active minus holdout over all categories of one rotation, and its 95% half-width.
     `rows`: per category (active_n, active_score, active_se, holdout_n, holdout_score,
-    holdout_se); each pool is pooled by its case counts."""
-
-    def pool(n: list[int], m: list[float], se: list[float | None]) -> tuple[float, float]:
-        total = sum(n)
-        mean = sum(k * x for k, x in zip(n, m, strict=True)) / total
-        err = math.sqrt(sum((k * (s or 0.0)) ** 2 for k, s in zip(n, se, strict=True))) / total
-        return mean, err
-
-    a_mean, a_se = pool([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-    h_mean, h_se = pool([r[3] for r in rows], [r[4] for r in rows], [r[5] for r in rows])
-    return a_mean - h_mean, 1.96 * math.sqrt(a_se**2 + h_se**2)
+    holdout_se). The pools' category mixes differ (the active pool is sampled with floors,
+    the holdout mirrors the reservoir's traffic), so each category's own gap is weighted by
+    its cases in both pools together: a difference of mix alone is no gap. A category missing
+    from either pool is left out."""
+    both = [r for r in rows if r[0] and r[3]]
+    if not both:
+        return math.nan, math.nan
+    total = sum(r[0] + r[3] for r in both)
+    weights = [(r[0] + r[3]) / total for r in both]
+    gap = sum(w * (r[1] - r[4]) for w, r in zip(weights, both, strict=True))
+    var = sum(
+        w * w * ((r[2] or 0.0) ** 2 + (r[5] or 0.0) ** 2)
+        for w, r in zip(weights, both, strict=True)
+    )
+    return gap, 1.96 * math.sqrt(var)
 
 
 def holdout_gate(
@@ -83,7 +87,7 @@ def holdout_gate(
         if sanity
         else ""
     )
-    if quarter is None or not rows:
+    if quarter is None or not any(r[0] and r[3] for r in rows):
         return (
             "holdout",
             "not_evaluated",
