@@ -54,3 +54,11 @@ def schedule_status(enabled: bool) -> DefaultScheduleStatus:
 
 def sensor_status(enabled: bool) -> DefaultSensorStatus:
     return DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED
+
+
+def run_partition(context: AssetExecutionContext) -> str:
+    """The run's partition key ('' for an unpartitioned run): an unpartitioned asset in a
+    quarterly run still knows which quarter it was run for."""
+    if context.has_partition_key:
+        return context.partition_key
+    return context.run.tags.get("dagster/partition", "")

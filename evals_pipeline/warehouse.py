@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from evals_pipeline.records import SEAL_VIEWS, WAREHOUSE_TABLES, Table, View
+from evals_pipeline.records import SEAL_VIEWS, WAREHOUSE_TABLES, Table, View, history_of
 
 # Which schema a warehouse was set up with: a digest of every table's and view's DDL and comments.
 SCHEMA_MARK = "warehouse_schema"
@@ -150,3 +150,26 @@ def replace_table(
         # By name: a warehouse from an older release has new columns at the end.
         names = ", ".join(table.column_names)
         conn.execute(f"INSERT INTO {table.name} ({names}) SELECT {cols} FROM _replacement_rows")
+
+
+def append_history(
+    conn: duckdb.DuckDBPyConnection,
+    table: Table,
+    run_id: str,
+    partition: str,
+    where: str = "true",
+    params: Iterable[object] = (),
+) -> None:
+    """Append `table`'s current rows (those matching `where`) to its history table, keyed by
+    run and partition. A retried step of the same run replaces what it appended."""
+    history = history_of(table)
+    cols = ", ".join(table.column_names)
+    with transaction(conn):
+        conn.execute(
+            f"DELETE FROM {history.name} WHERE run_id = ? AND partition = ?", [run_id, partition]
+        )
+        conn.execute(
+            f"""INSERT INTO {history.name} (run_id, partition, recorded_at, {cols})
+                SELECT ?, ?, now()::TIMESTAMP, {cols} FROM {table.name} WHERE {where}""",
+            [run_id, partition, *params],
+        )

@@ -378,3 +378,32 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
     assert page.count("<table") >= 5 and "segment_regression" in page
     # the root-cause table: the simulated experts' failure modes, per category
     assert "Failure modes by category" in page and "hallucinated_fact" in page
+    # a second report a quarter later: both runs stay in the history tables, and the page
+    # shows the trend over the two quarters and what changed since the first run
+    import json
+
+    from evals_pipeline.records import RELEASE_GATES_HISTORY, SEGMENT_REPORT_HISTORY
+
+    assert run_reports(small_sim, "2026-04-01").success
+    con = duckdb.connect(str(analytics_path()), read_only=True)
+    runs = con.execute(
+        f"SELECT partition, count(DISTINCT run_id) FROM {RELEASE_GATES_HISTORY} GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    seg = con.execute(f"SELECT count(DISTINCT partition) FROM {SEGMENT_REPORT_HISTORY}").fetchall()[
+        0
+    ][0]
+    current = con.execute(f"SELECT count(*) FROM {RELEASE_GATES}").fetchall()[0][0]
+    con.close()
+    assert runs == [("2026-01-01", 1), ("2026-04-01", 1)] and seg == 2
+    assert current == 7  # the current view holds one run's gates
+    page = (ran / "reports" / "latest.html").read_text()
+    data = json.loads(
+        re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page).group(1)
+    )
+    trend = data["pass_rate_trend"]
+    assert {"2026-01-01", "2026-04-01"} <= set(trend[0])
+    overall = [r for r in trend if r["category"] == "all"]
+    assert overall and all(r["2026-01-01"] is not None for r in overall)
+    assert {r["what"] for r in data["since_last_run"]} >= {"gate decision", "gate holdout"}
+    assert data["judge_trend"] and data["judge_trend"][0]["rubric_version"]
+    assert "Since the last run" in page and "Pass rate per version over time" in page

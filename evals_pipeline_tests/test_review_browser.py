@@ -200,7 +200,8 @@ def test_the_report_leads_with_the_decision(browser: object, tmp_path: Path, sta
         pg.goto(path.as_uri())
         first = pg.evaluate(
             "() => { const t = [...document.body.querySelectorAll('*')]"
-            ".filter(e => e.innerText && e.innerText.trim() && e.children.length === 0);"
+            ".filter(e => e.getClientRects().length && e.innerText && e.innerText.trim()"
+            " && e.children.length === 0);"
             " t.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);"
             " return t[0].id; }"
         )

@@ -28,6 +28,15 @@ from evals_pipeline.records.calibration import (
     QUARANTINED_LABELS,
     QUARANTINED_VERDICTS,
 )
+from evals_pipeline.records.history import (
+    CORRECTED_PASS_RATES_HISTORY,
+    HISTORY_TABLES,
+    JUDGE_CALIBRATION_HISTORY,
+    ONLINE_OFFLINE_CORRELATION_HISTORY,
+    RELEASE_GATES_HISTORY,
+    SEGMENT_REPORT_HISTORY,
+    history_of,
+)
 from evals_pipeline.records.ingest import (
     DEFAULT_CATEGORIES,
     FEEDBACK_FIELDS,
@@ -151,6 +160,7 @@ ANALYST_TABLES: tuple[Table, ...] = (
     WEEKLY_REVIEW_SAMPLE,
     REVIEW_ITEMS,
     FAILURE_MODE_DISTRIBUTION,
+    *HISTORY_TABLES,
 )
 
 # Everything the working warehouse holds; `warehouse.set_up` creates it once per schema version.
@@ -183,6 +193,7 @@ __all__ = [
     "CANDIDATE_OUTPUTS",
     "CATEGORIZER_ACCURACY",
     "CORRECTED_PASS_RATES",
+    "CORRECTED_PASS_RATES_HISTORY",
     "DEFAULT_CATEGORIES",
     "EVIDENCE_CORRELATION",
     "EXTERNAL_VERDICTS",
@@ -192,6 +203,7 @@ __all__ = [
     "GOLDEN_CASES",
     "GOLDEN_POOLS",
     "GOLD_LABELS",
+    "HISTORY_TABLES",
     "HOLDOUT_CASES",
     "HOLDOUT_EVALUATION",
     "HOLDOUT_GAP",
@@ -202,11 +214,13 @@ __all__ = [
     "HUMAN_LABELS",
     "JUDGE_CACHE",
     "JUDGE_CALIBRATION",
+    "JUDGE_CALIBRATION_HISTORY",
     "JUDGE_ENSEMBLE",
     "JUDGE_VERDICTS",
     "NEGATIVE_SIGNALS",
     "ONLINE_METRICS",
     "ONLINE_OFFLINE_CORRELATION",
+    "ONLINE_OFFLINE_CORRELATION_HISTORY",
     "PAIRWISE_CALIBRATION",
     "PAIRWISE_VERDICTS",
     "PARTITIONED_TABLES",
@@ -223,6 +237,7 @@ __all__ = [
     "QUARANTINED_VERDICTS",
     "QUARANTINE_REASONS",
     "RELEASE_GATES",
+    "RELEASE_GATES_HISTORY",
     "RESERVOIR_TRACES",
     "REVIEW_ITEMS",
     "REVIEW_QUEUE",
@@ -231,6 +246,7 @@ __all__ = [
     "SEALED_TEXT_COLUMNS",
     "SEAL_VIEWS",
     "SEGMENT_REPORT",
+    "SEGMENT_REPORT_HISTORY",
     "SNAPSHOT_PARTITIONS",
     "SNAPSHOT_STATE",
     "TRACES",
@@ -249,6 +265,7 @@ __all__ = [
     "FieldSpec",
     "Table",
     "View",
+    "history_of",
     "quarantine_table",
     "run_time_columns",
     "sql_literal",

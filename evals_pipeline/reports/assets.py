@@ -26,7 +26,7 @@ from evals_pipeline.metadata import (
     replaced_with,
     table_metadata,
 )
-from evals_pipeline.partitions import quarter_window, quarterly_partitions
+from evals_pipeline.partitions import quarter_window, quarterly_partitions, run_partition
 from evals_pipeline.paths import data_dir
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
@@ -87,7 +87,13 @@ from evals_pipeline.reports.preferences import PAIRWISE_OUTCOMES_SQL, preference
 from evals_pipeline.reports.segments import segment_frame
 from evals_pipeline.specs import deps_of, table_asset, table_spec
 from evals_pipeline.sql import load_sql
-from evals_pipeline.warehouse import Warehouse, registered, replace_table, transaction
+from evals_pipeline.warehouse import (
+    Warehouse,
+    append_history,
+    registered,
+    replace_table,
+    transaction,
+)
 
 
 class ReportConfig(Config):
@@ -164,6 +170,7 @@ def segment_report(
         )
         frame["trusted"] = frame["scorer"].map(judge_trust(conn, config.rubric))
         replace_table(conn, SEGMENT_REPORT, frame[SEGMENT_REPORT.column_names])
+        append_history(conn, SEGMENT_REPORT, context.run_id, run_partition(context))
         headline = conn.execute(
             f"""SELECT app_version, level, category, n, round(score, 3) AS score, round(delta_vs_baseline, 3) AS delta,
                       round(delta_ci_low, 3) AS delta_low, round(delta_ci_high, 3) AS delta_high, regressed, trusted
@@ -212,6 +219,7 @@ def release_gates(
             [(candidate, baseline, *g) for g in gates], columns=RELEASE_GATES.column_names
         )
         replace_table(conn, RELEASE_GATES, frame)
+        append_history(conn, RELEASE_GATES, context.run_id, run_partition(context))
         return MaterializeResult(
             metadata={
                 **table_metadata(conn, RELEASE_GATES),
@@ -273,6 +281,9 @@ def online_offline_correlation(
         with registered(conn, _corr=frame), transaction(conn):
             conn.execute(f"DELETE FROM {ONLINE_OFFLINE_CORRELATION} WHERE quarter = ?", [start])
             conn.execute(f"INSERT INTO {ONLINE_OFFLINE_CORRELATION} SELECT * FROM _corr")
+        append_history(
+            conn, ONLINE_OFFLINE_CORRELATION, context.run_id, str(start), "quarter = ?", [start]
+        )
         main = frame[(frame["level"] == "cell") & (frame["signal"] == "thumbs_up_rate")]
         yield MaterializeResult(
             metadata={

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,13 @@ from evals_pipeline.records import (
 )
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
 from evals_pipeline.reports.pareto import frame_axes, pareto_plot_png
+from evals_pipeline.reports.trends import (
+    PASS_RATE_TREND_SQL,
+    correlation_trend,
+    judge_trend,
+    pass_rate_trend,
+    since_last_run,
+)
 from evals_pipeline.warehouse import table_names
 
 
@@ -68,7 +76,10 @@ def _cell(column: str, v: object, whole: bool) -> str:
 
 
 def _table(conn: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> str:
-    frame = conn.execute(sql, params or {}).df()
+    return _frame_html(conn.execute(sql, params or {}).df())
+
+
+def _frame_html(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "<p>(nothing yet)</p>"
     head = "".join(f"<th>{html.escape(_WORDS.get(str(c), str(c)))}</th>" for c in frame.columns)
@@ -88,6 +99,67 @@ def _table(conn: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
         "<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in zip(*cols, strict=True)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _trends(conn: duckdb.DuckDBPyConnection) -> tuple[list[str], dict[str, object]]:
+    """The history sections (since the last run first) and their data, for the page's JSON."""
+    diff = since_last_run(conn)
+    frames = {
+        "Pass rate over time (ensemble; a column per quarter a report ran for)": pass_rate_trend(
+            conn
+        ),
+        "Judges over rubric versions (test split)": judge_trend(conn),
+        "Offline-online correlation per quarter (cell level, thumbs-up rate)": correlation_trend(
+            conn
+        ),
+    }
+    changed = diff[diff["changed"]] if not diff.empty else diff
+    parts = [
+        "<h2>Since the last run</h2>"
+        + (
+            _frame_html(changed)
+            if not changed.empty
+            else "<p>(nothing changed)</p>"
+            if not diff.empty
+            else "<p>(the first run: nothing to compare yet)</p>"
+        )
+    ]
+    parts += [f"<h2>{html.escape(t)}</h2>{_frame_html(f)}" for t, f in frames.items()]
+    data = {
+        "since_last_run": diff.to_dict("records"),
+        **{
+            key: frame.astype(object).where(frame.notna(), None).to_dict("records")
+            for key, frame in zip(
+                ("pass_rate_trend", "judge_trend", "correlation_trend"),
+                frames.values(),
+                strict=True,
+            )
+        },
+    }
+    return parts, data
+
+
+def _trend_plot(conn: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    import matplotlib.pyplot as plt
+
+    trend = conn.execute(PASS_RATE_TREND_SQL).df()
+    overall = trend[trend["category"] == "all"]
+    if overall["partition"].nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for version, g in overall.groupby("app_version"):
+        ax.errorbar(
+            g["partition"],
+            g["score"],
+            yerr=_err(g["score"], g["ci_low"], g["ci_high"]),
+            marker="o",
+            capsize=3,
+            label=version,
+        )
+    ax.set_ylabel("ensemble pass rate (95% CI)")
+    ax.set_xlabel("quarter the report ran for")
+    ax.legend(fontsize=7, title="app version")
+    return "Pass rate per version over time", _png(fig)
 
 
 def _headline(conn: duckdb.DuckDBPyConnection, existing: set[str]) -> tuple[str, str, str]:
@@ -293,8 +365,13 @@ def report_page(
         "trace_feedback",
     }
     plots = _plots(conn) if needed <= existing else []
+    trend_plot = _trend_plot(conn) if needed <= existing else None
+    plots += [trend_plot] if trend_plot else []
     for title, img in plots:
         body.append(f"<h2>{html.escape(title)}</h2>{img}")
+    history, data = _trends(conn)
+    body = history[:1] + body + history[1:]
+    payload = json.dumps(data, default=str).replace("</", "<\\/")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(decision)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto}}
@@ -302,7 +379,8 @@ td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}img{{max-w
 #decision{{margin:0 0 .3em;padding:.5em .8em;border-radius:6px;color:#fff}}
 #decision.ship{{background:#1a7f37}}#decision.noship{{background:#c62828}}#decision.pending{{background:#777}}</style></head>
 <body><h1 id="decision" class="{css}">{html.escape(decision)}</h1><p id="decision-note">{html.escape(note)}</p>
-<p>evals_pipeline report, run {html.escape(run_id)}, {stamp}</p>{"".join(body)}</body></html>"""
+<p>evals_pipeline report, run {html.escape(run_id)}, {stamp}</p>{"".join(body)}
+<script type="application/json" id="report-data">{payload}</script></body></html>"""
     images = [(t, i.split("base64,", 1)[1].split('"', 1)[0]) for t, i in plots]
     return page, decision, images
 
