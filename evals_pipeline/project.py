@@ -303,6 +303,23 @@ class DriftSpec(_Strict):
         "(0.5: from 10% to under 5% or over 15%) before the sampling floors' assumptions are "
         "flagged.",
     )
+    offline_rise_months: int = Field(
+        default=3,
+        ge=2,
+        description="Months over which offline scores rising while users stay flat is an alarm "
+        "(seed 003): the trusted judges overfit, or the eval set stopped reflecting users.",
+    )
+    min_offline_rise: float = Field(
+        default=0.05,
+        gt=0,
+        description="The trusted judges' monthly pass rate on production traces must rise by at "
+        "least this, month after month, for the alarm.",
+    )
+    max_online_change: float = Field(
+        default=0.01,
+        gt=0,
+        description="...while the thumbs-up rate of all traffic moves by no more than this.",
+    )
 
 
 class SchedulesSpec(_Strict):

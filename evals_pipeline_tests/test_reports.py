@@ -200,3 +200,29 @@ def test_the_pareto_frontier_flags_exactly_the_dominated_versions() -> None:
             beaten |= all(p >= 0 for p in pairs) and any(p > 0 for p in pairs)
         assert row["pareto_optimal"] == (not beaten), name
     assert pareto_plot_png(got.reset_index()).startswith(b"\x89PNG")
+
+
+def test_offline_scores_outrunning_flat_users_raise_the_alarm() -> None:
+    from evals_pipeline.reports.correlation import offline_outruns_online
+
+    months = pd.to_datetime(["2026-04-01", "2026-05-01", "2026-06-01", "2026-07-01"]).date
+
+    def monthly(offline: list[float], online: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"month": months, "offline": offline, "online": online})
+
+    # planted: the judges' pass rate climbs 0.70 -> 0.80 while thumbs-up stays at 0.62
+    quiet, why = offline_outruns_online(
+        monthly([0.69, 0.70, 0.75, 0.80], [0.61, 0.62, 0.62, 0.625]), 3, 0.05, 0.01
+    )
+    assert not quiet and "rose +0.100" in why and "2026-05-01 .. 2026-07-01" in why
+    # users follow the offline rise: quiet
+    assert offline_outruns_online(
+        monthly([0.69, 0.70, 0.75, 0.80], [0.60, 0.62, 0.65, 0.68]), 3, 0.05, 0.01
+    )[0]
+    # not rising every month (noise): quiet
+    assert offline_outruns_online(
+        monthly([0.69, 0.70, 0.69, 0.80], [0.61, 0.62, 0.62, 0.62]), 3, 0.05, 0.01
+    )[0]
+    # too few months: quiet, and says so
+    quiet, why = offline_outruns_online(monthly([0.7] * 4, [0.6] * 4).head(2), 3, 0.05, 0.01)
+    assert quiet and "needs 3" in why

@@ -59,7 +59,6 @@ from evals_pipeline.metadata import (
     replaced_with,
     table_metadata,
 )
-from evals_pipeline.partitions import run_partition
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
@@ -84,7 +83,7 @@ from evals_pipeline.records import (
     VISIBLE_TRACES,
 )
 from evals_pipeline.specs import table_asset, table_spec
-from evals_pipeline.warehouse import Warehouse, append_history, replace_table
+from evals_pipeline.warehouse import Warehouse, replace_table
 
 
 # Empty / unset values mean "as the project file says" (judges.*); set them for one run only.
@@ -354,7 +353,6 @@ def judge_calibration(
         )
         frame = with_position_consistency(frame, position_consistency(conn))
         replace_table(conn, JUDGE_CALIBRATION, frame[JUDGE_CALIBRATION.column_names])
-        append_history(conn, JUDGE_CALIBRATION, context.run_id, run_partition(context))
         record_test_looks(conn, looks, context.run_id, context.log.info)
         status = test_split_status(conn)
         yield MaterializeResult(
@@ -490,9 +488,7 @@ def corrected_pass_rates(
         frame = pd.DataFrame(
             corrected_rates(judged, calib, trust), columns=CORRECTED_PASS_RATES.column_names
         )
-        result = replaced_with(conn, CORRECTED_PASS_RATES, frame, "rates", decimals=3)
-        append_history(conn, CORRECTED_PASS_RATES, context.run_id, run_partition(context))
-        return result
+        return replaced_with(conn, CORRECTED_PASS_RATES, frame, "rates", decimals=3)
 
 
 @table_asset(CATEGORIZER_ACCURACY, group="calibration", reads=[TRACES])

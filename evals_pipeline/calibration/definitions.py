@@ -13,8 +13,13 @@ from evals_pipeline.calibration.assets import (
     pairwise_calibration,
 )
 from evals_pipeline.calibration.sensors import label_files_sensor, verdict_files_sensor
+from evals_pipeline.history import history_asset
 from evals_pipeline.project import ProjectConfig
-from evals_pipeline.records import FAILURE_MODE_DISTRIBUTION
+from evals_pipeline.records import (
+    CORRECTED_PASS_RATES,
+    FAILURE_MODE_DISTRIBUTION,
+    JUDGE_CALIBRATION,
+)
 
 calibration_job = define_asset_job(
     "evals_calibration",
@@ -37,6 +42,8 @@ def definitions(project: ProjectConfig) -> Definitions:
             annotator_agreement,
             corrected_pass_rates,
             categorizer_accuracy,
+            history_asset(JUDGE_CALIBRATION, "calibration"),
+            history_asset(CORRECTED_PASS_RATES, "calibration"),
         ],
         jobs=[calibration_job],
         sensors=[label_files_sensor, verdict_files_sensor],

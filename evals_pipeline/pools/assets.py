@@ -34,7 +34,6 @@ from evals_pipeline.pools import holdout_panel
 from evals_pipeline.pools.evaluation import (
     EVALUATORS,
     already_evaluated,
-    check_rotation_window,
     evaluate_holdout,
     score_by_category,
 )
@@ -59,7 +58,7 @@ from evals_pipeline.records import (
     TRACES,
 )
 from evals_pipeline.specs import deps_of, table_asset, table_spec
-from evals_pipeline.warehouse import Warehouse, transaction
+from evals_pipeline.warehouse import Warehouse
 
 _DEFAULTS = RotationSettings()
 
@@ -339,40 +338,15 @@ def holdout_panel_evaluation(
     rubric = load_rubric(project.config().judges.rubric)
     with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
         judges = holdout_panel.trusted_judges(conn, project.config().judges.panel, rubric)
-        versions = _role_versions(project)
-        if holdout_panel.already_evaluated(conn, start, rubric) and not config.force:
-            context.log.info(
-                f"holdout of {start} already judged with {rubric.name}: not read again"
-            )
-        elif not judges or not versions:
-            context.log.warning(
-                f"no trusted judge for {rubric.name} v{rubric.version} (run evals_calibration) or "
-                "no candidate/baseline to generate: the holdout is not judged this rotation"
-            )
-        else:
-            check_rotation_window(conn, start)
-            cases = holdout_panel.holdout_panel_cases(conn, alias, start, context.run_id, judges)
-            stats = holdout_panel.judge_holdout_inside(
-                conn,
-                alias,
-                cases,
-                start,
-                judge_client,
-                versions,
-                judges,
-                rubric,
-                context.log.info,
-                context.run_id,
-            )
-            context.log.info(f"holdout judged inside the seal: {stats.called:,} calls made")
-            frame = holdout_panel.panel_scores(
-                conn, alias, start, rubric, judges, [v.name for v in versions], context.run_id
-            )
-            with transaction(conn):
-                conn.execute(f"DELETE FROM {HOLDOUT_PANEL_EVALUATION} WHERE quarter = ?", [start])
-                conn.register("_panel_rows", frame)
-                conn.execute(f"INSERT INTO {HOLDOUT_PANEL_EVALUATION} SELECT * FROM _panel_rows")
-                conn.unregister("_panel_rows")
+        holdout_panel.evaluate(
+            conn,
+            alias,
+            start,
+            holdout_panel.PanelRun(judge_client, _role_versions(project), judges, rubric),
+            config.force,
+            context.log,
+            context.run_id,
+        )
         shown = conn.execute(
             f"""SELECT side, app_version, sum(n) AS n, round(sum(n * pass_rate) / nullif(sum(n), 0), 3) AS pass_rate
                FROM {HOLDOUT_PANEL_EVALUATION} WHERE quarter = ? GROUP BY ALL ORDER BY ALL""",

@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -27,6 +29,7 @@ from evals_pipeline.judging.candidates import AppVersion, candidate_calls
 from evals_pipeline.judging.client import JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import Rubric
+from evals_pipeline.pools.evaluation import check_rotation_window
 from evals_pipeline.pools.store import read_holdout
 from evals_pipeline.records import (
     GOLDEN_POOLS,
@@ -38,7 +41,7 @@ from evals_pipeline.records import (
     JUDGE_VERDICTS,
     sql_literal,
 )
-from evals_pipeline.warehouse import transaction
+from evals_pipeline.warehouse import registered, transaction
 
 # Pass rate per version and category of the judges' majority verdict per case. `{verdicts}`
 # is a relation (case_id, app_version, judge, rubric, rubric_version, verdict), `{pool}` the
@@ -162,14 +165,11 @@ def judge_holdout_inside(
                 (HOLDOUT_PANEL_VERDICTS, verdicts),
             ):
                 conn.execute(f"DELETE FROM {table.name} WHERE quarter = ?", [quarter])
-                conn.register("_holdout_rows", frame)
-                try:
+                with registered(conn, _holdout_rows=frame):
                     conn.execute(
                         f"INSERT INTO {table.name} ({', '.join(table.column_names)}) "
                         f"SELECT {', '.join(table.column_names)} FROM _holdout_rows"
                     )
-                finally:
-                    conn.unregister("_holdout_rows")
     stats.called += judge_stats.called
     stats.cached += judge_stats.cached
     stats.errors += judge_stats.errors
@@ -233,3 +233,58 @@ def holdout_panel_cases(
         reason=f"holdout panel evaluation {quarter}: candidate and baseline answer the holdout "
         f"cases, judged by {', '.join(judges)} inside the holdout store",
     ).to_pandas()
+
+
+@dataclass(frozen=True)
+class PanelRun:
+    """Who answers and who judges at a rotation."""
+
+    client: JudgeClient
+    versions: Sequence[AppVersion]
+    judges: list[str]
+    rubric: Rubric
+
+
+def evaluate(
+    conn: duckdb.DuckDBPyConnection,
+    alias: str,
+    quarter: date,
+    run: PanelRun,
+    force: bool,
+    log: Any,
+    run_id: str,
+) -> bool:
+    """Judge the holdout of `quarter`'s rotation and write its `holdout_panel_evaluation` rows;
+    False when nothing was judged (done already, no trusted judge, no version to generate)."""
+    if already_evaluated(conn, quarter, run.rubric) and not force:
+        log.info(f"holdout of {quarter} already judged with {run.rubric.name}: not read again")
+        return False
+    if not run.judges or not run.versions:
+        log.warning(
+            f"no trusted judge for {run.rubric.name} v{run.rubric.version} (run "
+            "evals_calibration) or no candidate/baseline to generate: the holdout is not judged "
+            "this rotation"
+        )
+        return False
+    check_rotation_window(conn, quarter)
+    cases = holdout_panel_cases(conn, alias, quarter, run_id, run.judges)
+    stats = judge_holdout_inside(
+        conn,
+        alias,
+        cases,
+        quarter,
+        run.client,
+        run.versions,
+        run.judges,
+        run.rubric,
+        log.info,
+        run_id,
+    )
+    log.info(f"holdout judged inside the seal: {stats.called:,} calls made")
+    frame = panel_scores(
+        conn, alias, quarter, run.rubric, run.judges, [v.name for v in run.versions], run_id
+    )
+    with transaction(conn), registered(conn, _panel_rows=frame):
+        conn.execute(f"DELETE FROM {HOLDOUT_PANEL_EVALUATION} WHERE quarter = ?", [quarter])
+        conn.execute(f"INSERT INTO {HOLDOUT_PANEL_EVALUATION} SELECT * FROM _panel_rows")
+    return True

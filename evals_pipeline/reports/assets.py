@@ -26,9 +26,9 @@ from evals_pipeline.metadata import (
     replaced_with,
     table_metadata,
 )
-from evals_pipeline.partitions import quarter_window, quarterly_partitions, run_partition
+from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import data_dir
-from evals_pipeline.project import ProjectResource
+from evals_pipeline.project import DriftSpec, ProjectResource
 from evals_pipeline.records import (
     ACTIVE_EVALUATION,
     ACTIVE_POOL,
@@ -40,6 +40,7 @@ from evals_pipeline.records import (
     EXTERNAL_VERDICTS,
     FAILURE_MODE_DISTRIBUTION,
     GOLD_LABELS,
+    HISTORY_TABLES,
     HOLDOUT_EVALUATION,
     HOLDOUT_GAP,
     HOLDOUT_PANEL_EVALUATION,
@@ -61,12 +62,14 @@ from evals_pipeline.records import (
 from evals_pipeline.reports.correlation import (
     ALARM_BELOW,
     CELL_ONLINE_SQL,
+    MONTHLY_SQL,
     OFFLINE_SCORES_SQL,
     ONLINE_SCORES_SQL,
     PER_TRACE_SQL,
     correlation_alarm,
     correlation_rows,
     evidence_correlation_rows,
+    offline_outruns_online,
 )
 from evals_pipeline.reports.evidence import (
     judge_trust,
@@ -89,7 +92,6 @@ from evals_pipeline.specs import deps_of, table_asset, table_spec
 from evals_pipeline.sql import load_sql
 from evals_pipeline.warehouse import (
     Warehouse,
-    append_history,
     registered,
     replace_table,
     transaction,
@@ -170,7 +172,6 @@ def segment_report(
         )
         frame["trusted"] = frame["scorer"].map(judge_trust(conn, config.rubric))
         replace_table(conn, SEGMENT_REPORT, frame[SEGMENT_REPORT.column_names])
-        append_history(conn, SEGMENT_REPORT, context.run_id, run_partition(context))
         headline = conn.execute(
             f"""SELECT app_version, level, category, n, round(score, 3) AS score, round(delta_vs_baseline, 3) AS delta,
                       round(delta_ci_low, 3) AS delta_low, round(delta_ci_high, 3) AS delta_high, regressed, trusted
@@ -219,7 +220,6 @@ def release_gates(
             [(candidate, baseline, *g) for g in gates], columns=RELEASE_GATES.column_names
         )
         replace_table(conn, RELEASE_GATES, frame)
-        append_history(conn, RELEASE_GATES, context.run_id, run_partition(context))
         return MaterializeResult(
             metadata={
                 **table_metadata(conn, RELEASE_GATES),
@@ -259,7 +259,14 @@ def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -
             "offline_predicts_online",
             asset=ONLINE_OFFLINE_CORRELATION.name,
             description=f"The trusted judges' per-cell Spearman correlation with the thumbs-up rate is at least {ALARM_BELOW}.",
-        )
+        ),
+        AssetCheckSpec(
+            "offline_tracks_online",
+            asset=ONLINE_OFFLINE_CORRELATION.name,
+            description="Drift alarm (seed 003): the trusted judges' monthly pass rate on production "
+            "traces did not rise month after month (drift.offline_rise_months, by drift.min_offline_rise) "
+            "while the thumbs-up rate stayed flat (within drift.max_online_change). Warns otherwise.",
+        ),
     ],
 )
 def online_offline_correlation(
@@ -274,6 +281,8 @@ def online_offline_correlation(
         per_trace = conn.execute(PER_TRACE_SQL, window).df()
         online_cells = conn.execute(CELL_ONLINE_SQL, window).df()
         trust = judge_trust(conn, project.config().judges.rubric)
+        trusted_judges = [j for j, t in trust.items() if t and j != "ensemble"]
+        monthly = conn.execute(MONTHLY_SQL, {"judges": trusted_judges, "end": end}).df()
         rows = correlation_rows(
             per_trace, online_cells.set_index(["app_version", "user_segment"]), trust, start
         )
@@ -281,9 +290,6 @@ def online_offline_correlation(
         with registered(conn, _corr=frame), transaction(conn):
             conn.execute(f"DELETE FROM {ONLINE_OFFLINE_CORRELATION} WHERE quarter = ?", [start])
             conn.execute(f"INSERT INTO {ONLINE_OFFLINE_CORRELATION} SELECT * FROM _corr")
-        append_history(
-            conn, ONLINE_OFFLINE_CORRELATION, context.run_id, str(start), "quarter = ?", [start]
-        )
         main = frame[(frame["level"] == "cell") & (frame["signal"] == "thumbs_up_rate")]
         yield MaterializeResult(
             metadata={
@@ -293,6 +299,7 @@ def online_offline_correlation(
                 ),
             }
         )
+    yield goodhart_check(monthly, project.config().drift)
     passed, low, trusted = correlation_alarm(frame)
     yield AssetCheckResult(
         check_name="offline_predicts_online",
@@ -362,6 +369,22 @@ def preference_ratings(
             shown=frame[frame["segment"] == "all"],
             extra={"outcomes": MetadataValue.int(len(outcomes))},
         )
+
+
+def goodhart_check(monthly: pd.DataFrame, drift: DriftSpec) -> AssetCheckResult:
+    quiet, why = offline_outruns_online(
+        monthly, drift.offline_rise_months, drift.min_offline_rise, drift.max_online_change
+    )
+    return AssetCheckResult(
+        check_name="offline_tracks_online",
+        asset_key=ONLINE_OFFLINE_CORRELATION.name,
+        passed=quiet,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "why": MetadataValue.text(why),
+            "monthly": MetadataValue.md(markdown_table(monthly.round(4))),
+        },
+    )
 
 
 def _evidence_alarm_check(frame: pd.DataFrame) -> AssetCheckResult:
@@ -446,6 +469,8 @@ def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
             POOL_SIZES,
             JUDGE_CALIBRATION,
             FAILURE_MODE_DISTRIBUTION,
+            # the trends and "since the last run" read this run's history rows
+            *HISTORY_TABLES,
         ]
     ),
 )

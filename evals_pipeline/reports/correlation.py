@@ -254,3 +254,43 @@ def evidence_correlation_rows(
                 )
             )
     return rows
+
+
+# Per month (of the traces' days, up to the window's end): the trusted judges' pass rate on
+# the labelled production traces, and the thumbs-up rate of all traffic.
+MONTHLY_SQL = f"""
+WITH {TRACE_SIGNALS_CTE},
+off AS (
+    SELECT date_trunc('month', t.partition_date) AS month, avg((v.verdict = 'pass')::DOUBLE) AS offline,
+           count(*) AS offline_n
+    FROM {CALIBRATION_VERDICTS} v JOIN {TRACES} t ON t.trace_id = v.subject_id
+    WHERE v.verdict IS NOT NULL AND list_contains($judges, v.judge) AND t.partition_date < $end
+    GROUP BY 1
+), onl AS (
+    SELECT date_trunc('month', t.partition_date) AS month, avg(f.thumbs_up_rate) AS online,
+           count(f.thumbs_up_rate) AS online_n
+    FROM {TRACES} t JOIN f USING (trace_id) WHERE t.partition_date < $end GROUP BY 1
+)
+SELECT month::DATE AS month, offline, offline_n, online, online_n
+FROM off JOIN onl USING (month) ORDER BY month
+"""
+
+
+def offline_outruns_online(
+    monthly: pd.DataFrame, months: int, min_rise: float, max_online_change: float
+) -> tuple[bool, str]:
+    """(quiet, why): the alarm of seed 003 on the last `months` months of `monthly` (month,
+    offline, online): offline pass rate rising every month and by at least `min_rise` in all,
+    while the online rate moved by no more than `max_online_change`."""
+    last = monthly.tail(months)
+    if len(last) < months:
+        return True, f"{len(last)} months with both scores (the alarm needs {months})"
+    off, on = last["offline"].to_numpy(), last["online"].to_numpy()
+    rise, moved = float(off[-1] - off[0]), float(on[-1] - on[0])
+    span = f"{last['month'].iloc[0]} .. {last['month'].iloc[-1]}"
+    if bool(np.all(np.diff(off) > 0)) and rise >= min_rise and abs(moved) <= max_online_change:
+        return False, (
+            f"offline pass rate rose {rise:+.3f} over {span} while the thumbs-up rate moved "
+            f"{moved:+.3f}: the offline scores no longer track users (overfit judges or eval set)"
+        )
+    return True, f"{span}: offline {rise:+.3f}, online {moved:+.3f}"

@@ -15,10 +15,16 @@ from dagster import (
 from evals_pipeline.calibration.definitions import calibration_job
 from evals_pipeline.calibration.evidence import evidence_dir
 from evals_pipeline.calibration.sensors import drop_folder_sensor
+from evals_pipeline.history import history_asset
 from evals_pipeline.partitions import quarterly_partitions, sensor_status
 from evals_pipeline.pools.definitions import quarterly_job
 from evals_pipeline.project import ProjectConfig
-from evals_pipeline.records import ONLINE_METRICS
+from evals_pipeline.records import (
+    ONLINE_METRICS,
+    ONLINE_OFFLINE_CORRELATION,
+    RELEASE_GATES,
+    SEGMENT_REPORT,
+)
 from evals_pipeline.reports.assets import (
     evidence_correlation,
     holdout_gap,
@@ -83,6 +89,9 @@ def definitions(project: ProjectConfig) -> Definitions:
             preference_ratings,
             evidence_correlation,
             html_report,
+            history_asset(SEGMENT_REPORT, "reports"),
+            history_asset(RELEASE_GATES, "reports"),
+            history_asset(ONLINE_OFFLINE_CORRELATION, "reports", partition_column="quarter"),
         ],
         jobs=[reports_job],
         sensors=[reports_after_evaluation, online_metrics_sensor],

@@ -20,7 +20,7 @@ from pydantic import Field
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.project import DriftSpec, ProjectResource
-from evals_pipeline.records import GOLDEN_POOLS, TRACE_FEEDBACK, TRACE_SAMPLE, TRACES
+from evals_pipeline.records import TRACE_FEEDBACK, TRACE_SAMPLE, TRACES
 from evals_pipeline.sampling.drift import category_mix_drift, golden_staleness
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
 from evals_pipeline.specs import table_asset
@@ -108,7 +108,9 @@ ORDER BY 1, 2
 @table_asset(
     TRACE_SAMPLE,
     group="sampling",
-    reads=[TRACES, TRACE_FEEDBACK, GOLDEN_POOLS],
+    # golden_pools is read by the staleness alarm only: not a dependency (the pools come from
+    # the sample)
+    reads=[TRACES, TRACE_FEEDBACK],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
