@@ -10,9 +10,9 @@ difference is the active-holdout gap that the `holdout` release gate reads: a ca
 on the active pool looks better there than on cases it never saw.
 
 The verdict of a case is the majority of the trusted judges' valid votes (a split vote or no
-vote is no verdict, counted in `no_verdict`), the same rule on both sides. Only cases added
-for the reasons holdout cases are added count on the active side: cases added as known failure
-modes (negative feedback) are hard by selection and the holdout has none.
+vote is no verdict, counted in `no_verdict`), the same rule on both sides. Cases added as
+known failure modes (negative feedback) count on neither side: they are hard by selection and
+almost all in the active pool.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ WITH v AS (
     SELECT v.case_id, v.app_version, v.verdict, p.category
     FROM {{verdicts}} v JOIN {GOLDEN_POOLS} p USING (case_id)
     WHERE p.pool = {{pool}} AND v.rubric = $rubric AND v.rubric_version = $rubric_version
-      -- like for like: the holdout is drawn from traffic, so active cases added as known
-      -- failure modes (hard by selection) are left out
-      AND p.why IN (SELECT DISTINCT why FROM {GOLDEN_POOLS} WHERE pool = 'holdout')
+      -- like for like: cases added as known failure modes (negative feedback) are hard by
+      -- selection and almost all active; they are left out on both sides
+      AND p.why <> 'known_failure_mode'
       AND list_contains($judges, v.judge) AND list_contains($versions, v.app_version)
 ), c AS (
     SELECT case_id, app_version, any_value(category) AS category,
