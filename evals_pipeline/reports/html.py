@@ -95,8 +95,11 @@ def _frame_html(frame: pd.DataFrame) -> str:
             and not ("cost" in str(c) or "rate" in str(c) or "share" in str(c))
         )
         cols.append([_cell(str(c), v, whole) for v in values.astype(object)])
+    # text reads from the left, numbers line up on the right
+    left = ["" if pd.api.types.is_numeric_dtype(frame[c]) else ' class="t"' for c in frame.columns]
     rows = "".join(
-        "<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in zip(*cols, strict=True)
+        "<tr>" + "".join(f"<td{a}>{v}</td>" for a, v in zip(left, r, strict=True)) + "</tr>"
+        for r in zip(*cols, strict=True)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
@@ -375,7 +378,7 @@ def report_page(
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(decision)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto}}
-td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}img{{max-width:100%}}
+td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}td.t{{text-align:left}}img{{max-width:100%}}
 #decision{{margin:0 0 .3em;padding:.5em .8em;border-radius:6px;color:#fff}}
 #decision.ship{{background:#1a7f37}}#decision.noship{{background:#c62828}}#decision.pending{{background:#777}}</style></head>
 <body><h1 id="decision" class="{css}">{html.escape(decision)}</h1><p id="decision-note">{html.escape(note)}</p>
