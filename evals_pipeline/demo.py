@@ -239,7 +239,7 @@ def run_demo(steps: Steps) -> Steps:
         ("quarterly", f"job evals_quarterly (rotation, holdout evaluation, export, judging) for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_quarterly", q)]),
         ("calibration", f"job evals_calibration on the label files in {data_dir() / 'labels'}, then "
-         f"evals_quarterly for {quarters[-1]} again: its holdout judged by the now-trusted judges",
+         f"evals_holdout_panel for {quarters[-1]}: its holdout judged by the now-trusted judges",
          lambda: calibrate(source.flat_dir(), quarters[-1])),
         ("reports", f"job evals_reports for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_reports", q)]),
@@ -256,11 +256,10 @@ def run_demo(steps: Steps) -> Steps:
 
 def calibrate(traffic_root: Path, latest_quarter: str) -> list[str]:
     """The experts' label files arrive, then the calibration job runs on them. With judges
-    now trusted, the latest rotation runs again: everything in it is done already (cached or
-    idempotent) except the holdout, which only trusted judges may judge, inside the seal."""
+    now trusted, the latest rotation's holdout is judged by them, inside the seal."""
     deliver_labels(traffic_root)
     notes = run_job("evals_calibration", "")
-    return notes + run_job("evals_quarterly", latest_quarter)
+    return notes + run_job("evals_holdout_panel", latest_quarter)
 
 
 def deliver_labels(traffic_root: Path) -> int:

@@ -98,7 +98,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory, small_sim: Path) -> dict[st
         for f in (small_sim / "labels").glob("*.jsonl"):
             shutil.copy(f, data / "labels" / f.name)
         run("evals_calibration", small_sim, plain)
-        run("evals_quarterly", small_sim, plain, PANEL)
+        run("evals_holdout_panel", small_sim, plain)  # the rotation's holdout, judges now trusted
         run("evals_reports", small_sim, plain)
         with connect(warehouse_path(), read_only=True) as conn:
             out["plain_gate"] = gate(conn)

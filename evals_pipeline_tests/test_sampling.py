@@ -194,19 +194,27 @@ def test_a_day_sampled_alone_equals_the_day_sampled_in_a_range(
 
 def _traffic(con: duckdb.DuckDBPyConnection, days: int, mix_by_day, per_day: int = 400) -> date:
     """Synthetic traffic: `per_day` traces a day for `days` days from 2026-01-01, the category
-    of each drawn from `mix_by_day(i)` (a dict of shares); returns the last day."""
+    of each drawn from `mix_by_day(i)` (a dict of shares, in SQL from a hash); returns the
+    last day."""
     from datetime import timedelta
 
-    rng = np.random.default_rng(3)
-    rows = []
     start = date(2026, 1, 1)
-    for i in range(days):
-        mix = mix_by_day(i)
-        cats = rng.choice(list(mix), size=per_day, p=list(mix.values()))
-        rows += [(f"t{i}-{k}", start + timedelta(days=i), c) for k, c in enumerate(cats)]
-    con.execute("CREATE TEMP TABLE _t (trace_id VARCHAR, partition_date DATE, category VARCHAR)")
-    con.executemany("INSERT INTO _t VALUES (?, ?, ?)", rows)
-    con.execute(f"INSERT INTO {TRACES} (trace_id, partition_date, category) SELECT * FROM _t")
+    mixes = [(i, c, share) for i in range(days) for c, share in mix_by_day(i).items()]
+    con.execute("CREATE TEMP TABLE _mix (day INTEGER, category VARCHAR, share DOUBLE)")
+    con.executemany("INSERT INTO _mix VALUES (?, ?, ?)", mixes)
+    con.execute(
+        f"""INSERT INTO {TRACES} (trace_id, partition_date, category)
+        WITH c AS (
+            SELECT day, category, sum(share) OVER (PARTITION BY day ORDER BY category) AS upto
+            FROM _mix
+        ), t AS (
+            SELECT d.day, k, (hash(d.day, k, 3) % 1000000) / 1e6 AS u
+            FROM range({days}) d(day), range({per_day}) r(k)
+        )
+        SELECT 't' || t.day || '-' || t.k, DATE '{start}' + t.day::INTEGER,
+               arg_min(c.category, c.upto)
+        FROM t JOIN c ON c.day = t.day AND t.u < c.upto GROUP BY t.day, t.k"""
+    )
     return start + timedelta(days=days - 1)
 
 

@@ -25,6 +25,15 @@ quarterly_job = define_asset_job(
     "then generate candidate outputs and judge the active pool.",
 )
 
+# The rotation's holdout judged again by itself: after a calibration made judges trusted (the
+# quarterly run found none), or with force after a judge or rubric changed.
+holdout_panel_job = define_asset_job(
+    "evals_holdout_panel",
+    selection=AssetSelection.assets("holdout_panel_evaluation"),
+    description="Judge the latest rotation's holdout with the trusted judges, inside the seal "
+    "(holdout_panel_evaluation alone): after a calibration run made judges trusted.",
+)
+
 
 def definitions(project: ProjectConfig) -> Definitions:
     quarterly_schedule = build_schedule_from_partitioned_job(
@@ -41,6 +50,6 @@ def definitions(project: ProjectConfig) -> Definitions:
             golden_export,
             holdout_panel_evaluation,
         ],
-        jobs=[quarterly_job],
+        jobs=[quarterly_job, holdout_panel_job],
         schedules=[quarterly_schedule],
     )
