@@ -33,3 +33,10 @@ def traffic_dir() -> Path:
 def golden_dir() -> Path:
     """The exported golden set (active.jsonl, CHANGELOG.md) and reviewed reference files."""
     return data_dir() / "golden"
+
+
+def holdout_review_dir() -> Path:
+    """The sealed review area beside the holdout store: the expert's queue of holdout answers
+    (`queue.duckdb`), their label files (`labels/`) and the view log (`views/`). Never read
+    by an analyst table, the snapshot or the ordinary review session."""
+    return data_dir() / "holdout_review"

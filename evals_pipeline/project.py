@@ -322,6 +322,16 @@ class DriftSpec(_Strict):
     )
 
 
+class HoldoutReviewSpec(_Strict):
+    cases: int = Field(
+        default=40,
+        ge=0,
+        description="Holdout cases queued at each rotation for the principal expert's sealed "
+        "review (Layer 3 of seed 003), an equal share per category; each case's candidate "
+        "and baseline answers are queued. 0 = no expert review of the holdout.",
+    )
+
+
 class SchedulesSpec(_Strict):
     daily: bool = False
     quarterly: bool = False
@@ -342,6 +352,7 @@ class ProjectConfig(_Strict):
     warehouse: WarehouseSpec = WarehouseSpec()
     schedules: SchedulesSpec = SchedulesSpec()
     drift: DriftSpec = DriftSpec()
+    holdout_review: HoldoutReviewSpec = HoldoutReviewSpec()
     # Where the file was read from: relative paths in it resolve against its folder.
     base_dir: str = Field(default="", exclude=True)
 

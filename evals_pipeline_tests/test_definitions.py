@@ -61,12 +61,14 @@ def test_the_stage_definitions_merge_under_the_simulator_and_a_files_project(
             "evals_calibration",
             "evals_reports",
             "evals_review",
+            "evals_holdout_review",
         }
         assert {s.name for s in defs.sensors} == {
             "label_files_sensor",
             "verdict_files_sensor",
             "online_metrics_sensor",
             "reports_after_evaluation",
+            "holdout_review_sensor",
         }
     assert isinstance(simulator.resources["trace_source"], SimulatedTraceSource)
     assert isinstance(files.resources["trace_source"], FileTraceSource)

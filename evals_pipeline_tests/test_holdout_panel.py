@@ -1,21 +1,28 @@
 """The holdout judged like the active pool, inside the seal: a candidate overfitted to the
 active pool shows a significant active-holdout gap through the trusted judges and fails the
 `holdout` gate; the same version untuned passes; nothing of the holdout reaches the warehouse
-but aggregates."""
+but aggregates. Layer 3: the principal expert reviews a sample of those holdout answers in
+the review app's sealed session; every view is a logged holdout read, the labels stay in the
+holdout store, and only counts and the judges' agreement with the expert come out."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import cohen_kappa_score
+from starlette.testclient import TestClient
 
 from evals_pipeline.definitions import defs
 from evals_pipeline.ingest.sources import FileTraceSource
 from evals_pipeline.judging.client import LiteLLMJudgeClient
 from evals_pipeline.paths import warehouse_path
+from evals_pipeline.pools.sealing import seal_violations
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
@@ -23,10 +30,18 @@ from evals_pipeline.records import (
     HOLDOUT_PANEL_EVALUATION,
     HOLDOUT_PANEL_OUTPUTS,
     HOLDOUT_PANEL_VERDICTS,
+    HOLDOUT_REVIEW,
+    HOLDOUT_REVIEW_ITEMS,
+    HOLDOUT_REVIEW_LABELS,
+    HOLDOUT_REVIEW_QUARANTINE,
+    HUMAN_LABELS,
     JUDGE_CACHE,
     POOL_EVENTS,
     RELEASE_GATES,
 )
+from evals_pipeline.review.app import AppSettings, create_app
+from evals_pipeline.review.labelstore import check_annotator
+from evals_pipeline.review.sealed import BLIND_VERSION, SealedQueueStore
 from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.warehouse import Warehouse, connect
 from evals_pipeline_tests.helpers import run_daily
@@ -34,6 +49,11 @@ from evals_pipeline_tests.helpers import run_daily
 REPO = Path(__file__).resolve().parents[1]
 QUARTER = "2026-01-01"
 PANEL = {"ops": {"holdout_panel_evaluation": {"config": {"force": True}}}}
+UNPARTITIONED = ("evals_calibration", "evals_holdout_review")
+LOCAL = "http://127.0.0.1"
+CRITIQUE = "SEALED-CRITIQUE"
+# pool events other than the collection's own logged read of the aggregates
+EVENTS = f"SELECT event, reason FROM {POOL_EVENTS} WHERE reason NOT LIKE '%agreement of the judges%' ORDER BY ALL"
 
 
 def project_file(tmp: Path, tuned: bool) -> ProjectResource:
@@ -69,7 +89,7 @@ def run(job: str, root: Path, project: ProjectResource, config: dict | None = No
     result = defs.resolve_job_def(job).execute_in_process(
         run_config=config or {},
         resources=resources(root, project),
-        **({} if job == "evals_calibration" else {"partition_key": QUARTER}),
+        **({} if job in UNPARTITIONED else {"partition_key": QUARTER}),
     )
     assert result.success
 
@@ -99,6 +119,18 @@ def judged(tmp_path_factory: pytest.TempPathFactory, small_sim: Path) -> dict[st
             shutil.copy(f, data / "labels" / f.name)
         run("evals_calibration", small_sim, plain)
         run("evals_holdout_panel", small_sim, plain)  # the rotation's holdout, judges now trusted
+        out["layer3"] = review_the_holdout(data / "holdout_review")
+        run("evals_holdout_review", small_sim, plain)
+        with connect(warehouse_path(), read_only=True) as conn:
+            out["events_after_first"] = conn.execute(EVENTS).fetchall()
+        run("evals_holdout_review", small_sim, plain)  # again: no view is logged twice
+        with connect(warehouse_path(), read_only=True) as conn:
+            out["events_after_second"] = conn.execute(EVENTS).fetchall()
+            out["holdout_review"] = conn.execute(f"SELECT * FROM {HOLDOUT_REVIEW}").df()
+            out["view_reads"] = conn.execute(
+                f"SELECT case_id, reason FROM {POOL_EVENTS} WHERE event = 'holdout_read' AND reason LIKE 'layer 3 review: %[view %]'"
+            ).df()
+            out["violations"] = seal_violations(conn)
         run("evals_reports", small_sim, plain)
         with connect(warehouse_path(), read_only=True) as conn:
             out["plain_gate"] = gate(conn)
@@ -186,3 +218,138 @@ def test_only_aggregates_leave_the_store_and_every_read_is_logged(judged: dict) 
     finally:
         store.close()
         warehouse.close()
+
+
+# ---- Layer 3: the expert's sealed review of the holdout -----------------------------------
+
+
+def review_the_holdout(area: Path) -> dict[str, object]:
+    """The principal expert in the sealed session: opens and labels some queued answers (one
+    twice), agreeing with the judges on some and not on others; an intruder is refused; two
+    bad lines land in the sealed label file."""
+    assert (area / "queue.duckdb").exists(), "the rotation queued the holdout for review"
+    store = SealedQueueStore(area)
+    principal, ids = store.principal(), store.queue_ids("holdout")
+    client = TestClient(create_app(AppSettings(sealed=area)), base_url=LOCAL)
+    client.post("/login", data={"annotator": "mallory"})
+    refused = client.get(f"/case/holdout/{ids[0]}")
+    client.post("/login", data={"annotator": principal})
+    pages, labels = [], {}
+    for i, item in enumerate(ids[:8]):
+        page = client.get(f"/case/holdout/{item}")
+        pages.append(page)
+        verdict = "pass" if i % 3 else "fail"
+        r = client.post(
+            "/api/label",
+            json={
+                "queue": "holdout",
+                "item_id": item,
+                "verdict": verdict,
+                "critique": f"{CRITIQUE}-{i}" if verdict == "fail" else "",
+            },
+        )
+        assert r.status_code == 200, r.text
+        labels[item] = (verdict, r.json()["verdicts"])
+    client.get(f"/case/holdout/{ids[0]}")  # a second look
+    label_file = next((area / "labels").glob("*.jsonl"))
+    with label_file.open("a") as f:
+        f.write(
+            json.dumps({"subject_id": "h-not-queued", "annotator": principal, "verdict": "pass"})
+        )
+        f.write("\n{broken line\n")
+    return {
+        "principal": principal,
+        "queued": len(ids),
+        "refused": (refused.status_code, refused.text),
+        "pages": pages,
+        "labels": labels,
+        "views": len(pages) + 1,
+        "taxonomy": client.get("/taxonomy").status_code,
+    }
+
+
+def test_the_holdout_review_session_admits_the_principal_and_blinds_the_version(
+    judged: dict,
+) -> None:
+    layer3 = judged["layer3"]
+    assert layer3["principal"] and layer3["queued"] > 0
+    status, text = layer3["refused"]
+    assert status == 403 and "principal expert" in text
+    for page in layer3["pages"]:
+        assert page.status_code == 200 and BLIND_VERSION in page.text
+        assert "sealed holdout session" in page.text
+    # no taxonomy editing or suggestion model in the sealed session
+    assert layer3["taxonomy"] == 404
+
+
+def test_every_view_of_the_holdout_is_a_logged_read(judged: dict) -> None:
+    layer3, reads = judged["layer3"], judged["view_reads"]
+    assert len(reads) == layer3["views"]
+    assert reads["case_id"].notna().all()
+    assert reads["reason"].str.contains(check_annotator(layer3["principal"])).all()
+    # collected twice: the second run logged no view again and queued nothing again (its
+    # own read of the aggregates is logged each time)
+    assert judged["events_after_second"] == judged["events_after_first"]
+
+
+def test_only_counts_and_agreement_leave_the_sealed_review(judged: dict) -> None:
+    layer3, table = judged["layer3"], judged["holdout_review"]
+    expected = []
+    for judge in sorted({v["judge"] for _, vs in layer3["labels"].values() for v in vs}):
+        pairs = [
+            (verdict, v["verdict"])
+            for verdict, vs in layer3["labels"].values()
+            for v in vs
+            if v["judge"] == judge and v["verdict"]
+        ]
+        expected.append((judge, pairs))
+    rows = table.set_index("judge")
+    for judge, pairs in expected:
+        row = rows.loc[judge]
+        assert row["n"] == len(pairs)
+        assert row["agreement"] == pytest.approx(sum(a == b for a, b in pairs) / len(pairs))
+        human, machine = zip(*pairs, strict=True)
+        if len(set(human) | set(machine)) > 1:
+            assert row["kappa"] == pytest.approx(cohen_kappa_score(human, machine))
+    assert "panel" in rows.index
+    assert (table["queued"] == layer3["queued"]).all()
+    assert (table["labelled"] == len(layer3["labels"])).all()
+    assert (table["views"] == layer3["views"]).all()
+    assert (table["viewed"] == len(layer3["labels"])).all()
+    assert (table["quarantined"] == 2).all()
+    assert list(table.columns) == HOLDOUT_REVIEW.column_names
+    assert judged["violations"] == []
+
+
+def test_the_expert_labels_stay_in_the_holdout_store(judged: dict) -> None:
+    data, layer3 = judged["data"], judged["layer3"]
+    store = duckdb.connect(str(data / "holdout.duckdb"), read_only=True)
+    try:
+        kept = store.execute(
+            f"SELECT subject_id, verdict FROM {HOLDOUT_REVIEW_LABELS.name}"
+        ).fetchall()
+        quarantined = store.execute(
+            f"SELECT reason FROM {HOLDOUT_REVIEW_QUARANTINE.name} ORDER BY reason"
+        ).fetchall()
+        queued = store.execute(f"SELECT count(*) FROM {HOLDOUT_REVIEW_ITEMS.name}").fetchall()
+    finally:
+        store.close()
+    assert dict(kept) == {k: v[0] for k, v in layer3["labels"].items()}
+    assert len(quarantined) == 2 and ("not_a_queued_holdout_answer",) in quarantined
+    assert queued[0][0] == layer3["queued"]
+    # nothing of the sealed review in any warehouse or snapshot table, nor in the ordinary labels
+    for name in ("warehouse.duckdb", "analytics.duckdb"):
+        con = duckdb.connect(str(data / name), read_only=True)
+        try:
+            for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+                frame = con.execute(f'SELECT * FROM "{table}"').df()
+                text = frame.select_dtypes(include="object").astype(str)
+                assert not text.apply(lambda c: c.str.contains(CRITIQUE)).any().any(), table
+                ids = set(layer3["labels"])
+                assert not text.isin(ids).any().any(), (name, table)
+            labelled = con.execute(f"SELECT DISTINCT subject_id FROM {HUMAN_LABELS}").df()
+            assert not set(labelled["subject_id"]) & set(layer3["labels"])
+        finally:
+            con.close()
+    assert not any(CRITIQUE in p.read_text() for p in (data / "labels").glob("*"))
+    assert pd.api.types.is_integer_dtype(judged["holdout_review"]["views"])

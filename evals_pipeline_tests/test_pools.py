@@ -32,6 +32,7 @@ from evals_pipeline.records import (
     GOLDEN_POOLS,
     HOLDOUT_EVALUATION,
     HOLDOUT_PANEL_EVALUATION,
+    HOLDOUT_REVIEW,
     HOLDOUT_STORE_TABLES,
     POOL_EVENTS,
     POOL_SIZES,
@@ -372,6 +373,7 @@ def test_only_declared_assets_can_reach_the_holdout_store() -> None:
         "golden_pool_rotation",
         HOLDOUT_EVALUATION.name,
         HOLDOUT_PANEL_EVALUATION.name,
+        HOLDOUT_REVIEW.name,
     }
     assert {t.name for t in HOLDOUT_STORE_TABLES}.isdisjoint({t.name for t in ANALYST_TABLES})
 

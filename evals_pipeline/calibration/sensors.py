@@ -36,12 +36,18 @@ def last_loaded_files(instance: DagsterInstance, table: Table) -> dict[str, list
 
 
 def drop_folder_sensor(
-    name: str, folder: Callable[[], Path], table: Table, job_name: str, what: str
+    name: str,
+    folder: Callable[[], Path],
+    table: Table,
+    job_name: str,
+    what: str,
+    state_of: Callable[[Path], dict[str, list[int]]] = files_state,
 ) -> SensorDefinition:
-    """A sensor starting `job_name` when a file appears or changes in `folder()`. On its
-    first tick (no cursor yet, e.g. the first `make ui` after `make demo`) it compares with
-    the files the last materialization of `table` read, so an unchanged folder starts
-    nothing; a run it starts names the files that changed (tag `files`)."""
+    """A sensor starting `job_name` when a file appears or changes in `folder()` (as
+    `state_of` lists its files). On its first tick (no cursor yet, e.g. the first `make ui`
+    after `make demo`) it compares with the files the last materialization of `table` read,
+    so an unchanged folder starts nothing; a run it starts names the files that changed (tag
+    `files`)."""
 
     @sensor(
         name=name,
@@ -52,7 +58,7 @@ def drop_folder_sensor(
         f"{folder().name}/ drop folder of the data directory.",
     )
     def _sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
-        state = files_state(folder())
+        state = state_of(folder())
         if context.cursor:
             previous = json.loads(context.cursor)
         else:

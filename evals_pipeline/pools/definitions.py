@@ -18,20 +18,25 @@ from evals_pipeline.pools.assets import (
 )
 from evals_pipeline.project import ProjectConfig
 
+# Layer 3's queue (review/holdout.py) is built right after the rotation's holdout is judged.
+HOLDOUT_REVIEW = AssetSelection.assets("holdout_review")
+
 quarterly_job = define_asset_job(
     "evals_quarterly",
-    selection=AssetSelection.groups("pools", "judging", "analytics"),
+    selection=AssetSelection.groups("pools", "judging", "analytics") | HOLDOUT_REVIEW,
     description="Rotate the golden pools for the quarter that ended, evaluate the holdout once, export the golden set, "
-    "then generate candidate outputs and judge the active pool.",
+    "then generate candidate outputs and judge the active pool; queue a sample of the holdout "
+    "for the principal expert's sealed review.",
 )
 
 # The rotation's holdout judged again by itself: after a calibration made judges trusted (the
 # quarterly run found none), or with force after a judge or rubric changed.
 holdout_panel_job = define_asset_job(
     "evals_holdout_panel",
-    selection=AssetSelection.assets("holdout_panel_evaluation"),
+    selection=AssetSelection.assets("holdout_panel_evaluation") | HOLDOUT_REVIEW,
     description="Judge the latest rotation's holdout with the trusted judges, inside the seal "
-    "(holdout_panel_evaluation alone): after a calibration run made judges trusted.",
+    "(holdout_panel_evaluation), and queue a sample of it for the principal expert's sealed "
+    "review: after a calibration run made judges trusted.",
 )
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from evals_pipeline.paths import data_dir
+from evals_pipeline.paths import data_dir, holdout_review_dir
 from evals_pipeline.records import HOLDOUT_STORE_TABLES, POOL_EVENTS, sql_literal
 from evals_pipeline.sampling.stratified import U_SCALE, sample_key_sql
 
@@ -51,6 +51,10 @@ class HoldoutStore(ConfigurableResource):
 
     def path(self) -> Path:
         return Path(self.database) if self.database else data_dir() / "holdout.duckdb"
+
+    def review_path(self) -> Path:
+        """The sealed review area (Layer 3): beside the store file."""
+        return self.path().parent / "holdout_review" if self.database else holdout_review_dir()
 
     @contextmanager
     def attached(self, conn: duckdb.DuckDBPyConnection) -> Iterator[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from evals_pipeline.records.calibration import HUMAN_LABELS, QUARANTINED_LABELS
 from evals_pipeline.records.ingest import TRACE_COLUMNS
+from evals_pipeline.records.review import REVIEW_ITEMS
 from evals_pipeline.records.schema import Column, Table
 
 WHY_VALUES: tuple[str, ...] = ("real_traffic", "known_failure_mode", "edge_case")
@@ -197,9 +199,72 @@ HOLDOUT_PANEL_EVALUATION = Table(
     ),
 )
 
+HOLDOUT_REVIEW_ITEMS = Table(
+    "holdout_review_items",
+    "Layer 3 of seed 003: the sample of holdout answers (candidate and baseline) queued at a "
+    "rotation for the principal expert, with the trusted judges' verdicts. Lives only in the "
+    "holdout store; the latest rotation's queue is exported to the sealed review area for the "
+    "review app's sealed session (app version blinded there).",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        *REVIEW_ITEMS.columns,
+        Column(
+            "principal",
+            "VARCHAR",
+            "The expert the queue is for (judges.principal_annotator, else the annotator with "
+            "most labels); the sealed session admits only them.",
+        ),
+    ),
+)
+
+HOLDOUT_REVIEW_LABELS = Table(
+    "holdout_review_labels",
+    "The principal expert's labels of holdout answers, loaded from the sealed review area's "
+    "label files at each collection. Lives only in the holdout store.",
+    HUMAN_LABELS.columns,
+)
+
+HOLDOUT_REVIEW_QUARANTINE = Table(
+    "holdout_review_quarantine",
+    "Lines of the sealed label files that are not a valid label of a queued holdout answer, "
+    "with the reason. Lives only in the holdout store (a raw line may quote holdout text).",
+    QUARANTINED_LABELS.columns,
+)
+
+HOLDOUT_REVIEW = Table(
+    "holdout_review",
+    "Layer 3 of seed 003 in aggregate: per rotation and judge (and `panel`, the trusted "
+    "judges' majority), how many holdout answers were queued, viewed and labelled by the "
+    "expert in the sealed session, and how well the judge agrees with the expert. Counts and "
+    "agreement only: no holdout text, no item ids, no verdict of any one case.",
+    (
+        Column("quarter", "DATE", "The rotation's quarter."),
+        Column("judge", "VARCHAR", "A trusted judge, or `panel` for their majority verdict."),
+        Column("queued", "INTEGER", "Holdout answers queued for the expert."),
+        Column("viewed", "INTEGER", "Distinct queued answers opened in the sealed session."),
+        Column("views", "INTEGER", "Page views (each one a holdout read in pool_events)."),
+        Column("labelled", "INTEGER", "Queued answers with a current label by the principal."),
+        Column("quarantined", "INTEGER", "Sealed label lines quarantined (all quarters)."),
+        Column("n", "INTEGER", "Labelled answers the judge also gave a verdict on."),
+        Column("both_pass", "INTEGER", "Expert pass, judge pass."),
+        Column("both_fail", "INTEGER", "Expert fail, judge fail."),
+        Column("judge_only_pass", "INTEGER", "Expert fail, judge pass (the judge too lenient)."),
+        Column("expert_only_pass", "INTEGER", "Expert pass, judge fail (the judge too strict)."),
+        Column("agreement", "DOUBLE", "Share of the n where judge and expert agree."),
+        Column(
+            "kappa",
+            "DOUBLE",
+            "Cohen's kappa of judge vs expert (scikit-learn); null when undefined.",
+        ),
+    ),
+)
+
 HOLDOUT_STORE_TABLES: tuple[Table, ...] = (
     RESERVOIR_TRACES,
     HOLDOUT_CASES,
     HOLDOUT_PANEL_OUTPUTS,
     HOLDOUT_PANEL_VERDICTS,
+    HOLDOUT_REVIEW_ITEMS,
+    HOLDOUT_REVIEW_LABELS,
+    HOLDOUT_REVIEW_QUARANTINE,
 )

@@ -4,6 +4,11 @@ Routes only: the queues and labels are read by `app_store.QueueStore`, pages are
 requests guarded by `app_http`. It writes nothing but label lines (one append-only file per
 annotator, picked up by `label_files_sensor`) and the taxonomy file. The judges' verdicts are
 not in the page until the expert decides.
+
+`make review-holdout` serves the sealed session instead (`sealed.SealedQueueStore`): the
+holdout queue of Layer 3, for the principal expert only, every view logged, labels kept in
+the sealed area, no taxonomy editing or suggestion model (critiques of holdout answers stay
+sealed).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
@@ -22,7 +28,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from evals_pipeline.records import REVIEW_QUEUES
+from evals_pipeline.paths import holdout_review_dir
 from evals_pipeline.review.app_http import (
     HERE,
     AppSettings,
@@ -36,6 +42,7 @@ from evals_pipeline.review.app_http import (
 from evals_pipeline.review.app_store import QUEUE_TITLES, NotReady, QueueStore, Refused
 from evals_pipeline.review.bodies import TAXONOMY_DETAILS, LabelBody, TaxonomyBody, parse_body
 from evals_pipeline.review.labelstore import LabelError, append_label, check_annotator, make_label
+from evals_pipeline.review.sealed import SealedQueueStore
 from evals_pipeline.review.taxonomy import (
     StaleTaxonomy,
     TaxonomyError,
@@ -53,8 +60,12 @@ class ReviewApp:
 
     def __init__(self, settings: AppSettings) -> None:
         self.s = settings
-        self.store = QueueStore(settings.analytics, settings.labels)
-        self.pages = Pages()
+        self.store = (
+            SealedQueueStore(settings.sealed)
+            if settings.sealed
+            else QueueStore(settings.analytics, settings.labels)
+        )
+        self.pages = Pages(sealed=self.store.sealed)
 
     async def home(self, request: Request) -> Response:
         annotator = self.pages.annotator(request)
@@ -63,10 +74,13 @@ class ReviewApp:
                 request, "login.html", {"next": request.query_params.get("next", "/")}
             )
         try:
+            self.store.admit(annotator)
             queues = self.store.progress(annotator)
             prepared = self.store.prepared_at()
         except NotReady as exc:
             return self.pages.message(request, 503, "No queues yet", str(exc))
+        except Refused as exc:
+            return self.pages.message(request, exc.status, exc.title, exc.message)
         age = (datetime.now(UTC).replace(tzinfo=None) - prepared).days if prepared else None
         return self.pages.page(
             request,
@@ -74,7 +88,10 @@ class ReviewApp:
             {
                 "queues": queues,
                 "prepared_at": prepared,
-                "stale": age is not None and age >= self.s.stale_after_days,
+                # the sealed queue is rebuilt quarterly, not weekly
+                "stale": not self.store.sealed
+                and age is not None
+                and age >= self.s.stale_after_days,
                 "age_days": age,
                 "notice": request.query_params.get("notice"),
             },
@@ -108,17 +125,14 @@ class ReviewApp:
         annotator = self.pages.annotator(request)
         if not annotator:
             return RedirectResponse(f"/?next=/queue/{quote(queue)}", status_code=303)
-        if queue not in REVIEW_QUEUES:
-            return self.pages.message(
-                request,
-                404,
-                "Unknown queue",
-                f"There is no queue {queue!r}. The queues are: {', '.join(REVIEW_QUEUES)}.",
-            )
         try:
+            self.store.check_queue(queue)
+            self.store.admit(annotator)
             ids, done = self.store.queue_ids(queue), self.store.done_ids(annotator)
         except NotReady as exc:
             return self.pages.message(request, 503, "No queues yet", str(exc))
+        except Refused as exc:
+            return self.pages.message(request, exc.status, exc.title, exc.message)
         todo = [i for i in ids if i not in done]
         if not todo:
             notice = f"The {QUEUE_TITLES[queue]} queue is done: {len(ids)} of {len(ids)} labelled."
@@ -131,8 +145,11 @@ class ReviewApp:
         if not annotator:
             return RedirectResponse(f"/?next={quote(request.url.path)}", status_code=303)
         try:
+            self.store.admit(annotator)
             row = self.store.item(queue, item_id)
             ids, done = self.store.queue_ids(queue), self.store.done_ids(annotator)
+            # logged before any of it is rendered: the sealed session's view log
+            self.store.viewed(annotator, row)
         except NotReady as exc:
             return self.pages.message(request, 503, "No queues yet", str(exc))
         except Refused as exc:
@@ -180,10 +197,11 @@ class ReviewApp:
         try:
             body = await json_body(request, LabelBody, self.s.max_body_bytes)
             queue, item_id = body.queue, body.item_id
+            self.store.admit(annotator)
             try:
                 row = self.store.item(queue, item_id)
             except Refused as exc:
-                if exc.status == 404 and queue in REVIEW_QUEUES:
+                if exc.status == 404 and queue in self.store.queues:
                     current = self.store.prepared_at()
                     seen = body.prepared_at
                     if current and seen and seen != current.isoformat():
@@ -203,7 +221,7 @@ class ReviewApp:
             return self.pages.error(400, str(exc))
         except NotReady as exc:
             return self.pages.error(503, str(exc))
-        path = append_label(self.s.labels, record)
+        path = append_label(self.store.labels.folder, record)
         return JSONResponse(
             {
                 "ok": True,
@@ -219,6 +237,7 @@ class ReviewApp:
         if not annotator:
             return self.pages.error(401, "open the start page and give your name first")
         try:
+            self.store.admit(annotator)
             row = self.store.item(queue, item_id)
         except Refused as exc:
             return self.pages.error(exc.status, exc.message)
@@ -231,6 +250,16 @@ class ReviewApp:
         return JSONResponse({"ok": True, "verdicts": json.loads(row["judge_verdicts"] or "[]")})
 
     # ---- taxonomy ------------------------------------------------------------------------
+
+    async def no_taxonomy(self, request: Request) -> Response:
+        return self.pages.message(
+            request,
+            404,
+            "Not in the sealed session",
+            "The failure taxonomy is edited in the ordinary review app (`make review`): here "
+            "critiques are of holdout answers and stay sealed. Type a failure mode on a case; "
+            "it is kept with the label.",
+        )
 
     async def taxonomy(self, request: Request) -> Response:
         if not self.pages.annotator(request):
@@ -314,22 +343,28 @@ def create_app(settings: AppSettings | None = None) -> Starlette:
     app_state = ReviewApp(settings or AppSettings())
 
     allowed = set(app_state.s.allowed_hosts)
-    app = Starlette(
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=security_headers(allowed))],
-        routes=[
-            Route("/", app_state.home),
-            Route("/favicon.ico", lambda _request: Response(status_code=204)),
-            Route("/login", app_state.login, methods=["POST"]),
-            Route("/logout", app_state.logout, methods=["POST"]),
-            Route("/queue/{queue}", app_state.queue),
-            Route("/case/{queue}/{item_id:path}", app_state.case),
+    routes = [
+        Route("/", app_state.home),
+        Route("/favicon.ico", lambda _request: Response(status_code=204)),
+        Route("/login", app_state.login, methods=["POST"]),
+        Route("/logout", app_state.logout, methods=["POST"]),
+        Route("/queue/{queue}", app_state.queue),
+        Route("/case/{queue}/{item_id:path}", app_state.case),
+        Route("/api/label", app_state.api_label, methods=["POST"]),
+        Route("/api/verdicts/{queue}/{item_id:path}", app_state.api_verdicts),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    if app_state.store.sealed:
+        routes.append(Route("/taxonomy", app_state.no_taxonomy))
+    else:
+        routes += [
             Route("/taxonomy", app_state.taxonomy),
-            Route("/api/label", app_state.api_label, methods=["POST"]),
-            Route("/api/verdicts/{queue}/{item_id:path}", app_state.api_verdicts),
             Route("/api/taxonomy", app_state.api_taxonomy, methods=["POST"]),
             Route("/api/taxonomy/suggest", app_state.api_suggest, methods=["POST"]),
-            Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
-        ],
+        ]
+    app = Starlette(
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=security_headers(allowed))],
+        routes=routes,
     )
     app.state.review = app_state
     return app
@@ -342,18 +377,30 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="Serve the review app on localhost.")
     parser.add_argument("--host", default=os.environ.get("EVALS_REVIEW_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("EVALS_REVIEW_PORT", "0")))
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("EVALS_REVIEW_PORT", "8765"))
+        "--holdout",
+        action="store_true",
+        help="Serve the sealed session: the holdout review queue (Layer 3) for the principal "
+        "expert, from the sealed review area (default <data dir>/holdout_review).",
+    )
+    parser.add_argument(
+        "--sealed-dir", type=Path, default=None, help="The sealed review area, with --holdout."
     )
     args = parser.parse_args()
+    args.port = args.port or (8766 if args.holdout else 8765)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     settings = AppSettings()
+    if args.holdout:
+        settings.sealed = args.sealed_dir or holdout_review_dir()
     if args.host not in ("0.0.0.0", "::", *settings.allowed_hosts):
         settings.allowed_hosts = (*settings.allowed_hosts, args.host)
-    print(
-        f"review app on http://{args.host}:{args.port}/ (queues from {settings.analytics}, labels to {settings.labels})",
-        flush=True,
+    where = (
+        f"sealed holdout session: queue, labels and view log in {settings.sealed}"
+        if settings.sealed
+        else f"queues from {settings.analytics}, labels to {settings.labels}"
     )
+    print(f"review app on http://{args.host}:{args.port}/ ({where})", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
 
 

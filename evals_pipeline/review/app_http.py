@@ -38,6 +38,9 @@ class AppSettings:
     llm_cache: Path = field(default_factory=lambda: data_dir() / "review" / "llm_cache.duckdb")
     # The project file (judges.suggester, providers); None = EVALS_CONFIG or evals.yaml.
     project_file: Path | None = None
+    # The sealed review area: set, the app serves only the holdout queue of Layer 3 from
+    # there (`make review-holdout`) and reads nothing above.
+    sealed: Path | None = None
     max_field_chars: int = 20_000
     stale_after_days: int = 8
     saturation_batch: int = 50
@@ -110,7 +113,8 @@ def security_headers(allowed: set[str]) -> Any:
 class Pages:
     """Rendering: the templates, who is asking, and error answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, sealed: bool = False) -> None:
+        self.sealed = sealed
         # autoescape everywhere, not only for .html names: every field is untrusted text
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True
@@ -128,7 +132,12 @@ class Pages:
     def page(
         self, request: Request, name: str, context: dict[str, Any], status: int = 200
     ) -> Response:
-        context = {"annotator": self.annotator(request), "titles": QUEUE_TITLES, **context}
+        context = {
+            "annotator": self.annotator(request),
+            "titles": QUEUE_TITLES,
+            "sealed": self.sealed,
+            **context,
+        }
         return self.templates.TemplateResponse(request, name, context, status_code=status)
 
     def message(self, request: Request, status: int, title: str, message: str) -> Response:

@@ -19,6 +19,7 @@ QUEUE_TITLES = {
     "disagreement": "Judge disagreements",
     "weekly": "Friday review (fresh sample)",
     "calibration_gap": "Calibration gaps",
+    "holdout": "Holdout review (sealed)",
 }
 
 
@@ -35,6 +36,9 @@ class Refused(Exception):
 class QueueStore:
     """What the pages show: queues, items, progress and one's own labels."""
 
+    queues: tuple[str, ...] = REVIEW_QUEUES
+    sealed = False
+
     def __init__(self, analytics: Path, labels: Path) -> None:
         self.analytics = analytics
         self.labels = LabelReader(labels)
@@ -50,10 +54,7 @@ class QueueStore:
         try:
             stat = self.analytics.stat()
         except FileNotFoundError:
-            raise NotReady(
-                f"There is no analytics snapshot at {self.analytics} yet. Run `make demo`, or "
-                "the evals_review job in the Dagster UI (`make ui`), to build the queues."
-            ) from None
+            raise NotReady(self.missing_message()) from None
         identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._conn is not None and identity == self._conn_identity:
             return self._conn
@@ -70,11 +71,23 @@ class QueueStore:
         if REVIEW_ITEMS.name not in tables:
             conn.close()
             raise NotReady(
-                "The snapshot has no review_items table: it predates the review queues. Run the "
-                "evals_review job (or `make demo`) to build them."
+                f"{self.analytics} has no review_items table: it predates the review queues. "
+                "Run the evals_review job (or `make demo`) to build them."
             )
         self._conn, self._conn_identity = conn, identity
         return conn
+
+    def missing_message(self) -> str:
+        return (
+            f"There is no analytics snapshot at {self.analytics} yet. Run `make demo`, or "
+            "the evals_review job in the Dagster UI (`make ui`), to build the queues."
+        )
+
+    def admit(self, annotator: str) -> None:
+        """Refuse an annotator this store's queues are not for (every one is, here)."""
+
+    def viewed(self, annotator: str, row: dict[str, Any]) -> None:
+        """Record that `annotator` is about to see `row` (only sealed content is logged)."""
 
     def _query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         # Queries take about a millisecond: one at a time keeps the shared connection simple.
@@ -123,7 +136,7 @@ class QueueStore:
             )
         }
         out = []
-        for q in REVIEW_QUEUES:
+        for q in self.queues:
             ids = self.queue_ids(q) if q in counts else []
             n_done = sum(1 for i in ids if i in done)
             out.append(
@@ -138,13 +151,28 @@ class QueueStore:
             )
         return out
 
-    def item(self, queue: str, item_id: str) -> dict[str, Any]:
-        if queue not in REVIEW_QUEUES:
+    def check_queue(self, queue: str) -> None:
+        if queue not in self.queues:
             raise Refused(
                 404,
                 "Unknown queue",
-                f"There is no queue {queue!r}. The queues are: {', '.join(REVIEW_QUEUES)}.",
+                f"There is no queue {queue!r}. The queues are: {', '.join(self.queues)}.",
             )
+
+    def not_in_queue(self, queue: str, item_id: str) -> Refused:
+        prepared = self.prepared_at()
+        return Refused(
+            404,
+            "Case not in this queue",
+            f"There is no case {item_id!r} in the {queue!r} queue built at {prepared:%Y-%m-%d %H:%M} UTC. "
+            "It may have left the queue when the queues were rebuilt, or the link is wrong. "
+            "Open the queue again to continue with the next case."
+            if prepared
+            else f"There is no case {item_id!r}: the queues are empty.",
+        )
+
+    def item(self, queue: str, item_id: str) -> dict[str, Any]:
+        self.check_queue(queue)
         rows = self._query(
             f"""SELECT i.*, p.pool, t.sealed FROM {REVIEW_ITEMS} i
                LEFT JOIN {GOLDEN_POOLS} p ON p.case_id = i.case_id
@@ -153,16 +181,7 @@ class QueueStore:
             [queue, item_id],
         )
         if not rows:
-            prepared = self.prepared_at()
-            raise Refused(
-                404,
-                "Case not in this queue",
-                f"There is no case {item_id!r} in the {queue!r} queue built at {prepared:%Y-%m-%d %H:%M} UTC. "
-                "It may have left the queue when the queues were rebuilt, or the link is wrong. "
-                "Open the queue again to continue with the next case."
-                if prepared
-                else f"There is no case {item_id!r}: the queues are empty.",
-            )
+            raise self.not_in_queue(queue, item_id)
         row = rows[0]
         leaked = (
             row["pool"] in (None, "holdout")

@@ -3,6 +3,7 @@
 
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -20,16 +21,20 @@ from evals_pipeline.calibration.measurement import principal_annotator
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
-from evals_pipeline.metadata import markdown_table, table_metadata
+from evals_pipeline.metadata import FILES_STATE, markdown_table, table_metadata
 from evals_pipeline.partitions import weekly_partitions
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
 from evals_pipeline.pools.sealing import withhold_sealed
+from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     ACTIVE_POOL,
     CANDIDATE_OUTPUTS,
     FAILURE_MODE_DISTRIBUTION,
     GOLDEN_CASES,
+    GOLDEN_POOLS,
+    HOLDOUT_PANEL_EVALUATION,
+    HOLDOUT_REVIEW,
     HUMAN_LABELS,
     JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
@@ -40,6 +45,7 @@ from evals_pipeline.records import (
     VISIBLE_TRACES,
     WEEKLY_REVIEW_SAMPLE,
 )
+from evals_pipeline.review import holdout
 from evals_pipeline.review.distribution import write_failure_mode_distribution
 from evals_pipeline.review.queues import (
     LEAKED_ITEMS_SQL,
@@ -50,9 +56,10 @@ from evals_pipeline.review.queues import (
     write_review_items,
     write_weekly_sample,
 )
+from evals_pipeline.review.sealed import area_state
 from evals_pipeline.review.taxonomy import load_taxonomy, taxonomy_path
 from evals_pipeline.specs import table_asset
-from evals_pipeline.warehouse import Warehouse
+from evals_pipeline.warehouse import Warehouse, replace_table
 
 REFERENCE_COLUMNS = ("reference_good", "reference_borderline")
 REVIEW_TEXT_COLUMNS = ("input", "output", *REFERENCE_COLUMNS)
@@ -254,3 +261,92 @@ def failure_mode_distribution(
                 ),
             }
         )
+
+
+class HoldoutReviewConfig(Config):
+    requeue: bool = Field(
+        default=False,
+        description="Build the latest rotation's holdout review queue again (the same sample "
+        "unless the holdout changed; labels given so far stay with their answers).",
+    )
+
+
+@table_asset(
+    HOLDOUT_REVIEW,
+    group="review",
+    reads=[HOLDOUT_PANEL_EVALUATION, GOLDEN_POOLS, HUMAN_LABELS],
+    check_specs=[
+        AssetCheckSpec(
+            "every_holdout_view_logged",
+            asset=HOLDOUT_REVIEW.name,
+            description="Every page view of the sealed holdout session is a holdout read in "
+            "pool_events. Blocking: an unlogged read of the holdout fails the run.",
+            blocking=True,
+        )
+    ],
+)
+def holdout_review(
+    context: AssetExecutionContext,
+    config: HoldoutReviewConfig,
+    warehouse: Warehouse,
+    holdout_store: HoldoutStore,
+    project: ProjectResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Layer 3 (seed 003): the principal expert reviews a sample of the holdout at each
+    rotation. Queues the latest rotation's holdout answers (made and judged inside the seal)
+    in the holdout store and the sealed review area (`make review-holdout` serves them), then
+    collects the expert's labels into the store and every view into pool_events as a holdout
+    read. Only counts and the judges' agreement with the expert come out."""
+    area = holdout_store.review_path()
+    p = project.config()
+    with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
+        who = principal_annotator(conn, p.judges.principal_annotator)
+        built = holdout.queue_latest_rotation(
+            conn, alias, p.holdout_review.cases, who, config.requeue
+        )
+        if built:
+            context.log.info(
+                f"{built[1]} holdout answers of {built[0]} queued for {who or 'any annotator'}"
+            )
+        quarter, queued = holdout.export_queue(conn, alias, area, context.run_id)
+        rows, got = holdout.collect(conn, alias, area, context.run_id)
+        replace_table(conn, HOLDOUT_REVIEW, rows)
+        views = holdout.read_views(area)
+        yield MaterializeResult(metadata=_review_metadata(conn, who, quarter, queued, got, area))
+        missing = holdout.unlogged_views(conn, views)
+        yield AssetCheckResult(
+            check_name="every_holdout_view_logged",
+            passed=missing == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "views": MetadataValue.int(len(views)),
+                "unlogged": MetadataValue.int(missing),
+            },
+        )
+
+
+def _review_metadata(
+    conn: DuckDBPyConnection,
+    who: str,
+    quarter: object,
+    queued: int,
+    got: holdout.Collected,
+    area: Path,
+) -> dict[str, MetadataValue]:
+    shown = conn.execute(
+        f"""SELECT quarter, judge, queued, labelled, views, n, round(agreement, 3) AS agreement,
+                  round(kappa, 3) AS kappa FROM {HOLDOUT_REVIEW} ORDER BY quarter DESC, judge"""
+    ).df()
+    return {
+        **table_metadata(conn, HOLDOUT_REVIEW),
+        "agreement": MetadataValue.md(markdown_table(shown)),
+        "principal_annotator": MetadataValue.text(who or "(anyone: no labels yet)"),
+        "queued_quarter": MetadataValue.text(str(quarter or "none yet")),
+        "queued_answers": MetadataValue.int(queued),
+        "labels_kept": MetadataValue.int(got.labels),
+        "label_lines_quarantined": MetadataValue.int(got.quarantined),
+        "views_logged_this_run": MetadataValue.int(got.new_views),
+        "sealed_review_area": MetadataValue.path(str(area)),
+        "serve_with": MetadataValue.text("make review-holdout"),
+        FILES_STATE: MetadataValue.json(area_state(area)),  # type: ignore[arg-type]
+    }

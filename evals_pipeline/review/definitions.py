@@ -1,5 +1,6 @@
 """Review's definitions: the weekly batch, the app's queues, error analysis, the review job
-and its Friday schedule."""
+and its Friday schedule; the expert review of the holdout (Layer 3), its job and the sensor
+that collects the sealed session's labels and views."""
 
 from dagster import (
     AssetSelection,
@@ -8,14 +9,18 @@ from dagster import (
     define_asset_job,
 )
 
+from evals_pipeline.calibration.sensors import drop_folder_sensor
 from evals_pipeline.partitions import schedule_status, weekly_partitions
+from evals_pipeline.paths import holdout_review_dir
 from evals_pipeline.project import ProjectConfig
-from evals_pipeline.records import REVIEW_ITEMS, WEEKLY_REVIEW_SAMPLE
+from evals_pipeline.records import HOLDOUT_REVIEW, REVIEW_ITEMS, WEEKLY_REVIEW_SAMPLE
 from evals_pipeline.review.assets import (
     failure_mode_distribution,
+    holdout_review,
     review_items,
     weekly_review_sample,
 )
+from evals_pipeline.review.sealed import area_state
 
 review_job = define_asset_job(
     "evals_review",
@@ -28,6 +33,24 @@ review_job = define_asset_job(
 )
 
 
+holdout_review_job = define_asset_job(
+    "evals_holdout_review",
+    selection=AssetSelection.assets(HOLDOUT_REVIEW.name, "analytics_snapshot"),
+    description="Layer 3: queue the latest rotation's holdout answers for the principal "
+    "expert's sealed session if not yet queued, collect their labels into the holdout store "
+    "and their views into pool_events, and publish the judges' agreement with them.",
+)
+
+holdout_review_sensor = drop_folder_sensor(
+    "holdout_review_sensor",
+    holdout_review_dir,
+    HOLDOUT_REVIEW,
+    "evals_holdout_review",
+    "sealed label or view-log",
+    state_of=area_state,
+)
+
+
 def definitions(project: ProjectConfig) -> Definitions:
     review_schedule = build_schedule_from_partitioned_job(
         review_job,
@@ -37,7 +60,8 @@ def definitions(project: ProjectConfig) -> Definitions:
         default_status=schedule_status(project.schedules.weekly_review),
     )
     return Definitions(
-        assets=[weekly_review_sample, review_items, failure_mode_distribution],
-        jobs=[review_job],
+        assets=[weekly_review_sample, review_items, failure_mode_distribution, holdout_review],
+        jobs=[review_job, holdout_review_job],
         schedules=[review_schedule],
+        sensors=[holdout_review_sensor],
     )

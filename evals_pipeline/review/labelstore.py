@@ -87,6 +87,13 @@ def append_label(folder: Path, record: dict[str, str | None]) -> Path:
     """Append one record to its annotator's file, durably (flushed and fsynced)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = annotator_file(folder, str(record["annotator"]))
+    append_jsonl(path, record)
+    return path
+
+
+def append_jsonl(path: Path, record: dict[str, object]) -> None:
+    """Append one JSON line to `path` under an exclusive lock, flushed and fsynced: two tabs
+    interleave whole lines, and a crash loses at most this line."""
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -106,7 +113,6 @@ def append_label(folder: Path, record: dict[str, str | None]) -> Path:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-    return path
 
 
 def _state(folder: Path) -> tuple:
