@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test ui review lint bench venv clean reset browser imports
+.PHONY: demo test ui review review-holdout lint bench venv clean reset browser imports
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ ui: $(STAMP)
 # The review app on http://127.0.0.1:8765/ (EVALS_REVIEW_PORT to change); reads data/analytics.duckdb.
 review: $(STAMP)
 	$(PY) -m evals_pipeline.review
+
+# The sealed session on http://127.0.0.1:8766/: the holdout review queue for the principal
+# expert (reads and writes only data/holdout_review/; every view is logged as a holdout read).
+review-holdout: $(STAMP)
+	$(PY) -m evals_pipeline.review --holdout
 
 lint: $(STAMP) imports
 	$(VENV)/bin/ruff check evals_pipeline evals_pipeline_tests

@@ -143,3 +143,38 @@ def write_review_snapshot(
         conn.close()
     os.replace(tmp, path)
     return items
+
+
+HOLDOUT_SECRET = "HOLDOUT-INPUT-91c2: what is the refund window for annual plans?"
+
+
+def write_sealed_queue(area: Path, principal: str) -> list[dict[str, object]]:
+    """A sealed review area's queue file as a rotation writes it (the store's rows with the
+    app version blinded): two answers to one holdout case."""
+    from evals_pipeline.records import HOLDOUT_REVIEW_ITEMS
+    from evals_pipeline.review.sealed import BLIND_VERSION, QUEUE_TABLE, queue_file
+
+    items = [
+        {
+            **_item("holdout", n, f"h-{n:016x}", subject="holdout", case_id="gc_holdout_9"),
+            "input": HOLDOUT_SECRET,
+            "app_version": BLIND_VERSION,
+            "reason": "Layer 3: a sample of the sealed holdout.",
+            "quarter": datetime(2026, 7, 1).date(),
+            "principal": principal,
+        }
+        for n in (1, 2)
+    ]
+    area.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(items, columns=HOLDOUT_REVIEW_ITEMS.column_names)
+    conn = connect(queue_file(area))
+    try:
+        conn.register("_items", frame)
+        conn.execute(
+            f"CREATE TABLE {QUEUE_TABLE} AS SELECT * REPLACE (context::JSON AS context, "
+            "tool_calls::JSON AS tool_calls, metadata::JSON AS metadata, "
+            "judge_verdicts::JSON AS judge_verdicts) FROM _items"
+        )
+    finally:
+        conn.close()
+    return items

@@ -408,11 +408,13 @@ def mock_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("fault", ["rate_429", "rate_500", "rate_timeout", "rate_malformed"])
 def test_each_fault_ends_as_a_valid_verdict_or_a_recorded_error(fault: str, mock_env: None) -> None:
-    config = MockConfig(latency_s=0.01, timeout_sleep_s=2.0, seed=3, **{fault: 0.3})
+    # A healthy call answers in 10 ms; the client gives up at 1.5 s, well short of the 3 s a
+    # planted timeout sleeps and well past what a loaded CI machine adds to a healthy call.
+    config = MockConfig(latency_s=0.01, timeout_sleep_s=3.0, seed=3, **{fault: 0.3})
     with MockServer(config) as server:
         client = LiteLLMJudgeClient(
             api_bases={"openai/mock-judge": server.api_base},
-            timeout_s=0.5,
+            timeout_s=1.5,
             backoff_s=0.01,
             max_retries=3,
         )

@@ -226,3 +226,57 @@ def test_the_report_leads_with_the_decision(browser: object, tmp_path: Path, sta
     assert "$0.000042" in page and "$0.0062" in page and "0.000</td>" not in page
     assert "&lt;NA&gt;" not in page and "<NA>" not in page and "True" not in page
     assert ">yes<" in page and "1,200" in page
+
+
+def test_the_sealed_holdout_session_logs_every_view_and_keeps_labels_sealed(
+    browser: object, data_dir: Path
+) -> None:
+    """`make review-holdout`: only the principal expert gets in; the page says it is sealed
+    and hides the version; each case opened is a line of the view log before it is shown; the
+    label goes to the sealed area, never to the ordinary label folder."""
+    from evals_pipeline.paths import holdout_review_dir
+    from evals_pipeline.review.holdout import read_views
+    from evals_pipeline_tests.review_fixtures import HOLDOUT_SECRET, write_sealed_queue
+
+    area = holdout_review_dir()
+    items = write_sealed_queue(area, principal="Dana Smith")
+    with serving(AppSettings(sealed=area)) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(f"{url}/")
+        pg.fill("#annotator", "lee")
+        pg.keyboard.press("Enter")
+        assert "principal expert (Dana Smith) only" in pg.inner_text("main")
+        assert HOLDOUT_SECRET not in pg.content() and read_views(area) == []
+        pg.goto(f"{url}/case/holdout/{items[0]['item_id']}")
+        assert HOLDOUT_SECRET not in pg.content() and read_views(area) == []
+
+        pg.click("button:has-text('switch')")  # log out
+        pg.fill("#annotator", "dana.smith")  # the same person as "Dana Smith"
+        pg.keyboard.press("Enter")
+        pg.wait_for_selector("table.queues")
+        assert "sealed holdout session" in pg.inner_text("header")
+        assert "Failure taxonomy" not in pg.inner_text("header")
+        pg.keyboard.press("1")
+        pg.wait_for_url(f"**/case/holdout/{items[0]['item_id']}")
+        assert HOLDOUT_SECRET in pg.content()
+        assert "hidden (blind review)" in pg.content() and "v2" not in pg.inner_text("#case")
+        pg.keyboard.press("p")
+        pg.wait_for_selector("#status.saved")
+        pg.keyboard.press("n")
+        pg.wait_for_url(f"**/case/holdout/{items[1]['item_id']}")
+        context.close()
+    assert errors == [], f"script errors in the page: {errors}"
+
+    views = read_views(area)
+    assert [v["item_id"] for v in views] == [i["item_id"] for i in items]
+    assert {v["annotator"] for v in views} == {"dana-smith"}
+    label = json.loads((area / "labels" / "review-dana-smith.jsonl").read_text())
+    assert (label["subject_id"], label["verdict"], label["queue"]) == (
+        items[0]["item_id"],
+        "pass",
+        "holdout",
+    )
+    assert not (data_dir / "labels").exists()
