@@ -16,6 +16,7 @@ from evals_pipeline.records import (
     GOLD_LABELS,
     HOLDOUT_EVALUATION,
     HOLDOUT_PANEL_EVALUATION,
+    HOLDOUT_REVIEW,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
@@ -260,6 +261,13 @@ def review_queues(con: Con) -> list[str]:
            ORDER BY array_position(['disagreement', 'weekly', 'calibration_gap'], queue)"""
     ).fetchall():
         out.append(f"  {queue:<16} {n:>4} cases, e.g. {reason[:90]}")
+    for quarter, queued in con.execute(
+        f"SELECT quarter, max(queued) FROM {HOLDOUT_REVIEW} GROUP BY 1 ORDER BY 1 DESC LIMIT 1"
+    ).fetchall():
+        out.append(
+            f"  holdout (sealed) {queued:>4} answers of the {quarter} rotation's holdout for the "
+            "principal expert alone (make review-holdout; every view a logged holdout read)"
+        )
     return out
 
 
