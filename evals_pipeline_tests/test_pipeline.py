@@ -223,7 +223,11 @@ def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
 ) -> None:
     first = run_quarterly(small_sim, "2026-01-01")
     assert first.success
-    assert check_results(first) == {"holdout_sealed": True, "snapshot_sealed": True}
+    assert check_results(first) == {
+        "holdout_sealed": True,
+        "snapshot_sealed": True,
+        "every_holdout_view_logged": True,
+    }
     con = duckdb.connect(str(analytics_path()), read_only=True)
     sizes = dict(con.execute(f"SELECT pool, sum(cases) FROM {POOL_SIZES} GROUP BY 1").fetchall())
     # Six days of a small topic bank run short of unique questions: the split still holds.

@@ -246,9 +246,10 @@ def test_the_sealed_holdout_session_logs_every_view_and_keeps_labels_sealed(
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         pg.goto(f"{url}/")
+        assert "sealed holdout review is for the principal expert" in pg.inner_text("main")
         pg.fill("#annotator", "lee")
         pg.keyboard.press("Enter")
-        assert "principal expert (Dana Smith) only" in pg.inner_text("main")
+        pg.wait_for_selector("text=principal expert (Dana Smith) only")
         assert HOLDOUT_SECRET not in pg.content() and read_views(area) == []
         pg.goto(f"{url}/case/holdout/{items[0]['item_id']}")
         assert HOLDOUT_SECRET not in pg.content() and read_views(area) == []

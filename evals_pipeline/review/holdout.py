@@ -225,7 +225,7 @@ def export_queue(
         quarter,
         "holdout_read",
         f"{LAYER3} {quarter}: the queue of holdout answers written to the sealed review area "
-        f"for the principal expert's sealed session ({area})",
+        "for the principal expert's sealed session",
         n_cases=n,
     )
     conn.execute(f"ATTACH {sql_literal(str(tmp))} AS sealed_queue")
