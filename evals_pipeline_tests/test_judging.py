@@ -305,6 +305,9 @@ def test_a_planted_prompt_injection_changes_no_verdict(world: tuple) -> None:
 # ---- ensemble ----------------------------------------------------------------------------
 
 
+TRUSTED = ["j0", "j1", "j2"]
+
+
 def test_majority_median_and_disagreement_rules() -> None:
     con = duckdb.connect()
     ensure_tables(con, [GOLDEN_POOLS, JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
@@ -345,7 +348,7 @@ def test_majority_median_and_disagreement_rules() -> None:
                 f"INSERT INTO {JUDGE_VERDICTS} (case_id, app_version, judge, rubric, rubric_version, scores) VALUES (?, 'v1', ?, 'factual_qa', '1', ?)",
                 [case, f"j{j}", json.dumps(s)],
             )
-    write_ensemble(con, [PASS_FAIL, FACTUAL], panel_quorum(3))
+    write_ensemble(con, [PASS_FAIL, FACTUAL], panel_quorum(3), TRUSTED)
     got = {
         r[0]: r[1:]
         for r in con.execute(
@@ -374,15 +377,74 @@ def test_majority_median_and_disagreement_rules() -> None:
     queue = dict(con.execute(f"SELECT case_id, reason FROM {REVIEW_QUEUE}").fetchall())
     assert set(queue) == {"b", "c", "d", "e", "g", "h", "i"}
     assert queue["b"].startswith("split_vote") and queue["d"].startswith("judge_error")
-    assert queue["h"].startswith("no_quorum: 1 of 3 judges answered (quorum 2)")
+    assert queue["h"].startswith("no_quorum: 1 of 3 trusted judges answered (quorum 2)")
     # A lower quorum, set knowingly, lets a single answer stand.
-    write_ensemble(con, [PASS_FAIL], panel_quorum(3, quorum=1))
+    write_ensemble(con, [PASS_FAIL], panel_quorum(3, quorum=1), TRUSTED)
     assert con.execute(f"SELECT verdict FROM {JUDGE_ENSEMBLE} WHERE case_id = 'h'").fetchall() == [
         ("pass",)
     ]
     with pytest.raises(ValueError, match="quorum 4"):
         panel_quorum(3, quorum=4)
     assert queue["g"] == "dimension_disagreement: factual_accuracy"
+
+
+def _votes(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str | None]]) -> None:
+    con.execute(f"DELETE FROM {JUDGE_VERDICTS}")
+    for case, judge, verdict in rows:
+        con.execute(
+            f"INSERT INTO {JUDGE_VERDICTS} (case_id, app_version, judge, rubric, rubric_version, verdict, error) "
+            "VALUES (?, 'v1', ?, 'pass_fail', '1', ?, ?)",
+            [case, judge, verdict, None if verdict else "Timeout: no answer"],
+        )
+
+
+def test_only_trusted_judges_vote_and_untrusted_ones_change_nothing() -> None:
+    """The untrusted judge (u) is reported beside the verdict; whatever it says, every
+    verdict, status and review-queue row stays the same."""
+    con = duckdb.connect()
+    ensure_tables(con, [GOLDEN_POOLS, JUDGE_VERDICTS, JUDGE_ENSEMBLE, REVIEW_QUEUE])
+    con.executemany(
+        f"INSERT INTO {GOLDEN_POOLS} (case_id, category, pool) VALUES (?, 'how_to', 'active')",
+        [[c] for c in "abcd"],
+    )
+    trusted = [
+        ("a", "pass", "pass"),
+        ("b", "fail", "fail"),
+        ("c", "pass", "fail"),
+        ("d", "pass", None),
+    ]
+    results = []
+    for untrusted in ("pass", "fail", None):
+        _votes(
+            con,
+            [(c, "t1", v1) for c, v1, _ in trusted]
+            + [(c, "t2", v2) for c, _, v2 in trusted]
+            + [(c, "u", untrusted) for c, _, _ in trusted],
+        )
+        write_ensemble(con, [PASS_FAIL], panel_quorum(3), ["t1", "t2"])
+        ensemble = con.execute(
+            f"SELECT case_id, verdict, status, n_judges, n_valid, n_pass, unanimous FROM {JUDGE_ENSEMBLE} ORDER BY 1"
+        ).fetchall()
+        queue = con.execute(f"SELECT case_id, reason FROM {REVIEW_QUEUE} ORDER BY 1").fetchall()
+        beside = con.execute(f"SELECT DISTINCT untrusted_votes FROM {JUDGE_ENSEMBLE}").fetchall()
+        assert beside == [(f"u: {untrusted or 'error'}",)]
+        results.append((ensemble, queue))
+    assert results[0] == results[1] == results[2]
+    ensemble, queue = results[0]
+    assert [r[1:3] for r in ensemble] == [
+        ("pass", "verdict"),
+        ("fail", "verdict"),
+        (None, "no_majority"),
+        (None, "no_quorum"),
+    ]
+    assert [r[0] for r in queue] == ["c", "d"]
+    # fewer trusted judges than the quorum: no ensemble, nothing queued
+    write_ensemble(con, [PASS_FAIL], panel_quorum(3), ["t1"])
+    assert {r[0] for r in con.execute(f"SELECT status FROM {JUDGE_ENSEMBLE}").fetchall()} == {
+        "too_few_trusted"
+    }
+    assert con.execute(f"SELECT count(verdict) FROM {JUDGE_ENSEMBLE}").fetchall() == [(0,)]
+    assert con.execute(f"SELECT count(*) FROM {REVIEW_QUEUE}").fetchall() == [(0,)]
 
 
 # ---- the real litellm path against a local mock server -----------------------------------

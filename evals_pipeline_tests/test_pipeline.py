@@ -347,6 +347,43 @@ def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_s
     con.close()
 
 
+def _untrusted_votes_change_nothing(small_sim: Path) -> None:
+    """Turn every verdict of the untrusted judge around, rebuild the ensemble (the calibration
+    job does) and the report: no ensemble verdict and no release gate changes."""
+    from evals_pipeline.records import JUDGE_CALIBRATION, JUDGE_ENSEMBLE, JUDGE_VERDICTS
+    from evals_pipeline_tests.helpers import run_calibration, run_reports
+
+    def state() -> tuple[list, list]:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as con:
+            return (
+                con.execute(
+                    f"SELECT case_id, app_version, rubric, verdict, status, scores::VARCHAR FROM {JUDGE_ENSEMBLE} ORDER BY ALL"
+                ).fetchall(),
+                con.execute(
+                    f"SELECT gate, status, evidence FROM {RELEASE_GATES} ORDER BY 1"
+                ).fetchall(),
+            )
+
+    before = state()
+    with duckdb.connect(str(warehouse_path())) as con:
+        untrusted = [
+            r[0]
+            for r in con.execute(
+                f"SELECT judge FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' AND NOT trusted"
+            ).fetchall()
+        ]
+        assert untrusted, "the small simulation has an untrusted judge"
+        flipped = con.execute(
+            f"""UPDATE {JUDGE_VERDICTS} SET verdict = CASE verdict WHEN 'pass' THEN 'fail' ELSE 'pass' END
+                WHERE verdict IS NOT NULL AND list_contains(?, judge)""",
+            [untrusted],
+        ).fetchall()[0][0]
+    assert flipped > 100
+    assert run_calibration(small_sim).success and run_reports(small_sim, "2026-01-01").success
+    after = state()
+    assert after[0] == before[0] and after[1] == before[1]
+
+
 def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Path) -> None:
     import re
     import shutil
@@ -374,7 +411,9 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
         "ensemble_quorum",
         "decision",
     }
-    assert gates["judge_trusted"] == "fail"  # the generic judge is not trusted
+    # the generic judge is not trusted: it does not vote, and the gate stands on the others
+    assert gates["judge_trusted"] == "pass"
+    _untrusted_votes_change_nothing(small_sim)
     assert levels == {"cell", "category", "overall"}
     assert gap > 0
     page = (ran / "reports" / "latest.html").read_text()
@@ -398,7 +437,8 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
     ][0]
     current = con.execute(f"SELECT count(*) FROM {RELEASE_GATES}").fetchall()[0][0]
     con.close()
-    assert runs == [("2026-01-01", 1), ("2026-04-01", 1)] and seg == 2
+    # 2026-01-01 was reported twice (before and after the untrusted judge's votes turned)
+    assert runs == [("2026-01-01", 2), ("2026-04-01", 1)] and seg == 2
     assert current == 7  # the current view holds one run's gates
     page = (ran / "reports" / "latest.html").read_text()
     data = json.loads(

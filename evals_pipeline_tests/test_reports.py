@@ -142,10 +142,22 @@ def test_the_gate_rules_on_known_evidence() -> None:
     assert holdout_gate(None, [], 0.03)[1] == "not_evaluated"
     assert holdout_gate("2026-07-01", rows, 0.03)[1] == ("fail" if gap - half > 0.03 else "pass")
     assert holdout_gate("2026-07-01", [(100, 0.9, 0.01, 100, 0.5, 0.01)], 0.03)[1] == "fail"
-    assert judge_trust_gate({"a": True, "b": None, "ensemble": None})[1:] == (
-        "fail",
-        "not trusted or not calibrated: b",
+    # untrusted judges do not vote and do not fail the gate; too few trusted ones or a
+    # kappa under 0.5 (seed 002: do not deploy) do
+    kappas = {"a": 0.8, "b": 0.7, "c": None}
+    assert judge_trust_gate({"a": True, "b": True, "c": None, "ensemble": True}, kappas) == (
+        "judge_trusted",
+        "pass",
+        "voting: a (kappa 0.80), b (kappa 0.70); reported, not voting (not trusted or not "
+        "calibrated): c",
     )
+    assert judge_trust_gate({"a": True, "c": False, "ensemble": False}, kappas)[1:] == (
+        "fail",
+        "too few trusted judges for the ensemble's quorum: a trusted; reported, not voting "
+        "(not trusted or not calibrated): c",
+    )
+    low = judge_trust_gate({"a": True, "b": True, "ensemble": True}, {"a": 0.45, "b": 0.7})
+    assert low[1] == "fail" and "below 0.5" in low[2] and "a (0.45)" in low[2]
     assert quorum_gate(0, 800, 0.05, "v3", "v2")[1] == "pass"
     assert quorum_gate(10, 800, 0.05, "v3", "v2")[1] == "warn"
     assert quorum_gate(50, 800, 0.05, "v3", "v2")[1] == "fail"

@@ -474,7 +474,9 @@ def test_concurrent_appends_keep_every_line_whole(tmp_path: Path) -> None:
     }
 
 
-def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_path: Path) -> None:
+def test_trusted_judges_splits_come_before_their_errors_in_the_disagreement_queue(
+    tmp_path: Path,
+) -> None:
     from evals_pipeline.review.queues import QueueSettings, queue_items
 
     conn = connect(tmp_path / "w.duckdb")
@@ -482,8 +484,9 @@ def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_pa
     conn.execute(
         "CREATE TEMP TABLE _references (trace_id VARCHAR, reference_good VARCHAR, reference_borderline VARCHAR)"
     )
-    votes = {  # case -> (trusted_a, trusted_b, untrusted)
-        **{f"c_untrusted_only_{i}": ("pass", "pass", "fail") for i in range(6)},
+    votes = {  # case -> (trusted_a, trusted_b, untrusted): the ensemble queues what trusted judges
+        # split on or failed to answer
+        **{f"c_trusted_error_{i}": ("pass", None, "fail") for i in range(6)},
         "c_trusted_split": ("pass", "fail", "pass"),
         "c_holdout": ("pass", "fail", "pass"),
     }
@@ -503,8 +506,8 @@ def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_pa
             [case],
         )
         conn.execute(
-            f"INSERT INTO {REVIEW_QUEUE} VALUES (?, 'v2', 'how_to', 'pass_fail', '1', 'split_vote', '2026-09-01')",
-            [case],
+            f"INSERT INTO {REVIEW_QUEUE} VALUES (?, 'v2', 'how_to', 'pass_fail', '1', ?, '2026-09-01')",
+            [case, "judge_error: b" if case.startswith("c_trusted_error") else "split_vote"],
         )
         for judge, v in zip(("a", "b", "generic"), vs, strict=True):
             conn.execute(
@@ -519,10 +522,11 @@ def test_splits_among_trusted_judges_come_first_in_the_disagreement_queue(tmp_pa
     rows = queue_items(conn, QueueSettings(), "dana").fetchall()
     order = [(r[1], r[-1]) for r in sorted(rows, key=lambda r: r[-1]) if r[0] == "disagreement"]
     assert order[0][0] == "c_trusted_split|v2"  # first of 7, whatever the hash order
-    assert {item for item, _ in order[1:]} == {f"c_untrusted_only_{i}|v2" for i in range(6)}
+    assert {item for item, _ in order[1:]} == {f"c_trusted_error_{i}|v2" for i in range(6)}
     reasons = {r[1]: r[-2] for r in rows}  # and no holdout case
     assert "trusted judges split 1 pass / 1 fail" in reasons["c_trusted_split|v2"]
-    assert "the dissent is untrusted" in reasons["c_untrusted_only_0|v2"]
+    assert "judge_error: b" in reasons["c_trusted_error_0|v2"]
+    assert "split" not in reasons["c_trusted_error_0|v2"]
 
 
 def test_labels_on_disagreement_cases_are_train_only(tmp_path: Path) -> None:

@@ -19,15 +19,19 @@ from evals_pipeline.records import (
     CORRECTED_PASS_RATES,
     FAILURE_MODE_DISTRIBUTION,
     JUDGE_CALIBRATION,
+    JUDGE_ENSEMBLE,
+    REVIEW_QUEUE,
 )
 
 calibration_job = define_asset_job(
     "evals_calibration",
     selection=AssetSelection.groups("calibration", "analytics")
-    | AssetSelection.assets(FAILURE_MODE_DISTRIBUTION.name),
+    # only trusted judges vote: the ensemble and the review queue follow each calibration
+    | AssetSelection.assets(FAILURE_MODE_DISTRIBUTION.name, JUDGE_ENSEMBLE.name, REVIEW_QUEUE.name),
     description="Load human labels (and their gold labels) and external verdicts, judge the "
     "labelled outputs, calibrate every judge (pass/fail and pairwise), correct pass rates, count "
-    "failure modes. Started by label_files_sensor and verdict_files_sensor when files change.",
+    "failure modes, and rebuild the ensemble and review queue from the judges now trusted. "
+    "Started by label_files_sensor and verdict_files_sensor when files change.",
 )
 
 

@@ -29,6 +29,7 @@ from evals_pipeline.judging.rubrics import (
     Rubric,
     load_rubric,
 )
+from evals_pipeline.judging.trust import trusted_judges
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
@@ -38,6 +39,7 @@ from evals_pipeline.records import (
     CANDIDATE_OUTPUTS,
     GOLDEN_CASES,
     GOLDEN_POOLS,
+    JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     PAIRWISE_VERDICTS,
@@ -328,8 +330,10 @@ def judge_verdicts(
 @multi_asset(
     name="judge_ensemble_and_review_queue",
     specs=[
-        table_spec(JUDGE_ENSEMBLE, group="judging", reads=[JUDGE_VERDICTS, GOLDEN_POOLS]),
-        table_spec(REVIEW_QUEUE, group="judging", reads=[JUDGE_VERDICTS]),
+        table_spec(
+            JUDGE_ENSEMBLE, group="judging", reads=[JUDGE_VERDICTS, GOLDEN_POOLS, JUDGE_CALIBRATION]
+        ),
+        table_spec(REVIEW_QUEUE, group="judging", reads=[JUDGE_VERDICTS, JUDGE_CALIBRATION]),
     ],
 )
 def judge_ensemble_and_review_queue(
@@ -338,12 +342,20 @@ def judge_ensemble_and_review_queue(
     warehouse: Warehouse,
     project: ProjectResource,
 ) -> Iterator[MaterializeResult]:
-    """Combine the judges and queue what they disagree on."""
+    """Combine the trusted judges and queue what they disagree on. Untrusted and uncalibrated
+    judges are reported beside the verdict, never counted; with fewer trusted judges than the
+    quorum there is no ensemble until a calibration run trusts enough (that run rebuilds it)."""
     panel = judge_panel(config, project)
     rubrics = panel.rubrics()
     with warehouse.get_connection() as conn:
         quorum = panel_quorum(len(panel.judges), panel.quorum)
-        write_ensemble(conn, rubrics, quorum)
+        trusted = trusted_judges(conn, panel.judges, rubrics[0])
+        if len(trusted) < quorum:
+            context.log.warning(
+                f"{len(trusted)} trusted judges ({', '.join(trusted) or 'none'}) for a quorum of "
+                f"{quorum}: no ensemble verdicts until evals_calibration trusts more"
+            )
+        write_ensemble(conn, rubrics, quorum, trusted)
         no_quorum = conn.execute(
             f"SELECT count(*) FROM {JUDGE_ENSEMBLE} WHERE status = 'no_quorum'"
         ).fetchall()[0][0]
@@ -364,6 +376,10 @@ def judge_ensemble_and_review_queue(
             metadata={
                 **table_metadata(conn, JUDGE_ENSEMBLE),
                 "quorum": MetadataValue.int(quorum),
+                "trusted_judges_voting": MetadataValue.json(trusted),
+                "untrusted_judges_reported": MetadataValue.json(
+                    [j for j in panel.judges if j not in trusted]
+                ),
                 "no_quorum": MetadataValue.int(no_quorum),
                 "by_version": MetadataValue.md(markdown_table(rates)),
             },

@@ -27,6 +27,7 @@ from pydantic import Field
 from evals_pipeline.judging.candidates import AppVersion
 from evals_pipeline.judging.client import JudgeClient
 from evals_pipeline.judging.rubrics import load_rubric
+from evals_pipeline.judging.trust import trusted_judges
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import golden_dir
@@ -337,7 +338,7 @@ def holdout_panel_evaluation(
     start, _ = quarter_window(context)
     rubric = load_rubric(project.config().judges.rubric)
     with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
-        judges = holdout_panel.trusted_judges(conn, project.config().judges.panel, rubric)
+        judges = trusted_judges(conn, project.config().judges.panel, rubric)
         holdout_panel.evaluate(
             conn,
             alias,

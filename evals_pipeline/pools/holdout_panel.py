@@ -39,7 +39,6 @@ from evals_pipeline.records import (
     HOLDOUT_PANEL_EVALUATION,
     HOLDOUT_PANEL_OUTPUTS,
     HOLDOUT_PANEL_VERDICTS,
-    JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
     sql_literal,
 )
@@ -67,20 +66,6 @@ SELECT app_version, category, count(score)::INT AS n, (count(*) - count(score)):
        avg(score) AS pass_rate, stddev_samp(score) / sqrt(count(score)) AS std_error
 FROM c GROUP BY ALL ORDER BY ALL
 """
-
-
-def trusted_judges(
-    conn: duckdb.DuckDBPyConnection, panel: Sequence[str], rubric: Rubric
-) -> list[str]:
-    """The panel's judges trusted for this rubric version (test-split TPR and TNR above the
-    bar in judge_calibration)."""
-    rows = conn.execute(
-        f"""SELECT judge FROM {JUDGE_CALIBRATION}
-            WHERE split = 'test' AND category = 'all' AND rubric = ? AND rubric_version = ? AND trusted
-            ORDER BY judge""",
-        [rubric.name, rubric.version],
-    ).fetchall()
-    return [r[0] for r in rows if r[0] in panel]
 
 
 def already_evaluated(conn: duckdb.DuckDBPyConnection, quarter: date, rubric: Rubric) -> bool:

@@ -103,16 +103,24 @@ JUDGE_ENSEMBLE = Table(
         Column(
             "status",
             "VARCHAR",
-            "verdict; no_quorum (fewer valid answers than the quorum: excluded from rates and gates, "
-            "queued for review); no_majority (valid votes tied).",
+            "verdict; no_quorum (fewer valid trusted answers than the quorum: excluded from rates "
+            "and gates, queued for review); no_majority (valid votes tied); too_few_trusted (fewer "
+            "trusted judges than the quorum: no ensemble until judges are calibrated).",
         ),
-        Column("n_judges", "INTEGER", "Judges configured."),
-        Column("n_valid", "INTEGER", "Judges that returned a valid verdict."),
-        Column("n_pass", "INTEGER", "Pass votes."),
+        Column("n_judges", "INTEGER", "Trusted judges (the ones that vote)."),
+        Column("n_valid", "INTEGER", "Trusted judges that returned a valid verdict."),
+        Column("n_pass", "INTEGER", "Pass votes of the trusted judges."),
         Column(
             "unanimous",
             "BOOLEAN",
-            "All valid votes agree (binary) / no two judges more than 1 point apart (dimensional).",
+            "All valid trusted votes agree (binary) / no two trusted judges more than 1 point "
+            "apart (dimensional).",
+        ),
+        Column(
+            "untrusted_votes",
+            "VARCHAR",
+            "What the untrusted or uncalibrated judges said (`judge: verdict`), reported beside "
+            "the verdict, never counted in it.",
         ),
     ),
 )

@@ -56,19 +56,30 @@ def scores(conn: DuckDBPyConnection, rubric: str) -> pd.DataFrame:
     return pd.concat([binary, conn.execute(DIMENSIONS_SQL).df()], ignore_index=True)
 
 
+JUDGE_TEST_SQL = f"""
+SELECT DISTINCT v.judge, c.trusted, c.kappa FROM {JUDGE_VERDICTS} v LEFT JOIN {JUDGE_CALIBRATION} c
+  ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
+ AND c.split = 'test' AND c.category = 'all'
+WHERE v.rubric = ?
+"""
+
+
 def judge_trust(conn: DuckDBPyConnection, rubric: str) -> dict[str, bool | None]:
-    """Scorer -> trusted (the ensemble is trusted when every one of its judges is)."""
-    rows = conn.execute(
-        f"""SELECT DISTINCT v.judge, c.trusted FROM {JUDGE_VERDICTS} v LEFT JOIN {JUDGE_CALIBRATION} c
-           ON c.judge = v.judge AND c.rubric = v.rubric AND c.rubric_version = v.rubric_version
-              AND c.split = 'test' AND c.category = 'all'
-           WHERE v.rubric = ?""",
+    """Scorer -> trusted. Only trusted judges vote in the ensemble, so it is trusted when it
+    has any verdict at all (enough trusted judges for the quorum); None before it exists."""
+    trust: dict[str, bool | None] = {
+        j: t for j, t, _ in conn.execute(JUDGE_TEST_SQL, [rubric]).fetchall()
+    }
+    trust["ensemble"] = conn.execute(
+        f"SELECT bool_or(status <> 'too_few_trusted') FROM {JUDGE_ENSEMBLE} WHERE rubric = ?",
         [rubric],
-    ).fetchall()
-    trust: dict[str, bool | None] = {j: t for j, t in rows}
-    values = list(trust.values())
-    trust["ensemble"] = None if not values or any(v is None for v in values) else all(values)
+    ).fetchall()[0][0]
     return trust
+
+
+def judge_kappas(conn: DuckDBPyConnection, rubric: str) -> dict[str, float | None]:
+    """Judge -> Cohen's kappa against the expert on its test split (None: not measured)."""
+    return {j: k for j, _, k in conn.execute(JUDGE_TEST_SQL, [rubric]).fetchall()}
 
 
 def traffic_share(conn: DuckDBPyConnection) -> dict[str, float]:
@@ -140,7 +151,7 @@ def release_gate_rows(
         layer1_gate(layer1),
         *segment_gates(cells, max_regression, flag_se),
         holdout_gate(quarter, panel_rows, max_regression, candidate, sanity),
-        judge_trust_gate(judge_trust(conn, rubric)),
+        judge_trust_gate(judge_trust(conn, rubric), judge_kappas(conn, rubric)),
         quorum_gate(missing, total, max_no_verdict, candidate, baseline),
     ]
     return [*gates, decision(gates, candidate, baseline)]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from evals_pipeline.judging.trust import MIN_KAPPA
+
 Gate = tuple[str, str, str]
 
 
@@ -104,16 +106,44 @@ def holdout_gate(
     )
 
 
-def judge_trust_gate(trust: dict[str, bool | None]) -> Gate:
-    """Every judge of the ensemble is trusted (test-split TPR and TNR above the bar)."""
-    untrusted = sorted(j for j, t in trust.items() if j != "ensemble" and not t)
+def judge_trust_gate(trust: dict[str, bool | None], kappas: dict[str, float | None]) -> Gate:
+    """The ensemble stands on trusted judges: enough of them for its quorum (test-split TPR
+    and TNR above the bar), each with Cohen's kappa against the expert of at least MIN_KAPPA
+    (seed 002: below 0.5, do not deploy). Untrusted judges do not vote and do not fail it:
+    the evidence names them as reported beside the ensemble."""
+    judges = {j: t for j, t in trust.items() if j != "ensemble"}
+    voting = sorted(j for j, t in judges.items() if t)
+    beside = sorted(j for j, t in judges.items() if not t)
+    reported = (
+        f"; reported, not voting (not trusted or not calibrated): {', '.join(beside)}"
+        if beside
+        else ""
+    )
+    low = [j for j in voting if kappas.get(j) is None or kappas[j] < MIN_KAPPA]
+    if not trust.get("ensemble"):
+        return (
+            "judge_trusted",
+            "fail",
+            f"too few trusted judges for the ensemble's quorum: {', '.join(voting) or 'none'} "
+            f"trusted{reported}",
+        )
+    if low:
+        return (
+            "judge_trusted",
+            "fail",
+            f"kappa against the expert below {MIN_KAPPA} (do not deploy): "
+            + ", ".join(f"{j} ({_kappa(kappas.get(j))})" for j in low)
+            + reported,
+        )
     return (
         "judge_trusted",
-        "fail" if untrusted else "pass",
-        ("not trusted or not calibrated: " + ", ".join(untrusted))
-        if untrusted
-        else "every judge of the ensemble is trusted",
+        "pass",
+        "voting: " + ", ".join(f"{j} (kappa {_kappa(kappas.get(j))})" for j in voting) + reported,
     )
+
+
+def _kappa(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2f}"
 
 
 def quorum_gate(

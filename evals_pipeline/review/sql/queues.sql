@@ -1,5 +1,5 @@
 -- The review app's three queues, one self-contained row per queue x item (judges' verdicts
--- are added after): judge disagreements on candidate outputs (trusted judges' splits first),
+-- are added after): the trusted judges' disagreements on candidate outputs (splits first),
 -- the Friday batch, and calibration gaps (categories whose dev/test labels are too few).
 -- Parameters: $principal, $gap_target, $gap_batch, $disagreement_limit.
 WITH disagreement AS (
@@ -16,14 +16,12 @@ WITH disagreement AS (
                             AND c.split = 'test' AND c.category = 'all' AND c.trusted
     GROUP BY ALL
 ), ranked AS (
-    -- An expert's time goes first where trusted judges split; a split that only an untrusted
-    -- judge causes comes last: it says more about that judge than about the output.
-    SELECT q.*, CASE WHEN tv.n_pass > 0 AND tv.n_fail > 0 THEN 0
-                     WHEN tv.case_id IS NULL OR tv.n_pass + tv.n_fail = 0 THEN 1 ELSE 2 END AS priority,
+    -- Only trusted judges vote, so only their disagreements and errors are queued (an
+    -- untrusted judge's dissent says more about that judge than about the output). An
+    -- expert's time goes first where they split on the verdict, then to errors and quorum.
+    SELECT q.*, CASE WHEN tv.n_pass > 0 AND tv.n_fail > 0 THEN 0 ELSE 1 END AS priority,
            CASE WHEN tv.n_pass > 0 AND tv.n_fail > 0
                      THEN 'trusted judges split ' || tv.n_pass || ' pass / ' || tv.n_fail || ' fail. '
-                WHEN tv.n_pass + tv.n_fail > 0
-                     THEN 'trusted judges agree (' || CASE WHEN tv.n_pass > 0 THEN 'pass' ELSE 'fail' END || '); the dissent is untrusted. '
                 ELSE '' END AS trust_note
     FROM disagreement q LEFT JOIN trusted_votes tv USING (case_id, app_version)
 ), disagreement_items AS (

@@ -1,0 +1,34 @@
+"""Which judges may vote: those the calibration trusts (seed 002: a judge not measured against
+the expert, or measured and found wanting, is reported beside the ensemble, never counted in
+it).
+
+A judge is trusted for the project's pass/fail rubric when its latest test-split measurement
+in `judge_calibration` (category 'all', this rubric version) clears the bar. The dimensional
+rubric has no human labels of its own: a judge's trust on the pass/fail rubric stands for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+from evals_pipeline.judging.rubrics import Rubric
+from evals_pipeline.records import JUDGE_CALIBRATION
+
+# Below this Cohen's kappa against the expert a judge must not be deployed (seed 002), even
+# when its TPR and TNR clear the bar (a rare class hides a kappa that low).
+MIN_KAPPA = 0.5
+
+
+def trusted_judges(
+    conn: duckdb.DuckDBPyConnection, panel: Sequence[str], rubric: Rubric
+) -> list[str]:
+    """The panel's judges trusted for this rubric version, in panel order."""
+    rows = conn.execute(
+        f"""SELECT judge FROM {JUDGE_CALIBRATION}
+            WHERE split = 'test' AND category = 'all' AND rubric = ? AND rubric_version = ? AND trusted""",
+        [rubric.name, rubric.version],
+    ).fetchall()
+    trusted = {r[0] for r in rows}
+    return [j for j in panel if j in trusted]
