@@ -181,6 +181,13 @@ class JudgesSpec(_Strict):
         default=0, ge=0, description="Valid answers a verdict needs; 0 = a majority of the panel."
     )
     trust_threshold: float = Field(default=0.8, gt=0, le=1)
+    min_test_labels: int = Field(
+        default=100,
+        ge=1,
+        description="Re-validation (seed 002): trust rests on the test items of the latest "
+        "labelled quarters, as many quarters back as it takes to hold this many; older test "
+        "items are retired. A new quarter's labels reaching it re-validate every judge.",
+    )
     classifier: bool = Field(
         default=True, description="Also fit and calibrate the scikit-learn classifier judge."
     )

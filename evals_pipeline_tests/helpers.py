@@ -17,7 +17,13 @@ from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.warehouse import Warehouse
 
 
-def _resources(source_root: Path) -> dict[str, object]:
+def _resources(
+    source_root: Path,
+    project: ProjectResource | None = None,
+    api_bases: dict[str, str] | None = None,
+) -> dict[str, object]:
+    """The jobs' resources over a simulated folder; `api_bases` adds or overrides a model's
+    api_base (e.g. `drift:0.4` for an offline judge that drifted)."""
     return {
         "warehouse": Warehouse(database=str(warehouse_path())),
         "trace_source": FileTraceSource(root=str(source_root)),
@@ -25,8 +31,9 @@ def _resources(source_root: Path) -> dict[str, object]:
         "reference_source": SimulatorReferences(root=str(source_root)),
         "judge_client": LiteLLMJudgeClient(
             api_bases={f"offline/product-{v}": str(source_root) for v in ("v1", "v2", "v3")}
+            | (api_bases or {})
         ),
-        "project": ProjectResource(),
+        "project": project or ProjectResource(),
     }
 
 
@@ -41,17 +48,21 @@ def run_quarterly(
 
 
 def run_calibration(
-    source_root: Path, run_config: dict[str, Any] | None = None
+    source_root: Path, run_config: dict[str, Any] | None = None, **resources: Any
 ) -> ExecuteInProcessResult:
     """One run of `evals_calibration` (labels, calibration verdicts, calibration, corrections)."""
     job = defs.resolve_job_def("evals_calibration")
-    return job.execute_in_process(run_config=run_config or {}, resources=_resources(source_root))
+    return job.execute_in_process(
+        run_config=run_config or {}, resources=_resources(source_root, **resources)
+    )
 
 
-def run_reports(source_root: Path, quarter: str) -> ExecuteInProcessResult:
+def run_reports(source_root: Path, quarter: str, **resources: Any) -> ExecuteInProcessResult:
     """One run of `evals_reports` for a quarter (segment report, gates, correlation, HTML)."""
     job = defs.resolve_job_def("evals_reports")
-    return job.execute_in_process(partition_key=quarter, resources=_resources(source_root))
+    return job.execute_in_process(
+        partition_key=quarter, resources=_resources(source_root, **resources)
+    )
 
 
 def run_daily(

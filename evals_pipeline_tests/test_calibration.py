@@ -283,12 +283,16 @@ def test_a_judge_or_rubric_version_without_a_test_measurement_needs_calibration(
     assert rows[("j2", "1")][status] == "needs_calibration"
 
 
-def test_the_test_split_is_measured_once_per_judge_and_rubric_version() -> None:
+def test_the_test_split_is_measured_once_per_judge_rubric_version_and_window() -> None:
+    from datetime import date
+
     import pandas as pd
 
     from evals_pipeline.calibration import test_split
 
-    def rows(judge: str, split: str, tpr: float) -> dict[str, object]:
+    q1, q2 = date(2026, 1, 1), date(2026, 4, 1)
+
+    def rows(judge: str, split: str, tpr: float, since: date | None = q1) -> dict[str, object]:
         return {
             "judge": judge,
             "rubric": "pass_fail",
@@ -297,22 +301,55 @@ def test_the_test_split_is_measured_once_per_judge_and_rubric_version() -> None:
             "category": "all",
             "n": 100,
             "tpr": tpr,
+            "test_since": since if split == "test" else None,
         }
 
     fresh = pd.DataFrame([rows("a", "dev", 0.9), rows("a", "test", 0.95), rows("b", "test", 0.7)])
     stored = pd.DataFrame([rows("a", "test", 0.81)])
-    used = {("a", "pass_fail", "1")}
+    used = {("a", "pass_fail", "1", q1)}
     frame, looks = test_split.rows_touching_test_once(fresh, stored, used, force=False)
     got = {(r.judge, r.split): r.tpr for r in frame.itertuples()}
     # a's test measurement stays what it was; b is looked at for the first time; dev is fresh
     assert got == {("a", "dev"): 0.9, ("a", "test"): 0.81, ("b", "test"): 0.7}
-    assert looks == [("b", "pass_fail", "1", False, 100)]
+    assert looks == [("b", "pass_fail", "1", q1, False, 100)]
     frame, looks = test_split.rows_touching_test_once(fresh, stored, used, force=True)
     assert {(r.judge, r.split): r.tpr for r in frame.itertuples()}[("a", "test")] == 0.95
-    assert ("a", "pass_fail", "1", True, 100) in looks  # a second look is recorded as forced
+    assert ("a", "pass_fail", "1", q1, True, 100) in looks  # a second look is recorded as forced
     # the stored measurement lost: measured again, and the look recorded as forced
     frame, looks = test_split.rows_touching_test_once(fresh, stored.iloc[0:0], used, force=False)
-    assert ("a", "pass_fail", "1", True, 100) in looks
+    assert ("a", "pass_fail", "1", q1, True, 100) in looks
+    # a new quarter's labels make a fresh test split: measured, not a second look
+    fresh_q2 = pd.DataFrame([rows("a", "test", 0.6, q2)])
+    frame, looks = test_split.rows_touching_test_once(fresh_q2, stored, used, force=False)
+    assert frame["tpr"].tolist() == [0.6] and looks == [("a", "pass_fail", "1", q2, False, 100)]
+
+
+def test_the_revalidation_window_is_the_latest_quarters_holding_enough_test_items() -> None:
+    from datetime import date
+
+    import pandas as pd
+
+    from evals_pipeline.calibration.measurement import test_window, within_window
+
+    quarters = {date(2026, 1, 1): 150, date(2026, 4, 1): 60, date(2026, 7, 1): 50}
+    measured = pd.DataFrame(
+        [
+            {"subject_id": f"{q}-{i}", "split": split, "labelled_quarter": q}
+            for q, n in quarters.items()
+            for i in range(n)
+            for split in ("test",)
+        ]
+        + [{"subject_id": "old-dev", "split": "dev", "labelled_quarter": date(2026, 1, 1)}]
+        + [{"subject_id": "no-time", "split": "test", "labelled_quarter": None}]
+    )
+    assert test_window(measured, 50) == date(2026, 7, 1)
+    assert test_window(measured, 100) == date(2026, 4, 1)  # 50 + 60
+    assert test_window(measured, 200) == date(2026, 1, 1)
+    assert test_window(measured, 1000) is None  # never reached: every quarter
+    kept = within_window(measured, date(2026, 4, 1))
+    # older test items retired; dev untouched; items without a time are not in a window
+    assert set(kept["subject_id"].str[:10]) == {"2026-04-01", "2026-07-01", "old-dev"}
+    assert len(within_window(measured, None)) == len(measured)
 
 
 def test_kappa_with_interval_matches_scikit_learn_and_brackets_it() -> None:
@@ -364,3 +401,81 @@ def test_a_first_sensor_tick_after_a_calibration_starts_nothing_until_a_file_cha
             label_files_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor))
         )
         assert isinstance(req, RunRequest) and req.tags["files"] == "ana.jsonl"
+
+
+def test_trust_decays_to_needs_recalibration_when_the_traffic_moves_on() -> None:
+    from datetime import date
+
+    import pandas as pd
+
+    from evals_pipeline.calibration.measurement import with_trust_status
+
+    frame = pd.DataFrame(
+        [
+            {"judge": "a", "split": "test", "category": "all", "trusted": True},
+            {"judge": "b", "split": "test", "category": "all", "trusted": False},
+            {"judge": "a", "split": "dev", "category": "all", "trusted": None},
+        ]
+    )
+    q2, q3 = date(2026, 4, 1), date(2026, 7, 1)
+    assert with_trust_status(frame, q3, q3)["trust_status"].tolist() == [
+        "trusted",
+        "not_trusted",
+        None,
+    ]
+    # the newest test items are a quarter behind the traffic: re-validate on its labels
+    assert with_trust_status(frame, q2, q3)["trust_status"].tolist()[:2] == [
+        "needs_recalibration",
+        "not_trusted",
+    ]
+
+
+def test_annotators_below_kappa_06_warn_naming_the_rubric() -> None:
+    import pandas as pd
+
+    from evals_pipeline.calibration.assets import annotators_agree_check
+
+    frame = pd.DataFrame(
+        [
+            {
+                "kind": "pointwise",
+                "segment": "all",
+                "annotator_a": "a",
+                "annotator_b": "b",
+                "kappa": 0.52,
+                "n": 80,
+            },
+            {
+                "kind": "pointwise",
+                "segment": "all",
+                "annotator_a": "a",
+                "annotator_b": "c",
+                "kappa": 0.81,
+                "n": 90,
+            },
+            {
+                "kind": "pointwise",
+                "segment": "pro",
+                "annotator_a": "a",
+                "annotator_b": "c",
+                "kappa": 0.2,
+                "n": 9,
+            },
+            {
+                "kind": "pairwise",
+                "segment": "all",
+                "annotator_a": "p",
+                "annotator_b": "q",
+                "kappa": 0.3,
+                "n": 50,
+            },
+        ]
+    )
+    check = annotators_agree_check(frame, "pass_fail")
+    assert not check.passed and check.severity.value == "WARN"
+    assert "rubric pass_fail is too vague" in check.description
+    assert (
+        "a and b (kappa 0.52 on 80 items)" in check.description
+        and "a and c" not in check.description
+    )
+    assert annotators_agree_check(frame.iloc[1:2], "pass_fail").passed

@@ -39,11 +39,16 @@ from evals_pipeline.calibration.measurement import (
     corrected_rates,
     position_consistency,
     principal_annotator,
+    quarters_in_view,
     record_test_looks,
     skipped_labels,
+    test_items_measured,
     test_split_status,
     test_split_used,
+    test_window,
     with_position_consistency,
+    with_trust_status,
+    within_window,
 )
 from evals_pipeline.calibration.metrics import annotator_pairs
 from evals_pipeline.calibration.pairwise import PAIRWISE_MEASURED_SQL, pairwise_calibration_rows
@@ -116,6 +121,7 @@ class CalibrationSettings:
     principal_annotator: str
     classifier_judge: bool
     trust_threshold: float
+    min_test_labels: int = 100
 
     @property
     def calibrated(self) -> list[str]:
@@ -136,6 +142,7 @@ def calibration_settings(
         trust_threshold=j.trust_threshold
         if config.trust_threshold is None
         else config.trust_threshold,
+        min_test_labels=j.min_test_labels,
     )
 
 
@@ -297,15 +304,50 @@ def _trust_check(status: pd.DataFrame) -> AssetCheckResult:
     untrusted = (
         status[~status["trusted"].astype(bool)]["judge"].tolist() if not status.empty else []
     )
+    stale = (
+        status[status["trust_status"] == "needs_recalibration"]["judge"].tolist()
+        if not status.empty
+        else []
+    )
     return AssetCheckResult(
         check_name="judges_trusted",
         asset_key=JUDGE_CALIBRATION.name,
-        passed=not status.empty and not untrusted,
+        passed=not status.empty and not untrusted and not stale,
         severity=AssetCheckSeverity.WARN,
+        description="untrusted: " + (", ".join(untrusted) or "none") + "; needs re-validation "
+        "on the latest quarter's labels: " + (", ".join(stale) or "none"),
         metadata={
             "untrusted": MetadataValue.json(untrusted),
+            "needs_recalibration": MetadataValue.json(stale),
             "test_split": MetadataValue.md(markdown_table(status)),
         },
+    )
+
+
+# Below this Cohen's kappa between annotators the rubric is too vague to label consistently
+# (seed 002): fix the rubric before measuring judges against it.
+MIN_ANNOTATOR_KAPPA = 0.6
+
+
+def annotators_agree_check(frame: pd.DataFrame, rubric: str) -> AssetCheckResult:
+    """Warns, naming the rubric, when two annotators agree at kappa below 0.6 on pass/fail."""
+    pointwise = frame[(frame["kind"] == "pointwise") & (frame["segment"] == "all")]
+    low = pointwise[pointwise["kappa"] < MIN_ANNOTATOR_KAPPA]
+    pairs = [
+        f"{r.annotator_a} and {r.annotator_b} (kappa {r.kappa:.2f} on {r.n} items)"
+        for r in low.itertuples()
+    ]
+    return AssetCheckResult(
+        check_name="annotators_agree",
+        asset_key=ANNOTATOR_AGREEMENT.name,
+        passed=not pairs,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"the rubric {rubric} is too vague: annotators disagree, " + "; ".join(pairs)
+            if pairs
+            else f"annotators agree on the rubric {rubric} (kappa >= {MIN_ANNOTATOR_KAPPA})"
+        ),
+        metadata={"pairs_below": MetadataValue.int(len(pairs))},
     )
 
 
@@ -325,7 +367,9 @@ def _trust_check(status: pd.DataFrame) -> AssetCheckResult:
         AssetCheckSpec(
             "judges_trusted",
             asset=JUDGE_CALIBRATION.name,
-            description="Every calibrated judge reaches the trust threshold on the test split (warns otherwise).",
+            description="Every calibrated judge reaches the trust threshold on its latest "
+            "re-validation (the test items of the latest labelled quarters), and none is trusted "
+            "only on items older than the traffic's latest quarter (warns otherwise).",
         )
     ],
 )
@@ -336,22 +380,26 @@ def judge_calibration(
     project: ProjectResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """TPR, TNR, accuracy, balanced accuracy and Cohen's kappa with 95% intervals per judge x
-    rubric version x split (and per category), with the confusion counts. The test split is
-    measured once per judge + rubric version: later runs keep that measurement unless
-    force_test_look is set, and every look is recorded in calibration_test_uses."""
+    rubric version x split (and per category), with the confusion counts. Trust is
+    re-validated on each quarter's fresh test items (the latest quarters holding
+    judges.min_test_labels of them); each window is measured once per judge + rubric version:
+    later runs keep that measurement unless force_test_look is set, and every look is
+    recorded in calibration_test_uses."""
     c = calibration_settings(config, project)
     gold = project.config().evidence.gold
     with warehouse.get_connection() as conn:
         who = principal_annotator(conn, c.principal_annotator)
         # ORDER BY: the bootstrap resamples rows by position, so the rows' order must not
         # depend on how DuckDB's threads scanned the table (same data, same intervals).
-        measured = conn.execute(MEASURED_SQL + " ORDER BY ALL").df()
-        fresh = calibration_rows(calibrated_now(measured, c.calibrated), c.trust_threshold)
+        measured = calibrated_now(conn.execute(MEASURED_SQL + " ORDER BY ALL").df(), c.calibrated)
+        since = test_window(measured, c.min_test_labels)
+        fresh = calibration_rows(within_window(measured, since), c.trust_threshold, since)
         stored = conn.execute(f"SELECT * FROM {JUDGE_CALIBRATION} WHERE split = 'test'").df()
         frame, looks = rows_touching_test_once(
             fresh, stored, test_split_used(conn), config.force_test_look
         )
         frame = with_position_consistency(frame, position_consistency(conn))
+        frame = with_trust_status(frame, *quarters_in_view(conn))
         replace_table(conn, JUDGE_CALIBRATION, frame[JUDGE_CALIBRATION.column_names])
         record_test_looks(conn, looks, context.run_id, context.log.info)
         status = test_split_status(conn)
@@ -379,10 +427,23 @@ def judge_calibration(
     yield _trust_check(status)
 
 
-@table_asset(ANNOTATOR_AGREEMENT, group="calibration", reads=[HUMAN_LABELS])
+@table_asset(
+    ANNOTATOR_AGREEMENT,
+    group="calibration",
+    reads=[HUMAN_LABELS],
+    check_specs=[
+        AssetCheckSpec(
+            "annotators_agree",
+            asset=ANNOTATOR_AGREEMENT.name,
+            description=f"Every pair of annotators agrees on pass/fail at Cohen's kappa >= "
+            f"{MIN_ANNOTATOR_KAPPA}; below it the rubric is too vague (seed 002): warns, naming "
+            "the rubric.",
+        )
+    ],
+)
 def annotator_agreement(
     context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Cohen's kappa for each pair of human annotators, on the subjects both labelled: over
     all subjects and per segment (the labels' evidence.segment_by attribute)."""
     segment_by = project.config().evidence.segment_by
@@ -394,9 +455,10 @@ def annotator_agreement(
         ).df()
         rows = annotator_pairs(labels, np.random.default_rng(0))
         frame = pd.DataFrame(rows, columns=ANNOTATOR_AGREEMENT.column_names)
-        return replaced_with(
+        yield replaced_with(
             conn, ANNOTATOR_AGREEMENT, frame, "kappas", shown=frame[frame["segment"] == "all"]
         )
+    yield annotators_agree_check(frame, project.config().judges.rubric)
 
 
 def _pairwise_trust_check(frame: pd.DataFrame) -> AssetCheckResult:
@@ -479,12 +541,12 @@ def corrected_pass_rates(
             f"SELECT judge, rubric, rubric_version, app_version, verdict = 'pass' AS passed FROM {JUDGE_VERDICTS} WHERE verdict IS NOT NULL ORDER BY ALL"
         ).df()
         calib = conn.execute(MEASURED_SQL + " AND l.split = 'test' ORDER BY ALL").df()
-        trust = {
-            (r[0], r[1], r[2]): r[3]
-            for r in conn.execute(
-                f"SELECT judge, rubric, rubric_version, trusted FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all'"
-            ).fetchall()
-        }
+        rows = conn.execute(
+            f"SELECT judge, rubric, rubric_version, trusted, test_since FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all'"
+        ).fetchall()
+        trust = {(r[0], r[1], r[2]): r[3] for r in rows}
+        # each judge's error rates as its latest re-validation measured them
+        calib = test_items_measured(calib, {(r[0], r[1], r[2]): r[4] for r in rows})
         frame = pd.DataFrame(
             corrected_rates(judged, calib, trust), columns=CORRECTED_PASS_RATES.column_names
         )

@@ -39,7 +39,8 @@ meta AS (
     SELECT subject_id, kind,
            arg_min(system_a, (source_file, source_row)) AS system_a,
            arg_min(system_b, (source_file, source_row)) AS system_b,
-           arg_min(attributes, (source_file, source_row)) AS attributes
+           arg_min(attributes, (source_file, source_row)) AS attributes,
+           date_trunc('quarter', min(labelled_at))::DATE AS labelled_quarter
     FROM cur GROUP BY ALL
 ),
 gold AS (
@@ -52,7 +53,7 @@ gold AS (
 SELECT g.subject_id, g.kind, g.verdict, g.method, g.annotators,
        coalesce(n.k, g.top)::INT AS agreeing, coalesce(n.k, g.top) / g.annotators AS item_agreement,
        {label_split_sql("g.subject_id")} AS split, m.system_a, m.system_b,
-       {{segment}} AS segment, m.attributes
+       {{segment}} AS segment, m.attributes, m.labelled_quarter
 FROM gold g JOIN meta m USING (subject_id, kind) LEFT JOIN n ON n.subject_id = g.subject_id AND n.kind = g.kind AND n.verdict = g.verdict
 ORDER BY g.kind, g.subject_id
 """

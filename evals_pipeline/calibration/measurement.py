@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from duckdb import DuckDBPyConnection
@@ -104,7 +104,8 @@ def calibrated_now(measured: pd.DataFrame, calibrated: list[str]) -> pd.DataFram
 
 
 MEASURED_SQL = f"""
-SELECT v.judge, v.rubric, v.rubric_version, l.split, v.category, l.verdict = 'pass' AS human_pass, v.verdict = 'pass' AS judge_pass
+SELECT v.judge, v.rubric, v.rubric_version, l.split, v.category, l.verdict = 'pass' AS human_pass, v.verdict = 'pass' AS judge_pass,
+       v.subject_id, l.labelled_quarter
 FROM {CALIBRATION_VERDICTS} v JOIN {GOLD_LABELS} l ON l.subject_id = v.subject_id
 WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL AND v.verdict IS NOT NULL
 """
@@ -125,8 +126,42 @@ ORDER BY v.judge, v.subject_id
 """
 
 
-def calibration_rows(measured: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """One row per judge x rubric version x split x category (and 'all')."""
+def test_window(measured: pd.DataFrame, min_labels: int) -> date | None:
+    """Re-validation (seed 002): the first quarter of the latest labelled quarters that
+    together hold `min_labels` test items; None (every quarter) when all of them do not."""
+    test = measured[measured["split"] == "test"].dropna(subset=["labelled_quarter"])
+    per_quarter = test.drop_duplicates("subject_id").groupby("labelled_quarter").size()
+    reached = per_quarter.sort_index(ascending=False).cumsum()
+    reached = reached[reached >= min_labels]
+    return pd.Timestamp(reached.index[0]).date() if len(reached) else None
+
+
+def within_window(measured: pd.DataFrame, since: date | None) -> pd.DataFrame:
+    """The measured rows with the test split cut to the re-validation window (older test
+    items are retired: measured no more, and never moved to train or dev)."""
+    if since is None:
+        return measured
+    quarter = pd.to_datetime(measured["labelled_quarter"])
+    keep = (measured["split"] != "test") | (quarter >= pd.Timestamp(since))
+    return measured[keep]
+
+
+def test_items_measured(
+    calib: pd.DataFrame, windows: dict[tuple[str, str, str], date | None]
+) -> pd.DataFrame:
+    """The test rows of `calib` each judge's stored measurement covers (its window)."""
+    parts = [
+        within_window(g, windows.get(key))
+        for key, g in calib.groupby(["judge", "rubric", "rubric_version"])
+    ]
+    return pd.concat(parts) if parts else calib
+
+
+def calibration_rows(
+    measured: pd.DataFrame, threshold: float, since: date | None = None
+) -> pd.DataFrame:
+    """One row per judge x rubric version x split x category (and 'all'); the test split's
+    rows cover the re-validation window starting at `since`."""
     out = []
     for (judge, rubric, version, split), g in measured.groupby(
         ["judge", "rubric", "rubric_version", "split"]
@@ -163,9 +198,30 @@ def calibration_rows(measured: pd.DataFrame, threshold: float) -> pd.DataFrame:
                     trusted,
                     threshold,
                     None,  # position consistency: filled in from pairwise_verdicts
+                    since if split == "test" else None,
+                    None,  # trust status: set once the test rows of this run are settled
                 )
             )
     return pd.DataFrame(out, columns=JUDGE_CALIBRATION.column_names)
+
+
+def with_trust_status(
+    frame: pd.DataFrame, newest: date | None, traffic: date | None
+) -> pd.DataFrame:
+    """trust_status of the test split's 'all' rows: not_trusted; needs_recalibration when the
+    newest test items measured are from a quarter older than the traffic's latest (trust
+    decays with the quarter: re-validate on its labels); else trusted."""
+
+    def status(row: pd.Series) -> str | None:
+        if row["split"] != "test" or row["category"] != "all":
+            return None
+        if not row["trusted"]:
+            return "not_trusted"
+        stale = newest is not None and traffic is not None and newest < traffic
+        return "needs_recalibration" if stale else "trusted"
+
+    statuses = [status(row) for _, row in frame.iterrows()]
+    return frame.assign(trust_status=pd.Series(statuses, index=frame.index, dtype=object))
 
 
 def position_consistency(conn: DuckDBPyConnection) -> dict[str, float]:
@@ -193,34 +249,43 @@ def record_test_looks(
 ) -> None:
     """Append this run's looks at the test split to calibration_test_uses (and log them)."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    for judge, rubric, version, forced, n in looks:
+    for judge, rubric, version, since, forced, n in looks:
         conn.execute(
-            f"INSERT INTO {CALIBRATION_TEST_USES} VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [judge, rubric, version, now, run_id, forced, n],
+            f"INSERT INTO {CALIBRATION_TEST_USES} ({', '.join(CALIBRATION_TEST_USES.column_names)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [judge, rubric, version, now, run_id, forced, n, since],
         )
         log(
-            f"test split measured for {judge} ({rubric}@{version})"
-            + (" (forced second look)" if forced else "")
+            f"test split (items labelled since {since or 'the start'}) measured for {judge} "
+            f"({rubric}@{version})" + (" (forced second look)" if forced else "")
         )
 
 
 def test_split_status(conn: DuckDBPyConnection) -> pd.DataFrame:
     """Each judge's test-split measurement over all categories, and whether it is trusted."""
     return conn.execute(
-        f"""SELECT judge, rubric, rubric_version, n, round(tpr, 3) AS tpr, round(tnr, 3) AS tnr,
-                  round(kappa, 3) AS kappa, trusted
+        f"""SELECT judge, rubric, rubric_version, test_since, n, round(tpr, 3) AS tpr, round(tnr, 3) AS tnr,
+                  round(kappa, 3) AS kappa, trusted, trust_status
            FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge"""
     ).df()
 
 
-def test_split_used(conn: DuckDBPyConnection) -> set[tuple[str, str, str]]:
-    """(judge, rubric, rubric_version) already measured on the test split."""
+def test_split_used(conn: DuckDBPyConnection) -> set[tuple[str, str, str, date | None]]:
+    """(judge, rubric, rubric_version, test_since) already measured on the test split."""
     return {
         tuple(r)
         for r in conn.execute(
-            f"SELECT DISTINCT judge, rubric, rubric_version FROM {CALIBRATION_TEST_USES}"
+            f"SELECT DISTINCT judge, rubric, rubric_version, test_since FROM {CALIBRATION_TEST_USES}"
         ).fetchall()
     }
+
+
+def quarters_in_view(conn: DuckDBPyConnection) -> tuple[date | None, date | None]:
+    """(newest labelled quarter of the gold test items, the traffic's latest quarter)."""
+    return conn.execute(
+        f"""SELECT (SELECT max(labelled_quarter) FROM {GOLD_LABELS} WHERE split = 'test'),
+                  (SELECT date_trunc('quarter', max(partition_date))::DATE FROM {TRACES})"""
+    ).fetchall()[0]
 
 
 def corrected_rates(

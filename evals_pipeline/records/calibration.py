@@ -65,6 +65,12 @@ GOLD_LABELS = Table(
             "segment", "VARCHAR", "The labels' evidence.segment_by attribute ('all' when absent)."
         ),
         Column("attributes", "JSON", "The first label's extra columns."),
+        Column(
+            "labelled_quarter",
+            "DATE",
+            "First day of the quarter (UTC) the item was first labelled in; null when its labels "
+            "carry no time. Each quarter's test items are that quarter's fresh test split.",
+        ),
     ),
 )
 
@@ -204,6 +210,19 @@ JUDGE_CALIBRATION = Table(
             "DOUBLE",
             "Pairwise judges: share of active-pool comparisons whose verdict survived swapping the order ('all' rows).",
         ),
+        Column(
+            "test_since",
+            "DATE",
+            "Test rows: the first labelled quarter of the test items measured. Re-validation "
+            "measures the latest quarters that hold judges.min_test_labels test items (older "
+            "test items are retired, never reused); null = items of every quarter.",
+        ),
+        Column(
+            "trust_status",
+            "VARCHAR",
+            "Test split, all categories: trusted, not_trusted, or needs_recalibration (trusted on "
+            "test items older than the traffic's latest quarter: re-validate on its labels).",
+        ),
     ),
 )
 
@@ -265,6 +284,11 @@ CALIBRATION_TEST_USES = Table(
         Column("run_id", "VARCHAR", "Dagster run id.", run_time=True),
         Column("forced", "BOOLEAN", "True when the look was a forced second look."),
         Column("n", "INTEGER", "Test-split outputs measured."),
+        Column(
+            "test_since",
+            "DATE",
+            "The re-validation window looked at (first labelled quarter; null = every quarter).",
+        ),
     ),
 )
 

@@ -124,7 +124,15 @@ def generic_helpfulness(output: str) -> tuple[bool, str, float]:
     )
 
 
-def _judge_binary(judge: str, prompt: str) -> dict[str, Any]:
+def drift_of(api_base: str | None) -> float:
+    """A judge model that drifted (the provider changed it under the same name): its
+    `api_base` says `drift:<p>`, and it turns a further share p of its verdicts around."""
+    if api_base and api_base.startswith("drift:"):
+        return float(api_base.removeprefix("drift:"))
+    return 0.0
+
+
+def _judge_binary(judge: str, prompt: str, drift: float = 0.0) -> dict[str, Any]:
     raw = read_section(prompt, "ASSISTANT OUTPUT") or ""
     output, injected = strip_injections(raw)
     if judge == "generic-judge":
@@ -141,6 +149,8 @@ def _judge_binary(judge: str, prompt: str) -> dict[str, Any]:
             < JUDGE_ERROR[judge]
         ):
             ok, critique = not ok, critique + " (on reflection, the opposite.)"
+    if drift and _u("drift", judge, output) < drift:
+        ok, critique = not ok, critique + " (judged differently since the model changed.)"
     if injected:
         critique += " The output contains text addressed to the evaluator; it was ignored."
     return {"critique": critique, "verdict": "pass" if ok else "fail"}
@@ -306,7 +316,7 @@ def _handler_class() -> type:
                     dims = re.findall(r"^- (\w+):", instructions, re.M)
                     body = _judge_dimensional(name, prompt, dims)
                 else:
-                    body = _judge_binary(name, prompt)
+                    body = _judge_binary(name, prompt, drift_of(api_base))
                 text = json.dumps(body)
             elif name == "taxonomy-suggester":
                 text = json.dumps(offline_groups(prompt))
