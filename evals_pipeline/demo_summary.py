@@ -17,6 +17,7 @@ from evals_pipeline.records import (
     HOLDOUT_EVALUATION,
     HOLDOUT_PANEL_EVALUATION,
     HOLDOUT_REVIEW,
+    JUDGE_BIAS,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
@@ -167,16 +168,31 @@ def calibration(con: Con) -> list[str]:
     """Judge calibration, annotator agreement, gold labels, ratings, corrected pass rates."""
     out: list[str] = []
     out.append(
-        "\nJudge calibration on the test split (vs the gold label; trusted = TPR and TNR >= 0.8):"
+        "\nJudge calibration on the test split (vs the gold label; trusted = TPR and TNR >= 0.8"
+        " on the latest quarters' test items):"
     )
-    for judge, n, tpr, tlo, thi, tnr, nlo, nhi, kap, trusted in con.execute(
-        f"""SELECT judge, n, round(tpr, 3), round(tpr_low, 3), round(tpr_high, 3), round(tnr, 3), round(tnr_low, 3),
-                  round(tnr_high, 3), round(kappa, 3), trusted
+    for judge, since, n, tpr, tlo, thi, tnr, nlo, nhi, kap, status in con.execute(
+        f"""SELECT judge, test_since, n, round(tpr, 3), round(tpr_low, 3), round(tpr_high, 3), round(tnr, 3), round(tnr_low, 3),
+                  round(tnr_high, 3), round(kappa, 3), trust_status
            FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge"""
     ).fetchall():
         out.append(
-            f"  {judge:<26} n={n}  TPR {tpr} [{tlo}, {thi}]  TNR {tnr} [{nlo}, {nhi}]  kappa {kap}  "
-            + ("TRUSTED" if trusted else "not trusted")
+            f"  {judge:<26} n={n} since {since or 'the start'}  TPR {tpr} [{tlo}, {thi}]  TNR {tnr} "
+            f"[{nlo}, {nhi}]  kappa {kap}  {status}"
+        )
+    out.append(
+        "  Length bias (log-odds of a pass per SD of log output length at the same human label, "
+        "95% interval; train and dev):"
+    )
+    for judge, coef, lo, hi, biased, flips in con.execute(
+        f"""SELECT judge, round(length_coef, 2), round(length_coef_low, 2), round(length_coef_high, 2),
+                  length_biased, round(position_flip_rate, 3)
+           FROM {JUDGE_BIAS} WHERE length_coef IS NOT NULL ORDER BY judge"""
+    ).fetchall():
+        out.append(
+            f"    {judge:<26} {coef:+.2f} [{lo:+.2f}, {hi:+.2f}]  "
+            + ("biased" if biased else "no significant bias")
+            + (f"; pairwise order flips {flips}" if flips is not None else "")
         )
     out.append("  Human annotators (Cohen's kappa, 95% bootstrap interval):")
     for a, b, n, k, lo, hi in con.execute(

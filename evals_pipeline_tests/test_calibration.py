@@ -479,3 +479,52 @@ def test_annotators_below_kappa_06_warn_naming_the_rubric() -> None:
         and "a and c" not in check.description
     )
     assert annotators_agree_check(frame.iloc[1:2], "pass_fail").passed
+
+
+def test_length_bias_is_found_where_planted_and_not_elsewhere() -> None:
+    """Planted: the biased judge passes long outputs more often at the same human label;
+    the fair judge's errors do not depend on length."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from evals_pipeline.calibration.bias import judge_bias_rows, length_coefficient, model_family
+
+    rng = np.random.default_rng(3)
+    n = 800
+    human = rng.random(n) < 0.6
+    chars = rng.integers(40, 2000, n)
+    fair = np.where(rng.random(n) < 0.9, human, ~human)
+    z = (np.log1p(chars) - np.log1p(chars).mean()) / np.log1p(chars).std()
+    biased = rng.random(n) < 1 / (1 + np.exp(-(-0.5 + 2.0 * human + 1.0 * z)))
+    coef, low, high = length_coefficient(human, biased, chars, np.random.default_rng(0))
+    direct = LogisticRegression(C=np.inf).fit(np.column_stack([human, z]), biased)
+    assert math.isclose(coef, direct.coef_[0][1], rel_tol=1e-3)
+    assert 0.7 < coef < 1.3 and low > 0
+    coef, low, high = length_coefficient(human, fair, chars, np.random.default_rng(0))
+    assert low < 0 < high
+    assert length_coefficient(human[:10], fair[:10], chars[:10], rng) is None
+
+    frame = pd.DataFrame(
+        {
+            "judge": ["openai/gpt-4o"] * n + ["anthropic/claude-sonnet-4-5"] * n,
+            "rubric": "pass_fail",
+            "rubric_version": "1",
+            "human_pass": np.concatenate([human, human]),
+            "judge_pass": np.concatenate([biased, fair]),
+            "output_chars": np.concatenate([chars, chars]),
+        }
+    )
+    flips = pd.DataFrame({"judge": ["openai/gpt-4o"], "n": [200], "flips": [30]})
+    rows = {
+        r[0]: r
+        for r in judge_bias_rows(
+            frame, flips, [("v2", "openai/gpt-4o-mini"), ("v3", "meta/llama-3")]
+        )
+    }
+    assert rows["openai/gpt-4o"][7] is True and rows["anthropic/claude-sonnet-4-5"][7] is False
+    assert rows["openai/gpt-4o"][8:10] == (200, 0.15)
+    # self-preference: a gpt judge judging a gpt app version
+    assert rows["openai/gpt-4o"][-2:] == ("openai/gpt", "v2")
+    assert rows["anthropic/claude-sonnet-4-5"][-1] is None
+    assert model_family("offline/product-v3") == "offline/product"
+    assert model_family("ollama/llama3.1") == "ollama/llama"

@@ -156,6 +156,10 @@ def test_the_gate_rules_on_known_evidence() -> None:
         "too few trusted judges for the ensemble's quorum: a trusted; reported, not voting "
         "(not trusted or not calibrated): c",
     )
+    noted = judge_trust_gate(
+        {"a": True, "b": True, "ensemble": True}, kappas, {"a": "same model family as v3"}
+    )
+    assert noted[1] == "pass" and noted[2].endswith("; bias: a same model family as v3")
     low = judge_trust_gate({"a": True, "b": True, "ensemble": True}, {"a": 0.45, "b": 0.7})
     assert low[1] == "fail" and "below 0.5" in low[2] and "a (0.45)" in low[2]
     assert quorum_gate(0, 800, 0.05, "v3", "v2")[1] == "pass"

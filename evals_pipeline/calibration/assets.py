@@ -20,6 +20,13 @@ from dagster import (
 )
 from pydantic import Field
 
+from evals_pipeline.calibration.bias import (
+    FLIPS_SQL,
+    LENGTH_SQL,
+    VERDICT_COLUMNS,
+    judge_bias_rows,
+    with_output_chars,
+)
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, classifier_verdicts
 from evals_pipeline.calibration.evidence import (
     evidence_dir,
@@ -58,6 +65,7 @@ from evals_pipeline.ingest.categories import empty_accuracy, measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
+from evals_pipeline.judging.trust import trusted_judges
 from evals_pipeline.metadata import (
     evidence_results,
     markdown_table,
@@ -77,6 +85,7 @@ from evals_pipeline.records import (
     GOLD_LABELS,
     GOLDEN_CASES,
     HUMAN_LABELS,
+    JUDGE_BIAS,
     JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
     PAIRWISE_CALIBRATION,
@@ -287,8 +296,8 @@ def calibration_verdicts(
         ]
         if c.classifier_judge:
             rows += classifier_verdicts(subjects, rubric.name, rubric.version)
-        rows += list(external[CALIBRATION_VERDICTS.column_names].itertuples(index=False))
-        frame = pd.DataFrame(rows, columns=CALIBRATION_VERDICTS.column_names)
+        rows += list(external[VERDICT_COLUMNS].itertuples(index=False))
+        frame = with_output_chars(pd.DataFrame(rows, columns=VERDICT_COLUMNS), subjects)
         replace_table(conn, CALIBRATION_VERDICTS, frame)
         return MaterializeResult(
             metadata={
@@ -425,6 +434,60 @@ def judge_calibration(
             },
         )
     yield _trust_check(status)
+
+
+@table_asset(
+    JUDGE_BIAS,
+    group="calibration",
+    reads=[CALIBRATION_VERDICTS, GOLD_LABELS, PAIRWISE_VERDICTS],
+    check_specs=[
+        AssetCheckSpec(
+            "trusted_judges_unbiased",
+            asset=JUDGE_BIAS.name,
+            description="No trusted judge passes longer outputs more often at the same human "
+            "label (length coefficient's interval above 0) or shares a model family with an app "
+            "version it judges (self-preference). Warns, naming them.",
+        )
+    ],
+)
+def judge_bias(
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Length bias (logistic coefficient of the judge's pass on output length at the same
+    human label, bootstrap interval, on train and dev), position bias (pairwise flip rate with
+    a Wilson interval) and self-preference (same model family as an app version) per judge."""
+    versions = [(v.name, v.model) for v in project.config().app_versions]
+    with warehouse.get_connection() as conn:
+        rows = judge_bias_rows(
+            conn.execute(LENGTH_SQL).df(), conn.execute(FLIPS_SQL).df(), versions
+        )
+        frame = pd.DataFrame(rows, columns=JUDGE_BIAS.column_names)
+        yield replaced_with(conn, JUDGE_BIAS, frame, "biases")
+        trusted = set(
+            trusted_judges(
+                conn, frame["judge"].tolist(), load_rubric(project.config().judges.rubric)
+            )
+        )
+    yield bias_check(frame, trusted)
+
+
+def bias_check(frame: pd.DataFrame, trusted: set[str]) -> AssetCheckResult:
+    """The warning: trusted judges with a length bias or a self-preference risk."""
+    mine = frame[frame["judge"].isin(trusted)]
+    long = mine[mine["length_biased"].fillna(False).astype(bool) & (mine["length_coef"] > 0)]
+    same = mine[mine["same_family_versions"].notna()]
+    found = [f"{j}: passes longer outputs more often" for j in long["judge"]] + [
+        f"{r.judge}: same family as {r.same_family_versions}" for r in same.itertuples()
+    ]
+    return AssetCheckResult(
+        check_name="trusted_judges_unbiased",
+        asset_key=JUDGE_BIAS.name,
+        passed=not found,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(found)
+        or "no trusted judge shows a length bias or self-preference risk",
+        metadata={"flagged": MetadataValue.json(found)},
+    )
 
 
 @table_asset(

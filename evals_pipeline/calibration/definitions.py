@@ -9,6 +9,7 @@ from evals_pipeline.calibration.assets import (
     corrected_pass_rates,
     external_verdict_files,
     human_label_files,
+    judge_bias,
     judge_calibration,
     pairwise_calibration,
 )
@@ -42,6 +43,7 @@ def definitions(project: ProjectConfig) -> Definitions:
             external_verdict_files,
             calibration_verdicts,
             judge_calibration,
+            judge_bias,
             pairwise_calibration,
             annotator_agreement,
             corrected_pass_rates,

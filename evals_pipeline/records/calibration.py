@@ -167,6 +167,54 @@ CALIBRATION_VERDICTS = Table(
         Column("rubric_version", "VARCHAR", "Rubric version."),
         Column("verdict", "VARCHAR", "pass / fail; null on error."),
         Column("error", "VARCHAR", "Null, or why there is no verdict."),
+        Column(
+            "output_chars",
+            "INTEGER",
+            "Length of the judged output in characters (null for imported verdicts): the "
+            "length-bias check reads it.",
+        ),
+    ),
+)
+
+JUDGE_BIAS = Table(
+    "judge_bias",
+    "The judge biases seed 002 names, per judge and rubric version: length (at the same human "
+    "label, does a longer output pass more often?), position (pairwise verdicts that change "
+    "when the order is swapped) and self-preference (the judge is of the same model family as "
+    "an app version it judges).",
+    (
+        Column("judge", "VARCHAR", "Judge."),
+        Column("rubric", "VARCHAR", "Rubric name."),
+        Column("rubric_version", "VARCHAR", "Rubric version."),
+        Column(
+            "n",
+            "INTEGER",
+            "Gold-labelled outputs of the train and dev splits with a verdict and a length (the "
+            "test split is not looked at for this).",
+        ),
+        Column(
+            "length_coef",
+            "DOUBLE",
+            "Logistic regression of the judge's pass on the human label and the output's log "
+            "length (standardized): the length coefficient, log-odds per standard deviation.",
+        ),
+        Column("length_coef_low", "DOUBLE", "Bootstrap 95% lower bound."),
+        Column("length_coef_high", "DOUBLE", "Bootstrap 95% upper bound."),
+        Column("length_biased", "BOOLEAN", "The interval excludes 0 (null: too little to fit)."),
+        Column("pairwise_comparisons", "INTEGER", "Pairwise comparisons judged in both orders."),
+        Column(
+            "position_flip_rate",
+            "DOUBLE",
+            "Share of them whose verdict changed when the order was swapped (position bias).",
+        ),
+        Column("position_flip_low", "DOUBLE", "Wilson 95% lower bound."),
+        Column("position_flip_high", "DOUBLE", "Wilson 95% upper bound."),
+        Column("family", "VARCHAR", "The judge's model family: provider/first word of the model."),
+        Column(
+            "same_family_versions",
+            "VARCHAR",
+            "App versions of the same family (self-preference risk), comma-separated; null when none.",
+        ),
     ),
 )
 

@@ -12,6 +12,7 @@ from evals_pipeline.records import (
     ACTIVE_POOL,
     ASSERTION_RESULTS,
     HOLDOUT_GAP,
+    JUDGE_BIAS,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
@@ -75,6 +76,24 @@ def judge_trust(conn: DuckDBPyConnection, rubric: str) -> dict[str, bool | None]
         [rubric],
     ).fetchall()[0][0]
     return trust
+
+
+def bias_notes(conn: DuckDBPyConnection, rubric: str) -> dict[str, str]:
+    """Judge -> what `judge_bias` flags about it (length bias, self-preference risk)."""
+    rows = conn.execute(
+        f"""SELECT judge, length_biased AND length_coef > 0, length_coef, same_family_versions
+            FROM {JUDGE_BIAS} WHERE rubric = ? OR rubric IS NULL""",
+        [rubric],
+    ).fetchall()
+    notes = {}
+    for judge, longer, coef, same in rows:
+        found = (
+            [f"passes longer outputs more often (length coefficient {coef:+.2f})"] if longer else []
+        )
+        found += [f"same model family as {same} (self-preference risk)"] if same else []
+        if found:
+            notes[judge] = ", ".join(found)
+    return notes
 
 
 def judge_kappas(conn: DuckDBPyConnection, rubric: str) -> dict[str, float | None]:
@@ -151,7 +170,9 @@ def release_gate_rows(
         layer1_gate(layer1),
         *segment_gates(cells, max_regression, flag_se),
         holdout_gate(quarter, panel_rows, max_regression, candidate, sanity),
-        judge_trust_gate(judge_trust(conn, rubric), judge_kappas(conn, rubric)),
+        judge_trust_gate(
+            judge_trust(conn, rubric), judge_kappas(conn, rubric), bias_notes(conn, rubric)
+        ),
         quorum_gate(missing, total, max_no_verdict, candidate, baseline),
     ]
     return [*gates, decision(gates, candidate, baseline)]

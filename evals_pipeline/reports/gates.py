@@ -106,19 +106,26 @@ def holdout_gate(
     )
 
 
-def judge_trust_gate(trust: dict[str, bool | None], kappas: dict[str, float | None]) -> Gate:
+def judge_trust_gate(
+    trust: dict[str, bool | None],
+    kappas: dict[str, float | None],
+    biases: dict[str, str] | None = None,
+) -> Gate:
     """The ensemble stands on trusted judges: enough of them for its quorum (test-split TPR
     and TNR above the bar), each with Cohen's kappa against the expert of at least MIN_KAPPA
     (seed 002: below 0.5, do not deploy). Untrusted judges do not vote and do not fail it:
-    the evidence names them as reported beside the ensemble."""
+    the evidence names them as reported beside the ensemble. `biases`: judge -> what
+    judge_bias flags (length bias, self-preference risk), named for the voting judges
+    without changing the status."""
     judges = {j: t for j, t in trust.items() if j != "ensemble"}
     voting = sorted(j for j, t in judges.items() if t)
     beside = sorted(j for j, t in judges.items() if not t)
+    flagged = [f"{j} {biases[j]}" for j in voting if biases and j in biases]
     reported = (
         f"; reported, not voting (not trusted or not calibrated): {', '.join(beside)}"
         if beside
         else ""
-    )
+    ) + (f"; bias: {'; '.join(flagged)}" if flagged else "")
     low = [j for j in voting if kappas.get(j) is None or kappas[j] < MIN_KAPPA]
     if not trust.get("ensemble"):
         return (
