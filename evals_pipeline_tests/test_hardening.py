@@ -163,6 +163,18 @@ def test_two_judges_down_leave_no_verdict_to_the_third(
     assert run_daily(small_sim, "2026-03-01", "2026-03-06").success
     panel = ["openai/judge-a", "openai/judge-b", "openai/judge-c"]
     judge_config = {"config": {"judges": panel, "dimensional_rubric": ""}}
+    # all three calibrated and trusted: only trusted judges vote, and the rule under test is
+    # what the two failing ones leave to the third
+    from evals_pipeline.judging.rubrics import load_rubric
+    from evals_pipeline.records import JUDGE_CALIBRATION
+
+    version = load_rubric("pass_fail").version
+    with duckdb.connect(str(warehouse_path())) as con:
+        con.executemany(
+            f"INSERT INTO {JUDGE_CALIBRATION} (judge, rubric, rubric_version, split, category, trusted) "
+            "VALUES (?, 'pass_fail', ?, 'test', 'all', true)",
+            [[j, version] for j in panel],
+        )
     with MockServer(MockConfig(latency_s=0.0, down_models=("judge-b", "judge-c"))) as server:
         resources = _resources(small_sim)
         resources["judge_client"] = LiteLLMJudgeClient(

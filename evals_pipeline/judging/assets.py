@@ -16,6 +16,7 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.judging.assertions import REGISTRY, write_assertion_results
@@ -356,41 +357,52 @@ def judge_ensemble_and_review_queue(
                 f"{quorum}: no ensemble verdicts until evals_calibration trusts more"
             )
         write_ensemble(conn, rubrics, quorum, trusted)
-        no_quorum = conn.execute(
-            f"SELECT count(*) FROM {JUDGE_ENSEMBLE} WHERE status = 'no_quorum'"
-        ).fetchall()[0][0]
-        if no_quorum:
-            context.log.warning(
-                f"{no_quorum} case x version x rubric rows have fewer than {quorum} valid judge answers: "
-                "no verdict, excluded from rates and gates, queued for review"
-            )
-        reasons = conn.execute(
-            f"SELECT split_part(reason, ':', 1) AS reason, count(*) AS cases FROM {REVIEW_QUEUE} GROUP BY 1 ORDER BY 2 DESC"
-        ).df()
-        rates = conn.execute(
-            f"""SELECT app_version, rubric, count(*) AS cases, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
-                      round(avg(unanimous::INT), 3) AS unanimous FROM {JUDGE_ENSEMBLE} GROUP BY ALL ORDER BY ALL"""
-        ).df()
-        yield MaterializeResult(
-            asset_key=JUDGE_ENSEMBLE.name,
-            metadata={
-                **table_metadata(conn, JUDGE_ENSEMBLE),
-                "quorum": MetadataValue.int(quorum),
-                "trusted_judges_voting": MetadataValue.json(trusted),
-                "untrusted_judges_reported": MetadataValue.json(
-                    [j for j in panel.judges if j not in trusted]
-                ),
-                "no_quorum": MetadataValue.int(no_quorum),
-                "by_version": MetadataValue.md(markdown_table(rates)),
-            },
+        yield from _ensemble_results(context, conn, panel.judges, quorum, trusted)
+
+
+def _ensemble_results(
+    context: AssetExecutionContext,
+    conn: DuckDBPyConnection,
+    judges: list[str],
+    quorum: int,
+    trusted: list[str],
+) -> Iterator[MaterializeResult]:
+    """The ensemble's and the review queue's materializations, with what the UI shows."""
+    no_quorum = conn.execute(
+        f"SELECT count(*) FROM {JUDGE_ENSEMBLE} WHERE status = 'no_quorum'"
+    ).fetchall()[0][0]
+    if no_quorum:
+        context.log.warning(
+            f"{no_quorum} case x version x rubric rows have fewer than {quorum} valid trusted "
+            "judge answers: no verdict, excluded from rates and gates, queued for review"
         )
-        yield MaterializeResult(
-            asset_key=REVIEW_QUEUE.name,
-            metadata={
-                **table_metadata(conn, REVIEW_QUEUE),
-                "by_reason": MetadataValue.md(markdown_table(reasons)),
-            },
-        )
+    reasons = conn.execute(
+        f"SELECT split_part(reason, ':', 1) AS reason, count(*) AS cases FROM {REVIEW_QUEUE} GROUP BY 1 ORDER BY 2 DESC"
+    ).df()
+    rates = conn.execute(
+        f"""SELECT app_version, rubric, count(*) AS cases, round(avg((verdict = 'pass')::INT), 3) AS pass_rate,
+                  round(avg(unanimous::INT), 3) AS unanimous FROM {JUDGE_ENSEMBLE} GROUP BY ALL ORDER BY ALL"""
+    ).df()
+    yield MaterializeResult(
+        asset_key=JUDGE_ENSEMBLE.name,
+        metadata={
+            **table_metadata(conn, JUDGE_ENSEMBLE),
+            "quorum": MetadataValue.int(quorum),
+            "trusted_judges_voting": MetadataValue.json(trusted),
+            "untrusted_judges_reported": MetadataValue.json(
+                [j for j in judges if j not in trusted]
+            ),
+            "no_quorum": MetadataValue.int(no_quorum),
+            "by_version": MetadataValue.md(markdown_table(rates)),
+        },
+    )
+    yield MaterializeResult(
+        asset_key=REVIEW_QUEUE.name,
+        metadata={
+            **table_metadata(conn, REVIEW_QUEUE),
+            "by_reason": MetadataValue.md(markdown_table(reasons)),
+        },
+    )
 
 
 @table_asset(
