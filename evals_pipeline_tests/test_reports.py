@@ -128,7 +128,8 @@ def test_the_gate_rules_on_known_evidence() -> None:
         and "reasoning/pro: -0.200" in regression[2]
     )
     assert large[1] == "warn" and "how_to/all: +0.050" in large[2]
-    assert segment_gates([], 0.03, 2.0)[0][1] == "pass"
+    # cells with no regression pass; no cells at all (no ensemble) is no evidence
+    assert segment_gates(cells[1:], 0.03, 2.0)[0][1] == "pass"
     # pooled gap: each category's gap weighted by its cases in both pools, errors combined
     rows = [(100, 0.8, 0.04, 50, 0.7, 0.06), (300, 0.6, 0.03, 100, 0.5, 0.05)]
     gap, half = pooled_gap(rows)
@@ -162,6 +163,7 @@ def test_the_gate_rules_on_known_evidence() -> None:
     assert noted[1] == "pass" and noted[2].endswith("; bias: a same model family as v3")
     low = judge_trust_gate({"a": True, "b": True, "ensemble": True}, {"a": 0.45, "b": 0.7})
     assert low[1] == "fail" and "below 0.5" in low[2] and "a (0.45)" in low[2]
+    assert [g[1] for g in segment_gates([], 0.03, 2.0)] == ["not_evaluated", "not_evaluated"]
     assert quorum_gate(0, 800, 0.05, "v3", "v2")[1] == "pass"
     assert quorum_gate(10, 800, 0.05, "v3", "v2")[1] == "warn"
     assert quorum_gate(50, 800, 0.05, "v3", "v2")[1] == "fail"

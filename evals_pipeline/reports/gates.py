@@ -28,7 +28,14 @@ def segment_gates(
 ) -> list[Gate]:
     """No segment significantly worse by more than `max_regression`; large changes flagged.
     `cells`: (level, category, user_segment, delta, ci_low, ci_high, regressed, flagged),
-    most negative delta first."""
+    most negative delta first. No cell at all (no ensemble verdict: too few trusted judges)
+    is no evidence either way: not_evaluated, never a pass."""
+    if not cells:
+        why = "no ensemble scores for the candidate (too few trusted judges, or nothing judged)"
+        return [
+            ("segment_regression", "not_evaluated", why),
+            ("large_changes", "not_evaluated", why),
+        ]
     regressed = [c for c in cells if c[6]]
     flagged = [c for c in cells if c[7]]
     return [
