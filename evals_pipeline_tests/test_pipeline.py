@@ -426,6 +426,8 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
     assert page.count("<table") >= 5 and "segment_regression" in page
     # the root-cause table: the simulated experts' failure modes, per category
     assert "Failure modes by category" in page and "hallucinated_fact" in page
+    # the judges' biases, with the self-preference column, are in the report
+    assert "Judge biases" in page and "self_preference_risk_with" in page
     # a second report a quarter later: both runs stay in the history tables, and the page
     # shows the trend over the two quarters and what changed since the first run
     import json

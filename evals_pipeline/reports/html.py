@@ -19,6 +19,7 @@ import pandas as pd
 from evals_pipeline.records import (
     FAILURE_MODE_DISTRIBUTION,
     HOLDOUT_GAP,
+    JUDGE_BIAS,
     JUDGE_CALIBRATION,
     ONLINE_OFFLINE_CORRELATION,
     POOL_SIZES,
@@ -319,9 +320,15 @@ SECTIONS = (
            FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND level IN ('overall', 'category') ORDER BY app_version, level DESC, category""",
     ),
     (
-        "Judge calibration (test split)",
-        f"""SELECT judge, rubric, rubric_version, n, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high, kappa, trusted
+        "Judge calibration (test split: the latest re-validation window)",
+        f"""SELECT judge, rubric, rubric_version, test_since, n, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high, kappa, trust_status
            FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge""",
+    ),
+    (
+        "Judge biases (length at the same human label, position, self-preference)",
+        f"""SELECT judge, n, length_coef, length_coef_low, length_coef_high, length_biased,
+                  position_flip_rate, family, same_family_versions AS self_preference_risk_with
+           FROM {JUDGE_BIAS} ORDER BY judge""",
     ),
     (
         "Offline-online correlation (thumbs-up rate)",
