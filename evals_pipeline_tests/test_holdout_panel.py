@@ -353,3 +353,34 @@ def test_the_expert_labels_stay_in_the_holdout_store(judged: dict) -> None:
             con.close()
     assert not any(CRITIQUE in p.read_text() for p in (data / "labels").glob("*"))
     assert pd.api.types.is_integer_dtype(judged["holdout_review"]["views"])
+
+
+def test_an_earlier_rotation_is_not_judged_after_its_window(tmp_path: Path) -> None:
+    """A re-run or backfill of an earlier quarter, once judges are trusted, skips its holdout
+    (the window has passed); asking for it with force is refused loudly."""
+    import logging
+    from datetime import date
+
+    from evals_pipeline.judging.rubrics import load_rubric
+    from evals_pipeline.pools.evaluation import HoldoutAccessError
+    from evals_pipeline.pools.holdout_panel import PanelRun, evaluate
+    from evals_pipeline.warehouse import ensure_tables
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_tables(con, [POOL_EVENTS, HOLDOUT_PANEL_EVALUATION])
+    for q in ("2026-01-01", "2026-04-01"):
+        con.execute(
+            f"INSERT INTO {POOL_EVENTS} (event_at, run_id, quarter, event, reason) "
+            "VALUES (now(), 'r', ?, 'rotation_complete', 'test')",
+            [q],
+        )
+    run = PanelRun(
+        client=None,  # type: ignore[arg-type]  # never called: nothing is judged
+        versions=[object()],  # type: ignore[list-item]
+        judges=["offline/reference-judge"],
+        rubric=load_rubric("pass_fail"),
+    )
+    log = logging.getLogger("test")
+    assert evaluate(con, "store", date(2026, 1, 1), run, False, log, "r") is False
+    with pytest.raises(HoldoutAccessError, match="latest rotation"):
+        evaluate(con, "store", date(2026, 1, 1), run, True, log, "r")

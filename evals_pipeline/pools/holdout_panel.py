@@ -31,7 +31,7 @@ from evals_pipeline.judging.candidates import AppVersion, candidate_calls
 from evals_pipeline.judging.client import JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import Rubric
-from evals_pipeline.pools.evaluation import check_rotation_window
+from evals_pipeline.pools.evaluation import check_rotation_window, completed_quarters
 from evals_pipeline.pools.store import read_holdout
 from evals_pipeline.records import (
     GOLDEN_POOLS,
@@ -248,6 +248,16 @@ def evaluate(
     False when nothing was judged (done already, no trusted judge, no version to generate)."""
     if already_evaluated(conn, quarter, run.rubric) and not force:
         log.info(f"holdout of {quarter} already judged with {run.rubric.name}: not read again")
+        return False
+    done = completed_quarters(conn)
+    if (not done or done[-1] != quarter) and not force:
+        # A re-run or backfill of an earlier quarter: its rotation window has passed (the
+        # holdout has rotated since), so it is not judged after the fact. With force, the
+        # window check below refuses it loudly.
+        log.info(
+            f"the holdout of {quarter} is not judged now: only the latest rotation's "
+            f"({done[-1] if done else 'none yet'}) is, in its window"
+        )
         return False
     if not run.judges or not run.versions:
         log.warning(
