@@ -677,3 +677,29 @@ def test_annotator_names_are_normalised_and_ambiguous_ones_refused(
     assert c.cookies.get("annotator") == "dana"
     r = c.post("/api/label", json={"queue": "weekly", "item_id": "tr_a", "verdict": "pass"})
     assert r.json()["label"]["annotator"] == "dana" and r.json()["file"] == "review-dana.jsonl"
+
+
+def test_the_sealed_sessions_files_start_the_holdout_review_job(data_dir: Path) -> None:
+    """A new label or view line in the sealed area starts evals_holdout_review; the same
+    files again start nothing."""
+    import json as _json
+
+    from dagster import DagsterInstance, build_sensor_context
+
+    from evals_pipeline.paths import holdout_review_dir
+    from evals_pipeline.review.definitions import holdout_review_sensor
+
+    instance = DagsterInstance.ephemeral()
+    quiet = list(holdout_review_sensor(build_sensor_context(instance=instance)))
+    assert [type(r).__name__ for r in quiet] == ["SkipReason"]
+    views = holdout_review_dir() / "views"
+    views.mkdir(parents=True)
+    (views / "views-dana.jsonl").write_text(_json.dumps({"view_id": "v1"}) + "\n")
+    context = build_sensor_context(instance=instance)
+    requests = list(holdout_review_sensor(context))
+    assert [type(r).__name__ for r in requests] == ["RunRequest"]
+    assert requests[0].tags["files"] == "views/views-dana.jsonl"
+    again = list(
+        holdout_review_sensor(build_sensor_context(instance=instance, cursor=context.cursor))
+    )
+    assert [type(r).__name__ for r in again] == ["SkipReason"]

@@ -56,7 +56,6 @@ __all__ = [
     "collect",
     "export_queue",
     "queue_latest_rotation",
-    "read_views",
     "unlogged_views",
 ]
 from evals_pipeline.warehouse import registered, transaction
@@ -206,14 +205,10 @@ def export_queue(
     """Write the latest rotation's queue to the sealed area (a new file renamed over the old
     one, so the sealed session never reads half of it), unless it is there already. Returns
     (quarter, answers) of the file now there."""
-    quarter, prepared, n = (
-        conn.execute(
-            f"""SELECT quarter, max(prepared_at), count(*) FROM {alias}.{HOLDOUT_REVIEW_ITEMS}
+    quarter, prepared, n = conn.execute(
+        f"""SELECT quarter, max(prepared_at), count(*) FROM {alias}.{HOLDOUT_REVIEW_ITEMS}
             GROUP BY quarter ORDER BY quarter DESC LIMIT 1"""
-        ).fetchall()[0]
-        if queued_quarters(conn, alias)
-        else (None, None, 0)
-    )
+    ).fetchone() or (None, None, 0)
     if quarter is None or exported_state(area) == (quarter, prepared):
         return quarter, n
     area.mkdir(parents=True, exist_ok=True)
@@ -247,11 +242,13 @@ class Collected:
     quarantined: int
     views: int
     new_views: int
+    unlogged: int  # views in the log with no holdout read in pool_events after this run
 
 
-def load_sealed_labels(conn: duckdb.DuckDBPyConnection, alias: str, area: Path) -> Collected:
+def load_sealed_labels(conn: duckdb.DuckDBPyConnection, alias: str, area: Path) -> tuple[int, int]:
     """The sealed label files into the store: a valid pointwise label of a queued answer is
-    kept, every other line quarantined there with its reason (lines in = kept + quarantined)."""
+    kept, every other line quarantined there with its reason (lines in = kept + quarantined).
+    Returns (kept, quarantined)."""
     reader = LabelReader(labels_dir(area))
     labels = reader.frame(f"SELECT * FROM {HUMAN_LABELS}")
     quarantined = reader.frame(f"SELECT * FROM {QUARANTINED_LABELS}")
@@ -286,7 +283,7 @@ def load_sealed_labels(conn: duckdb.DuckDBPyConnection, alias: str, area: Path) 
             with registered(conn, _sealed_rows=frame):
                 cols = ", ".join(table.column_names)
                 conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _sealed_rows")
-    return Collected(int(fits.sum()), len(quarantine), 0, 0)
+    return int(fits.sum()), len(quarantine)
 
 
 def view_reason(view: dict) -> str:
@@ -396,12 +393,12 @@ def collect(
 ) -> tuple[pd.DataFrame, Collected]:
     """Labels and views of the sealed area into the store and `pool_events`; the agreement
     rows of every queued rotation."""
-    loaded = load_sealed_labels(conn, alias, area)
+    kept, quarantined = load_sealed_labels(conn, alias, area)
     views = read_views(area)
     quarters = sorted(queued_quarters(conn, alias))
     latest = quarters[-1] if quarters else None
     new = log_views(conn, views, latest)
+    got = Collected(kept, quarantined, len(views), new, unlogged_views(conn, views))
     if latest is None:
-        return pd.DataFrame(columns=HOLDOUT_REVIEW.column_names), loaded
-    rows = agreement(conn, alias, views, loaded.quarantined, run_id, latest)
-    return rows, Collected(loaded.labels, loaded.quarantined, len(views), new)
+        return pd.DataFrame(columns=HOLDOUT_REVIEW.column_names), got
+    return agreement(conn, alias, views, quarantined, run_id, latest), got
