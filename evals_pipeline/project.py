@@ -192,6 +192,20 @@ class JudgesSpec(_Strict):
         default=True, description="Also fit and calibrate the scikit-learn classifier judge."
     )
     principal_annotator: str = ""
+    few_shot: int = Field(
+        default=0,
+        ge=0,
+        le=40,
+        description="Few-shot examples pinned per rubric version from the calibration train "
+        "split (balanced pass/fail across categories, fails with the expert's critique); the "
+        "judges' dev agreement is measured without and with them (few_shot_effect). 0 = none.",
+    )
+    use_few_shot: bool = Field(
+        default=False,
+        description="Judges put the pinned examples in their prompts (a rubric version of its "
+        "own, <version>+fs<k>.<digest>, calibrated and trusted on its own). Decide from "
+        "few_shot_effect; outputs already judged are re-judged at the next judging run.",
+    )
     suggester: str = Field(
         default="",
         description="Model proposing failure-mode groupings in the review app; empty = the "

@@ -38,12 +38,14 @@ def _resources(
 
 
 def run_quarterly(
-    source_root: Path, quarter: str, run_config: dict[str, Any] | None = None
+    source_root: Path, quarter: str, run_config: dict[str, Any] | None = None, **resources: Any
 ) -> ExecuteInProcessResult:
     """One run of `evals_quarterly` (rotation, holdout evaluation, export, snapshot)."""
     job = defs.resolve_job_def("evals_quarterly")
     return job.execute_in_process(
-        run_config=run_config or {}, partition_key=quarter, resources=_resources(source_root)
+        run_config=run_config or {},
+        partition_key=quarter,
+        resources=_resources(source_root, **resources),
     )
 
 

@@ -18,6 +18,7 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.calibration.bias import (
@@ -34,6 +35,15 @@ from evals_pipeline.calibration.evidence import (
     load_evidence,
     segment_sql,
     verdicts_format,
+)
+from evals_pipeline.calibration.few_shot import (
+    EXAMPLES_OUTSIDE_TRAIN_SQL,
+    calibrated_prompts,
+    example_candidates,
+    measured_effect,
+    pin_examples,
+    redacted_examples,
+    with_prompts,
 )
 from evals_pipeline.calibration.gold import build_gold_labels, gold_summary
 from evals_pipeline.calibration.labels import label_splits, load_labels
@@ -63,6 +73,7 @@ from evals_pipeline.calibration.sensors import labels_dir
 from evals_pipeline.calibration.test_split import rows_touching_test_once
 from evals_pipeline.ingest.categories import empty_accuracy, measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
+from evals_pipeline.judging.few_shot import pinned_for, project_rubric, with_examples
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
 from evals_pipeline.judging.trust import trusted_judges
@@ -82,6 +93,8 @@ from evals_pipeline.records import (
     CATEGORIZER_ACCURACY,
     CORRECTED_PASS_RATES,
     EXTERNAL_VERDICTS,
+    FEW_SHOT_EFFECT,
+    FEW_SHOT_EXAMPLES,
     GOLD_LABELS,
     GOLDEN_CASES,
     HUMAN_LABELS,
@@ -244,6 +257,80 @@ def _calls_metadata(stats: RunStats, pii: Counter[str]) -> dict[str, MetadataVal
     }
 
 
+def _subjects(conn: DuckDBPyConnection, reference_source: ReferenceSource) -> pd.DataFrame:
+    reference_source.load(conn)
+    return conn.execute(SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE)).df()
+
+
+def _labelled_outputs(
+    context: AssetExecutionContext, conn: DuckDBPyConnection, reference_source: ReferenceSource
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """(gold-labelled outputs with references, imported verdicts on gold-labelled subjects,
+    the gold labels measuring no judge by reason), logged."""
+    subjects = _subjects(conn, reference_source)
+    external = conn.execute(EXTERNAL_SUBJECTS_SQL).df()
+    context.log.info(
+        f"{len(subjects):,} gold-labelled outputs with references; "
+        f"{len(external):,} imported verdicts on gold-labelled subjects"
+    )
+    skipped = skipped_labels(conn, subjects, external)
+    if skipped:
+        context.log.info(
+            "gold labels not used for calibration: "
+            + "; ".join(f"{n:,} {why}" for why, n in sorted(skipped.items()))
+        )
+    return subjects, external, skipped
+
+
+@table_asset(
+    FEW_SHOT_EXAMPLES,
+    group="calibration",
+    reads=[GOLD_LABELS, HUMAN_LABELS, VISIBLE_TRACES, GOLDEN_CASES, UNSEALED_POOL],
+    check_specs=[
+        AssetCheckSpec(
+            "examples_from_train_only",
+            asset=FEW_SHOT_EXAMPLES.name,
+            blocking=True,
+            description="No pinned example is a dev or test item (they measure the judges).",
+        )
+    ],
+)
+def few_shot_examples(
+    context: AssetExecutionContext,
+    config: CalibrationConfig,
+    warehouse: Warehouse,
+    reference_source: ReferenceSource,
+    project: ProjectResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Pins judges.few_shot examples to the rubric version, once: from the calibration train
+    split, balanced pass/fail across categories, each fail with the expert's critique (PII
+    redacted). Later runs keep them; a new rubric version or k pins afresh."""
+    c = calibration_settings(config, project)
+    k = project.config().judges.few_shot
+    with warehouse.get_connection() as conn:
+        rubric = load_rubric(c.rubric)
+        candidates = example_candidates(
+            conn,
+            _subjects(conn, reference_source),
+            principal_annotator(conn, c.principal_annotator),
+        )
+        pinned, new = pin_examples(conn, rubric, k, redacted_examples(candidates))
+        context.log.info(
+            f"{len(pinned)} examples {'pinned now' if new else 'pinned earlier'} for "
+            f"{rubric.key} (judges.few_shot = {k}; {len(candidates)} train candidates)"
+            if k
+            else "judges.few_shot is 0: no examples"
+        )
+        yield MaterializeResult(
+            metadata={
+                **table_metadata(conn, FEW_SHOT_EXAMPLES),
+                "pinned_now": MetadataValue.bool(new),
+                "train_candidates": MetadataValue.int(len(candidates)),
+            }
+        )
+        yield examples_check(conn)
+
+
 @table_asset(
     CALIBRATION_VERDICTS,
     group="calibration",
@@ -254,6 +341,7 @@ def _calls_metadata(stats: RunStats, pii: Counter[str]) -> dict[str, MetadataVal
         GOLDEN_CASES,
         UNSEALED_POOL,
         CANDIDATE_OUTPUTS,
+        FEW_SHOT_EXAMPLES,
     ],
     kinds=("duckdb", "litellm", "sklearn"),
 )
@@ -266,47 +354,91 @@ def calibration_verdicts(
     project: ProjectResource,
 ) -> MaterializeResult:
     """The judges' verdicts on the gold-labelled outputs (sealed traces and holdout cases
-    excluded), the imported pointwise verdicts of external judges on gold-labelled subjects,
-    and the scikit-learn classifier judge fitted on the train split."""
+    excluded) with the rubric as deployed, and on the dev outputs also with the other prompt
+    (with or without the pinned few-shot examples) to measure what examples change; the
+    imported pointwise verdicts of external judges; the scikit-learn classifier judge."""
     c = calibration_settings(config, project)
-    rubric = load_rubric(c.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        reference_source.load(conn)
-        subjects = conn.execute(SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE)).df()
-        external = conn.execute(EXTERNAL_SUBJECTS_SQL).df()
-        context.log.info(
-            f"{len(subjects):,} gold-labelled outputs with references; "
-            f"{len(external):,} imported verdicts on gold-labelled subjects"
-        )
-        skipped = skipped_labels(conn, subjects, external)
-        if skipped:
-            context.log.info(
-                "gold labels not used for calibration: "
-                + "; ".join(f"{n:,} {why}" for why, n in sorted(skipped.items()))
-            )
-        labelled = [
-            ((r["subject_id"], r["category"]), r, [rubric]) for r in subjects.to_dict("records")
-        ]
+        deployed, other = calibrated_prompts(conn, load_rubric(c.rubric), project.config().judges)
+        subjects, external, skipped = _labelled_outputs(context, conn, reference_source)
         judged, stats = judge_outputs(
-            judge_client, conn, labelled, c.judges, pii, context.log.info, context.run_id
+            judge_client,
+            conn,
+            with_prompts(subjects, deployed, other),
+            c.judges,
+            pii,
+            context.log.info,
+            context.run_id,
         )
         rows = [
-            (*j.subject, j.judge, rubric.name, rubric.version, j.verdict, j.error) for j in judged
+            (*j.subject, j.judge, j.rubric.name, j.rubric.version, j.verdict, j.error)
+            for j in judged
         ]
         if c.classifier_judge:
-            rows += classifier_verdicts(subjects, rubric.name, rubric.version)
+            rows += classifier_verdicts(subjects, deployed.name, deployed.version)
         rows += list(external[VERDICT_COLUMNS].itertuples(index=False))
         frame = with_output_chars(pd.DataFrame(rows, columns=VERDICT_COLUMNS), subjects)
         replace_table(conn, CALIBRATION_VERDICTS, frame)
         return MaterializeResult(
             metadata={
                 **table_metadata(conn, CALIBRATION_VERDICTS),
+                "deployed_rubric": MetadataValue.text(deployed.key),
+                "dev_also_with": MetadataValue.text(other.key if other else "none"),
                 "external_verdicts": MetadataValue.int(len(external)),
                 "labels_skipped": MetadataValue.json(skipped),
                 **_calls_metadata(stats, pii),
             }
         )
+
+
+@table_asset(
+    FEW_SHOT_EFFECT,
+    group="calibration",
+    reads=[CALIBRATION_VERDICTS, GOLD_LABELS, FEW_SHOT_EXAMPLES],
+    kinds=("duckdb", "scipy"),
+)
+def few_shot_effect(
+    config: CalibrationConfig, warehouse: Warehouse, project: ProjectResource
+) -> MaterializeResult:
+    """What the pinned few-shot examples change on the dev split: each judge's agreement,
+    kappa, TPR and TNR on the same dev outputs without and with them, per category and
+    overall, with an exact McNemar test (empty without examples)."""
+    c = calibration_settings(config, project)
+    judges = project.config().judges
+    with warehouse.get_connection() as conn:
+        rubric = load_rubric(c.rubric)
+        shots = with_examples(rubric, pinned_for(conn, rubric, judges.few_shot))
+        frame = (
+            measured_effect(conn, rubric, shots.version).assign(
+                rubric=rubric.name,
+                rubric_version=rubric.version,
+                few_shot_version=shots.version,
+                in_use=judges.use_few_shot,
+            )
+            if shots.examples
+            else pd.DataFrame(columns=FEW_SHOT_EFFECT.column_names)
+        )
+        replace_table(conn, FEW_SHOT_EFFECT, frame[FEW_SHOT_EFFECT.column_names])
+        overall = frame[frame["category"] == "all"] if not frame.empty else frame
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, FEW_SHOT_EFFECT),
+                "overall": MetadataValue.md(markdown_table(overall.round(3))),
+            }
+        )
+
+
+def examples_check(conn: DuckDBPyConnection) -> AssetCheckResult:
+    """Fails when a pinned example is a dev or test item."""
+    outside = conn.execute(EXAMPLES_OUTSIDE_TRAIN_SQL).df()
+    return AssetCheckResult(
+        check_name="examples_from_train_only",
+        asset_key=FEW_SHOT_EXAMPLES.name,
+        passed=outside.empty,
+        description=f"{len(outside)} pinned examples outside the train split",
+        metadata={"outside_train": MetadataValue.md(markdown_table(outside.head(10)))},
+    )
 
 
 def _trust_check(status: pd.DataFrame) -> AssetCheckResult:
@@ -465,7 +597,7 @@ def judge_bias(
         yield replaced_with(conn, JUDGE_BIAS, frame, "biases")
         trusted = set(
             trusted_judges(
-                conn, frame["judge"].tolist(), load_rubric(project.config().judges.rubric)
+                conn, frame["judge"].tolist(), project_rubric(conn, project.config().judges)
             )
         )
     yield bias_check(frame, trusted)

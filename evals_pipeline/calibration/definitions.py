@@ -8,6 +8,8 @@ from evals_pipeline.calibration.assets import (
     categorizer_accuracy,
     corrected_pass_rates,
     external_verdict_files,
+    few_shot_effect,
+    few_shot_examples,
     human_label_files,
     judge_bias,
     judge_calibration,
@@ -41,7 +43,9 @@ def definitions(project: ProjectConfig) -> Definitions:
         assets=[
             human_label_files,
             external_verdict_files,
+            few_shot_examples,
             calibration_verdicts,
+            few_shot_effect,
             judge_calibration,
             judge_bias,
             pairwise_calibration,

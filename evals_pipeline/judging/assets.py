@@ -24,6 +24,7 @@ from evals_pipeline.judging.bradley_terry import bt_ratings as fit_bt_ratings
 from evals_pipeline.judging.candidates import AppVersion, candidate_calls, candidate_rows
 from evals_pipeline.judging.client import JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
+from evals_pipeline.judging.few_shot import project_rubric
 from evals_pipeline.judging.pairwise import pairwise_calls, pairwise_rows
 from evals_pipeline.judging.panel import Judgement, judge_outputs
 from evals_pipeline.judging.rubrics import (
@@ -32,7 +33,7 @@ from evals_pipeline.judging.rubrics import (
 )
 from evals_pipeline.judging.trust import trusted_judges
 from evals_pipeline.metadata import markdown_table, table_metadata
-from evals_pipeline.project import ProjectResource
+from evals_pipeline.project import JudgesSpec, ProjectResource
 from evals_pipeline.records import (
     ACTIVE_CASES,
     ASSERTION_RESULTS,
@@ -111,9 +112,12 @@ class Panel:
     dimensional_rubric: str
     dimensional_categories: list[str]
     quorum: int
+    spec: JudgesSpec
 
-    def rubrics(self) -> list[Rubric]:
-        return [load_rubric(self.rubric)] + (
+    def rubrics(self, conn: DuckDBPyConnection) -> list[Rubric]:
+        """The binary rubric as the judges use it (with its pinned few-shot examples when the
+        project uses them), then the dimensional one."""
+        return [project_rubric(conn, self.spec, self.rubric)] + (
             [load_rubric(self.dimensional_rubric)] if self.dimensional_rubric else []
         )
 
@@ -138,6 +142,7 @@ def judge_panel(config: JudgeConfig, project: ProjectResource) -> Panel:
             else config.dimensional_categories
         ),
         quorum=j.quorum if config.quorum is None else config.quorum,
+        spec=j,
     )
 
 
@@ -295,9 +300,9 @@ def judge_verdicts(
     dimensional rubric where configured. Untrusted text sits between markers, PII is
     redacted, responses are parsed and validated; a failed call is an error, never a pass."""
     panel = judge_panel(config, project)
-    rubrics = panel.rubrics()
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
+        rubrics = panel.rubrics(conn)
         rows = conn.execute(
             f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
                 JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
@@ -347,8 +352,8 @@ def judge_ensemble_and_review_queue(
     judges are reported beside the verdict, never counted; with fewer trusted judges than the
     quorum there is no ensemble until a calibration run trusts enough (that run rebuilds it)."""
     panel = judge_panel(config, project)
-    rubrics = panel.rubrics()
     with warehouse.get_connection() as conn:
+        rubrics = panel.rubrics(conn)
         quorum = panel_quorum(len(panel.judges), panel.quorum)
         trusted = trusted_judges(conn, panel.judges, rubrics[0])
         if len(trusted) < quorum:

@@ -23,16 +23,36 @@ BEGIN, END = "<<<BEGIN {name}>>>", "<<<END {name}>>>"
 
 
 @dataclass(frozen=True)
+class Example:
+    """A few-shot example: an output the domain expert labelled, from the calibration train
+    split (never dev or test, which measure the judge)."""
+
+    subject_id: str
+    input: str
+    output: str
+    verdict: str
+    critique: str
+
+
+@dataclass(frozen=True)
 class Rubric:
     name: str
     version: str
     kind: Literal["binary", "dimensional", "pairwise"]
     instructions: str
     dimensions: dict[str, str] = field(default_factory=dict)
+    # Pinned few-shot examples (calibration/few_shot.py). They are part of the prompt, so a
+    # rubric with examples has a version of its own (`<version>+fs<k>.<digest>`).
+    examples: tuple[Example, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def base_version(self) -> str:
+        """The rubric file's version, without the few-shot suffix."""
+        return self.version.split("+", 1)[0]
 
 
 def load_rubric(name: str, folder: Path = RUBRIC_DIR) -> Rubric:
@@ -67,6 +87,16 @@ def read_section(prompt: str, name: str) -> str | None:
         return None
     j = prompt.find(end, i)
     return prompt[i + len(start) : j].strip("\n") if j >= 0 else None
+
+
+def read_sections(prompt: str, name: str) -> list[str]:
+    """The text of every section called `name`, in order (few-shot examples repeat theirs)."""
+    start, end = BEGIN.format(name=name), END.format(name=name)
+    out, i = [], 0
+    while (j := prompt.find(start, i)) >= 0 and (k := prompt.find(end, j)) >= 0:
+        out.append(prompt[j + len(start) : k].strip("\n"))
+        i = k + len(end)
+    return out
 
 
 def without_sections(prompt: str) -> str:
@@ -110,16 +140,24 @@ def render_messages(
     case: dict[str, str | None],
     output: str | None = None,
     output_b: str | None = None,
-    examples: list[dict[str, str]] | None = None,
+    examples: tuple[Example, ...] | None = None,
 ) -> list[dict[str, str]]:
     """Chat messages for one judgement. `case` has input, reference_good, reference_borderline
-    and optionally context; few-shot `examples` (from the calibration train split) are shown
-    as labelled data, never as instructions."""
+    and optionally context. The few-shot `examples` (default: the rubric's pinned ones, from
+    the calibration train split) are shown as labelled data: the expert's verdict is ours and
+    stands outside the markers; their input, output and critique are data inside them."""
     parts = [rubric.instructions, _format(rubric)]
-    for i, ex in enumerate(examples or []):
+    shots = rubric.examples if examples is None else examples
+    for i, ex in enumerate(shots):
         parts.append(
-            f"Example {i + 1} (labelled by a domain expert: {ex['verdict']}):\n"
-            + section("EXAMPLE OUTPUT", ex["output"])
+            f"Example {i + 1}, labelled by a domain expert: {ex.verdict}\n"
+            + "\n".join(
+                (
+                    section("EXAMPLE INPUT", ex.input),
+                    section("EXAMPLE OUTPUT", ex.output),
+                    section("EXAMPLE CRITIQUE", ex.critique),
+                )
+            )
         )
     parts.append(section("USER INPUT", case.get("input")))
     if case.get("context"):

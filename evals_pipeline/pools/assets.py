@@ -26,7 +26,7 @@ from pydantic import Field
 
 from evals_pipeline.judging.candidates import AppVersion
 from evals_pipeline.judging.client import JudgeClient
-from evals_pipeline.judging.rubrics import load_rubric
+from evals_pipeline.judging.few_shot import project_rubric
 from evals_pipeline.judging.trust import trusted_judges
 from evals_pipeline.metadata import markdown_table, table_metadata
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
@@ -336,8 +336,8 @@ def holdout_panel_evaluation(
     rates per side, version and category come out (one logged read), beside the same judges'
     rates on the active pool: the gap the `holdout` gate reads."""
     start, _ = quarter_window(context)
-    rubric = load_rubric(project.config().judges.rubric)
     with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
+        rubric = project_rubric(conn, project.config().judges)
         judges = trusted_judges(conn, project.config().judges.panel, rubric)
         holdout_panel.evaluate(
             conn,

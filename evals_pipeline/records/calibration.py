@@ -176,6 +176,69 @@ CALIBRATION_VERDICTS = Table(
     ),
 )
 
+FEW_SHOT_EXAMPLES = Table(
+    "few_shot_examples",
+    "The few-shot examples pinned per rubric version (judges.few_shot): chosen once from the "
+    "calibration train split, balanced pass/fail across categories, each fail with the "
+    "expert's critique. Dev and test items are never chosen (they measure the judges).",
+    (
+        Column("rubric", "VARCHAR", "Rubric name."),
+        Column(
+            "rubric_version", "VARCHAR", "The rubric file's version the examples are pinned to."
+        ),
+        Column(
+            "few_shot_version",
+            "VARCHAR",
+            "The version of the rubric with these examples in its prompt: <version>+fs<k>.<digest>.",
+        ),
+        Column(
+            "requested",
+            "INTEGER",
+            "k asked for (judges.few_shot); fewer are pinned when the train split runs short.",
+        ),
+        Column("position", "INTEGER", "Order in the prompt, from 1."),
+        Column("subject_id", "VARCHAR", "The labelled trace or case."),
+        Column("category", "VARCHAR", "Task category."),
+        Column("split", "VARCHAR", "Always train."),
+        Column("verdict", "VARCHAR", "The gold label: pass / fail."),
+        Column("critique", "VARCHAR", "The expert's critique ('' for a pass without one)."),
+        Column("input", "VARCHAR", "The example's user input, as shown to the judge."),
+        Column("output", "VARCHAR", "The example's output, as shown to the judge."),
+        Column("pinned_at", "TIMESTAMP", "When the examples were chosen (UTC)."),
+    ),
+)
+
+FEW_SHOT_EFFECT = Table(
+    "few_shot_effect",
+    "What the pinned few-shot examples change, measured on the dev split only: each judge's "
+    "agreement with the expert on the same dev outputs without and with the examples, per "
+    "category and overall, with an exact McNemar test on the paired verdicts.",
+    (
+        Column("judge", "VARCHAR", "Judge."),
+        Column("rubric", "VARCHAR", "Rubric name."),
+        Column("rubric_version", "VARCHAR", "The rubric without examples."),
+        Column("few_shot_version", "VARCHAR", "The rubric with the pinned examples."),
+        Column("category", "VARCHAR", "Task category, or 'all'."),
+        Column("n", "INTEGER", "Dev outputs with a verdict under both prompts."),
+        Column("agreement_without", "DOUBLE", "Share agreeing with the expert, zero-shot."),
+        Column("agreement_with", "DOUBLE", "Share agreeing with the expert, with the examples."),
+        Column("kappa_without", "DOUBLE", "Cohen's kappa against the expert, zero-shot."),
+        Column("kappa_with", "DOUBLE", "Cohen's kappa against the expert, with the examples."),
+        Column("tpr_without", "DOUBLE", "TPR zero-shot (null without human passes)."),
+        Column("tpr_with", "DOUBLE", "TPR with the examples."),
+        Column("tnr_without", "DOUBLE", "TNR zero-shot (null without human fails)."),
+        Column("tnr_with", "DOUBLE", "TNR with the examples."),
+        Column("fixed", "INTEGER", "Outputs wrong zero-shot and right with the examples."),
+        Column("broken", "INTEGER", "Outputs right zero-shot and wrong with the examples."),
+        Column(
+            "p_value",
+            "DOUBLE",
+            "Exact McNemar test (two-sided binomial on fixed vs broken): is the change real?",
+        ),
+        Column("in_use", "BOOLEAN", "The judges use the examples (judges.use_few_shot)."),
+    ),
+)
+
 JUDGE_BIAS = Table(
     "judge_bias",
     "The judge biases seed 002 names, per judge and rubric version: length (at the same human "

@@ -18,6 +18,7 @@ import pandas as pd
 
 from evals_pipeline.records import (
     FAILURE_MODE_DISTRIBUTION,
+    FEW_SHOT_EFFECT,
     HOLDOUT_GAP,
     JUDGE_BIAS,
     JUDGE_CALIBRATION,
@@ -329,6 +330,12 @@ SECTIONS = (
         f"""SELECT judge, n, length_coef, length_coef_low, length_coef_high, length_biased,
                   position_flip_rate, family, same_family_versions AS self_preference_risk_with
            FROM {JUDGE_BIAS} ORDER BY judge""",
+    ),
+    (
+        "Few-shot examples: dev agreement with the expert without and with them (McNemar p)",
+        f"""SELECT judge, category, n, agreement_without, agreement_with, kappa_without, kappa_with,
+                  fixed, broken, p_value, few_shot_version, in_use
+           FROM {FEW_SHOT_EFFECT} ORDER BY judge, category = 'all' DESC, category""",
     ),
     (
         "Offline-online correlation (thumbs-up rate)",

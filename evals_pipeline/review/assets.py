@@ -19,8 +19,8 @@ from pydantic import Field
 
 from evals_pipeline.calibration.measurement import principal_annotator
 from evals_pipeline.judging.client import JudgeClient, RunStats
+from evals_pipeline.judging.few_shot import project_rubric
 from evals_pipeline.judging.panel import judge_outputs
-from evals_pipeline.judging.rubrics import load_rubric
 from evals_pipeline.metadata import FILES_STATE, markdown_table, table_metadata
 from evals_pipeline.partitions import weekly_partitions
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceSource
@@ -167,9 +167,9 @@ def review_items(
     )
     panel = project.config().judges
     judges = config.judges or panel.panel
-    rubric = load_rubric(config.rubric or panel.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
+        rubric = project_rubric(conn, panel, config.rubric or None)
         reference_source.load(conn)
         # A production trace may share its question, hence its references, with a holdout
         # case: those references stay sealed (not shown, not sent to a judge).

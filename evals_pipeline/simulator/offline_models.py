@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from evals_pipeline.judging.rubrics import read_section, without_sections
+from evals_pipeline.judging.rubrics import read_section, read_sections, without_sections
 from evals_pipeline.judging.text_features import CONFIDENT, NUMBER, REFUSAL, content_words
 from evals_pipeline.review.suggest import BEGIN, END
 
@@ -132,11 +132,55 @@ def drift_of(api_base: str | None) -> float:
     return 0.0
 
 
+# In-context learning, as these stand-ins do it. A judge learns from a labelled example only
+# where it can tell that its own zero-shot verdict on it would have been wrong, and what it
+# learns is a kind of answer (a refusal, a clarifying question) and the expert's verdict on
+# that kind. The generic judge, which reads no references, can tell; the reference judges
+# cannot (examples carry no references), so examples change nothing for them. Examples that
+# disagree about a kind teach nothing about it. So few-shot helps where a judge misreads a kind
+# of answer (the generic judge fails correct refusals and clarifying questions) and cannot fix
+# errors that are noise.
+CLARIFYING = re.compile(r"\b(could|can) you clarify\b|\bwhat do you mean\b", re.I)
+_EXAMPLE_LABEL = re.compile(r"^Example \d+, labelled by a domain expert: (pass|fail)\s*$", re.M)
+
+
+def answer_kind(text: str) -> str | None:
+    if REFUSAL.search(text):
+        return "refusal"
+    return "clarifying question" if CLARIFYING.search(text) else None
+
+
+def learned_from_examples(prompt: str) -> dict[str, tuple[bool, str]]:
+    """{kind of answer: (passes, the expert's critique)} the generic judge takes from the
+    prompt's labelled examples."""
+    verdicts = _EXAMPLE_LABEL.findall(without_sections(prompt))
+    outputs = read_sections(prompt, "EXAMPLE OUTPUT")
+    critiques = read_sections(prompt, "EXAMPLE CRITIQUE")
+    seen: dict[str, list[tuple[bool, str, bool]]] = {}
+    for verdict, raw, critique in zip(verdicts, outputs, critiques, strict=False):
+        text, _ = strip_injections(raw)
+        kind, expert = answer_kind(text), verdict == "pass"
+        if kind is not None:
+            mistaken = generic_helpfulness(text)[0] != expert
+            seen.setdefault(kind, []).append((expert, critique, mistaken))
+    learned = {}
+    for kind, said in seen.items():
+        # The examples agree about this kind, and one showed the judge its own mistake.
+        if len({ok for ok, _, _ in said}) == 1 and any(m for _, _, m in said):
+            expert, critique, _ = next(x for x in said if x[2])
+            learned[kind] = (expert, critique)
+    return learned
+
+
 def _judge_binary(judge: str, prompt: str, drift: float = 0.0) -> dict[str, Any]:
     raw = read_section(prompt, "ASSISTANT OUTPUT") or ""
     output, injected = strip_injections(raw)
     if judge == "generic-judge":
         ok, critique, _ = generic_helpfulness(output)
+        rule = learned_from_examples(prompt).get(answer_kind(output) or "")
+        if rule is not None and rule[0] != ok:
+            ok = rule[0]
+            critique = "As in the expert's example: " + (rule[1] or "an acceptable answer.")
     else:
         ok, critique, _ = reference_check(
             claims_text(raw),
