@@ -13,6 +13,8 @@ from evals_pipeline.records import (
     BT_RATINGS,
     CORRECTED_PASS_RATES,
     FAILURE_MODE_DISTRIBUTION,
+    FAILURE_MODE_JUDGES,
+    FEW_SHOT_EFFECT,
     GOLD_LABELS,
     HOLDOUT_EVALUATION,
     HOLDOUT_PANEL_EVALUATION,
@@ -174,7 +176,8 @@ def calibration(con: Con) -> list[str]:
     for judge, since, n, tpr, tlo, thi, tnr, nlo, nhi, kap, status in con.execute(
         f"""SELECT judge, test_since, n, round(tpr, 3), round(tpr_low, 3), round(tpr_high, 3), round(tnr, 3), round(tnr_low, 3),
                   round(tnr_high, 3), round(kappa, 3), trust_status
-           FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge"""
+           FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' AND rubric = 'pass_fail'
+           ORDER BY judge"""
     ).fetchall():
         out.append(
             f"  {judge:<26} n={n} since {since or 'the start'}  TPR {tpr} [{tlo}, {thi}]  TNR {tnr} "
@@ -187,13 +190,14 @@ def calibration(con: Con) -> list[str]:
     for judge, coef, lo, hi, biased, flips in con.execute(
         f"""SELECT judge, round(length_coef, 2), round(length_coef_low, 2), round(length_coef_high, 2),
                   length_biased, round(position_flip_rate, 3)
-           FROM {JUDGE_BIAS} WHERE length_coef IS NOT NULL ORDER BY judge"""
+           FROM {JUDGE_BIAS} WHERE length_coef IS NOT NULL AND rubric_version NOT LIKE '%+fs%' ORDER BY judge"""
     ).fetchall():
         out.append(
             f"    {judge:<26} {coef:+.2f} [{lo:+.2f}, {hi:+.2f}]  "
             + ("biased" if biased else "no significant bias")
             + (f"; pairwise order flips {flips}" if flips is not None else "")
         )
+    out += few_shot_lines(con) + failure_mode_lines(con)
     out.append("  Human annotators (Cohen's kappa, 95% bootstrap interval):")
     for a, b, n, k, lo, hi in con.execute(
         f"""SELECT annotator_a, annotator_b, n, round(kappa, 2), round(kappa_low, 2), round(kappa_high, 2)
@@ -304,3 +308,48 @@ SECTIONS: tuple[Callable[[Con], list[str]], ...] = (
 def summary(con: Con) -> list[str]:
     """The demo's summary of the snapshot open on `con`, section by section."""
     return [line for section in SECTIONS for line in section(con)]
+
+
+def few_shot_lines(con: Con) -> list[str]:
+    """The few-shot examples' effect on dev: per judge, overall and its largest change."""
+    rows = con.execute(
+        f"""SELECT judge, category, n, round(agreement_without, 3), round(agreement_with, 3), fixed, broken, p_value,
+                  few_shot_version
+           FROM {FEW_SHOT_EFFECT} ORDER BY judge, abs(agreement_with - agreement_without) DESC, category"""
+    ).fetchall()
+    if not rows:
+        return []
+    out = [
+        f"  Few-shot examples ({rows[0][8]}, from the train split): dev agreement without -> with "
+        "(largest change by category; McNemar p):"
+    ]
+    for judge in dict.fromkeys(r[0] for r in rows):
+        mine = [r for r in rows if r[0] == judge]
+        overall = next(r for r in mine if r[1] == "all")
+        top = next((r for r in mine if r[1] != "all"), overall)
+        out.append(
+            f"    {judge:<26} all {overall[3]} -> {overall[4]}; {top[1]} {top[3]} -> {top[4]} "
+            f"({top[5]} fixed, {top[6]} broken, p {top[7]:.2g})"
+        )
+    return out
+
+
+def failure_mode_lines(con: Con) -> list[str]:
+    """Per-failure-mode judges: enabled or waiting for labels, and the trusted ones."""
+    rows = con.execute(
+        f"""SELECT j.failure_mode, j.labelled, j.min_labels, j.enabled,
+                  string_agg(c.judge || ' TPR ' || round(c.tpr, 2) || ' TNR ' || round(c.tnr, 2)
+                             || CASE WHEN c.trusted THEN ' trusted' ELSE ' not trusted' END, '; ' ORDER BY c.judge)
+           FROM {FAILURE_MODE_JUDGES} j LEFT JOIN {JUDGE_CALIBRATION} c
+             ON c.rubric = j.rubric AND c.rubric_version = j.rubric_version AND c.split = 'test' AND c.category = 'all'
+           GROUP BY ALL ORDER BY 1"""
+    ).fetchall()
+    if not rows:
+        return []
+    out = ["  Per-failure-mode judges (gold fails of the mode; test split):"]
+    for mode, labelled, need, enabled, judges in rows:
+        out.append(
+            f"    {mode:<18} {labelled} fails: "
+            + (judges or "enabled, not measured yet" if enabled else f"waiting for {need}")
+        )
+    return out

@@ -40,3 +40,10 @@ def holdout_review_dir() -> Path:
     (`queue.duckdb`), their label files (`labels/`) and the view log (`views/`). Never read
     by an analyst table, the snapshot or the ordinary review session."""
     return data_dir() / "holdout_review"
+
+
+def taxonomy_path() -> Path:
+    """The failure taxonomy file (review/taxonomy.py edits it; calibration reads its aliases)."""
+    return Path(
+        os.environ.get("EVALS_TAXONOMY_FILE", data_dir() / "taxonomy" / "failure_modes.json")
+    )

@@ -206,6 +206,17 @@ class JudgesSpec(_Strict):
         "own, <version>+fs<k>.<digest>, calibrated and trusted on its own). Decide from "
         "few_shot_effect; outputs already judged are re-judged at the next judging run.",
     )
+    failure_modes: dict[str, str] = Field(
+        default_factory=dict,
+        description="A binary judge per failure mode (seed 001): mode name (canonical, as in the "
+        "taxonomy) -> its definition, which the judge's rubric states. A mode's judge is "
+        "calibrated and used once the mode has failure_mode_min_labels gold fails.",
+    )
+    failure_mode_min_labels: int = Field(
+        default=100,
+        ge=1,
+        description="Gold fails of a mode before its judge is calibrated and used.",
+    )
     suggester: str = Field(
         default="",
         description="Model proposing failure-mode groupings in the review app; empty = the "

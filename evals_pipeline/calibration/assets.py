@@ -36,6 +36,9 @@ from evals_pipeline.calibration.evidence import (
     segment_sql,
     verdicts_format,
 )
+from evals_pipeline.calibration.failure_modes import (
+    failure_mode_judges as failure_mode_judges_frame,
+)
 from evals_pipeline.calibration.few_shot import (
     EXAMPLES_OUTSIDE_TRAIN_SQL,
     calibrated_prompts,
@@ -76,7 +79,7 @@ from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.few_shot import pinned_for, project_rubric, with_examples
 from evals_pipeline.judging.panel import judge_outputs
 from evals_pipeline.judging.rubrics import load_rubric
-from evals_pipeline.judging.trust import trusted_judges
+from evals_pipeline.judging.trust import enabled_failure_modes, trusted_judges
 from evals_pipeline.metadata import (
     evidence_results,
     markdown_table,
@@ -93,6 +96,7 @@ from evals_pipeline.records import (
     CATEGORIZER_ACCURACY,
     CORRECTED_PASS_RATES,
     EXTERNAL_VERDICTS,
+    FAILURE_MODE_JUDGES,
     FEW_SHOT_EFFECT,
     FEW_SHOT_EXAMPLES,
     GOLD_LABELS,
@@ -198,7 +202,8 @@ def human_label_files(
         counts = load_labels(conn, labels_dir())
         context.log.info(f"labels: {counts}")
         who = principal_annotator(conn, project.config().judges.principal_annotator)
-        gold = build_gold_labels(conn, evidence.gold, who, evidence.segment_by)
+        modes = list(project.config().judges.failure_modes)
+        gold = build_gold_labels(conn, evidence.gold, who, evidence.segment_by, modes)
         context.log.info(f"gold labels: {gold}")
         yield from evidence_results(
             conn, HUMAN_LABELS, QUARANTINED_LABELS, counts, state, {"splits": label_splits(conn)}
@@ -282,6 +287,29 @@ def _labelled_outputs(
     return subjects, external, skipped
 
 
+@table_asset(FAILURE_MODE_JUDGES, group="calibration", reads=[GOLD_LABELS])
+def failure_mode_judges(warehouse: Warehouse, project: ProjectResource) -> MaterializeResult:
+    """The per-failure-mode judges of the project file (judges.failure_modes) and whether each
+    is enabled: a mode's judge is calibrated, and judges candidate outputs, once the mode has
+    judges.failure_mode_min_labels gold fails; until then it waits, with its count shown."""
+    judges = project.config().judges
+    with warehouse.get_connection() as conn:
+        frame = failure_mode_judges_frame(
+            conn, judges.failure_modes, judges.failure_mode_min_labels
+        )
+        replace_table(conn, FAILURE_MODE_JUDGES, frame)
+        enabled = frame["enabled"].astype(bool)
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, FAILURE_MODE_JUDGES),
+                "enabled": MetadataValue.json(frame[enabled]["failure_mode"].tolist()),
+                "waiting": MetadataValue.json(
+                    {r.failure_mode: int(r.labelled) for r in frame[~enabled].itertuples()}
+                ),
+            }
+        )
+
+
 @table_asset(
     FEW_SHOT_EXAMPLES,
     group="calibration",
@@ -342,6 +370,7 @@ def few_shot_examples(
         UNSEALED_POOL,
         CANDIDATE_OUTPUTS,
         FEW_SHOT_EXAMPLES,
+        FAILURE_MODE_JUDGES,
     ],
     kinds=("duckdb", "litellm", "sklearn"),
 )
@@ -365,7 +394,7 @@ def calibration_verdicts(
         judged, stats = judge_outputs(
             judge_client,
             conn,
-            with_prompts(subjects, deployed, other),
+            with_prompts(subjects, deployed, other, enabled_failure_modes(conn)),
             c.judges,
             pii,
             context.log.info,
@@ -595,12 +624,10 @@ def judge_bias(
         )
         frame = pd.DataFrame(rows, columns=JUDGE_BIAS.column_names)
         yield replaced_with(conn, JUDGE_BIAS, frame, "biases")
-        trusted = set(
-            trusted_judges(
-                conn, frame["judge"].tolist(), project_rubric(conn, project.config().judges)
-            )
-        )
-    yield bias_check(frame, trusted)
+        deployed = project_rubric(conn, project.config().judges)
+        trusted = set(trusted_judges(conn, frame["judge"].tolist(), deployed))
+    # the deployed prompt's rows (and pairwise-only ones): not a prompt measured beside it
+    yield bias_check(frame[frame["rubric_version"].isin([deployed.version, None])], trusted)
 
 
 def bias_check(frame: pd.DataFrame, trusted: set[str]) -> AssetCheckResult:

@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from evals_pipeline.calibration.metrics import wilson
+from evals_pipeline.judging.rubrics import FAILURE_MODE_PREFIX
 from evals_pipeline.records import CALIBRATION_VERDICTS, GOLD_LABELS, PAIRWISE_VERDICTS
 
 # calibration_verdicts as the judges give them; the output's length is added from the subjects
@@ -34,7 +35,7 @@ LENGTH_SQL = f"""
 SELECT v.judge, v.rubric, v.rubric_version, l.verdict = 'pass' AS human_pass,
        v.verdict = 'pass' AS judge_pass, v.output_chars
 FROM {CALIBRATION_VERDICTS} v JOIN {GOLD_LABELS} l ON l.subject_id = v.subject_id
-WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL AND l.split IN ('train', 'dev')
+WHERE l.kind = 'pointwise' AND v.rubric NOT LIKE '{FAILURE_MODE_PREFIX}%' AND l.verdict IS NOT NULL AND l.split IN ('train', 'dev')
   AND v.verdict IS NOT NULL AND v.output_chars IS NOT NULL
 ORDER BY ALL
 """

@@ -8,6 +8,7 @@ from evals_pipeline.calibration.assets import (
     categorizer_accuracy,
     corrected_pass_rates,
     external_verdict_files,
+    failure_mode_judges,
     few_shot_effect,
     few_shot_examples,
     human_label_files,
@@ -21,6 +22,7 @@ from evals_pipeline.project import ProjectConfig
 from evals_pipeline.records import (
     CORRECTED_PASS_RATES,
     FAILURE_MODE_DISTRIBUTION,
+    FAILURE_MODE_VERDICTS,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     REVIEW_QUEUE,
@@ -30,10 +32,16 @@ calibration_job = define_asset_job(
     "evals_calibration",
     selection=AssetSelection.groups("calibration", "analytics")
     # only trusted judges vote: the ensemble and the review queue follow each calibration
-    | AssetSelection.assets(FAILURE_MODE_DISTRIBUTION.name, JUDGE_ENSEMBLE.name, REVIEW_QUEUE.name),
+    | AssetSelection.assets(
+        FAILURE_MODE_DISTRIBUTION.name,
+        JUDGE_ENSEMBLE.name,
+        REVIEW_QUEUE.name,
+        FAILURE_MODE_VERDICTS.name,
+    ),
     description="Load human labels (and their gold labels) and external verdicts, judge the "
     "labelled outputs, calibrate every judge (pass/fail and pairwise), correct pass rates, count "
-    "failure modes, and rebuild the ensemble and review queue from the judges now trusted. "
+    "failure modes, and rebuild the ensemble, the review queue and the per-failure-mode verdicts "
+    "from the judges now trusted. "
     "Started by label_files_sensor and verdict_files_sensor when files change.",
 )
 
@@ -43,6 +51,7 @@ def definitions(project: ProjectConfig) -> Definitions:
         assets=[
             human_label_files,
             external_verdict_files,
+            failure_mode_judges,
             few_shot_examples,
             calibration_verdicts,
             few_shot_effect,

@@ -13,6 +13,7 @@ zero-shot prompt's and a cached zero-shot verdict is never reused for it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -215,16 +216,22 @@ def calibrated_prompts(
 
 
 def with_prompts(
-    subjects: pd.DataFrame, deployed: Rubric, other: Rubric | None
+    subjects: pd.DataFrame,
+    deployed: Rubric,
+    other: Rubric | None,
+    modes: Sequence[tuple[str, Rubric]] = (),
 ) -> list[tuple[tuple[str, str], dict, list[Rubric]]]:
-    """(key, row, prompts) per labelled output: the deployed prompt judges every one, the
-    other only dev outputs (train holds the examples themselves, and test decides trust for
-    the deployed prompt alone)."""
+    """(key, row, prompts) per labelled output: the deployed prompt and each enabled
+    failure mode's rubric judge every one, the other pass/fail prompt only dev outputs (train
+    holds the examples themselves, and test decides trust for the deployed prompt alone)."""
+    mode_rubrics = [r for _, r in modes]
     return [
         (
             (r["subject_id"], r["category"]),
             r,
-            [deployed] + ([other] if other is not None and r["split"] == "dev" else []),
+            [deployed]
+            + ([other] if other is not None and r["split"] == "dev" else [])
+            + mode_rubrics,
         )
         for r in subjects.to_dict("records")
     ]

@@ -13,10 +13,13 @@ Per item, `item_agreement` is the share of its annotators who gave the gold labe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 import pandas as pd
 
 from evals_pipeline.calibration.evidence import label_split_sql, segment_sql
+from evals_pipeline.calibration.failure_modes import add_mode_gold
 from evals_pipeline.project import GoldSpec
 from evals_pipeline.records import GOLD_LABELS, HUMAN_LABELS
 from evals_pipeline.warehouse import transaction
@@ -60,10 +63,15 @@ ORDER BY g.kind, g.subject_id
 
 
 def build_gold_labels(
-    conn: duckdb.DuckDBPyConnection, gold: GoldSpec, principal: str, segment_by: str
+    conn: duckdb.DuckDBPyConnection,
+    gold: GoldSpec,
+    principal: str,
+    segment_by: str,
+    failure_modes: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Rebuild gold_labels from human_labels; counts per kind of gold labels and of items
-    without one."""
+    """Rebuild gold_labels from human_labels, with the per-failure-mode labels of the modes
+    that have a judge (calibration/failure_modes.py); counts per kind of gold labels and of
+    items without one."""
     sql = GOLD_SQL.replace("{segment}", segment_sql("m.attributes", segment_by))
     params = {
         "principal": principal,
@@ -75,6 +83,7 @@ def build_gold_labels(
         conn.execute(
             f"INSERT INTO {GOLD_LABELS} ({', '.join(GOLD_LABELS.column_names)}) {sql}", params
         )
+        add_mode_gold(conn, list(failure_modes))
     counts = conn.execute(
         f"""SELECT kind, count(verdict), count(*) - count(verdict) FROM {GOLD_LABELS} GROUP BY 1"""
     ).fetchall()

@@ -13,6 +13,7 @@ from duckdb import DuckDBPyConnection
 from evals_pipeline.calibration.evidence import EXTERNAL_PREFIX
 from evals_pipeline.calibration.metrics import binary_agreement, corrected_pass_rate
 from evals_pipeline.calibration.test_split import Look
+from evals_pipeline.judging.rubrics import FAILURE_MODE_PREFIX
 from evals_pipeline.records import (
     CALIBRATION_TEST_USES,
     CALIBRATION_VERDICTS,
@@ -103,11 +104,17 @@ def calibrated_now(measured: pd.DataFrame, calibrated: list[str]) -> pd.DataFram
     return measured[keep]
 
 
+# The gold label a verdict is measured against: a failure mode's rubric against that mode's
+# labels (gold_labels kind = the rubric's name), every other rubric against pass/fail.
+GOLD_KIND_OF_VERDICT = (
+    f"CASE WHEN v.rubric LIKE '{FAILURE_MODE_PREFIX}%' THEN v.rubric ELSE 'pointwise' END"
+)
+
 MEASURED_SQL = f"""
 SELECT v.judge, v.rubric, v.rubric_version, l.split, v.category, l.verdict = 'pass' AS human_pass, v.verdict = 'pass' AS judge_pass,
        v.subject_id, l.labelled_quarter
-FROM {CALIBRATION_VERDICTS} v JOIN {GOLD_LABELS} l ON l.subject_id = v.subject_id
-WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL AND v.verdict IS NOT NULL
+FROM {CALIBRATION_VERDICTS} v JOIN {GOLD_LABELS} l ON l.subject_id = v.subject_id AND l.kind = {GOLD_KIND_OF_VERDICT}
+WHERE l.verdict IS NOT NULL AND v.verdict IS NOT NULL
 """
 
 # Imported pointwise verdicts on gold-labelled subjects: calibrated beside the litellm judges

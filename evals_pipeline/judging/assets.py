@@ -26,7 +26,7 @@ from evals_pipeline.judging.client import JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.ensemble import panel_quorum, write_ensemble
 from evals_pipeline.judging.few_shot import project_rubric
 from evals_pipeline.judging.pairwise import pairwise_calls, pairwise_rows
-from evals_pipeline.judging.panel import Judgement, judge_outputs
+from evals_pipeline.judging.panel import Judgement, judge_outputs, mode_verdict_rows
 from evals_pipeline.judging.rubrics import (
     Rubric,
     load_rubric,
@@ -39,6 +39,8 @@ from evals_pipeline.records import (
     ASSERTION_RESULTS,
     BT_RATINGS,
     CANDIDATE_OUTPUTS,
+    FAILURE_MODE_JUDGES,
+    FAILURE_MODE_VERDICTS,
     GOLDEN_CASES,
     GOLDEN_POOLS,
     JUDGE_CALIBRATION,
@@ -329,6 +331,51 @@ def judge_verdicts(
                 ),
                 **_stats_metadata(stats, pii),
                 "pass_rate_by_judge": MetadataValue.md(markdown_table(by_judge)),
+            }
+        )
+
+
+@table_asset(
+    FAILURE_MODE_VERDICTS,
+    group="judging",
+    reads=[CANDIDATE_OUTPUTS, ACTIVE_CASES, FAILURE_MODE_JUDGES, JUDGE_CALIBRATION],
+    kinds=("duckdb", "litellm"),
+)
+def failure_mode_verdicts(
+    context: AssetExecutionContext,
+    config: JudgeConfig,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+    project: ProjectResource,
+) -> MaterializeResult:
+    """The per-failure-mode judges on every candidate output of the active pool: for each
+    mode enabled at the last calibration, the panel judges trusted for its rubric say whether
+    the output shows it. A mode without a trusted judge is logged and left out."""
+    panel = judge_panel(config, project)
+    pii: Counter[str] = Counter()
+    with warehouse.get_connection() as conn:
+        rows = conn.execute(
+            f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
+                JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
+        ).df()
+        out, untrusted, stats = mode_verdict_rows(
+            conn, judge_client, rows, panel.judges, pii, context.log.info, context.run_id
+        )
+        if untrusted:
+            context.log.warning(f"no trusted judge yet for: {', '.join(untrusted)}")
+        frame = pd.DataFrame(out, columns=FAILURE_MODE_VERDICTS.column_names)
+        replace_table(conn, FAILURE_MODE_VERDICTS, frame)
+        rates = conn.execute(
+            f"""SELECT failure_mode, judge, app_version, count(*) AS n,
+                      round(avg((verdict = 'fail')::INT), 3) AS shows_mode, count(error) AS errors
+               FROM {FAILURE_MODE_VERDICTS} GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        return MaterializeResult(
+            metadata={
+                **table_metadata(conn, FAILURE_MODE_VERDICTS),
+                **_stats_metadata(stats, pii),
+                "modes_without_trusted_judge": MetadataValue.json(untrusted),
+                "rate_by_mode": MetadataValue.md(markdown_table(rates)),
             }
         )
 

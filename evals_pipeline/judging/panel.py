@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from evals_pipeline.judging.client import CallResult, JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.pii import redact, redacted_case
 from evals_pipeline.judging.rubrics import Rubric, judge_calls
+from evals_pipeline.judging.trust import enabled_failure_modes, trusted_judges
 
 
 @dataclass(frozen=True)
@@ -59,20 +61,59 @@ def judge_outputs(
     client: JudgeClient,
     conn: duckdb.DuckDBPyConnection,
     subjects: Iterable[tuple[Any, dict[str, Any], Sequence[Rubric]]],
-    judges: Sequence[str],
+    judges: Sequence[str] | Mapping[str, Sequence[str]],
     pii: Counter[str],
     progress: Callable[[str], None],
     run_id: str = "",
 ) -> tuple[list[Judgement], RunStats]:
     """Every judge's answer on every (key, row, rubrics) subject. A row has `output` and the
     case fields (`input`, `reference_good`, `reference_borderline`); what was redacted is
-    counted in `pii`."""
+    counted in `pii`. `judges` is one list for every rubric, or a list per rubric name."""
     calls, keys = [], []
     for key, row, rubrics in subjects:
         case = redacted_case(row, pii)
         output = redact(row["output"], pii)
         for rubric in rubrics:
-            calls += judge_calls(rubric, list(judges), case, output or "")
-            keys += [(key, judge, rubric) for judge in judges]
+            who = list(judges[rubric.name] if isinstance(judges, Mapping) else judges)
+            calls += judge_calls(rubric, who, case, output or "")
+            keys += [(key, judge, rubric) for judge in who]
     results, stats = run_calls(client, conn, calls, progress, run_id=run_id)
     return [Judgement(k, j, rb, r) for (k, j, rb), r in zip(keys, results, strict=True)], stats
+
+
+def mode_verdict_rows(
+    conn: duckdb.DuckDBPyConnection,
+    client: JudgeClient,
+    outputs: pd.DataFrame,
+    panel: Sequence[str],
+    pii: Counter[str],
+    progress: Callable[[str], None],
+    run_id: str = "",
+) -> tuple[list[tuple], list[str], RunStats]:
+    """failure_mode_verdicts rows: each enabled mode's rubric on every output, by the panel
+    judges trusted for it. Returns (rows, modes without a trusted judge, call stats)."""
+    modes = enabled_failure_modes(conn)
+    judges = {r.name: trusted_judges(conn, panel, r) for _, r in modes}
+    rubrics = [r for _, r in modes if judges[r.name]]
+    subjects = [
+        ((row["case_id"], row["app_version"], row["category"]), row, rubrics)
+        for row in outputs.to_dict("records")
+    ]
+    judged, stats = judge_outputs(
+        client, conn, subjects if rubrics else [], judges, pii, progress, run_id
+    )
+    mode_of = {r.name: m for m, r in modes}
+    rows = [
+        (
+            *j.subject,
+            mode_of[j.rubric.name],
+            j.judge,
+            j.rubric.name,
+            j.rubric.version,
+            j.verdict,
+            j.critique,
+            j.error,
+        )
+        for j in judged
+    ]
+    return rows, [m for m, r in modes if not judges[r.name]], stats

@@ -73,6 +73,28 @@ def load_rubric(name: str, folder: Path = RUBRIC_DIR) -> Rubric:
     return rubric
 
 
+FAILURE_MODE_PREFIX = "failure_mode:"
+# A per-failure-mode judge's rubric (seed 001): one mode, stated by its definition; the
+# verdict says whether the output shows it. Built from the project file, not a rubric file.
+FAILURE_MODE_INSTRUCTIONS = """Decide whether the ASSISTANT OUTPUT shows one failure mode, and only this one.
+FAILURE MODE {mode}: {definition}
+Use the USER INPUT and the REFERENCES to decide. Fail the output if it shows this failure mode;
+pass it if it does not, even when it has other problems."""
+
+
+def failure_mode_rubric(mode: str, definition: str) -> Rubric:
+    """The binary rubric of a per-failure-mode judge, versioned by its definition."""
+    import hashlib
+
+    text = FAILURE_MODE_INSTRUCTIONS.format(mode=mode, definition=" ".join(definition.split()))
+    return Rubric(
+        name=f"{FAILURE_MODE_PREFIX}{mode}",
+        version=hashlib.md5(text.encode()).hexdigest()[:8],
+        kind="binary",
+        instructions=text,
+    )
+
+
 def section(name: str, text: str | None) -> str:
     # Untrusted text cannot close its own section: marker brackets inside it are broken up.
     safe = (text or "").replace("<<<", "< < <").replace(">>>", "> > >")

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import duckdb
 
-from evals_pipeline.judging.rubrics import Rubric
-from evals_pipeline.records import JUDGE_CALIBRATION
+from evals_pipeline.judging.rubrics import Rubric, failure_mode_rubric
+from evals_pipeline.records import FAILURE_MODE_JUDGES, JUDGE_CALIBRATION
 
 # Below this Cohen's kappa against the expert a judge must not be deployed (seed 002), even
 # when its TPR and TNR clear the bar (a rare class hides a kappa that low).
@@ -32,3 +32,14 @@ def trusted_judges(
     ).fetchall()
     trusted = {r[0] for r in rows}
     return [j for j in panel if j in trusted]
+
+
+def enabled_failure_modes(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, Rubric]]:
+    """(mode, rubric) of each per-failure-mode judge enabled at the last calibration (enough
+    gold fails of the mode; `failure_mode_judges`)."""
+    return [
+        (mode, failure_mode_rubric(mode, definition))
+        for mode, definition in conn.execute(
+            f"SELECT failure_mode, definition FROM {FAILURE_MODE_JUDGES} WHERE enabled ORDER BY 1"
+        ).fetchall()
+    ]

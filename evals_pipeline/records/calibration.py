@@ -176,6 +176,38 @@ CALIBRATION_VERDICTS = Table(
     ),
 )
 
+FAILURE_MODE_JUDGES = Table(
+    "failure_mode_judges",
+    "The per-failure-mode judges the project file enables (judges.failure_modes, seed 001): "
+    "each mode's rubric, how many gold fails of the mode there are, and whether that is enough "
+    "(judges.failure_mode_min_labels) for its judge to be calibrated and used.",
+    (
+        Column("failure_mode", "VARCHAR", "The mode (canonical name in the taxonomy)."),
+        Column("definition", "VARCHAR", "The definition its rubric states."),
+        Column(
+            "rubric", "VARCHAR", "failure_mode:<mode>: also the gold_labels kind of its labels."
+        ),
+        Column(
+            "rubric_version",
+            "VARCHAR",
+            "A digest of the definition: a new definition is a new version.",
+        ),
+        Column(
+            "names",
+            "VARCHAR",
+            "The label names counted as this mode: the mode and its taxonomy aliases.",
+        ),
+        Column("labelled", "INTEGER", "Gold pointwise labels that are fails of this mode."),
+        Column(
+            "labelled_other",
+            "INTEGER",
+            "Gold labels without this mode (passes and other modes' fails).",
+        ),
+        Column("min_labels", "INTEGER", "judges.failure_mode_min_labels."),
+        Column("enabled", "BOOLEAN", "labelled >= min_labels: its judge is calibrated and used."),
+    ),
+)
+
 FEW_SHOT_EXAMPLES = Table(
     "few_shot_examples",
     "The few-shot examples pinned per rubric version (judges.few_shot): chosen once from the "

@@ -83,6 +83,25 @@ JUDGE_VERDICTS = Table(
     ),
 )
 
+FAILURE_MODE_VERDICTS = Table(
+    "failure_mode_verdicts",
+    "The per-failure-mode judges' verdicts on the active pool's candidate outputs: for each "
+    "enabled mode, each judge trusted for its rubric says whether the output shows the mode "
+    "(fail) or not (pass). A failed call is an error, never a pass.",
+    (
+        Column("case_id", "VARCHAR", "Golden case."),
+        Column("app_version", "VARCHAR", "App version whose output was judged."),
+        Column("category", "VARCHAR", "The case's task category."),
+        Column("failure_mode", "VARCHAR", "The mode judged."),
+        Column("judge", "VARCHAR", "litellm model string of the judge."),
+        Column("rubric", "VARCHAR", "failure_mode:<mode>."),
+        Column("rubric_version", "VARCHAR", "Rubric version (a digest of the definition)."),
+        Column("verdict", "VARCHAR", "fail = shows the mode, pass = does not; null on error."),
+        Column("critique", "VARCHAR", "The judge's critique."),
+        Column("error", "VARCHAR", "Null, or the reason the verdict is missing."),
+    ),
+)
+
 JUDGE_ENSEMBLE = Table(
     "judge_ensemble",
     "Ensemble per case x app version x rubric: majority vote (binary) or per-dimension median, with agreement.",

@@ -18,6 +18,8 @@ import pandas as pd
 
 from evals_pipeline.records import (
     FAILURE_MODE_DISTRIBUTION,
+    FAILURE_MODE_JUDGES,
+    FAILURE_MODE_VERDICTS,
     FEW_SHOT_EFFECT,
     HOLDOUT_GAP,
     JUDGE_BIAS,
@@ -273,7 +275,8 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         out.append(("Golden pools after each rotation", _png(fig)))
     cal = conn.execute(
         f"""SELECT judge, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high FROM {JUDGE_CALIBRATION}
-           WHERE split = 'test' AND category = 'all' ORDER BY judge"""
+           WHERE split = 'test' AND category = 'all' AND rubric NOT LIKE 'failure_mode:%'
+           ORDER BY judge"""
     ).df()
     if not cal.empty:
         fig, ax = plt.subplots(figsize=(6, 3))
@@ -336,6 +339,20 @@ SECTIONS = (
         f"""SELECT judge, category, n, agreement_without, agreement_with, kappa_without, kappa_with,
                   fixed, broken, p_value, few_shot_version, in_use
            FROM {FEW_SHOT_EFFECT} ORDER BY judge, category = 'all' DESC, category""",
+    ),
+    (
+        "Per-failure-mode judges: gold fails of each mode, and each judge measured on its test split",
+        f"""SELECT j.failure_mode, j.labelled, j.min_labels, j.enabled, c.judge, c.n, c.tpr, c.tnr,
+                  c.kappa, c.trust_status
+           FROM {FAILURE_MODE_JUDGES} j LEFT JOIN {JUDGE_CALIBRATION} c
+             ON c.rubric = j.rubric AND c.rubric_version = j.rubric_version AND c.split = 'test' AND c.category = 'all'
+           ORDER BY j.failure_mode, c.judge""",
+    ),
+    (
+        "Failure modes per app version, by the trusted per-mode judges (share of outputs showing the mode)",
+        f"""SELECT failure_mode, app_version, judge, count(*) AS outputs,
+                  round(avg((verdict = 'fail')::INT), 3) AS shows_mode, count(error) AS errors
+           FROM {FAILURE_MODE_VERDICTS} GROUP BY ALL ORDER BY failure_mode, app_version, judge""",
     ),
     (
         "Offline-online correlation (thumbs-up rate)",

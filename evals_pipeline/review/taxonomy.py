@@ -33,16 +33,10 @@ from typing import Any
 
 import pandas as pd
 
-from evals_pipeline.paths import data_dir
+from evals_pipeline.paths import taxonomy_path
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 UNASSIGNED = "unassigned"
-
-
-def taxonomy_path() -> Path:
-    return Path(
-        os.environ.get("EVALS_TAXONOMY_FILE", data_dir() / "taxonomy" / "failure_modes.json")
-    )
 
 
 class TaxonomyError(ValueError):
