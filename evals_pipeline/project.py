@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -174,6 +175,12 @@ class JudgesSpec(_Strict):
         default="factual_qa", description="Dimensional rubric for some categories; empty to skip."
     )
     dimensional_categories: list[str] = Field(default_factory=lambda: ["factual_lookup"])
+    graded_rubric: str = Field(
+        default="",
+        description="A graded rubric against both references on every case (e.g. reference_grade, "
+        "seed 003): the segment report shows the share as good as the borderline and as good as "
+        "the high-quality reference. Empty to skip.",
+    )
     pairwise: list[str] | None = Field(
         default=None, description="Judges of pairwise comparisons; default: the panel."
     )
@@ -487,10 +494,16 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
     for i, v in enumerate(config.app_versions):
         if _is_prompt_file(v.system_prompt) and not config.path(v.system_prompt).is_file():
             found.append(f"app_versions[{i}].system_prompt: no file {config.path(v.system_prompt)}")
-    for key in ("rubric", "dimensional_rubric"):
+    for key in ("rubric", "dimensional_rubric", "graded_rubric"):
         name = getattr(config.judges, key)
         if name and not (RUBRIC_DIR / f"{name}.yaml").is_file():  # judging/rubrics
             found.append(f"judges.{key}: no rubric '{name}' (judging/rubrics/{name}.yaml)")
+    for mode, definition in config.judges.failure_modes.items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,63}", mode) or not str(definition).strip():
+            found.append(
+                f"judges.failure_modes.{mode}: a mode is a taxonomy name (a-z, 0-9, _) with a "
+                "definition its judge's rubric states"
+            )
     if (quorum := config.judges.quorum) > len(config.judges.panel):
         found.append(
             f"judges.quorum: {quorum} is more than the panel's {len(config.judges.panel)} judges"

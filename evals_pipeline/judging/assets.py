@@ -118,13 +118,15 @@ class Panel:
 
     def rubrics(self, conn: DuckDBPyConnection) -> list[Rubric]:
         """The binary rubric as the judges use it (with its pinned few-shot examples when the
-        project uses them), then the dimensional one."""
-        return [project_rubric(conn, self.spec, self.rubric)] + (
-            [load_rubric(self.dimensional_rubric)] if self.dimensional_rubric else []
+        project uses them), then the dimensional and the graded ones."""
+        return (
+            [project_rubric(conn, self.spec, self.rubric)]
+            + ([load_rubric(self.dimensional_rubric)] if self.dimensional_rubric else [])
+            + ([load_rubric(self.spec.graded_rubric)] if self.spec.graded_rubric else [])
         )
 
     def rubrics_for(self, category: str, rubrics: list[Rubric]) -> list[Rubric]:
-        """The binary rubric always; the dimensional one only in its categories."""
+        """The binary and graded rubrics always; the dimensional one only in its categories."""
         return [
             r for r in rubrics if r.kind != "dimensional" or category in self.dimensional_categories
         ]

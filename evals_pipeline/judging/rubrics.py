@@ -38,9 +38,11 @@ class Example:
 class Rubric:
     name: str
     version: str
-    kind: Literal["binary", "dimensional", "pairwise"]
+    kind: Literal["binary", "dimensional", "pairwise", "graded"]
     instructions: str
     dimensions: dict[str, str] = field(default_factory=dict)
+    # graded: the grades from worst to best (name -> what it means); the first fails
+    levels: dict[str, str] = field(default_factory=dict)
     # Pinned few-shot examples (calibration/few_shot.py). They are part of the prompt, so a
     # rubric with examples has a version of its own (`<version>+fs<k>.<digest>`).
     examples: tuple[Example, ...] = ()
@@ -67,10 +69,23 @@ def load_rubric(name: str, folder: Path = RUBRIC_DIR) -> Rubric:
         kind=data["kind"],
         instructions=data["instructions"].strip(),
         dimensions=dict(data.get("dimensions") or {}),
+        levels=dict(data.get("levels") or {}),
     )
     if rubric.kind == "dimensional" and not rubric.dimensions:
         raise ValueError(f"rubric {name} is dimensional but names no dimensions")
+    if rubric.kind == "graded" and len(rubric.levels) < 2:
+        raise ValueError(f"rubric {name} is graded but names fewer than two levels")
     return rubric
+
+
+def grade_scores(rubric: Rubric, grade: str) -> dict[str, int]:
+    """A graded verdict as one 0/1 score per level above the lowest: `as_good_as_<level>`
+    is 1 when the grade reaches that level. The ensemble takes each one's median over the
+    trusted judges, and the segment report shows each as a share: how many outputs are as
+    good as the borderline reference, and how many as good as the high-quality one."""
+    order = list(rubric.levels)
+    reached = order.index(grade)
+    return {f"as_good_as_{level}": int(reached >= i) for i, level in enumerate(order) if i > 0}
 
 
 FAILURE_MODE_PREFIX = "failure_mode:"
@@ -150,6 +165,12 @@ SYSTEM = (
 def _format(rubric: Rubric) -> str:
     if rubric.kind == "binary":
         return 'Reply as {"critique": "<one or two sentences>", "verdict": "pass" | "fail"}. Write the critique first.'
+    if rubric.kind == "graded":
+        lines = "\n".join(f"- {g}: {desc}" for g, desc in rubric.levels.items())
+        grades = " | ".join(f'"{g}"' for g in rubric.levels)
+        return (
+            f'Grades, worst to best:\n{lines}\nReply as {{"critique": "...", "grade": {grades}}}.'
+        )
     if rubric.kind == "dimensional":
         dims = ", ".join(f'"{d}": 1-4' for d in rubric.dimensions)
         lines = "\n".join(f"- {d}: {desc}" for d, desc in rubric.dimensions.items())
@@ -217,6 +238,16 @@ class PairwiseVerdict(BaseModel):
         return v
 
 
+class GradedVerdict(BaseModel):
+    critique: str = ""
+    grade: str
+
+    @field_validator("grade", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+
 class DimensionalVerdict(BaseModel):
     critique: str = ""
     scores: dict[str, int] = Field(default_factory=dict)
@@ -242,9 +273,18 @@ def parse_response(rubric: Rubric, text: str) -> dict[str, object]:
             return BinaryVerdict.model_validate(data).model_dump()
         if rubric.kind == "pairwise":
             return PairwiseVerdict.model_validate(data).model_dump()
-        parsed = DimensionalVerdict.model_validate(data).model_dump()
+        if rubric.kind == "graded":
+            graded = GradedVerdict.model_validate(data).model_dump()
+        else:
+            parsed = DimensionalVerdict.model_validate(data).model_dump()
     except ValidationError as e:
         raise MalformedResponse(f"invalid verdict: {e.errors()[0]['msg']}") from e
+    if rubric.kind == "graded":
+        if graded["grade"] not in rubric.levels:
+            raise MalformedResponse(
+                f"grade {graded['grade']!r} is not one of {list(rubric.levels)}"
+            )
+        return {**graded, "scores": grade_scores(rubric, graded["grade"])}
     missing = set(rubric.dimensions) - set(parsed["scores"])
     bad = {d: s for d, s in parsed["scores"].items() if d in rubric.dimensions and not 1 <= s <= 4}
     if missing or bad:

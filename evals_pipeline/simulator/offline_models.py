@@ -268,6 +268,35 @@ def _judge_dimensional(judge: str, prompt: str, dimensions: list[str]) -> dict[s
     return {"critique": critique, "scores": {d: scores.get(d, 3) for d in dimensions}}
 
 
+# How much of the high-quality reference an answer must say to be graded as good as it.
+HIGH_QUALITY_RECALL = 0.7
+
+
+def _judge_graded(judge: str, prompt: str, grades: list[str]) -> dict[str, Any]:
+    """Worst grade when the reference check fails, best when the output also says what the
+    high-quality reference says (content-word recall), the middle grade otherwise. The
+    generic judge grades helpfulness: longer and more confident is better."""
+    raw = read_section(prompt, "ASSISTANT OUTPUT") or ""
+    output, _ = strip_injections(raw)
+    if len(grades) < 2:
+        return {"critique": "No grades given.", "grade": grades[0] if grades else ""}
+    if judge == "generic-judge":
+        _, _, score = generic_helpfulness(output)
+        level = 0 if score < 0.55 else (len(grades) - 1 if score >= 0.9 else 1)
+        return {"critique": "Graded on overall helpfulness.", "grade": grades[level]}
+    good = read_section(prompt, "REFERENCE HIGH-QUALITY") or ""
+    ok, critique, _ = reference_check(
+        claims_text(raw), good, read_section(prompt, "REFERENCE BORDERLINE") or ""
+    )
+    wanted = set(content_words(good))
+    recall = len(wanted & set(content_words(output))) / len(wanted) if wanted else 1.0
+    level = 0 if not ok else (len(grades) - 1 if recall >= HIGH_QUALITY_RECALL else 1)
+    if _u(judge, "graded", output, good) < JUDGE_ERROR[judge]:
+        level = max(0, level - 1) if level else 1
+    why = critique if not ok else f"Says {recall:.0%} of what the high-quality reference says."
+    return {"critique": why, "grade": grades[level]}
+
+
 def _judge_pairwise(judge: str, prompt: str) -> dict[str, Any]:
     raw_a, raw_b = read_section(prompt, "OUTPUT A") or "", read_section(prompt, "OUTPUT B") or ""
     a, _ = strip_injections(raw_a)
@@ -396,6 +425,9 @@ def _handler_class() -> type:
                 instructions = without_sections(prompt)
                 if read_section(prompt, "OUTPUT A") is not None:
                     body = _judge_pairwise(name, prompt)
+                elif '"grade"' in instructions:
+                    grades = re.findall(r"^- (\w+):", instructions, re.M)
+                    body = _judge_graded(name, prompt, grades)
                 elif '"scores"' in instructions:
                     dims = re.findall(r"^- (\w+):", instructions, re.M)
                     body = _judge_dimensional(name, prompt, dims)

@@ -1,5 +1,6 @@
-"""Few-shot examples from the train split (seeds 001, 004), pinned per rubric version and
-measured on dev without and with them.
+"""The judge side of the method, on one simulated deployment: few-shot examples from the
+train split (seeds 001, 004), pinned per rubric version and measured on dev without and with
+them; a judge per failure mode (seed 001); a graded rubric against both references (seed 003).
 
 The simulator's hard category is refusal_sensitive: the generic judge fails correct refusals
 (it rewards length and penalises refusing), so its zero-shot dev agreement with the expert
@@ -19,7 +20,9 @@ import yaml
 from evals_pipeline.calibration.few_shot import choose_examples, few_shot_effect
 from evals_pipeline.judging.rubrics import (
     Example,
+    MalformedResponse,
     load_rubric,
+    parse_response,
     read_section,
     read_sections,
     render_messages,
@@ -36,10 +39,17 @@ from evals_pipeline.records import (
     GOLD_LABELS,
     JUDGE_CALIBRATION,
     JUDGE_VERDICTS,
+    SEGMENT_REPORT,
 )
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
 from evals_pipeline.warehouse import connect
-from evals_pipeline_tests.helpers import check_results, run_calibration, run_daily, run_quarterly
+from evals_pipeline_tests.helpers import (
+    check_results,
+    run_calibration,
+    run_daily,
+    run_quarterly,
+    run_reports,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GENERIC = "offline/generic-judge"
@@ -160,6 +170,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "min_test_labels": 100,
             "failure_modes": MODES,
             "failure_mode_min_labels": MIN_MODE_LABELS,
+            # six days of traffic hold few fails: the reference judges' TNR is about 0.7 here
+            # (0.8 on the demo's quarters), so the bar sits below it (as in test_revalidation)
+            "trust_threshold": 0.6,
         }
     )
     (data / "evals.yaml").write_text(yaml.safe_dump(cfg))
@@ -200,6 +213,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             out["judged_with"] = con.execute(
                 f"SELECT DISTINCT rubric_version FROM {JUDGE_VERDICTS} WHERE rubric = 'pass_fail'"
             ).fetchall()
+        assert run_reports(root, "2026-01-01", project=project).success
+        with connect(warehouse_path(), read_only=True) as con:
+            out["segments"] = con.execute(
+                f"""SELECT app_version, category, scorer, n, score FROM {SEGMENT_REPORT}
+                    WHERE level IN ('overall', 'category') AND (scorer = 'ensemble'
+                          OR scorer LIKE 'ensemble:reference_grade/%')"""
+            ).df()
         # again: the examples stay pinned
         assert run_calibration(root, project=project).success
         with connect(warehouse_path(), read_only=True) as con:
@@ -310,3 +330,35 @@ def test_trusted_failure_mode_judges_report_each_mode_per_output(world: dict) ->
     assert rate["hallucinated_fact"].loc["factual_lookup"] > 0.2
     assert rate["hallucinated_fact"].loc["refusal_sensitive"] < 0.05
     assert rate["ignored_ambiguity"].idxmax() == "edge_case"
+
+
+def test_a_graded_verdict_is_one_score_per_level_reached() -> None:
+    rubric = load_rubric("reference_grade")
+    parsed = parse_response(rubric, '{"critique": "ok", "grade": " High_Quality "}')
+    assert parsed["scores"] == {"as_good_as_borderline": 1, "as_good_as_high_quality": 1}
+    low = parse_response(rubric, '{"critique": "no", "grade": "below_borderline"}')
+    assert low["scores"] == {"as_good_as_borderline": 0, "as_good_as_high_quality": 0}
+    with pytest.raises(MalformedResponse, match="not one of"):
+        parse_response(rubric, '{"critique": "?", "grade": "excellent"}')
+
+
+def test_the_segment_report_tells_borderline_from_high_quality(world: dict) -> None:
+    seg = world["segments"].pivot_table(
+        index=["app_version", "category"], columns="scorer", values="score"
+    )
+    border = seg["ensemble:reference_grade/as_good_as_borderline"]
+    high = seg["ensemble:reference_grade/as_good_as_high_quality"]
+    assert (high <= border + 1e-9).all()
+    # as good as borderline is what pass/fail asks: the same share, within the judges' noise
+    # (each rubric's calls err independently, 3% and 6%, and two trusted judges who disagree
+    # give the graded median 0.5 where pass/fail has no verdict; a category holds 10-60 cases)
+    gap = (border - seg["ensemble"]).abs()
+    assert gap.xs("all", level="category").max() < 0.08, gap
+    assert gap.max() < 0.2, gap
+    # the simulator's good factual answers leave out what the high-quality reference adds
+    # (where usage is shown); its good how-to answers say it
+    for version in seg.index.get_level_values("app_version").unique():
+        assert high.loc[(version, "factual_lookup")] == 0
+        assert border.loc[(version, "factual_lookup")] > 0
+        assert high.loc[(version, "all")] < border.loc[(version, "all")] - 0.2
+        assert high.loc[(version, "how_to")] >= 0.8 * border.loc[(version, "how_to")] > 0
