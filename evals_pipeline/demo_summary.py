@@ -187,14 +187,21 @@ def calibration(con: Con) -> list[str]:
         "  Length bias (log-odds of a pass per SD of log output length at the same human label, "
         "95% interval; train and dev):"
     )
-    for judge, coef, lo, hi, biased, flips in con.execute(
+    for judge, coef, lo, hi, biased, flips, n, shift, slo, shi, p, padded in con.execute(
         f"""SELECT judge, round(length_coef, 2), round(length_coef_low, 2), round(length_coef_high, 2),
-                  length_biased, round(position_flip_rate, 3)
+                  length_biased, round(position_flip_rate, 3), padded_n, padded_shift,
+                  padded_shift_low, padded_shift_high, padded_p_value, padded_biased
            FROM {JUDGE_BIAS} WHERE length_coef IS NOT NULL AND rubric_version NOT LIKE '%+fs%' ORDER BY judge"""
     ).fetchall():
         out.append(
             f"    {judge:<26} {coef:+.2f} [{lo:+.2f}, {hi:+.2f}]  "
             + ("biased" if biased else "no significant bias")
+            + (
+                f"; padding {n} outputs moves the pass rate {shift:+.3f} [{slo:+.3f}, {shi:+.3f}] "
+                f"(p {p:.2g}) " + ("length-biased" if padded else "no length bias")
+                if n
+                else ""
+            )
             + (f"; pairwise order flips {flips}" if flips is not None else "")
         )
     out += few_shot_lines(con) + failure_mode_lines(con)

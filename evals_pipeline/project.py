@@ -213,6 +213,12 @@ class JudgesSpec(_Strict):
         "own, <version>+fs<k>.<digest>, calibrated and trusted on its own). Decide from "
         "few_shot_effect; outputs already judged are re-judged at the next judging run.",
     )
+    length_probe: int = Field(
+        default=200,
+        ge=0,
+        description="Train/dev outputs each judge judges again with a content-free sentence "
+        "appended (judge_bias.padded_*): an experiment on length bias. 0 = off.",
+    )
     failure_modes: dict[str, str] = Field(
         default_factory=dict,
         description="A binary judge per failure mode (seed 001): mode name (canonical, as in the "

@@ -515,16 +515,60 @@ def test_length_bias_is_found_where_planted_and_not_elsewhere() -> None:
         }
     )
     flips = pd.DataFrame({"judge": ["openai/gpt-4o"], "n": [200], "flips": [30]})
+    from evals_pipeline.records import JUDGE_BIAS
+
     rows = {
-        r[0]: r
+        r[0]: dict(zip(JUDGE_BIAS.column_names, r, strict=True))
         for r in judge_bias_rows(
             frame, flips, [("v2", "openai/gpt-4o-mini"), ("v3", "meta/llama-3")]
         )
     }
-    assert rows["openai/gpt-4o"][7] is True and rows["anthropic/claude-sonnet-4-5"][7] is False
-    assert rows["openai/gpt-4o"][8:10] == (200, 0.15)
+    gpt, claude = rows["openai/gpt-4o"], rows["anthropic/claude-sonnet-4-5"]
+    assert gpt["length_biased"] is True and claude["length_biased"] is False
+    assert (gpt["pairwise_comparisons"], gpt["position_flip_rate"]) == (200, 0.15)
+    assert gpt["padded_n"] is None  # no probe ran
     # self-preference: a gpt judge judging a gpt app version
-    assert rows["openai/gpt-4o"][-2:] == ("openai/gpt", "v2")
-    assert rows["anthropic/claude-sonnet-4-5"][-1] is None
+    assert (gpt["family"], gpt["same_family_versions"]) == ("openai/gpt", "v2")
+    assert claude["same_family_versions"] is None
     assert model_family("offline/product-v3") == "offline/product"
     assert model_family("ollama/llama3.1") == "ollama/llama"
+
+
+def test_the_length_probe_tells_a_length_rewarding_judge_from_a_noisy_fair_one() -> None:
+    """Planted: padding turns 20% of one judge's fails into passes; the other judge is fair
+    but noisy: each of its two judgements errs on 5% of outputs, independently. The probe's
+    shift, interval and test tell them apart, and the bias check prefers the probe to the
+    observational coefficient where it ran."""
+    import pandas as pd
+
+    from evals_pipeline.calibration.bias import length_flag, padding_effect
+
+    rng = np.random.default_rng(5)
+    n = 300
+    truth = rng.random(n) < 0.6
+    before = np.where(rng.random(n) < 0.05, ~truth, truth)
+    rewarding = before | (rng.random(n) < 0.2)
+    noisy = np.where(rng.random(n) < 0.05, ~truth, truth)
+    probe = pd.DataFrame(
+        {
+            "judge": ["long"] * n + ["fair"] * n,
+            "rubric_version": "1",
+            "before": np.concatenate([before, before]),
+            "after": np.concatenate([rewarding, noisy]),
+        }
+    )
+    effect = padding_effect(probe)
+    n_, up, down, shift, low, high, p, biased = effect[("long", "1")]
+    assert (n_, down) == (n, 0) and up == int((~before & rewarding).sum())
+    assert math.isclose(shift, up / n) and low > 0 and p < 1e-6 and biased
+    *_, low, high, p, biased = effect[("fair", "1")]
+    assert low < 0 < high and not biased
+    rows = pd.DataFrame(
+        {
+            "padded_biased": [False, True, None],
+            "length_biased": [True, False, True],
+            "length_coef": [0.5, 0.1, 0.4],
+        }
+    )
+    # probed: the probe decides; not probed: the coefficient does
+    assert length_flag(rows).tolist() == [False, True, True]

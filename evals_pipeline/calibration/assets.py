@@ -26,6 +26,8 @@ from evals_pipeline.calibration.bias import (
     LENGTH_SQL,
     VERDICT_COLUMNS,
     judge_bias_rows,
+    length_flag,
+    length_probe,
     with_output_chars,
 )
 from evals_pipeline.calibration.classifier import CLASSIFIER_JUDGE, classifier_verdicts
@@ -601,30 +603,48 @@ def judge_calibration(
     JUDGE_BIAS,
     group="calibration",
     reads=[CALIBRATION_VERDICTS, GOLD_LABELS, PAIRWISE_VERDICTS],
+    kinds=("duckdb", "litellm", "sklearn"),
     check_specs=[
         AssetCheckSpec(
             "trusted_judges_unbiased",
             asset=JUDGE_BIAS.name,
-            description="No trusted judge passes longer outputs more often at the same human "
-            "label (length coefficient's interval above 0) or shares a model family with an app "
-            "version it judges (self-preference). Warns, naming them.",
+            description="No trusted judge passes longer outputs more often (the length probe; "
+            "without it, the length coefficient's interval above 0) or shares a model family with "
+            "an app version it judges (self-preference). Warns, naming them.",
         )
     ],
 )
 def judge_bias(
-    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+    context: AssetExecutionContext,
+    config: CalibrationConfig,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+    reference_source: ReferenceSource,
+    project: ProjectResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Length bias (logistic coefficient of the judge's pass on output length at the same
-    human label, bootstrap interval, on train and dev), position bias (pairwise flip rate with
+    human label, bootstrap interval, on train and dev; and the length probe: the same outputs
+    padded with a content-free sentence, judged again), position bias (pairwise flip rate with
     a Wilson interval) and self-preference (same model family as an app version) per judge."""
+    c = calibration_settings(config, project)
     versions = [(v.name, v.model) for v in project.config().app_versions]
     with warehouse.get_connection() as conn:
-        rows = judge_bias_rows(
-            conn.execute(LENGTH_SQL).df(), conn.execute(FLIPS_SQL).df(), versions
-        )
-        frame = pd.DataFrame(rows, columns=JUDGE_BIAS.column_names)
-        yield replaced_with(conn, JUDGE_BIAS, frame, "biases")
         deployed = project_rubric(conn, project.config().judges)
+        probe = length_probe(
+            conn,
+            judge_client,
+            _subjects(conn, reference_source),
+            deployed,
+            c.judges,
+            project.config().judges.length_probe,
+            context.log.info,
+            context.run_id,
+        )
+        lengths, flips = conn.execute(LENGTH_SQL).df(), conn.execute(FLIPS_SQL).df()
+        frame = pd.DataFrame(
+            judge_bias_rows(lengths, flips, versions, probe), columns=JUDGE_BIAS.column_names
+        )
+        yield replaced_with(conn, JUDGE_BIAS, frame, "biases")
         trusted = set(trusted_judges(conn, frame["judge"].tolist(), deployed))
     # the deployed prompt's rows (and pairwise-only ones): not a prompt measured beside it
     yield bias_check(frame[frame["rubric_version"].isin([deployed.version, None])], trusted)
@@ -633,7 +653,7 @@ def judge_bias(
 def bias_check(frame: pd.DataFrame, trusted: set[str]) -> AssetCheckResult:
     """The warning: trusted judges with a length bias or a self-preference risk."""
     mine = frame[frame["judge"].isin(trusted)]
-    long = mine[mine["length_biased"].fillna(False).astype(bool) & (mine["length_coef"] > 0)]
+    long = mine[length_flag(mine)]
     same = mine[mine["same_family_versions"].notna()]
     found = [f"{j}: passes longer outputs more often" for j in long["judge"]] + [
         f"{r.judge}: same family as {r.same_family_versions}" for r in same.itertuples()

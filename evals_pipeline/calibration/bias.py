@@ -13,16 +13,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 
+import duckdb
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.linear_model import LogisticRegression
 
 from evals_pipeline.calibration.metrics import wilson
-from evals_pipeline.judging.rubrics import FAILURE_MODE_PREFIX
+from evals_pipeline.judging.client import JudgeClient
+from evals_pipeline.judging.panel import judge_outputs
+from evals_pipeline.judging.rubrics import FAILURE_MODE_PREFIX, Rubric
 from evals_pipeline.records import CALIBRATION_VERDICTS, GOLD_LABELS, PAIRWISE_VERDICTS
 
 # calibration_verdicts as the judges give them; the output's length is added from the subjects
@@ -89,10 +95,15 @@ def length_coefficient(
 
 
 def judge_bias_rows(
-    lengths: pd.DataFrame, flips: pd.DataFrame, versions: Sequence[tuple[str, str]]
+    lengths: pd.DataFrame,
+    flips: pd.DataFrame,
+    versions: Sequence[tuple[str, str]],
+    probe: pd.DataFrame | None = None,
 ) -> list[tuple]:
     """`judge_bias` rows: per judge x rubric version in `lengths`, and per pairwise judge in
-    `flips`. `versions`: (app version, model) pairs the judges judge."""
+    `flips`. `versions`: (app version, model) pairs the judges judge. `probe`: the length
+    probe's paired verdicts (judge, rubric_version, before, after), see `padding_effect`."""
+    padded = padding_effect(probe if probe is not None else pd.DataFrame())
     flip = {r.judge: (int(r.n), int(r.flips)) for r in flips.itertuples()}
     keys = list(lengths.groupby(["judge", "rubric", "rubric_version"]).groups)
     keys += [(j, None, None) for j in flip if j not in {k[0] for k in keys}]
@@ -123,6 +134,7 @@ def judge_bias_rows(
                 len(g),
                 *(coef or (None, None, None)),
                 None if coef is None else not (coef[1] <= 0 <= coef[2]),
+                *padded.get((judge, version), (None,) * 8),
                 n_pairs,
                 n_flips / n_pairs if n_pairs else None,
                 None if math.isnan(flip_low) else flip_low,
@@ -132,3 +144,99 @@ def judge_bias_rows(
             )
         )
     return rows
+
+
+# The length probe (an experiment beside the observational coefficient): the same output with
+# a sentence appended that says nothing. A judge that rewards length passes more of them; a
+# fair one changes its verdict, if at all, as often one way as the other. The sentence has no
+# number, no refusal, no confident phrasing and no word a reference is likely to need.
+PADDING = (
+    " Thank you for reaching out, and thank you for your patience while we looked into this;"
+    " we really appreciate you taking the time to write to us today."
+)
+
+
+def probe_sample(subjects: pd.DataFrame, size: int, salt: str) -> pd.DataFrame:
+    """Up to `size` train and dev outputs in a stable hash order, padded (the test split is
+    looked at for trust only)."""
+    pool = subjects[subjects["split"].isin(["train", "dev"]) & subjects["output"].notna()]
+    order = pool["subject_id"].map(lambda s: hashlib.md5(f"{salt}|{s}".encode()).hexdigest())
+    chosen = pool.assign(_o=order).sort_values("_o").head(size).drop(columns="_o")
+    return chosen.assign(output=chosen["output"] + PADDING)
+
+
+def padding_effect(probe: pd.DataFrame) -> dict[tuple[str, str], tuple]:
+    """(judge, rubric version) -> (n, to_pass, to_fail, shift, shift_low, shift_high,
+    p_value, biased) from paired verdicts before and after padding."""
+    out = {}
+    if probe.empty:
+        return out
+    for (judge, version), g in probe.groupby(["judge", "rubric_version"]):
+        before, after = g["before"].astype(bool), g["after"].astype(bool)
+        up, down = int((~before & after).sum()), int((before & ~after).sum())
+        p = float(binomtest(up, up + down, 0.5).pvalue) if up + down else 1.0
+        n = len(g)
+        shift = (up - down) / n
+        # the paired difference of two proportions (McNemar's setting), Wald interval
+        half = 1.96 * math.sqrt(max((up + down) / n - shift**2, 0.0) / n)
+        out[(judge, version)] = (
+            n,
+            up,
+            down,
+            shift,
+            shift - half,
+            shift + half,
+            p,
+            up > down and p < 0.05,
+        )
+    return out
+
+
+def length_probe(
+    conn: duckdb.DuckDBPyConnection,
+    client: JudgeClient,
+    subjects: pd.DataFrame,
+    rubric: Rubric,
+    judges: Sequence[str],
+    size: int,
+    progress: Callable[[str], None],
+    run_id: str = "",
+) -> pd.DataFrame:
+    """Each judge's verdict on `size` padded train/dev outputs beside its verdict on the
+    original (calibration_verdicts, same rubric version): judge, rubric_version, before, after."""
+    sample = probe_sample(subjects, size, rubric.key) if size > 0 else subjects.iloc[0:0]
+    columns = ["judge", "rubric_version", "before", "after"]
+    if sample.empty:
+        return pd.DataFrame(columns=columns)
+    judged, _ = judge_outputs(
+        client,
+        conn,
+        [((r["subject_id"],), r, [rubric]) for r in sample.to_dict("records")],
+        judges,
+        Counter(),
+        progress,
+        run_id,
+    )
+    after = pd.DataFrame(
+        [(j.subject[0], j.judge, j.verdict) for j in judged if j.verdict is not None],
+        columns=["subject_id", "judge", "after"],
+    )
+    before = conn.execute(
+        f"""SELECT subject_id, judge, verdict AS before FROM {CALIBRATION_VERDICTS}
+            WHERE rubric = ? AND rubric_version = ? AND verdict IS NOT NULL""",
+        [rubric.name, rubric.version],
+    ).df()
+    paired = before.merge(after, on=["subject_id", "judge"])
+    return paired.assign(
+        rubric_version=rubric.version,
+        before=paired["before"] == "pass",
+        after=paired["after"] == "pass",
+    )[columns]
+
+
+def length_flag(frame: pd.DataFrame) -> pd.Series:
+    """judge_bias rows whose judge rewards length: by the probe where it ran (an experiment),
+    else by a positive coefficient whose interval excludes 0."""
+    probed = frame["padded_biased"].notna()
+    coef = frame["length_biased"].fillna(False).astype(bool) & (frame["length_coef"] > 0)
+    return (probed & frame["padded_biased"].fillna(False).astype(bool)) | (~probed & coef)

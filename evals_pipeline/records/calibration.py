@@ -296,6 +296,34 @@ JUDGE_BIAS = Table(
         Column("length_coef_low", "DOUBLE", "Bootstrap 95% lower bound."),
         Column("length_coef_high", "DOUBLE", "Bootstrap 95% upper bound."),
         Column("length_biased", "BOOLEAN", "The interval excludes 0 (null: too little to fit)."),
+        Column(
+            "padded_n",
+            "INTEGER",
+            "Length probe: train and dev outputs judged again with a content-free sentence "
+            "appended (judges.length_probe of them), with a verdict both times.",
+        ),
+        Column("padded_to_pass", "INTEGER", "Of them, fail before and pass once padded."),
+        Column("padded_to_fail", "INTEGER", "Of them, pass before and fail once padded."),
+        Column(
+            "padded_shift",
+            "DOUBLE",
+            "(to_pass - to_fail) / n: how much padding alone raises the pass rate.",
+        ),
+        Column("padded_shift_low", "DOUBLE", "95% lower bound (paired difference, Wald)."),
+        Column("padded_shift_high", "DOUBLE", "95% upper bound."),
+        Column(
+            "padded_p_value",
+            "DOUBLE",
+            "Exact two-sided binomial test of to_pass against to_fail (a fair judge's changes "
+            "go either way).",
+        ),
+        Column(
+            "padded_biased",
+            "BOOLEAN",
+            "Padding alone turns fails into passes more than the reverse (p < 0.05): a length "
+            "bias measured by experiment, free of the label noise that can make the coefficient "
+            "above non-zero for a fair judge. Null without the probe.",
+        ),
         Column("pairwise_comparisons", "INTEGER", "Pairwise comparisons judged in both orders."),
         Column(
             "position_flip_rate",

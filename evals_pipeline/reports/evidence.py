@@ -81,7 +81,8 @@ def judge_trust(conn: DuckDBPyConnection, rubric: str) -> dict[str, bool | None]
 def bias_notes(conn: DuckDBPyConnection, rubric: str) -> dict[str, str]:
     """Judge -> what `judge_bias` flags about it (length bias, self-preference risk)."""
     rows = conn.execute(
-        f"""SELECT judge, length_biased AND length_coef > 0, length_coef, same_family_versions
+        f"""SELECT judge, coalesce(padded_biased, length_biased AND length_coef > 0), length_coef,
+                  same_family_versions
             FROM {JUDGE_BIAS} WHERE rubric = ? OR rubric IS NULL""",
         [rubric],
     ).fetchall()

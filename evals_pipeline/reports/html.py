@@ -330,7 +330,8 @@ SECTIONS = (
     ),
     (
         "Judge biases (length at the same human label, position, self-preference)",
-        f"""SELECT judge, n, length_coef, length_coef_low, length_coef_high, length_biased,
+        f"""SELECT judge, rubric_version, n, length_coef, length_coef_low, length_coef_high, length_biased,
+                  padded_n, padded_shift, padded_shift_low, padded_shift_high, padded_p_value, padded_biased,
                   position_flip_rate, family, same_family_versions AS self_preference_risk_with
            FROM {JUDGE_BIAS} ORDER BY judge""",
     ),
