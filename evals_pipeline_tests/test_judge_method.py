@@ -111,6 +111,30 @@ def test_examples_are_balanced_across_classes_and_categories_and_stable() -> Non
     }
 
 
+def test_examples_the_panel_gets_wrong_come_first_unless_every_judge_does() -> None:
+    from evals_pipeline.calibration.few_shot import informative_first
+
+    cands = pd.DataFrame(
+        {
+            "subject_id": ["easy", "split", "sure", "suspect"],
+            "verdict": ["pass"] * 4,
+            "agreed": [False, False, True, False],
+        }
+    )
+    said = {"easy": "pppp", "split": "ppff", "sure": "pfpp", "suspect": "ffff"}
+    verdicts = pd.DataFrame(
+        [
+            (s, f"j{i}", "pass" if v == "p" else "fail")
+            for s, vs in said.items()
+            for i, v in enumerate(vs)
+        ],
+        columns=["subject_id", "judge", "verdict"],
+    )
+    ranked = informative_first(cands, verdicts).set_index("subject_id")["priority"]
+    # a judge errs on a label two annotators agree on; a split panel; all agree; all "wrong"
+    assert ranked.to_dict() == {"sure": 0, "split": 1, "easy": 2, "suspect": 3}
+
+
 def test_a_dev_or_test_item_is_refused_as_an_example() -> None:
     rows = candidates()
     rows.loc[3, "split"] = "dev"

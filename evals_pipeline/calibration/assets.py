@@ -45,6 +45,7 @@ from evals_pipeline.calibration.few_shot import (
     EXAMPLES_OUTSIDE_TRAIN_SQL,
     calibrated_prompts,
     example_candidates,
+    informative_first,
     measured_effect,
     pin_examples,
     redacted_examples,
@@ -80,7 +81,7 @@ from evals_pipeline.ingest.categories import empty_accuracy, measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.few_shot import pinned_for, project_rubric, with_examples
 from evals_pipeline.judging.panel import judge_outputs
-from evals_pipeline.judging.rubrics import load_rubric
+from evals_pipeline.judging.rubrics import Rubric, load_rubric
 from evals_pipeline.judging.trust import enabled_failure_modes, trusted_judges
 from evals_pipeline.metadata import (
     evidence_results,
@@ -269,6 +270,30 @@ def _subjects(conn: DuckDBPyConnection, reference_source: ReferenceSource) -> pd
     return conn.execute(SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE)).df()
 
 
+def zero_shot_verdicts(
+    conn: DuckDBPyConnection,
+    client: JudgeClient,
+    frame: pd.DataFrame,
+    rubric: Rubric,
+    judges: list[str],
+    context: AssetExecutionContext,
+) -> pd.DataFrame:
+    """subject_id, judge, verdict: the panel on `frame`'s outputs with the zero-shot rubric."""
+    judged, _ = judge_outputs(
+        client,
+        conn,
+        [((r["subject_id"],), r, [rubric]) for r in frame.to_dict("records")],
+        judges,
+        Counter(),
+        context.log.info,
+        context.run_id,
+    )
+    return pd.DataFrame(
+        [(j.subject[0], j.judge, j.verdict) for j in judged],
+        columns=["subject_id", "judge", "verdict"],
+    )
+
+
 def _labelled_outputs(
     context: AssetExecutionContext, conn: DuckDBPyConnection, reference_source: ReferenceSource
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
@@ -329,12 +354,15 @@ def few_shot_examples(
     context: AssetExecutionContext,
     config: CalibrationConfig,
     warehouse: Warehouse,
+    judge_client: JudgeClient,
     reference_source: ReferenceSource,
     project: ProjectResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Pins judges.few_shot examples to the rubric version, once: from the calibration train
     split, balanced pass/fail across categories, each fail with the expert's critique (PII
-    redacted). Later runs keep them; a new rubric version or k pins afresh."""
+    redacted), the ones the panel gets wrong zero-shot first (the same calls the calibration
+    makes next, so cache hits there). Later runs keep them; a new rubric version or k pins
+    afresh."""
     c = calibration_settings(config, project)
     k = project.config().judges.few_shot
     with warehouse.get_connection() as conn:
@@ -344,7 +372,13 @@ def few_shot_examples(
             _subjects(conn, reference_source),
             principal_annotator(conn, c.principal_annotator),
         )
-        pinned, new = pin_examples(conn, rubric, k, redacted_examples(candidates))
+
+        def rank(frame: pd.DataFrame) -> pd.DataFrame:
+            return informative_first(
+                frame, zero_shot_verdicts(conn, judge_client, frame, rubric, c.judges, context)
+            )
+
+        pinned, new = pin_examples(conn, rubric, k, redacted_examples(candidates), rank)
         context.log.info(
             f"{len(pinned)} examples {'pinned now' if new else 'pinned earlier'} for "
             f"{rubric.key} (judges.few_shot = {k}; {len(candidates)} train candidates)"

@@ -13,7 +13,7 @@ zero-shot prompt's and a cached zero-shot verdict is never reused for it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -66,15 +66,16 @@ def example_candidates(
 def choose_examples(candidates: pd.DataFrame, k: int, salt: str) -> pd.DataFrame:
     """Up to k examples, half pass and half fail (the rest from the other class when one
     runs short), taken round-robin over categories (most labelled first); within a category,
-    items that annotators agree on (`agreed`) come first, then a stable hash order salted by
-    the rubric. Listed pass, fail, pass, ... so neither class comes last."""
+    by `priority` when given (see `informative_first`), else items annotators agree on
+    (`agreed`) first, then in a stable hash order salted by the rubric. Listed pass, fail,
+    pass, ... so neither class comes last."""
     if k <= 0 or candidates.empty:
         return candidates.iloc[0:0].assign(position=pd.Series(dtype="int64"))
     if not (candidates["split"] == "train").all():
         raise ValueError("few-shot examples come from the train split only")
     agreed = candidates.get("agreed", pd.Series(False, index=candidates.index))
     frame = candidates.assign(
-        _unsure=~agreed.astype(bool),
+        _unsure=candidates["priority"] if "priority" in candidates else ~agreed.astype(bool),
         _order=[hashlib.md5(f"{salt}|{s}".encode()).hexdigest() for s in candidates["subject_id"]],
     ).sort_values(["_unsure", "_order"], kind="stable")
     ranked_categories = (
@@ -107,14 +108,19 @@ def few_shot_version(rubric: Rubric, subject_ids: list[str]) -> str:
 
 
 def pin_examples(
-    conn: duckdb.DuckDBPyConnection, rubric: Rubric, k: int, candidates: pd.DataFrame
+    conn: duckdb.DuckDBPyConnection,
+    rubric: Rubric,
+    k: int,
+    candidates: pd.DataFrame,
+    rank: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     """The examples of this rubric version: the pinned ones, or (first time) a fresh choice
-    that is recorded. Returns (examples, newly pinned)."""
+    that is recorded, the candidates ranked first by `rank` (e.g. `informative_first`).
+    Returns (examples, newly pinned)."""
     pinned = pinned_for(conn, rubric, k)
     if not pinned.empty or k <= 0:
         return pinned, False
-    chosen = choose_examples(candidates, k, rubric.key)
+    chosen = choose_examples(rank(candidates) if rank else candidates, k, rubric.key)
     if chosen.empty:
         return pinned, False
     rows = chosen.assign(
@@ -245,3 +251,28 @@ LEFT JOIN {GOLD_LABELS} l ON l.subject_id = e.subject_id AND l.kind = 'pointwise
 WHERE l.split IN ('dev', 'test')
 ORDER BY ALL
 """
+
+
+def informative_first(candidates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Candidates with a `priority` (lower first) from the panel's zero-shot verdicts on them
+    (`verdicts`: subject_id, judge, verdict). An example teaches most where a judge gets it
+    wrong, but an item every judge gets "wrong" is as likely the expert's slip, and an
+    example with a wrong label teaches the error. So: 0 a judge errs and two annotators agree
+    on the label; 1 the panel splits; 2 every judge agrees with the expert; 3 every judge
+    disagrees and one annotator labelled it (a suspect label)."""
+    valid = verdicts.dropna(subset=["verdict"]).merge(
+        candidates[["subject_id", "verdict"]].rename(columns={"verdict": "expert"}), on="subject_id"
+    )
+    wrong = (
+        valid.assign(wrong=valid["verdict"] != valid["expert"])
+        .groupby("subject_id")["wrong"]
+        .agg(["sum", "count"])
+    )
+    out = candidates.merge(wrong, left_on="subject_id", right_index=True, how="left")
+    n_wrong, n_valid = out["sum"].fillna(0), out["count"].fillna(0)
+    agreed = out.get("agreed", pd.Series(False, index=out.index)).astype(bool)
+    priority = pd.Series(2, index=out.index)
+    priority[(n_wrong > 0) & (n_wrong < n_valid)] = 1
+    priority[(n_wrong == n_valid) & (n_valid > 0) & ~agreed] = 3
+    priority[(n_wrong > 0) & agreed] = 0
+    return out.drop(columns=["sum", "count"]).assign(priority=priority)
