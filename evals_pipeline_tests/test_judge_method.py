@@ -244,16 +244,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                     WHERE level IN ('overall', 'category') AND (scorer = 'ensemble'
                           OR scorer LIKE 'ensemble:reference_grade/%')"""
             ).df()
-        # again: the examples stay pinned
-        assert run_calibration(root, project=project).success
-        with connect(warehouse_path(), read_only=True) as con:
-            out["examples_again"] = con.execute(f"SELECT * FROM {FEW_SHOT_EXAMPLES}").df()
         # the team decides from few_shot_effect to use them
         cfg["judges"]["use_few_shot"] = True
         (data / "evals.yaml").write_text(yaml.safe_dump(cfg))
         assert run_calibration(root, project=project).success
         assert run_quarterly(root, "2026-01-01", project=project).success
         with connect(warehouse_path(), read_only=True) as con:
+            # the examples stayed pinned through the later calibration
+            out["examples_again"] = con.execute(f"SELECT * FROM {FEW_SHOT_EXAMPLES}").df()
             out["deployed_test"] = con.execute(
                 f"""SELECT judge, rubric_version, n FROM {JUDGE_CALIBRATION}
                     WHERE split = 'test' AND category = 'all' AND rubric_version LIKE '%+fs%'"""
