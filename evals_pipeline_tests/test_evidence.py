@@ -429,9 +429,9 @@ def test_imported_pointwise_verdicts_are_calibrated_beside_the_litellm_judges(
         run_config=config,
     )
     assert result.success
-    split = query(tmp_path, f"SELECT subject_id, split FROM {GOLD_LABELS}").set_index("subject_id")[
-        "split"
-    ]
+    split = query(
+        tmp_path, f"SELECT subject_id, split FROM {GOLD_LABELS} WHERE kind = 'pointwise'"
+    ).set_index("subject_id")["split"]
     got = query(
         tmp_path,
         f"SELECT * FROM {JUDGE_CALIBRATION} WHERE judge = 'external/legacy_judge' AND category = 'all'",

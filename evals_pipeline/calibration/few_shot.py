@@ -227,9 +227,11 @@ def with_prompts(
     other: Rubric | None,
     modes: Sequence[tuple[str, Rubric]] = (),
 ) -> list[tuple[tuple[str, str], dict, list[Rubric]]]:
-    """(key, row, prompts) per labelled output: the deployed prompt and each enabled
-    failure mode's rubric judge every one, the other pass/fail prompt only dev outputs (train
-    holds the examples themselves, and test decides trust for the deployed prompt alone)."""
+    """(key, row, prompts) per labelled output: the deployed prompt judges every one; the
+    other pass/fail prompt only dev outputs (train holds the examples themselves, and test
+    decides trust for the deployed prompt alone); each enabled failure mode's rubric the dev
+    and test outputs (an LLM judge's train numbers measure nothing: train is few-shot
+    material, and a mode judge's cost grows with every labelled output)."""
     mode_rubrics = [r for _, r in modes]
     return [
         (
@@ -237,7 +239,7 @@ def with_prompts(
             r,
             [deployed]
             + ([other] if other is not None and r["split"] == "dev" else [])
-            + mode_rubrics,
+            + (mode_rubrics if r["split"] in ("dev", "test") else []),
         )
         for r in subjects.to_dict("records")
     ]

@@ -236,7 +236,7 @@ FEW_SHOT_EXAMPLES = Table(
         Column("critique", "VARCHAR", "The expert's critique ('' for a pass without one)."),
         Column("input", "VARCHAR", "The example's user input, as shown to the judge."),
         Column("output", "VARCHAR", "The example's output, as shown to the judge."),
-        Column("pinned_at", "TIMESTAMP", "When the examples were chosen (UTC)."),
+        Column("pinned_at", "TIMESTAMP", "When the examples were chosen (UTC).", run_time=True),
     ),
 )
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evals_pipeline.judging.rubrics import FAILURE_MODE_PREFIX
 from evals_pipeline.records import (
     CALIBRATION_VERDICTS,
     CORRECTED_PASS_RATES,
@@ -100,14 +101,24 @@ f AS (
     FROM {TRACE_FEEDBACK} GROUP BY 1
 )"""
 
-# Per labelled production trace: each judge's verdict and the trace's online signals.
+# Per labelled production trace: each judge's verdict and the trace's online signals. A
+# judge's verdicts of its overall pass/fail prompt only: not the per-failure-mode rubrics, and
+# of a rubric's versions the one that judged the most outputs (the deployed prompt judges
+# every labelled output; a prompt measured beside it, with or without few-shot examples, only
+# the dev split).
+DEPLOYED_CTE = f"""deployed AS (SELECT judge, rubric, rubric_version FROM {CALIBRATION_VERDICTS}
+             WHERE rubric NOT LIKE '{FAILURE_MODE_PREFIX}%' GROUP BY ALL
+             QUALIFY row_number() OVER (PARTITION BY judge ORDER BY count(*) DESC, rubric, rubric_version) = 1)"""
+
 PER_TRACE_SQL = f"""
-WITH {TRACE_SIGNALS_CTE}
+WITH {TRACE_SIGNALS_CTE},
+{DEPLOYED_CTE}
 SELECT v.judge, t.app_version, t.user_segment, (v.verdict = 'pass')::DOUBLE AS offline,
        f.thumbs_up_rate, coalesce(f.task_completed, 0) AS task_completed,
        coalesce(f.escalation, 0) AS escalation, coalesce(f.follow_up, 0) AS follow_up,
        coalesce(f.session_continued, 0) AS session_continued
-FROM {CALIBRATION_VERDICTS} v JOIN {TRACES} t ON t.trace_id = v.subject_id LEFT JOIN f ON f.trace_id = v.subject_id
+FROM {CALIBRATION_VERDICTS} v JOIN deployed USING (judge, rubric, rubric_version)
+JOIN {TRACES} t ON t.trace_id = v.subject_id LEFT JOIN f ON f.trace_id = v.subject_id
 WHERE v.verdict IS NOT NULL AND t.partition_date >= $start AND t.partition_date < $end
 -- a fixed row order: the bootstrap resamples by position (same data, same intervals)
 ORDER BY v.judge, v.subject_id
@@ -260,10 +271,12 @@ def evidence_correlation_rows(
 # the labelled production traces, and the thumbs-up rate of all traffic.
 MONTHLY_SQL = f"""
 WITH {TRACE_SIGNALS_CTE},
+{DEPLOYED_CTE},
 off AS (
     SELECT date_trunc('month', t.partition_date) AS month, avg((v.verdict = 'pass')::DOUBLE) AS offline,
            count(*) AS offline_n
-    FROM {CALIBRATION_VERDICTS} v JOIN {TRACES} t ON t.trace_id = v.subject_id
+    FROM {CALIBRATION_VERDICTS} v JOIN deployed USING (judge, rubric, rubric_version)
+    JOIN {TRACES} t ON t.trace_id = v.subject_id
     WHERE v.verdict IS NOT NULL AND list_contains($judges, v.judge) AND t.partition_date < $end
     GROUP BY 1
 ), onl AS (
