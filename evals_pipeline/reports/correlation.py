@@ -107,7 +107,7 @@ f AS (
 # every labelled output; a prompt measured beside it, with or without few-shot examples, only
 # the dev split).
 DEPLOYED_CTE = f"""deployed AS (SELECT judge, rubric, rubric_version FROM {CALIBRATION_VERDICTS}
-             WHERE rubric NOT LIKE '{FAILURE_MODE_PREFIX}%' GROUP BY ALL
+             WHERE rubric NOT LIKE '{FAILURE_MODE_PREFIX}%' GROUP BY judge, rubric, rubric_version
              QUALIFY row_number() OVER (PARTITION BY judge ORDER BY count(*) DESC, rubric, rubric_version) = 1)"""
 
 PER_TRACE_SQL = f"""
