@@ -324,6 +324,13 @@ SECTIONS = (
            FROM {SEGMENT_REPORT} WHERE scorer = 'ensemble' AND level IN ('overall', 'category') ORDER BY app_version, level DESC, category""",
     ),
     (
+        "Segment report against both references (graded ensemble: share as good as the "
+        "borderline / the high-quality reference, per category)",
+        f"""PIVOT (SELECT app_version, category, n, replace(scorer, 'ensemble:reference_grade/', '') AS level, score
+                  FROM {SEGMENT_REPORT} WHERE scorer LIKE 'ensemble:%/as_good_as_%' AND level IN ('overall', 'category'))
+           ON level USING first(score) ORDER BY app_version, category = 'all' DESC, category""",
+    ),
+    (
         "Judge calibration (test split: the latest re-validation window)",
         f"""SELECT judge, rubric, rubric_version, test_since, n, tpr, tpr_low, tpr_high, tnr, tnr_low, tnr_high, kappa, trust_status
            FROM {JUDGE_CALIBRATION} WHERE split = 'test' AND category = 'all' ORDER BY judge""",
