@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(if $(filter otel,$(SOURCE)),EVALS_CONFIG=$(CURDIR)/evals.otel.yaml )$(PY) -m evals_pipeline.demo
 
 test: $(STAMP) browser imports
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # The architecture as contracts (pyproject [tool.importlinter]): production never imports the
 # simulated world, and the stages import each other without cycles.

@@ -29,6 +29,26 @@ SMALL = SimulationConfig(
 )
 
 
+# The files whose tests take longest (a whole demo, or a module-scoped simulated deployment
+# several tests share) start first: `make test` hands whole files to its workers
+# (`--dist loadfile`, so a module's simulation is built once, not once per worker), and a long
+# file started last would leave the other core idle at the end.
+SLOW_FIRST = (
+    "test_demo.py",
+    "test_judge_method.py",
+    "test_revalidation.py",
+    "test_hardening.py",
+    "test_holdout_panel.py",
+    "test_pipeline.py",
+    "test_project.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: others keep order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def offline_models() -> None:
     """The simulator's offline models as a litellm custom provider, as the embedded project

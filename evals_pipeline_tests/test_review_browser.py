@@ -57,6 +57,9 @@ def page(browser: object, server: str) -> Iterator[object]:
     pg.fill("#annotator", "e2e expert")
     pg.keyboard.press("Enter")
     pg.wait_for_selector("table.queues")
+    # the keyboard handlers come with the deferred review.js: wait for it before pressing keys
+    # (a loaded machine may serve it after the table is parsed)
+    pg.wait_for_load_state("load")
     yield pg
     context.close()
     assert errors == [], f"script errors in the page: {errors}"
@@ -258,6 +261,7 @@ def test_the_sealed_holdout_session_logs_every_view_and_keeps_labels_sealed(
         pg.fill("#annotator", "dana.smith")  # the same person as "Dana Smith"
         pg.keyboard.press("Enter")
         pg.wait_for_selector("table.queues")
+        pg.wait_for_load_state("load")  # review.js (deferred) carries the key handlers
         assert "sealed holdout session" in pg.inner_text("header")
         assert "Failure taxonomy" not in pg.inner_text("header")
         pg.keyboard.press("1")
