@@ -80,8 +80,8 @@ from evals_pipeline.calibration.test_split import rows_touching_test_once
 from evals_pipeline.ingest.categories import empty_accuracy, measure
 from evals_pipeline.judging.client import JudgeClient, RunStats
 from evals_pipeline.judging.few_shot import pinned_for, project_rubric, with_examples
-from evals_pipeline.judging.panel import judge_outputs
-from evals_pipeline.judging.rubrics import Rubric, load_rubric
+from evals_pipeline.judging.panel import judge_outputs, subject_verdicts
+from evals_pipeline.judging.rubrics import load_rubric
 from evals_pipeline.judging.trust import enabled_failure_modes, trusted_judges
 from evals_pipeline.metadata import (
     evidence_results,
@@ -270,30 +270,6 @@ def _subjects(conn: DuckDBPyConnection, reference_source: ReferenceSource) -> pd
     return conn.execute(SUBJECTS_SQL.replace("{refs}", REFERENCES_TABLE)).df()
 
 
-def zero_shot_verdicts(
-    conn: DuckDBPyConnection,
-    client: JudgeClient,
-    frame: pd.DataFrame,
-    rubric: Rubric,
-    judges: list[str],
-    context: AssetExecutionContext,
-) -> pd.DataFrame:
-    """subject_id, judge, verdict: the panel on `frame`'s outputs with the zero-shot rubric."""
-    judged, _ = judge_outputs(
-        client,
-        conn,
-        [((r["subject_id"],), r, [rubric]) for r in frame.to_dict("records")],
-        judges,
-        Counter(),
-        context.log.info,
-        context.run_id,
-    )
-    return pd.DataFrame(
-        [(j.subject[0], j.judge, j.verdict) for j in judged],
-        columns=["subject_id", "judge", "verdict"],
-    )
-
-
 def _labelled_outputs(
     context: AssetExecutionContext, conn: DuckDBPyConnection, reference_source: ReferenceSource
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
@@ -375,7 +351,10 @@ def few_shot_examples(
 
         def rank(frame: pd.DataFrame) -> pd.DataFrame:
             return informative_first(
-                frame, zero_shot_verdicts(conn, judge_client, frame, rubric, c.judges, context)
+                frame,
+                subject_verdicts(
+                    judge_client, conn, frame, rubric, c.judges, context.log.info, context.run_id
+                ),
             )
 
         pinned, new = pin_examples(conn, rubric, k, redacted_examples(candidates), rank)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 import duckdb
@@ -27,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 from evals_pipeline.calibration.metrics import wilson
 from evals_pipeline.judging.client import JudgeClient
-from evals_pipeline.judging.panel import judge_outputs
+from evals_pipeline.judging.panel import subject_verdicts
 from evals_pipeline.judging.rubrics import FAILURE_MODE_PREFIX, Rubric
 from evals_pipeline.records import CALIBRATION_VERDICTS, GOLD_LABELS, PAIRWISE_VERDICTS
 
@@ -208,18 +207,10 @@ def length_probe(
     columns = ["judge", "rubric_version", "before", "after"]
     if sample.empty:
         return pd.DataFrame(columns=columns)
-    judged, _ = judge_outputs(
-        client,
-        conn,
-        [((r["subject_id"],), r, [rubric]) for r in sample.to_dict("records")],
-        judges,
-        Counter(),
-        progress,
-        run_id,
-    )
-    after = pd.DataFrame(
-        [(j.subject[0], j.judge, j.verdict) for j in judged if j.verdict is not None],
-        columns=["subject_id", "judge", "after"],
+    after = (
+        subject_verdicts(client, conn, sample, rubric, judges, progress, run_id)
+        .dropna(subset=["verdict"])
+        .rename(columns={"verdict": "after"})
     )
     before = conn.execute(
         f"""SELECT subject_id, judge, verdict AS before FROM {CALIBRATION_VERDICTS}

@@ -105,6 +105,12 @@ class JudgeConfig(Config):
     )
 
 
+# The active pool's candidate outputs, each with its case: what every judging asset judges.
+# A fixed order, so a run's calls and rows come out the same every time.
+ACTIVE_OUTPUTS_SQL = f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
+JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
+
+
 @dataclass(frozen=True)
 class Panel:
     """The judging set-up of a run: the project file's, with any op-config override."""
@@ -307,10 +313,7 @@ def judge_verdicts(
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
         rubrics = panel.rubrics(conn)
-        rows = conn.execute(
-            f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
-                JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
-        ).df()
+        rows = conn.execute(ACTIVE_OUTPUTS_SQL).df()
         subjects = [
             ((row["case_id"], row["app_version"]), row, panel.rubrics_for(row["category"], rubrics))
             for row in rows.to_dict("records")
@@ -356,10 +359,7 @@ def failure_mode_verdicts(
     panel = judge_panel(config, project)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        rows = conn.execute(
-            f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
-                JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL ORDER BY a.case_id, o.app_version"""
-        ).df()
+        rows = conn.execute(ACTIVE_OUTPUTS_SQL).df()
         out, untrusted, stats = mode_verdict_rows(
             conn, judge_client, rows, panel.judges, pii, context.log.info, context.run_id
         )
@@ -477,10 +477,7 @@ def pairwise_verdicts(
     rubric = load_rubric(config.rubric)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
-        outputs = conn.execute(
-            f"""SELECT a.*, o.app_version, o.output FROM ({ACTIVE_CASES_SQL}) a
-                JOIN {CANDIDATE_OUTPUTS} o USING (case_id) WHERE o.error IS NULL"""
-        ).df()
+        outputs = conn.execute(ACTIVE_OUTPUTS_SQL).df()
         versions = sorted(config.app_versions or outputs["app_version"].unique())
         judges = config.judges or project.config().judges.pairwise_judges
         calls, keys = pairwise_calls(outputs, versions, judges, rubric, pii)

@@ -117,3 +117,29 @@ def mode_verdict_rows(
         for j in judged
     ]
     return rows, [m for m, r in modes if not judges[r.name]], stats
+
+
+def subject_verdicts(
+    client: JudgeClient,
+    conn: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame,
+    rubric: Rubric,
+    judges: Sequence[str],
+    progress: Callable[[str], None],
+    run_id: str = "",
+) -> pd.DataFrame:
+    """subject_id, judge, verdict (None on error): each judge's verdict under `rubric` on
+    every row of `frame` (subject_id, output and the case fields)."""
+    judged, _ = judge_outputs(
+        client,
+        conn,
+        [((r["subject_id"],), r, [rubric]) for r in frame.to_dict("records")],
+        judges,
+        Counter(),
+        progress,
+        run_id,
+    )
+    return pd.DataFrame(
+        [(j.subject[0], j.judge, j.verdict) for j in judged],
+        columns=["subject_id", "judge", "verdict"],
+    )
