@@ -309,6 +309,25 @@ class WarehouseSpec(_Strict):
         }
 
 
+class SparkSpec(_Strict):
+    master: str = Field(
+        default="local[*]",
+        description="Spark master URL: local[*] (every core of this machine), local[2], "
+        "spark://host:7077, yarn, k8s://...; read only when engine is spark.",
+    )
+    lake: str = Field(
+        default="",
+        description="Where the traffic-sized tables are written as Parquet, partitioned by day "
+        "(a folder relative to this file, or s3a://bucket/prefix on a cluster); empty means "
+        "<data dir>/lake. The DuckDB warehouse reads them as views.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark settings passed to the session as they are (e.g. "
+        "spark.executor.memory: 8g, spark.sql.shuffle.partitions: '400').",
+    )
+
+
 class CallsSpec(_Strict):
     processes: int = Field(
         default=1,
@@ -395,6 +414,13 @@ class ProjectConfig(_Strict):
     budget: BudgetSpec = BudgetSpec()
     calls: CallsSpec = CallsSpec()
     warehouse: WarehouseSpec = WarehouseSpec()
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description="What runs the traffic-sized stages (ingest, sampling): duckdb in the "
+        "warehouse file, or spark writing a Parquet lake the warehouse reads as views. "
+        "Chosen once per deployment (docs/spark.md).",
+    )
+    spark: SparkSpec = SparkSpec()
     schedules: SchedulesSpec = SchedulesSpec()
     drift: DriftSpec = DriftSpec()
     holdout_review: HoldoutReviewSpec = HoldoutReviewSpec()
@@ -531,6 +557,17 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
                 f"taxonomy.categorizer.model: provider '{prefix}' is not under providers "
                 f"(known: {', '.join(sorted(config.providers))})"
             )
+    if config.engine == "spark":
+        if config.span_format is not None:
+            found.append(
+                f"engine: spark reads flat records (source kind files, or the simulator writing "
+                f"them); a {config.span_format} span export is read by engine duckdb"
+            )
+        if categorizer is not None:
+            found.append(
+                "engine: spark does not run taxonomy.categorizer (it rewrites stored traces); "
+                "use engine duckdb, or categories from the source"
+            )
     if UNCATEGORIZED in config.taxonomy.categories:
         found.append(f"taxonomy.categories: '{UNCATEGORIZED}' is the stratum of traces without one")
     return found
@@ -575,6 +612,7 @@ def load_project(path: Path | None = None, env: dict[str, str] | None = None) ->
         raise ProjectError(f"{shown}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ProjectError(f"{shown}: the file must be a mapping of keys (source, judges, ...)")
+    raw = _extended(raw, path, shown)
     try:
         config = ProjectConfig.model_validate({**raw, "base_dir": str(path.parent)})
     except ValidationError as exc:
@@ -594,6 +632,39 @@ def load_project(path: Path | None = None, env: dict[str, str] | None = None) ->
     if found:
         raise ProjectError("\n".join(f"{shown}: {p}" for p in found))
     return config
+
+
+def _extended(raw: dict[str, Any], path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict:
+    """`extends: other.yaml` (relative to this file): the other file's keys, with this file's
+    mappings merged over them key by key (a list, a value or an empty mapping replaces). One
+    file can then say only how it differs, e.g. the demo on Spark (evals.spark.yaml).
+    Relative paths in either file resolve against the folder of the file that was loaded."""
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base = (path.parent / str(base_name)).resolve()
+    if base in seen or base == path.resolve():
+        raise ProjectError(f"{shown}: extends: {base_name} extends this file again (a cycle)")
+    if not base.is_file():
+        raise ProjectError(f"{shown}: extends: no project file at {base}")
+    try:
+        parent = yaml.safe_load(base.read_text(encoding="utf-8-sig")) or {}
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{base.name}: not valid YAML: {exc}") from exc
+    if not isinstance(parent, dict):
+        raise ProjectError(f"{base.name}: the file must be a mapping of keys")
+    parent = _extended(parent, base, base.name, (*seen, path.resolve()))
+    return _merged(parent, raw)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if value and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 @lru_cache(maxsize=8)

@@ -12,15 +12,31 @@ from pathlib import Path
 
 import duckdb
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
-from evals_pipeline.records import SEAL_VIEWS, WAREHOUSE_TABLES, Table, View, history_of
+from evals_pipeline import lake as lake_views
+from evals_pipeline.records import (
+    LAKE_TABLES,
+    SEAL_VIEWS,
+    WAREHOUSE_TABLES,
+    Table,
+    View,
+    history_of,
+)
 
 # Which schema a warehouse was set up with: a digest of every table's and view's DDL and comments.
 SCHEMA_MARK = "warehouse_schema"
 
 
 class Warehouse(DuckDBResource):
-    """DuckDBResource that always closes its connection and runs in UTC."""
+    """DuckDBResource that always closes its connection and runs in UTC. With `lake` set
+    (engine spark), the traffic-sized tables are views of the Parquet lake there."""
+
+    lake: str | None = Field(
+        default=None,
+        description="The Parquet lake of engine spark ('' = engine duckdb: every table in the "
+        "file); unset = whatever the file was set up with.",
+    )
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -28,7 +44,7 @@ class Warehouse(DuckDBResource):
         with super().get_connection() as conn:
             try:
                 conn.execute("SET TimeZone = 'UTC'")
-                set_up(conn)
+                set_up(conn, self.lake)
                 yield conn
             finally:
                 conn.close()
@@ -41,35 +57,92 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return conn
 
 
-def schema_digest() -> str:
-    """Digest of the warehouse's schema as this release defines it in `records/`."""
+def schema_digest(lake: str = "") -> str:
+    """Digest of the warehouse's schema as this release defines it in `records/` (and of
+    where its lake tables are read from)."""
     parts = [t.ddl() + "\n".join(t.comment_sql()) for t in WAREHOUSE_TABLES]
     parts += [v.ddl() for v in SEAL_VIEWS]
+    if lake:
+        parts += [lake_views.view_sql(t, lake) for t in LAKE_TABLES]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def set_up(conn: duckdb.DuckDBPyConnection) -> bool:
+class EngineMismatch(RuntimeError):
+    """The warehouse file keeps its traffic tables one way and the project file asks for the
+    other: switching would hide the stored traffic, so it is refused."""
+
+
+def set_up(conn: duckdb.DuckDBPyConnection, lake: str | None = None) -> bool:
     """Create every warehouse table (`records.WAREHOUSE_TABLES`) and the seal's views once:
     again only when this release's schema differs from the one the file was set up with
     (new tables, columns or comments). Assets then read and write without defensive DDL.
-    Returns whether anything was (re)created."""
-    digest = schema_digest()
+    With a `lake` (engine spark) the lake tables are views of it; None keeps what the file
+    was set up with. Returns whether anything was (re)created."""
+    recorded = None
     if SCHEMA_MARK in table_names(conn):
-        rows = conn.execute(f"SELECT digest FROM {SCHEMA_MARK}").fetchall()
-        if rows and rows[0][0] == digest:
+        rows = conn.execute(f"SELECT * FROM {SCHEMA_MARK}").fetchall()
+        recorded = (rows[0][1] if len(rows[0]) > 1 else "") if rows else None
+        if lake is None:
+            lake = recorded or ""
+        elif recorded is not None and bool(recorded) != bool(lake):
+            was, now = ("spark", "duckdb") if recorded else ("duckdb", "spark")
+            raise EngineMismatch(
+                f"the warehouse {_file_of(conn)} keeps its traffic tables for engine {was}"
+                f"{f' (lake {recorded})' if recorded else ''}, but the project file says engine "
+                f"{now}: the stored traffic would drop out of sight. Use another data directory "
+                "(EVALS_DATA_DIR) for the other engine, or set engine back (docs/spark.md)."
+            )
+        if rows and rows[0][0] == schema_digest(lake):
             return False
+    lake = lake or ""
     with transaction(conn):
+        if lake:
+            lake_views.create_views(conn, lake)
+            for stmt in (v for t in LAKE_TABLES for v in _view_comments(t)):
+                conn.execute(stmt)
         ensure_tables(conn, (*WAREHOUSE_TABLES, *SEAL_VIEWS))
-        conn.execute(f"CREATE OR REPLACE TABLE {SCHEMA_MARK} AS SELECT ? AS digest", [digest])
+        conn.execute(
+            f"CREATE OR REPLACE TABLE {SCHEMA_MARK} AS SELECT ? AS digest, ? AS lake",
+            [schema_digest(lake), lake],
+        )
     return True
 
 
+def _file_of(conn: duckdb.DuckDBPyConnection) -> str:
+    rows = conn.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    return str(rows[0][0]) if rows and rows[0][0] else "(in memory)"
+
+
+def _view_comments(table: Table) -> list[str]:
+    return [
+        f"COMMENT ON VIEW {table.name} IS "
+        + "'"
+        + (table.comment + " Read from the Parquet lake (engine spark).").replace("'", "''")
+        + "'"
+    ]
+
+
 def table_names(conn: duckdb.DuckDBPyConnection) -> set[str]:
-    """Names of the tables in the connection's current database."""
+    """Names of the tables in the connection's current database, with the views of the lake
+    tables (engine spark), which stand in for tables."""
     return {
         r[0]
         for r in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "UNION ALL SELECT view_name FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal"
+        ).fetchall()
+    }
+
+
+def _view_names(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "AND NOT internal"
         ).fetchall()
     }
 
@@ -78,11 +151,14 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[Table | View
     """Create the tables if missing, add columns a newer release defined (so a warehouse
     built by an older release keeps working), and (re)apply their comments. Views (the
     seal's, `records.SEAL_VIEWS`) are created after the tables they read."""
+    views = _view_names(conn)
     for table in tables:
         if isinstance(table, View):
             ensure_tables(conn, table.tables)
             conn.execute(table.ddl())
             continue
+        if table.name in views:
+            continue  # a lake table, read as a view (lake.py)
         conn.execute(table.ddl())
         have = {
             r[0]

@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# The embedded default without the judge-method extras (fixtures/evals.tests.yaml says why).
+os.environ.setdefault(
+    "EVALS_CONFIG", str(Path(__file__).resolve().parent / "fixtures" / "evals.tests.yaml")
+)
 warnings.filterwarnings("ignore", module="dagster")
 
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate  # noqa: E402

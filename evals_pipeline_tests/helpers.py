@@ -94,3 +94,15 @@ def check_results(result: ExecuteInProcessResult) -> dict[str, bool]:
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
+
+
+TESTS_PROJECT = Path(__file__).parent / "fixtures" / "evals.tests.yaml"
+
+
+def tests_project_dict() -> dict[str, Any]:
+    """The tests' project file (`fixtures/evals.tests.yaml`) as one mapping, for a test that
+    writes a variant of it."""
+    from evals_pipeline.project import load_project
+
+    cfg = load_project(TESTS_PROJECT)
+    return cfg.model_dump(mode="json", exclude={"base_dir"})

@@ -29,7 +29,13 @@ from evals_pipeline.records import (
 )
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
 from evals_pipeline.warehouse import connect
-from evals_pipeline_tests.helpers import run_calibration, run_daily, run_quarterly, run_reports
+from evals_pipeline_tests.helpers import (
+    run_calibration,
+    run_daily,
+    run_quarterly,
+    run_reports,
+    tests_project_dict,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 STABLE, DRIFTING = "offline/reference-judge", "offline/reference-judge-b"
@@ -83,7 +89,7 @@ def quarters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     data = tmp_path_factory.mktemp("revalidation")
     mp = pytest.MonkeyPatch()
     mp.setenv("EVALS_DATA_DIR", str(data))
-    cfg = yaml.safe_load((REPO / "evals.yaml").read_text())
+    cfg = tests_project_dict()
     cfg["judges"]["min_test_labels"] = 80
     # Six days of simulated traffic hold few fails per window: the reference judges' TNR there
     # is about 0.7 (0.8 on the demo's quarters), so the bar sits below it; the drift is planted

@@ -18,9 +18,10 @@ The shape of the work, in bounded batches so memory stays flat however large a d
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -263,17 +264,50 @@ def _file_pieces(
 
 def _staging_table(day: date, shown: str, piece: pa.Table) -> pa.Table:
     n = piece.num_rows
+    lines = piece.column("line").cast(pa.large_string())
     return pa.table(
         {
             "partition_date": pa.repeat(pa.scalar(day, pa.date32()), n),
             "source_file": pa.repeat(pa.scalar(shown, pa.large_string()), n),
             "source_row": piece.column("source_row").cast(pa.int64()),
-            "line": piece.column("line").cast(pa.large_string()),
+            "line": lines,
             "utf8_ok": piece.column("utf8_ok").cast(pa.bool_()),
-            "file_error": pa.nulls(n, pa.large_string()),
+            "file_error": _too_deep(lines),
         },
         schema=STAGING_SCHEMA,
     )
+
+
+# JSON nested deeper than this is malformed for both engines (Spark's parser stops there;
+# DuckDB's would go on): a line of 10,000 brackets is an attack, not a trace.
+MAX_JSON_DEPTH = 1000
+TOO_DEEP = f"malformed_json|nested deeper than {MAX_JSON_DEPTH} levels"
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _too_deep(lines: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Per line, `TOO_DEEP` when its JSON nests deeper than `MAX_JSON_DEPTH`, else null.
+    Only lines with that many opening brackets are scanned (in Arrow, then in Python)."""
+    openers = pc.add(pc.count_substring(lines, "["), pc.count_substring(lines, "{"))
+    candidates = pc.greater(pc.fill_null(openers, 0), MAX_JSON_DEPTH)
+    out: list[str | None] = [None] * len(lines)
+    if pc.any(candidates).as_py():
+        for i in pc.indices_nonzero(candidates).to_pylist():
+            if _depth(lines[i].as_py()) > MAX_JSON_DEPTH:
+                out[i] = TOO_DEEP
+    return pa.chunked_array([pa.array(out, pa.large_string())])
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of brackets outside JSON strings."""
+    depth = deepest = 0
+    for ch in _JSON_STRING.sub("", text):
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def staged_batches(
@@ -298,38 +332,53 @@ def staged_batches(
             shown = _data_file(path, root, staged)
             if shown is None:
                 continue
-            problem = None
-            try:
-                for piece in _file_pieces(conn, path, batch_rows):
-                    pending.append(_staging_table(day, shown, piece))
-                    filled += piece.num_rows
-                    while filled >= batch_rows:
-                        whole = pa.concat_tables(pending)
-                        yield _counted(staged, whole.slice(0, batch_rows))
-                        rest = whole.slice(batch_rows)
-                        pending, filled = [rest], rest.num_rows
-            except _Unsupported as exc:
-                problem = str(exc)
-            except Exception as exc:  # any failure to read is the file's reason, never a crash
-                problem = f"unreadable_file|{describe_error(exc)}"
-            if problem is not None:
-                pending.append(
-                    pa.table(
-                        {
-                            "partition_date": pa.array([day], pa.date32()),
-                            "source_file": pa.array([shown], pa.large_string()),
-                            "source_row": pa.array([0], pa.int64()),
-                            "line": pa.nulls(1, pa.large_string()),
-                            "utf8_ok": pa.array([True]),
-                            "file_error": pa.array([problem], pa.large_string()),
-                        },
-                        schema=STAGING_SCHEMA,
-                    )
-                )
-                staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
-                filled += 1
+            for piece in stage_file(conn, day, path, shown, batch_rows):
+                if (problem := file_problem(piece)) is not None:
+                    staged.unreadable.append(f"{shown}: {problem.replace('|', ': ', 1)}")
+                pending.append(piece)
+                filled += piece.num_rows
+                while filled >= batch_rows:
+                    whole = pa.concat_tables(pending)
+                    yield _counted(staged, whole.slice(0, batch_rows))
+                    rest = whole.slice(batch_rows)
+                    pending, filled = [rest], rest.num_rows
     if filled:
         yield _counted(staged, pa.concat_tables(pending))
+
+
+def stage_file(
+    conn: duckdb.DuckDBPyConnection, day: date, path: Path, shown: str, batch_rows: int
+) -> Iterator[pa.Table]:
+    """The raw rows of one file as `STAGING_SCHEMA` tables of at most `batch_rows` rows; a
+    file that cannot be read (or is of no format the pipeline reads) ends with one row
+    carrying its `file_error`. The unit of work of both engines' staging."""
+    problem = None
+    try:
+        for piece in _file_pieces(conn, path, batch_rows):
+            yield _staging_table(day, shown, piece)
+    except _Unsupported as exc:
+        problem = str(exc)
+    except Exception as exc:  # any failure to read is the file's reason, never a crash
+        problem = f"unreadable_file|{describe_error(exc)}"
+    if problem is not None:
+        yield pa.table(
+            {
+                "partition_date": pa.array([day], pa.date32()),
+                "source_file": pa.array([shown], pa.large_string()),
+                "source_row": pa.array([0], pa.int64()),
+                "line": pa.nulls(1, pa.large_string()),
+                "utf8_ok": pa.array([True]),
+                "file_error": pa.array([problem], pa.large_string()),
+            },
+            schema=STAGING_SCHEMA,
+        )
+
+
+def file_problem(piece: pa.Table) -> str | None:
+    """The file-level reason a staging piece carries (its one row, numbered 0), if it is one."""
+    if piece.num_rows != 1 or piece.column("source_row")[0].as_py() != 0:
+        return None
+    return piece.column("file_error")[0].as_py()
 
 
 @dataclass(frozen=True)
@@ -512,27 +561,81 @@ def utc_timestamp_sql(text_sql: str) -> str:
     )
 
 
-def _type_ok(spec: FieldSpec) -> str:
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the engines' validation SQL; the rules and the order of reasons
+    (`validate_sql`) are one piece of code. `fields` is the first CTEs: every staging column,
+    `is_object`, and per field `t_x` (its JSON type in DuckDB's names: VARCHAR, BIGINT,
+    UBIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY, 'NULL' for a JSON null, NULL when absent) and
+    `v_x` (its value as text), ending in a CTE named `named`."""
+
+    fields: Callable[[StreamSpec, str], str]
+    timestamp: Callable[[str], str]
+    finite: Callable[[str], str]
+    # SQL: the message list of field x is well formed and holds a turn of `speaker`.
+    messages_ok: Callable[[str, str], str]
+    # SQL: the byte length of field x's JSON text.
+    json_bytes: Callable[[str], str]
+    string_type: str
+    strlen: str
+
+
+def _duckdb_fields(stream: StreamSpec, source: str) -> str:
+    paths = ", ".join(sql_literal(f"$.{s.name}") for s in stream.fields)
+    root = len(stream.fields) + 1
+    named = ", ".join(
+        f"CASE WHEN is_object THEN ty[{i}] END AS t_{s.name}, sv[{i}] AS v_{s.name}"
+        for i, s in enumerate(stream.fields, 1)
+    )
+    return f"""parsed AS (
+    -- One parse for the types of the fields and of the whole line ('$'), one for the values.
+    SELECT *, CASE WHEN file_error IS NULL AND utf8_ok AND json_valid(line)
+                   THEN json_type(line, [{paths}, '$']) END AS ty
+    FROM {source}
+), fields AS (
+    SELECT *, coalesce(ty[{root}] = 'OBJECT', false) AS is_object,
+        CASE WHEN ty[{root}] = 'OBJECT' THEN json_extract_string(line, [{paths}]) END AS sv
+    FROM parsed
+), named AS (
+    SELECT * EXCLUDE (ty, sv), {named} FROM fields
+)"""
+
+
+def _duckdb_messages_ok(name: str, speaker: str) -> str:
+    # CASE, not AND: DuckDB evaluates both sides of an AND, and v_x of a string is no JSON.
+    msgs = f"TRY_CAST(CASE WHEN t_{name} = 'ARRAY' THEN v_{name}::JSON END AS JSON[])"
+    return (
+        f"len(list_filter({msgs}, lambda m: coalesce(json_type(m, '$.role'), '') <> 'VARCHAR'"
+        f" OR coalesce(json_type(m, '$.content'), '') <> 'VARCHAR')) = 0"
+        f" AND len(list_filter({msgs}, lambda m: m->>'role' = '{speaker}')) > 0"
+    )
+
+
+DUCKDB = Dialect(
+    fields=_duckdb_fields,
+    timestamp=utc_timestamp_sql,
+    finite=lambda x: f"isfinite({x})",
+    messages_ok=_duckdb_messages_ok,
+    json_bytes=lambda name: f"strlen(json_extract(line, '$.{name}')::VARCHAR)",
+    string_type="VARCHAR",
+    strlen="strlen",
+)
+
+
+def _type_ok(spec: FieldSpec, d: Dialect) -> str:
     t, v = f"t_{spec.name}", f"v_{spec.name}"
     if spec.kind == "string":
         return f"{t} = 'VARCHAR'"
     val = f"TRY_CAST({v} AS DOUBLE)"
     if spec.kind == "timestamp":
-        return f"{t} = 'VARCHAR' AND {utc_timestamp_sql(v)} IS NOT NULL"
+        return f"{t} = 'VARCHAR' AND {d.timestamp(v)} IS NOT NULL"
     if spec.kind == "number":
         # NaN and ±Infinity parse as JSON numbers here but are no measurement.
-        return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND isfinite({val})))"
+        return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND {d.finite(val)}))"
     if spec.kind == "integer":
-        return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND isfinite({val}) AND {val} = floor({val})))"
+        return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND {d.finite(val)} AND {val} = floor({val})))"
     if spec.kind == "text_or_messages":
-        # CASE, not AND: DuckDB evaluates both sides of an AND, and v_x of a string is no JSON.
-        msgs = f"TRY_CAST(CASE WHEN {t} = 'ARRAY' THEN {v}::JSON END AS JSON[])"
-        well_formed = (
-            f"len(list_filter({msgs}, lambda m: coalesce(json_type(m, '$.role'), '') <> 'VARCHAR'"
-            f" OR coalesce(json_type(m, '$.content'), '') <> 'VARCHAR')) = 0"
-            f" AND len(list_filter({msgs}, lambda m: m->>'role' = '{spec.speaker}')) > 0"
-        )
-        return f"({t} = 'VARCHAR' OR ({t} = 'ARRAY' AND {well_formed}))"
+        return f"({t} = 'VARCHAR' OR ({t} = 'ARRAY' AND {d.messages_ok(spec.name, spec.speaker)}))"
     return "true"  # json: any value
 
 
@@ -543,13 +646,10 @@ def _absent(spec: FieldSpec) -> str:
     return f"{t} = 'NULL'"
 
 
-def _oversized(spec: FieldSpec, limit: int) -> str:
+def _oversized(spec: FieldSpec, limit: int, d: Dialect) -> str:
     """The field's JSON text is over `limit` bytes. Its JSON text is written only for a line
     long enough to hold such a field (re-serializing can lengthen a value, by less than 8×)."""
-    return (
-        f"strlen(line) > {limit // 8} "
-        f"AND coalesce(strlen(json_extract(line, '$.{spec.name}')::VARCHAR), 0) > {limit}"
-    )
+    return f"{d.strlen}(line) > {limit // 8} AND coalesce({d.json_bytes(spec.name)}, 0) > {limit}"
 
 
 def _names_where(conditions: Sequence[tuple[str, str]]) -> str:
@@ -560,22 +660,19 @@ def _names_where(conditions: Sequence[tuple[str, str]]) -> str:
     return f"concat_ws(', ', {parts})"
 
 
-def validate_sql(stream: StreamSpec, source: str, rules: IngestRules) -> str:
+def validate_sql(
+    stream: StreamSpec, source: str, rules: IngestRules, dialect: Dialect = DUCKDB
+) -> str:
     """SELECT over the raw rows in `source` (`STAGING_SCHEMA`) giving every row
     `reason`/`detail` (null when valid) and the `t_`/`v_` columns of its fields. Duplicates
     are not decided here: that needs the whole ingest (`_move_duplicates`)."""
-    paths = ", ".join(sql_literal(f"$.{s.name}") for s in stream.fields)
-    root = len(stream.fields) + 1
-    named = ", ".join(
-        f"CASE WHEN is_object THEN ty[{i}] END AS t_{s.name}, sv[{i}] AS v_{s.name}"
-        for i, s in enumerate(stream.fields, 1)
-    )
+    d = dialect
     missing = _names_where([(s.name, _absent(s)) for s in stream.fields if s.required])
     wrong = _names_where(
-        [(s.name, f"NOT {_absent(s)} AND NOT ({_type_ok(s)})") for s in stream.fields]
+        [(s.name, f"NOT {_absent(s)} AND NOT ({_type_ok(s, d)})") for s in stream.fields]
     )
     limit = int(rules.max_field_bytes)
-    oversized = _names_where([(s.name, _oversized(s, limit)) for s in stream.fields if s.text])
+    oversized = _names_where([(s.name, _oversized(s, limit, d)) for s in stream.fields if s.text])
     out_of_range = _names_where(
         [
             (s.name, f"TRY_CAST(v_{s.name} AS DOUBLE) < {s.minimum!r}")
@@ -588,21 +685,11 @@ def validate_sql(stream: StreamSpec, source: str, rules: IngestRules) -> str:
         allowed = rules.categories if name == "category" else default_allowed
         values = ", ".join(sql_literal(v) for v in allowed)
         enum_cases.append(f"WHEN v_{name} NOT IN ({values}) THEN '{reason}' || '|' || v_{name}")
+    text = d.string_type
     return f"""
-WITH parsed AS (
-    -- One parse for the types of the fields and of the whole line ('$'), one for the values.
-    SELECT *, CASE WHEN file_error IS NULL AND utf8_ok AND json_valid(line)
-                   THEN json_type(line, [{paths}, '$']) END AS ty
-    FROM {source}
-), fields AS (
-    SELECT *, coalesce(ty[{root}] = 'OBJECT', false) AS is_object,
-        CASE WHEN ty[{root}] = 'OBJECT' THEN json_extract_string(line, [{paths}]) END AS sv
-    FROM parsed
-), named AS (
-    SELECT * EXCLUDE (ty, sv), {named} FROM fields
-), checked AS (
+WITH {d.fields(stream, source)}, checked AS (
     SELECT *,
-        {utc_timestamp_sql("v_ts")} AS ts_utc,
+        {d.timestamp("v_ts")} AS ts_utc,
         {missing} AS missing_names,
         {out_of_range} AS out_of_range_names,
         {wrong} AS wrong_names,
@@ -619,12 +706,12 @@ WITH parsed AS (
         WHEN out_of_range_names <> '' THEN 'out_of_range|' || out_of_range_names
         {" ".join(enum_cases)}
         WHEN CAST(ts_utc AS DATE) <> partition_date
-            THEN 'ts_outside_partition|ts ' || CAST(ts_utc AS VARCHAR) || ' is not on ' || CAST(partition_date AS VARCHAR)
+            THEN 'ts_outside_partition|ts ' || CAST(ts_utc AS {text}) || ' is not on ' || CAST(partition_date AS {text})
     END AS why
     FROM checked
 )
 SELECT *, split_part(why, '|', 1) AS reason,
-    nullif(substr(why, strlen(split_part(why, '|', 1)) + 2), '') AS detail
+    nullif(substr(why, {d.strlen}(split_part(why, '|', 1)) + 2), '') AS detail
 FROM reasoned
 """
 

@@ -190,6 +190,17 @@ WAREHOUSE_TABLES: tuple[Table, ...] = (
 PARTITIONED_TABLES: tuple[Table, ...] = (TRACES, TRACE_FEEDBACK)
 
 
+# The traffic-sized tables: with `engine: spark` they live in the Parquet lake, partitioned by
+# day, and the warehouse reads them as views (evals_pipeline/lake.py).
+LAKE_TABLES: tuple[Table, ...] = (
+    TRACES,
+    QUARANTINED_TRACES,
+    TRACE_FEEDBACK,
+    QUARANTINED_FEEDBACK,
+    TRACE_SAMPLE,
+)
+
+
 def run_time_columns(tables: tuple[Table, ...] = WAREHOUSE_TABLES) -> dict[str, set[str]]:
     """Per table, the columns that record when or how fast a run went (not what it found)."""
     return {t.name: {c.name for c in t.columns if c.run_time} for t in tables}
@@ -239,6 +250,7 @@ __all__ = [
     "JUDGE_CALIBRATION_HISTORY",
     "JUDGE_ENSEMBLE",
     "JUDGE_VERDICTS",
+    "LAKE_TABLES",
     "NEGATIVE_SIGNALS",
     "ONLINE_METRICS",
     "ONLINE_OFFLINE_CORRELATION",

@@ -29,6 +29,16 @@ TRACE_SAMPLE = Table(
             "The row's deterministic hash key in [0, 1) (smaller = drawn first).",
         ),
         Column("seed", "BIGINT", "Sampling seed."),
-        Column("duckdb_version", "VARCHAR", "DuckDB version whose hash() produced sample_key."),
+        Column(
+            "duckdb_version",
+            "VARCHAR",
+            "DuckDB version whose hash() produced sample_key (null when Spark drew the sample).",
+        ),
+        Column(
+            "engine",
+            "VARCHAR",
+            "What drew the sample and hashed sample_key: 'duckdb <version>' or 'spark <version>'. "
+            "A day re-sampled on the same engine and version reproduces its sample.",
+        ),
     ),
 )

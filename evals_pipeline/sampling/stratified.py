@@ -194,6 +194,7 @@ def write_trace_sample(
     )
     cols = ", ".join(TRACE_SAMPLE.column_names)
     version = sql_literal(duckdb.__version__)
+    engine = sql_literal(f"duckdb {duckdb.__version__}")
     with transaction(conn):
         conn.execute(
             f"DELETE FROM {TRACE_SAMPLE} WHERE partition_date IN (SELECT d FROM _sample_days)"
@@ -205,7 +206,7 @@ def write_trace_sample(
             conn.execute(
                 f"""INSERT INTO {TRACE_SAMPLE} ({cols})
                 SELECT partition_date, trace_id, category, '{stratum}', inclusion_prob, 1.0 / inclusion_prob,
-                       category_traffic, sample_key, {int(seed)}, {version}
+                       category_traffic, sample_key, {int(seed)}, {version}, {engine}
                 FROM {table} ORDER BY partition_date, category, sample_key"""
             )
     conn.execute(
