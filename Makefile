@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test ui review review-holdout lint bench venv clean reset browser imports
+.PHONY: demo test ui review review-holdout lint bench venv clean reset browser java imports
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # `make demo SOURCE=otel`: the same traffic written and read as OpenTelemetry GenAI spans
-# (the project file evals.otel.yaml).
-demo: $(STAMP)
+# (the project file evals.otel.yaml). `make demo ENGINE=spark`: ingest and sampling on Spark
+# into a Parquet lake (evals.spark.yaml), in its own data directory data/spark.
+demo: $(STAMP) $(if $(filter spark,$(ENGINE)),java)
 	@mkdir -p $(DAGSTER_HOME)
-	$(if $(filter otel,$(SOURCE)),EVALS_CONFIG=$(CURDIR)/evals.otel.yaml )$(PY) -m evals_pipeline.demo
+	$(if $(filter otel,$(SOURCE)),EVALS_CONFIG=$(CURDIR)/evals.otel.yaml )$(if $(filter spark,$(ENGINE)),EVALS_CONFIG=$(CURDIR)/evals.spark.yaml EVALS_DATA_DIR=$(CURDIR)/data/spark )$(PY) -m evals_pipeline.demo
 
-test: $(STAMP) browser imports
+test: $(STAMP) browser java imports
 	$(PY) -m pytest -q -n auto --dist loadfile
 
 # The architecture as contracts (pyproject [tool.importlinter]): production never imports the
@@ -37,6 +38,14 @@ browser:
 	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium could not be installed: the review app's browser tests will be skipped"
+
+# engine spark needs a Java runtime (17+): Debian's default-jre-headless, installed here when
+# missing and possible (root + apt), as Chromium is; otherwise the Spark tests skip and say why.
+java:
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q default-jre-headless >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q default-jre-headless >/dev/null 2>&1; }; }; } || \
+	  echo "java could not be installed: the engine-spark tests will be skipped"
 
 ui: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)

@@ -27,6 +27,7 @@ from evals_pipeline.review import definitions as review
 from evals_pipeline.sampling import definitions as sampling
 from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.simulator.source import SimulatedTraceSource
+from evals_pipeline.spark_lake import lake_location, spark_resource
 from evals_pipeline.warehouse import Warehouse
 
 # In the order of the data flow.
@@ -35,7 +36,8 @@ STAGES = (ingest, sampling, pools, judging, calibration, reports, review, analyt
 
 def resources(project: ProjectResource) -> dict[str, object]:
     """Every resource from the project file: the trace source and references its `source`
-    names, a litellm client with its providers' endpoints, keys and limits."""
+    names, a litellm client with its providers' endpoints, keys and limits, the warehouse
+    (with the lake of engine spark) and the Spark session's settings."""
     cfg: ProjectConfig = project.config()
     if cfg.source.kind == "simulator":
         root = str(cfg.path(cfg.source.path)) if cfg.source.path else ""
@@ -58,8 +60,12 @@ def resources(project: ProjectResource) -> dict[str, object]:
         )
     return {
         "warehouse": Warehouse(
-            database=str(warehouse_path()), connection_config=cfg.warehouse.connection_config()
+            database=str(warehouse_path()),
+            connection_config=cfg.warehouse.connection_config(),
+            lake=lake_location(cfg),
         ),
+        # Started only by an asset of engine spark (the traffic stages), never on duckdb.
+        "pyspark": spark_resource(cfg),
         "trace_source": source,
         "holdout_store": HoldoutStore(),
         "reference_source": references,

@@ -97,6 +97,36 @@ def session(resource: LazyPySparkResource) -> Any:
     return spark
 
 
+def spark_engine(cfg: Any, conn: Any, resource: LazyPySparkResource) -> tuple[Any, str] | None:
+    """(the session, the lake) when the project runs its traffic stages on Spark, None on
+    DuckDB. Refuses a warehouse that reads another lake (or none): what Spark wrote would not
+    be what the warehouse shows."""
+    from evals_pipeline.warehouse import EngineMismatch, recorded_lake
+
+    lake = lake_location(cfg)
+    if recorded_lake(conn) != lake:
+        raise EngineMismatch(
+            f"the project file says engine {cfg.engine}{f' with lake {lake}' if lake else ''}, "
+            f"but the warehouse reads {recorded_lake(conn) or 'its own tables (engine duckdb)'}: "
+            "give the warehouse resource the project's lake (definitions.resources does), or "
+            "use another data directory (docs/spark.md)"
+        )
+    if not lake:
+        return None
+    spark = session(resource)
+    prepare_lake(spark, lake)
+    return spark, lake
+
+
+def unit_key_sql(column: str, seed: int) -> str:
+    """Spark SQL: a key in [0, 1) from xxhash64 of the column chained with the seed (its top
+    53 bits, so the double is exact and never rounds up to 1)."""
+    return (
+        f"(CAST(shiftrightunsigned(xxhash64({column}, CAST({int(seed)} AS BIGINT)), 11) AS DOUBLE)"
+        " / 9007199254740992.0)"
+    )
+
+
 def engine_version(spark: Any) -> str:
     return f"spark {spark.version}"
 

@@ -108,6 +108,12 @@ def set_up(conn: duckdb.DuckDBPyConnection, lake: str | None = None) -> bool:
     return True
 
 
+def recorded_lake(conn: duckdb.DuckDBPyConnection) -> str:
+    """The lake the warehouse reads its traffic tables from ('' when they are its own)."""
+    rows = conn.execute(f"SELECT * FROM {SCHEMA_MARK}").fetchall()
+    return str(rows[0][1] or "") if rows and len(rows[0]) > 1 else ""
+
+
 def _file_of(conn: duckdb.DuckDBPyConnection) -> str:
     rows = conn.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"

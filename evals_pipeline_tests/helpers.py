@@ -14,6 +14,7 @@ from evals_pipeline.paths import warehouse_path
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.simulator.references import SimulatorReferences
+from evals_pipeline.spark_lake import lake_location, spark_resource
 from evals_pipeline.warehouse import Warehouse
 
 
@@ -24,8 +25,10 @@ def _resources(
 ) -> dict[str, object]:
     """The jobs' resources over a simulated folder; `api_bases` adds or overrides a model's
     api_base (e.g. `drift:0.4` for an offline judge that drifted)."""
+    cfg = (project or ProjectResource()).config()
     return {
-        "warehouse": Warehouse(database=str(warehouse_path())),
+        "warehouse": Warehouse(database=str(warehouse_path()), lake=lake_location(cfg)),
+        "pyspark": spark_resource(cfg),
         "trace_source": FileTraceSource(root=str(source_root)),
         "holdout_store": HoldoutStore(),
         "reference_source": SimulatorReferences(root=str(source_root)),
@@ -73,6 +76,7 @@ def run_daily(
     end: str | None = None,
     run_config: dict[str, Any] | None = None,
     instance: DagsterInstance | None = None,
+    **resources: Any,
 ) -> ExecuteInProcessResult:
     """One run of `evals_daily` over [start, end] (a single-run backfill when end is given)."""
     job = defs.resolve_job_def("evals_daily")
@@ -84,7 +88,7 @@ def run_daily(
         run_config=run_config or {},
         tags=tags,
         instance=instance,
-        resources=_resources(source_root),
+        resources=_resources(source_root, **resources),
     )
 
 
@@ -99,7 +103,7 @@ def check_results(result: ExecuteInProcessResult) -> dict[str, bool]:
 TESTS_PROJECT = Path(__file__).parent / "fixtures" / "evals.tests.yaml"
 
 
-def tests_project_dict() -> dict[str, Any]:
+def lean_project_dict() -> dict[str, Any]:
     """The tests' project file (`fixtures/evals.tests.yaml`) as one mapping, for a test that
     writes a variant of it."""
     from evals_pipeline.project import load_project

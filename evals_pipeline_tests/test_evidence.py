@@ -55,7 +55,7 @@ from evals_pipeline.reports.assets import (
 from evals_pipeline.reports.definitions import online_metrics_sensor
 from evals_pipeline.reports.online_metrics import online_metrics_format
 from evals_pipeline.warehouse import Warehouse, connect
-from evals_pipeline_tests.helpers import _resources, tests_project_dict
+from evals_pipeline_tests.helpers import _resources, lean_project_dict
 
 REPO = Path(__file__).resolve().parents[1]
 PANDALM = REPO.parent / "shared" / "data" / "pandalm" / "testset-v1.json"
@@ -63,7 +63,7 @@ PANDALM = REPO.parent / "shared" / "data" / "pandalm" / "testset-v1.json"
 
 def project_with(tmp_path: Path, **evidence: object) -> ProjectResource:
     """The repository's project file with an `evidence:` block of its own."""
-    cfg = tests_project_dict()
+    cfg = lean_project_dict()
     cfg["evidence"] = {**cfg.get("evidence", {}), **evidence}
     path = tmp_path / "evals.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -44,7 +44,7 @@ from evals_pipeline.review.labelstore import check_annotator
 from evals_pipeline.review.sealed import BLIND_VERSION, SealedQueueStore
 from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.warehouse import Warehouse, connect
-from evals_pipeline_tests.helpers import run_daily, tests_project_dict
+from evals_pipeline_tests.helpers import lean_project_dict, run_daily
 
 REPO = Path(__file__).resolve().parents[1]
 QUARTER = "2026-01-01"
@@ -59,7 +59,7 @@ EVENTS = f"SELECT event, reason FROM {POOL_EVENTS} WHERE reason NOT LIKE '%agree
 def project_file(tmp: Path, tuned: bool) -> ProjectResource:
     """The embedded project with v3 as candidate, or v3-tuned (v3 overfitted to the exported
     active pool) in its place."""
-    cfg = tests_project_dict()
+    cfg = lean_project_dict()
     if tuned:
         v3 = next(v for v in cfg["app_versions"] if v["name"] == "v3")
         cfg["app_versions"].append(

@@ -30,11 +30,11 @@ from evals_pipeline.records import (
 from evals_pipeline.simulator.traffic import SimulationConfig, simulate
 from evals_pipeline.warehouse import connect
 from evals_pipeline_tests.helpers import (
+    lean_project_dict,
     run_calibration,
     run_daily,
     run_quarterly,
     run_reports,
-    tests_project_dict,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def quarters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     data = tmp_path_factory.mktemp("revalidation")
     mp = pytest.MonkeyPatch()
     mp.setenv("EVALS_DATA_DIR", str(data))
-    cfg = tests_project_dict()
+    cfg = lean_project_dict()
     cfg["judges"]["min_test_labels"] = 80
     # Six days of simulated traffic hold few fails per window: the reference judges' TNR there
     # is about 0.7 (0.8 on the demo's quarters), so the bar sits below it; the drift is planted

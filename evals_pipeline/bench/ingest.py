@@ -57,10 +57,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="timings each; the best is kept")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the files")
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=1,
+        help="write the day as this many files (JSONL or Parquet): engine spark reads a day's "
+        "files in parallel, one task per file",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="spark: also ingest the day with engine spark (local[2], into a Parquet lake), "
+        "beside DuckDB in the same run",
+    )
 
 
-def write_day(path: Path, rows: int, fmt: str) -> None:
-    """N valid traces of one day, generated inside DuckDB (no Python loop)."""
+def write_day(path: Path, rows: int, fmt: str, lo: int = 0, hi: int | None = None) -> None:
+    """Traces lo..hi of a day of N valid traces, generated inside DuckDB (no Python loop)."""
+    hi = rows if hi is None else hi
     con = duckdb.connect()
     words = "'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor '"
     con.execute(
@@ -78,7 +93,7 @@ def write_day(path: Path, rows: int, fmt: str) -> None:
                    round((hash(i, 7) % 1000) / 1e6, 6) AS cost_usd,
                    (hash(i, 8) % 800)::BIGINT AS input_tokens, (hash(i, 9) % 1200)::BIGINT AS output_tokens,
                    {{'channel': 'web', 'locale': 'en'}} AS metadata
-            FROM range({rows}) t(i)
+            FROM range({lo}, {hi}) t(i)
         ) TO '{path}' (FORMAT {"json" if fmt == "jsonl" else "parquet"})"""
     )
     con.close()
@@ -129,15 +144,22 @@ def write_otel_day(path: Path, rows: int) -> None:
     con.close()
 
 
-def _write(path: str, rows: int, fmt: str) -> dict[str, Any]:
+def _write(path: str, rows: int, fmt: str, files: int = 1) -> dict[str, Any]:
     if fmt == "otel":
         write_otel_day(Path(path), rows)
-    else:
+        return {"paths": [path]}
+    if files == 1:
         write_day(Path(path), rows, fmt)
-    return {}
+        return {"paths": [path]}
+    paths = []
+    for k in range(files):
+        part = Path(path).with_name(f"day-{k:03d}{Path(path).suffix}")
+        write_day(part, rows, fmt, k * rows // files, (k + 1) * rows // files)
+        paths.append(str(part))
+    return {"paths": paths}
 
 
-def _ours(path: str, workdir: str, repeat: int, fmt: str = "jsonl") -> dict[str, Any]:
+def _ours(paths: list[str], workdir: str, repeat: int, fmt: str = "jsonl") -> dict[str, Any]:
     from evals_pipeline.ingest.spans import Derivation
     from evals_pipeline.ingest.validation import (
         TRACE_STREAM,
@@ -164,7 +186,7 @@ def _ours(path: str, workdir: str, repeat: int, fmt: str = "jsonl") -> dict[str,
         reading = SpanReading("otel", derive)
     seconds, counts = timed(
         lambda: ingest_days(
-            con, TRACE_STREAM, {DAY: [Path(path)]}, IngestRules(), span_reading=reading
+            con, TRACE_STREAM, {DAY: [Path(p) for p in paths]}, IngestRules(), span_reading=reading
         ),
         repeat,
     )
@@ -183,6 +205,31 @@ OTLP_FLOOR = """(
            span->>'name' AS name, (span->>'startTimeUnixNano')::HUGEINT AS start_ns,
            (span->>'endTimeUnixNano')::HUGEINT AS end_ns, span->'attributes' AS attributes
     FROM sp)"""
+
+
+def _spark(paths: list[str], workdir: str, repeat: int) -> dict[str, Any]:
+    """`ingest_days_spark` of the day on a local[2] master, into a lake beside a warehouse."""
+    from evals_pipeline.bench.process import jvm_peak_mb, spark_session
+    from evals_pipeline.ingest.spark import ingest_days_spark
+    from evals_pipeline.ingest.validation import TRACE_STREAM, IngestRules
+    from evals_pipeline.warehouse import connect, set_up
+
+    lake = str(Path(workdir) / "lake")
+    con = connect(Path(workdir) / "warehouse.duckdb")
+    set_up(con, lake)
+    t0 = time.perf_counter()
+    spark = spark_session()
+    started = time.perf_counter() - t0
+    seconds, counts = timed(
+        lambda: ingest_days_spark(
+            spark, con, TRACE_STREAM, {DAY: [Path(p) for p in paths]}, IngestRules(), lake
+        ),
+        repeat,
+    )
+    out = {"seconds": seconds, "session_seconds": started, "jvm_peak_mb": jvm_peak_mb()}
+    out |= {"stored": counts.stored, "quarantined": counts.quarantined}
+    spark.stop()
+    return out
 
 
 def _floor(path: str, workdir: str, fmt: str, repeat: int) -> dict[str, Any]:
@@ -209,10 +256,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(tmp) / f"day.{suffix}"
         t0 = time.perf_counter()
         # Written in a process of its own: see in_fresh_process on peak memory.
-        in_fresh_process(
-            "evals_pipeline.bench.ingest", "_write", path=str(path), rows=args.rows, fmt=args.format
-        )
-        size_mb = path.stat().st_size / 2**20
+        paths = in_fresh_process(
+            "evals_pipeline.bench.ingest",
+            "_write",
+            path=str(path),
+            rows=args.rows,
+            fmt=args.format,
+            files=args.files,
+        )["paths"]
+        size_mb = sum(Path(p).stat().st_size for p in paths) / 2**20
         print(
             f"wrote {args.rows:,} traces ({size_mb:,.0f} MB {args.format}) in {time.perf_counter() - t0:.1f} s",
             flush=True,
@@ -222,16 +274,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ours = in_fresh_process(
             "evals_pipeline.bench.ingest",
             "_ours",
-            path=str(path),
+            paths=paths,
             workdir=str(Path(tmp) / "ours"),
             repeat=args.repeat,
             fmt=args.format,
         )
         print(f"ours:  {ours['seconds']:.2f} s, peak {ours['peak_rss_mb']:.0f} MB", flush=True)
+        spark = None
+        if args.engine == "spark":
+            (Path(tmp) / "spark").mkdir()
+            spark = in_fresh_process(
+                "evals_pipeline.bench.ingest",
+                "_spark",
+                paths=paths,
+                workdir=str(Path(tmp) / "spark"),
+                repeat=args.repeat,
+            )
+            print(
+                f"spark: {spark['seconds']:.2f} s (session start {spark['session_seconds']:.1f} s "
+                f"apart), driver peak {spark['peak_rss_mb']:.0f} MB + JVM {spark['jvm_peak_mb']:.0f} MB",
+                flush=True,
+            )
         floor = in_fresh_process(
             "evals_pipeline.bench.ingest",
             "_floor",
-            path=str(path),
+            path=str(path) if len(paths) == 1 else str(Path(tmp) / f"day-*{path.suffix}"),
             workdir=str(Path(tmp) / "floor"),
             fmt=args.format,
             repeat=args.repeat,
@@ -250,4 +317,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "stored": ours["stored"],
         "quarantined": ours["quarantined"],
         "duckdb_version": duckdb.__version__,
+        "files": len(paths),
+        **(
+            {
+                "engine": "spark",
+                "spark_seconds": round(spark["seconds"], 3),
+                "spark_ratio_vs_duckdb": round(spark["seconds"] / ours["seconds"], 2),
+                "spark_session_seconds": round(spark["session_seconds"], 1),
+                "spark_driver_peak_rss_mb": round(spark["peak_rss_mb"], 1),
+                "spark_jvm_peak_rss_mb": round(spark["jvm_peak_mb"], 1),
+                "spark_stored": spark["stored"],
+                "spark_quarantined": spark["quarantined"],
+            }
+            if spark is not None
+            else {}
+        ),
     }

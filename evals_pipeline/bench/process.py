@@ -7,6 +7,7 @@ import importlib
 import multiprocessing as mp
 import resource
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -50,3 +51,44 @@ def in_fresh_process(module: str, name: str, **kwargs: Any) -> dict[str, Any]:
     if proc.exitcode != 0:
         raise RuntimeError(f"{name} benchmark process failed with exit code {proc.exitcode}")
     return out
+
+
+def spark_session(master: str = "local[2]") -> Any:
+    """A Spark session as engine spark configures one (spark_lake.session_config)."""
+    import os
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    from evals_pipeline.project import SparkSpec
+    from evals_pipeline.spark_lake import session_config
+
+    class _Cfg:
+        engine = "spark"
+        spark = SparkSpec(master=master)
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    for key, value in session_config(_Cfg).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def jvm_peak_mb() -> float:
+    """Peak resident memory (VmHWM) of this process's Java children: Spark's driver JVM, which
+    on a local master also runs the executors."""
+    import psutil
+
+    peak = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "java" not in child.name():
+                continue
+            for line in Path(f"/proc/{child.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except (psutil.Error, OSError):
+            continue
+    return peak

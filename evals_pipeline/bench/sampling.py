@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where to write the Parquet file"
     )
+    parser.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="spark: also draw the same sample with engine spark's sampler on a local[2] "
+        "master, beside DuckDB's in the same run",
+    )
 
 
 def write_traces(path: Path, rows: int, seed: int) -> None:
@@ -74,6 +81,35 @@ def _ours(path: str, size: int, floor: float, seed: int, repeat: int) -> dict[st
 
     seconds, check = timed(once, repeat)
     return {"seconds": seconds, "check": check}
+
+
+def _spark(path: str, size: int, floor: float, seed: int, repeat: int) -> dict[str, Any]:
+    from evals_pipeline.bench.process import jvm_peak_mb, spark_session
+    from evals_pipeline.sampling.spark import draw_sample_spark
+
+    t0 = time.perf_counter()
+    spark = spark_session()
+    started = time.perf_counter() - t0
+    frame = spark.read.parquet(path).selectExpr(
+        "DATE'2026-01-01' AS partition_date", "trace_id", "category"
+    )
+
+    def once() -> list[tuple]:
+        _, sample = draw_sample_spark(spark, frame, size, floor, seed)
+        sample.createOrReplaceTempView("_bench_sample")
+        return [
+            tuple(r)
+            for r in spark.sql(
+                "SELECT category, count(*), sum(1 / inclusion_prob), max(category_traffic) "
+                "FROM _bench_sample GROUP BY 1"
+            ).collect()
+        ]
+
+    seconds, check = timed(once, repeat)
+    out = {"seconds": seconds, "session_seconds": started, "check": check}
+    out["jvm_peak_mb"] = jvm_peak_mb()
+    spark.stop()
+    return out
 
 
 def _scan(path: str, repeat: int) -> dict[str, Any]:
@@ -140,9 +176,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         print(f"pandas: {pandas['seconds']:.3f} s, peak {pandas['peak_rss_mb']:.0f} MB", flush=True)
 
-    sampled = sum(r[1] for r in ours["check"])
-    weights_ok = all(abs(r[2] - r[3]) <= 1e-6 * r[3] for r in ours["check"])
-    floor_ok = all(r[1] >= min(r[3], int(args.floor * args.size)) for r in ours["check"])
+        spark = None
+        if args.engine == "spark":
+            spark = in_fresh_process(
+                "evals_pipeline.bench.sampling",
+                "_spark",
+                size=args.size,
+                floor=args.floor,
+                seed=args.seed,
+                **common,
+            )
+            print(
+                f"spark:  {spark['seconds']:.3f} s (session start {spark['session_seconds']:.1f} s "
+                f"apart), driver peak {spark['peak_rss_mb']:.0f} MB + JVM {spark['jvm_peak_mb']:.0f} MB",
+                flush=True,
+            )
+
+    def checks(rows: list[tuple]) -> tuple[int, bool, bool]:
+        weights = all(abs(r[2] - r[3]) <= 1e-6 * r[3] for r in rows)
+        floors = all(r[1] >= min(r[3], int(args.floor * args.size)) for r in rows)
+        return sum(r[1] for r in rows), weights, floors
+
+    sampled, weights_ok, floor_ok = checks(ours["check"])
+    extra: dict[str, Any] = {}
+    if spark is not None:
+        n, weights, floors = checks(spark["check"])
+        sizes = sorted((r[0], r[1]) for r in spark["check"])
+        extra = {
+            "engine": "spark",
+            "spark_seconds": round(spark["seconds"], 4),
+            "spark_ratio_vs_duckdb": round(spark["seconds"] / ours["seconds"], 2),
+            "spark_session_seconds": round(spark["session_seconds"], 1),
+            "spark_driver_peak_rss_mb": round(spark["peak_rss_mb"], 1),
+            "spark_jvm_peak_rss_mb": round(spark["jvm_peak_mb"], 1),
+            "spark_sampled": n,
+            "spark_weights_ok": weights,
+            "spark_floors_ok": floors,
+            "spark_same_sizes": sizes == sorted((r[0], r[1]) for r in ours["check"]),
+        }
     return {
         "bench": "sampling",
         "rows": args.rows,
@@ -160,4 +231,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "weights_ok": weights_ok,
         "floors_ok": floor_ok,
         "duckdb_version": duckdb.__version__,
+        **extra,
     }

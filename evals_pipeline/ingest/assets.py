@@ -4,6 +4,7 @@ a Great Expectations suite as an asset check. Logic lives in `validation.py`."""
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -17,6 +18,7 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
+from dagster_pyspark import LazyPySparkResource
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
@@ -24,6 +26,7 @@ from evals_pipeline.ingest.categories import Categorized, categorize_days
 from evals_pipeline.ingest.expectations import run_suite
 from evals_pipeline.ingest.sources import TraceSource
 from evals_pipeline.ingest.spans import Derivation
+from evals_pipeline.ingest.spark import ingest_days_spark
 from evals_pipeline.ingest.validation import (
     FEEDBACK_STREAM,
     TRACE_STREAM,
@@ -40,6 +43,7 @@ from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.pools.store import HoldoutStore
 from evals_pipeline.project import ProjectConfig, ProjectResource
 from evals_pipeline.records import TRACE_FEEDBACK, TRACES, UNCATEGORIZED
+from evals_pipeline.spark_lake import spark_engine
 from evals_pipeline.specs import table_spec
 from evals_pipeline.warehouse import Warehouse
 
@@ -200,6 +204,30 @@ def _suite_result(
     )
 
 
+def _ingest(
+    conn: DuckDBPyConnection,
+    spark: tuple[Any, str] | None,
+    stream: StreamSpec,
+    files: dict[date, list[Path]],
+    rules: IngestRules,
+    trace_source: TraceSource,
+    reservoir: Reservoir | None,
+    reading: SpanReading | None,
+    holdout_store: HoldoutStore | None = None,
+) -> IngestCounts:
+    """The days' files through the project's engine: DuckDB into the warehouse, or Spark into
+    the lake (sealed traces then pass through a folder beside the holdout store)."""
+    if spark is None:
+        return ingest_days(
+            conn, stream, files, rules, trace_source.root_dir(), reservoir, span_reading=reading
+        )
+    session, lake = spark
+    sealed_dir = holdout_store.path().parent / ".spark_sealed" if holdout_store else None
+    return ingest_days_spark(
+        session, conn, stream, files, rules, lake, trace_source.root_dir(), reservoir, sealed_dir
+    )
+
+
 IN_RANGE = "partition_date BETWEEN ? AND ?"
 QUARANTINE_PREVIEW = ["partition_date", "source_file", "source_row", "reason", "detail"]
 
@@ -214,6 +242,7 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
         trace_source: TraceSource,
         holdout_store: HoldoutStore | None,
         project: ProjectResource,
+        pyspark: LazyPySparkResource,
         judge_client: JudgeClient | None = None,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         files, missing = _files(context, trace_source, source_stream)
@@ -230,18 +259,15 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
         )
         bounds = [min(files), max(files)]
         with warehouse.get_connection() as conn:
+            spark = spark_engine(cfg, conn, pyspark)
             if holdout_store is not None:
                 with holdout_store.attached(conn) as alias:
                     reservoir = Reservoir(alias, holdout_store.reservoir_share)
-                    counts = ingest_days(
-                        conn, stream, files, rules, trace_source.root_dir(), reservoir,
-                        span_reading=reading,
-                    )  # fmt: skip
+                    counts = _ingest(conn, spark, stream, files, rules, trace_source, reservoir,
+                                     reading, holdout_store)  # fmt: skip
                     categorized = _categorize(context, conn, cfg, list(files), judge_client, alias)
             else:
-                counts = ingest_days(
-                    conn, stream, files, rules, trace_source.root_dir(), span_reading=reading
-                )
+                counts = _ingest(conn, spark, stream, files, rules, trace_source, None, reading)
             _log_counts(context, table.name, counts)
             common = _counts_metadata(counts, missing)
             if stream.sealable:
@@ -276,11 +302,13 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
             trace_source: TraceSource,
             holdout_store: HoldoutStore,
             project: ProjectResource,
+            pyspark: LazyPySparkResource,
             judge_client: JudgeClient,
         ) -> Iterator[MaterializeResult | AssetCheckResult]:
             yield from run(
-                context, config, warehouse, trace_source, holdout_store, project, judge_client
-            )
+                context, config, warehouse, trace_source, holdout_store, project, pyspark,
+                judge_client,
+            )  # fmt: skip
 
     else:
 
@@ -290,8 +318,9 @@ def _ingest_asset(stream: StreamSpec, source_stream: str):  # -> AssetsDefinitio
             warehouse: Warehouse,
             trace_source: TraceSource,
             project: ProjectResource,
+            pyspark: LazyPySparkResource,
         ) -> Iterator[MaterializeResult | AssetCheckResult]:
-            yield from run(context, config, warehouse, trace_source, None, project)
+            yield from run(context, config, warehouse, trace_source, None, project, pyspark)
 
     how = (
         f"Read from the source's {source_stream} files, validated by the rules generated from "

@@ -50,7 +50,7 @@ from evals_pipeline.records import (
     FieldSpec,
     sql_literal,
 )
-from evals_pipeline.spark_lake import read_lake, replace_days, typed
+from evals_pipeline.spark_lake import read_lake, replace_days, typed, unit_key_sql
 from evals_pipeline.warehouse import transaction
 
 # Staging rows as Spark's Python workers hand them over (Arrow's string, not large_string).
@@ -205,15 +205,6 @@ def reservoir_spark_sql(trace_id_sql: str, share: float) -> str:
     return f"({unit_key_sql(trace_id_sql, RESERVOIR_SALT)} < {float(share)!r})"
 
 
-def unit_key_sql(column: str, seed: int) -> str:
-    """Spark SQL: a key in [0, 1) from xxhash64 of the column chained with the seed (its top
-    53 bits, so the double is exact and never rounds up to 1)."""
-    return (
-        f"(CAST(shiftrightunsigned(xxhash64({column}, CAST({int(seed)} AS BIGINT)), 11) AS DOUBLE)"
-        " / 9007199254740992.0)"
-    )
-
-
 def _stage_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow: the staging rows of each (day, path, shown) file of the task."""
     conn = duckdb.connect()
@@ -262,25 +253,25 @@ def _duplicates(
     already stored in another partition within the window: as `_move_duplicates` decides."""
     keys = ", ".join(stream.dedupe_key)
     order = ", ".join(ROW_KEY)
-    later = f"""SELECT {order}, {keys}, sealed, _trace_id, _raw, 'seen earlier in this ingest' AS detail
-        FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS copy_no
-              FROM _checked WHERE reason IS NULL)
-        WHERE copy_no > 1"""
+    numbered = f"""SELECT {order}, {keys}, sealed, _trace_id, _raw,
+               row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS copy_no
+        FROM _checked WHERE reason IS NULL"""
     if stream.dedupe_key != ("trace_id",):
-        return spark.sql(later)
+        return spark.sql(
+            f"SELECT * EXCEPT (copy_no), 'seen earlier in this ingest' AS detail "
+            f"FROM ({numbered}) WHERE copy_no > 1"
+        )
     stored = read_lake(spark, lake, stream.table, ["trace_id"]).where(
         ~stored_filter(days, rules.duplicate_window_days)
     )
     stored.select("trace_id").distinct().createOrReplaceTempView("_stored_elsewhere")
-    same = " AND ".join(f"l.{c} <=> a.{c}" for c in (*ROW_KEY, *stream.dedupe_key))
+    # A key's first copy stays unless its id is stored elsewhere; every later copy moves.
     return spark.sql(
-        f"""WITH later AS ({later})
-        SELECT * FROM later
-        UNION ALL
-        SELECT a.{order.replace(", ", ", a.")}, a.{keys}, a.sealed, a._trace_id, a._raw,
-               'already stored in another partition' AS detail
-        FROM _checked a LEFT SEMI JOIN _stored_elsewhere s ON a.trace_id = s.trace_id
-        WHERE a.reason IS NULL AND NOT EXISTS (SELECT 1 FROM later l WHERE {same})"""
+        f"""SELECT n.* EXCEPT (copy_no),
+               CASE WHEN copy_no > 1 THEN 'seen earlier in this ingest'
+                    ELSE 'already stored in another partition' END AS detail
+        FROM ({numbered}) n LEFT JOIN _stored_elsewhere s ON n.trace_id = s.trace_id
+        WHERE n.copy_no > 1 OR s.trace_id IS NOT NULL"""
     )
 
 

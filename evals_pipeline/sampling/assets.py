@@ -14,6 +14,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
+from dagster_pyspark import LazyPySparkResource
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
@@ -22,7 +23,9 @@ from evals_pipeline.partitions import daily_partitions, partition_days
 from evals_pipeline.project import DriftSpec, ProjectResource
 from evals_pipeline.records import TRACE_FEEDBACK, TRACE_SAMPLE, TRACES
 from evals_pipeline.sampling.drift import category_mix_drift, golden_staleness
+from evals_pipeline.sampling.spark import write_trace_sample_spark
 from evals_pipeline.sampling.stratified import SampleSettings, write_trace_sample
+from evals_pipeline.spark_lake import spark_engine
 from evals_pipeline.specs import table_asset
 from evals_pipeline.warehouse import Warehouse
 
@@ -138,15 +141,20 @@ def trace_sample(
     config: SampleConfig,
     warehouse: Warehouse,
     project: ProjectResource,
+    pyspark: LazyPySparkResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Daily stratified sample of traces: every category gets at least `floor` of the sample
     (or all its rows), the rest proportional to traffic; deterministic for (day, seed). Each
     row carries inclusion_prob so aggregates re-weight to the traffic mix. A separate,
-    labelled 'flashlight' stratum oversamples traces with negative online feedback."""
+    labelled 'flashlight' stratum oversamples traces with negative online feedback. On engine
+    spark the sample is drawn by Spark into the Parquet lake (the same method, other rows)."""
     days = partition_days(context)
     settings = SampleSettings(config.size, config.floor, config.seed, config.flashlight_size)
     with warehouse.get_connection() as conn:
-        write_trace_sample(conn, days, settings)
+        if (spark := spark_engine(project.config(), conn, pyspark)) is not None:
+            write_trace_sample_spark(*spark, days, settings)
+        else:
+            write_trace_sample(conn, days, settings)
         bounds = [min(days), max(days)]
         shares = conn.execute(
             f"""SELECT category,
