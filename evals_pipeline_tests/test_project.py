@@ -594,3 +594,28 @@ def _run_every_job_on_a_span_source(
         assert _run("evals_quarterly", project, partition_key="2026-01-01").success
         assert _run("evals_calibration", project).success
         assert _run("evals_reports", project, partition_key="2026-01-01").success
+
+
+def test_a_project_file_can_extend_another_and_say_only_how_it_differs(tmp_path: Path) -> None:
+    spark = load_project(REPO_ROOT / "evals.spark.yaml")
+    base = load_project(REPO_ROOT / "evals.yaml")
+    assert spark.engine == "spark" and base.engine == "duckdb"
+    assert spark.judges == base.judges and spark.app_versions == base.app_versions
+    child = tmp_path / "child.yaml"
+    # A mapping merges key by key; a list, a value or an empty mapping replaces.
+    child.write_text(
+        f"extends: {REPO_ROOT / 'evals.yaml'}\n"
+        "judges: {panel: [offline/reference-judge], failure_modes: {}}\n"
+    )
+    cfg = load_project(child)
+    assert cfg.judges.panel == ["offline/reference-judge"]
+    assert cfg.judges.failure_modes == {}
+    assert cfg.judges.few_shot == base.judges.few_shot  # kept from the base file
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("extends: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ProjectError, match="a cycle"):
+        load_project(loop)
+    (tmp_path / "orphan.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ProjectError, match="extends: no project file"):
+        load_project(tmp_path / "orphan.yaml")
