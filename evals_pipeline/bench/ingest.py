@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from evals_pipeline.bench.process import in_fresh_process, timed
+from evals_pipeline.bench.process import in_fresh_process, spark_report, timed
 
 DAY = date(2026, 1, 1)
 FLOOR_COLUMNS = {
@@ -290,11 +290,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 workdir=str(Path(tmp) / "spark"),
                 repeat=args.repeat,
             )
-            print(
-                f"spark: {spark['seconds']:.2f} s (session start {spark['session_seconds']:.1f} s "
-                f"apart), driver peak {spark['peak_rss_mb']:.0f} MB + JVM {spark['jvm_peak_mb']:.0f} MB",
-                flush=True,
-            )
+            print(spark_report(spark, ours["seconds"])[0], flush=True)
         floor = in_fresh_process(
             "evals_pipeline.bench.ingest",
             "_floor",
@@ -320,12 +316,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "files": len(paths),
         **(
             {
-                "engine": "spark",
-                "spark_seconds": round(spark["seconds"], 3),
-                "spark_ratio_vs_duckdb": round(spark["seconds"] / ours["seconds"], 2),
-                "spark_session_seconds": round(spark["session_seconds"], 1),
-                "spark_driver_peak_rss_mb": round(spark["peak_rss_mb"], 1),
-                "spark_jvm_peak_rss_mb": round(spark["jvm_peak_mb"], 1),
+                **spark_report(spark, ours["seconds"])[1],
                 "spark_stored": spark["stored"],
                 "spark_quarantined": spark["quarantined"],
             }

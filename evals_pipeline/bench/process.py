@@ -92,3 +92,20 @@ def jvm_peak_mb() -> float:
         except (psutil.Error, OSError):
             continue
     return peak
+
+
+def spark_report(spark: dict[str, Any], duckdb_seconds: float) -> tuple[str, dict[str, Any]]:
+    """The line printed and the JSON fields of a Spark contender beside DuckDB's."""
+    line = (
+        f"spark: {spark['seconds']:.3f} s (session start {spark['session_seconds']:.1f} s apart), "
+        f"driver peak {spark['peak_rss_mb']:.0f} MB + JVM {spark['jvm_peak_mb']:.0f} MB"
+    )
+    fields = {
+        "engine": "spark",
+        "spark_seconds": round(spark["seconds"], 3),
+        "spark_ratio_vs_duckdb": round(spark["seconds"] / duckdb_seconds, 2),
+        "spark_session_seconds": round(spark["session_seconds"], 1),
+        "spark_driver_peak_rss_mb": round(spark["peak_rss_mb"], 1),
+        "spark_jvm_peak_rss_mb": round(spark["jvm_peak_mb"], 1),
+    }
+    return line, fields

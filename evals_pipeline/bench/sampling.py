@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from evals_pipeline.bench.process import in_fresh_process, timed
+from evals_pipeline.bench.process import in_fresh_process, spark_report, timed
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.sampling.stratified import draw_sample
 from evals_pipeline.simulator.traffic import DEFAULT_CATEGORY_MIX
@@ -186,11 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 seed=args.seed,
                 **common,
             )
-            print(
-                f"spark:  {spark['seconds']:.3f} s (session start {spark['session_seconds']:.1f} s "
-                f"apart), driver peak {spark['peak_rss_mb']:.0f} MB + JVM {spark['jvm_peak_mb']:.0f} MB",
-                flush=True,
-            )
+            print(spark_report(spark, ours["seconds"])[0], flush=True)
 
     def checks(rows: list[tuple]) -> tuple[int, bool, bool]:
         weights = all(abs(r[2] - r[3]) <= 1e-6 * r[3] for r in rows)
@@ -203,12 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         n, weights, floors = checks(spark["check"])
         sizes = sorted((r[0], r[1]) for r in spark["check"])
         extra = {
-            "engine": "spark",
-            "spark_seconds": round(spark["seconds"], 4),
-            "spark_ratio_vs_duckdb": round(spark["seconds"] / ours["seconds"], 2),
-            "spark_session_seconds": round(spark["session_seconds"], 1),
-            "spark_driver_peak_rss_mb": round(spark["peak_rss_mb"], 1),
-            "spark_jvm_peak_rss_mb": round(spark["jvm_peak_mb"], 1),
+            **spark_report(spark, ours["seconds"])[1],
             "spark_sampled": n,
             "spark_weights_ok": weights,
             "spark_floors_ok": floors,

@@ -27,6 +27,7 @@ def draw_sample_spark(
     {(day, category): (n_alloc, traffic)} and the sampled rows with sample_key,
     inclusion_prob and category_traffic."""
     from pyspark.sql import functions as F
+    from pyspark.storagelevel import StorageLevel
 
     plan: dict[tuple[date, str], tuple[int, int]] = {}
     per_day: dict[date, dict[str, int]] = {}
@@ -41,11 +42,15 @@ def draw_sample_spark(
         "partition_date", "trace_id", "category", f"{unit_key_sql('trace_id', seed)} AS u"
     )
     top = max((r[4] for r in rows), default=0.0)
+    # The survivors are few (about n_c + 5 sqrt(n_c) + 10 a stratum): kept, so that counting
+    # them and ranking them is one scan of the traffic, not two.
     survivors = (
         keyed.where(F.col("u") < top)
         .join(alloc, ["partition_date", "category"])
         .where(F.col("u") < F.col("threshold"))
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    kept = survivors
     # Strata that fell short of their allocation (a > 5-sigma event): redo them in full.
     found = dict(
         ((d, c), n) for d, c, n in survivors.groupBy("partition_date", "category").count().collect()
@@ -66,7 +71,8 @@ def draw_sample_spark(
                                               ORDER BY u, trace_id) AS rank
                  FROM _survivors)
            WHERE rank <= n_alloc"""
-    )
+    ).localCheckpoint(eager=True)
+    kept.unpersist()
     return plan, sample
 
 
