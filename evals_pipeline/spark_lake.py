@@ -64,6 +64,9 @@ def session_config(cfg: Any) -> dict[str, str]:
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
         "spark.sql.sources.partitionOverwriteMode": "static",
+        # Cached rows are text-heavy (a trace's input and output): smaller column batches keep
+        # a task's buffers small.
+        "spark.sql.inMemoryColumnarStorage.batchSize": "2000",
     }
     if local:
         conf |= {

@@ -320,10 +320,12 @@ def ingest_days_spark(
     listed.mapInArrow(_stage_files, STAGING_DDL).createOrReplaceTempView(raw_view)
     sealable = reservoir is not None and stream.sealable
     checked = _validated(spark, stream, rules, reservoir if sealable else None, raw_view)
-    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    # Kept on local disk, not in the heap: a day's validated rows carry all of its text, and
+    # the writes, the counts and the duplicates read them again.
+    checked = checked.persist(StorageLevel.DISK_ONLY)
     try:
         checked.createOrReplaceTempView("_checked")
-        dups = _duplicates(spark, stream, rules, lake, days).persist(StorageLevel.MEMORY_AND_DISK)
+        dups = _duplicates(spark, stream, rules, lake, days).persist(StorageLevel.DISK_ONLY)
         try:
             counts = _write(
                 spark,
