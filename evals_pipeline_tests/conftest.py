@@ -40,6 +40,7 @@ SMALL = SimulationConfig(
 SLOW_FIRST = (
     "test_demo.py",
     "test_judge_method.py",
+    "test_spark.py",
     "test_revalidation.py",
     "test_hardening.py",
     "test_holdout_panel.py",

@@ -8,18 +8,14 @@ go through the daily job once per engine, each into its own data directory.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
 
-from evals_pipeline.paths import REPO_ROOT
 from evals_pipeline.project import ProjectError, ProjectResource, load_project
 from evals_pipeline.records import (
     CANDIDATE_OUTPUTS,
@@ -201,16 +197,3 @@ def test_spark_without_java_or_with_span_exports_says_what_to_do(
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ProjectError, match="span export is read by engine duckdb"):
         load_project(path)
-
-
-def test_the_ingest_benchmark_runs_both_engines_on_the_same_files(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "evals_pipeline.bench", "ingest", "--rows", "3000", "--files",
-         "3", "--engine", "spark", "--workdir", str(tmp_path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["files"] == 3 and result["engine"] == "spark"
-    assert result["stored"] == result["spark_stored"] == 3000
-    assert result["quarantined"] == result["spark_quarantined"] == 0
-    assert result["spark_seconds"] > 0 and result["spark_jvm_peak_rss_mb"] > 0
