@@ -201,6 +201,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "length_probe": 0,
         }
     )
+    cfg["calls"] = {"processes": 1}  # as in fixtures/evals.tests.yaml
     (data / "evals.yaml").write_text(yaml.safe_dump(cfg))
     project = ProjectResource(path=str(data / "evals.yaml"))
     out: dict[str, object] = {}
