@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 
@@ -28,8 +30,10 @@ from evals_pipeline.records import (
     TRACE_SAMPLE,
     TRACES,
 )
+from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
+from evals_pipeline.reports.online import monthly_query, online_query, per_trace_query
 from evals_pipeline.simulator.traffic import simulate
-from evals_pipeline.spark_lake import EngineUnavailable, session
+from evals_pipeline.spark_lake import EngineUnavailable, session, spark_resource
 from evals_pipeline.warehouse import EngineMismatch, connect
 from evals_pipeline_tests.conftest import SMALL
 from evals_pipeline_tests.helpers import (
@@ -166,6 +170,7 @@ def test_the_whole_pipeline_runs_on_spark_from_the_project_file_alone(
     monkeypatch.setenv("EVALS_DATA_DIR", str(data))
     proj = project(data, "spark")
     assert run_quarterly(traffic, "2026-01-01", project=proj).success
+    shutil.copytree(traffic / "labels", data / "labels")  # the experts' labels of the traffic
     assert run_calibration(traffic, project=proj).success
     assert run_reports(traffic, "2026-01-01", project=proj).success
     with connect(data / "warehouse.duckdb", read_only=True) as con:
@@ -174,6 +179,28 @@ def test_the_whole_pipeline_runs_on_spark_from_the_project_file_alone(
     # Analysts see the traffic tables in their snapshot like any other table.
     with connect(data / "analytics.duckdb", read_only=True) as con:
         assert con.execute(f"SELECT count(*) FROM {TRACES}").fetchall()[0][0] > 1000
+    # The online signals over all traffic, aggregated on Spark, equal DuckDB's over the lake.
+    spark = (session(spark_resource(proj.config())), str(data / "lake"))
+    window = {"start": date(2026, 1, 1), "end": date(2026, 4, 1)}
+    with connect(data / "warehouse.duckdb", read_only=True) as con:
+        for sql, run in (
+            (CELL_ONLINE_SQL, online_query),
+            (PER_TRACE_SQL, per_trace_query),
+        ):
+            duck = run(con, None, sql, window)
+            on_spark = run(con, spark, sql, window)
+            assert len(duck) > 0
+            pd.testing.assert_frame_equal(
+                duck.sort_values(list(duck.columns[:3])).reset_index(drop=True),
+                on_spark.sort_values(list(duck.columns[:3])).reset_index(drop=True),
+                check_dtype=False,
+            )
+        judges = ["offline/reference-judge"]
+        pd.testing.assert_frame_equal(
+            monthly_query(con, None, judges, window["end"]),
+            monthly_query(con, spark, judges, window["end"]),
+            check_dtype=False,
+        )
 
 
 def test_a_warehouse_of_one_engine_refuses_the_other(

@@ -16,6 +16,7 @@ from dagster import (
     asset,
     multi_asset,
 )
+from dagster_pyspark import LazyPySparkResource
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
@@ -62,7 +63,6 @@ from evals_pipeline.records import (
 from evals_pipeline.reports.correlation import (
     ALARM_BELOW,
     CELL_ONLINE_SQL,
-    MONTHLY_SQL,
     OFFLINE_SCORES_SQL,
     ONLINE_SCORES_SQL,
     PER_TRACE_SQL,
@@ -79,6 +79,7 @@ from evals_pipeline.reports.evidence import (
     traffic_share,
 )
 from evals_pipeline.reports.html import render_report
+from evals_pipeline.reports.online import monthly_query, online_query, per_trace_query
 from evals_pipeline.reports.online_metrics import online_metrics_format
 from evals_pipeline.reports.pareto import (
     frame_axes,
@@ -88,6 +89,7 @@ from evals_pipeline.reports.pareto import (
 )
 from evals_pipeline.reports.preferences import PAIRWISE_OUTCOMES_SQL, preference_rows
 from evals_pipeline.reports.segments import segment_frame
+from evals_pipeline.spark_lake import spark_engine
 from evals_pipeline.specs import deps_of, table_asset, table_spec
 from evals_pipeline.sql import load_sql
 from evals_pipeline.warehouse import (
@@ -270,19 +272,24 @@ def quality_cost_latency(context: AssetExecutionContext, warehouse: Warehouse) -
     ],
 )
 def online_offline_correlation(
-    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    project: ProjectResource,
+    pyspark: LazyPySparkResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Do offline scores still predict what users do? Per quarter, each judge's verdicts on
     the quarter's labelled production traces against online signals, per (app version x user
-    segment) cell and per trace: Pearson and Spearman with bootstrap 95% intervals."""
+    segment) cell and per trace: Pearson and Spearman with bootstrap 95% intervals. The
+    online signals over all traffic are aggregated where it lives (Spark with engine spark)."""
     start, end = quarter_window(context)
     window = {"start": start, "end": end}
     with warehouse.get_connection() as conn:
-        per_trace = conn.execute(PER_TRACE_SQL, window).df()
-        online_cells = conn.execute(CELL_ONLINE_SQL, window).df()
+        spark = spark_engine(project.config(), conn, pyspark)
+        per_trace = per_trace_query(conn, spark, PER_TRACE_SQL, window)
+        online_cells = online_query(conn, spark, CELL_ONLINE_SQL, window)
         trust = judge_trust(conn, project.config().judges.rubric)
         trusted_judges = [j for j, t in trust.items() if t and j != "ensemble"]
-        monthly = conn.execute(MONTHLY_SQL, {"judges": trusted_judges, "end": end}).df()
+        monthly = monthly_query(conn, spark, trusted_judges, end)
         rows = correlation_rows(
             per_trace, online_cells.set_index(["app_version", "user_segment"]), trust, start
         )
@@ -474,13 +481,19 @@ def holdout_gap(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
         ]
     ),
 )
-def html_report(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+def html_report(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    project: ProjectResource,
+    pyspark: LazyPySparkResource,
+) -> MaterializeResult:
     """One self-contained HTML page per run under data/reports/ (and latest.html): release
     gates, quality/cost/latency, segment deltas with CIs, judge calibration, offline-online
     correlation, pool sizes and the failure modes (error analysis), with plots."""
     folder = data_dir() / "reports"
     with warehouse.get_connection() as conn:
-        path, decision, plots = render_report(conn, folder, context.run_id)
+        spark = spark_engine(project.config(), conn, pyspark)
+        path, decision, plots = render_report(conn, folder, context.run_id, spark)
     key = dict(plots).get("Segment deltas") or (plots[0][1] if plots else None)
     return MaterializeResult(
         metadata={

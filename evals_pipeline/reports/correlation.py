@@ -267,24 +267,28 @@ def evidence_correlation_rows(
     return rows
 
 
-# Per month (of the traces' days, up to the window's end): the trusted judges' pass rate on
-# the labelled production traces, and the thumbs-up rate of all traffic.
+# Per month of the traces' days (up to the window's end): the thumbs-up rate of all traffic.
+# Runs where the traffic lives (reports/online.py): DuckDB, or Spark on the lake.
+ONLINE_MONTHLY_SQL = f"""
+WITH {TRACE_SIGNALS_CTE}
+SELECT CAST(date_trunc('month', t.partition_date) AS DATE) AS month, avg(f.thumbs_up_rate) AS online,
+       count(f.thumbs_up_rate) AS online_n
+FROM {TRACES} t JOIN f USING (trace_id) WHERE t.partition_date < $end GROUP BY 1
+"""
+
+# Per month: the trusted judges' pass rate on the labelled production traces, beside the
+# traffic's thumbs-up rate (`ONLINE_MONTHLY_SQL`'s rows, registered as _online_monthly).
 MONTHLY_SQL = f"""
-WITH {TRACE_SIGNALS_CTE},
-{DEPLOYED_CTE},
+WITH {DEPLOYED_CTE},
 off AS (
-    SELECT date_trunc('month', t.partition_date) AS month, avg((v.verdict = 'pass')::DOUBLE) AS offline,
+    SELECT date_trunc('month', t.partition_date)::DATE AS month, avg((v.verdict = 'pass')::DOUBLE) AS offline,
            count(*) AS offline_n
     FROM {CALIBRATION_VERDICTS} v JOIN deployed USING (judge, rubric, rubric_version)
     JOIN {TRACES} t ON t.trace_id = v.subject_id
     WHERE v.verdict IS NOT NULL AND list_contains($judges, v.judge) AND t.partition_date < $end
     GROUP BY 1
-), onl AS (
-    SELECT date_trunc('month', t.partition_date) AS month, avg(f.thumbs_up_rate) AS online,
-           count(f.thumbs_up_rate) AS online_n
-    FROM {TRACES} t JOIN f USING (trace_id) WHERE t.partition_date < $end GROUP BY 1
-)
-SELECT month::DATE AS month, offline, offline_n, online, online_n
+), onl AS (SELECT month::DATE AS month, online, online_n FROM _online_monthly)
+SELECT month, offline, offline_n, online, online_n
 FROM off JOIN onl USING (month) ORDER BY month
 """
 

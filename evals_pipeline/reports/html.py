@@ -31,6 +31,7 @@ from evals_pipeline.records import (
     SEGMENT_REPORT,
 )
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
+from evals_pipeline.reports.online import Spark, online_query, per_trace_query
 from evals_pipeline.reports.pareto import frame_axes, pareto_plot_png
 from evals_pipeline.reports.trends import (
     PASS_RATE_TREND_SQL,
@@ -198,7 +199,7 @@ def _err(point: pd.Series, low: pd.Series, high: pd.Series) -> list[np.ndarray]:
     ]
 
 
-def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+def _plots(conn: duckdb.DuckDBPyConnection, spark: Spark = None) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,15 +228,19 @@ def _plots(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         ax.set_xlabel(f"pass-rate delta vs {seg['baseline'].iloc[0]} (paired, 95% CI)")
         ax.legend()
         out.append(("Segment deltas", _png(fig)))
-    cells = conn.execute(
-        PER_TRACE_SQL.replace("AND t.partition_date >= $start AND t.partition_date < $end", "")
-    ).df()
+    cells = per_trace_query(
+        conn,
+        spark,
+        PER_TRACE_SQL.replace("AND t.partition_date >= $start AND t.partition_date < $end", ""),
+    )
     if not cells.empty:
-        online = conn.execute(
+        online = online_query(
+            conn,
+            spark,
             CELL_ONLINE_SQL.replace(
                 "WHERE t.partition_date >= $start AND t.partition_date < $end", ""
-            )
-        ).df()
+            ),
+        )
         agg = cells.groupby(["judge", "app_version", "user_segment"]).agg(
             offline=("offline", "mean"), n=("offline", "size")
         )
@@ -387,9 +392,10 @@ SECTIONS = (
 
 
 def report_page(
-    conn: duckdb.DuckDBPyConnection, run_id: str
+    conn: duckdb.DuckDBPyConnection, run_id: str, spark: Spark = None
 ) -> tuple[str, str, list[tuple[str, str]]]:
-    """(the page, its decision headline, its plots as (title, base64 PNG))."""
+    """(the page, its decision headline, its plots as (title, base64 PNG)); `spark` (engine
+    spark's session and lake) aggregates the online signals over all traffic."""
     existing = table_names(conn)
     css, decision, note = _headline(conn, existing)
     body = []
@@ -406,7 +412,7 @@ def report_page(
         "calibration_verdicts",
         "trace_feedback",
     }
-    plots = _plots(conn) if needed <= existing else []
+    plots = _plots(conn, spark) if needed <= existing else []
     trend_plot = _trend_plot(conn) if needed <= existing else None
     plots += [trend_plot] if trend_plot else []
     for title, img in plots:
@@ -428,11 +434,11 @@ td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}td.t{{text
 
 
 def render_report(
-    conn: duckdb.DuckDBPyConnection, folder: Path, run_id: str
+    conn: duckdb.DuckDBPyConnection, folder: Path, run_id: str, spark: Spark = None
 ) -> tuple[Path, str, list[tuple[str, str]]]:
     """Write <folder>/<run_id>.html and latest.html; return the run's page, its decision
     headline and its plots."""
-    page, decision, plots = report_page(conn, run_id)
+    page, decision, plots = report_page(conn, run_id, spark)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.html"
     path.write_text(page, encoding="utf-8")
