@@ -396,14 +396,17 @@ def _write(
             f"INSERT OR REPLACE INTO {PARTITION_VERSIONS} VALUES (?, ?, now()::TIMESTAMP)",
             [[stream.table.name, d] for d in days],
         )
-    totals = dict(checked.groupBy("partition_date").count().collect())
-    bad = checked.where("reason IS NOT NULL").groupBy("partition_date", "reason").count().collect()
+    # One pass over the validated rows: rows in per day, and the bad ones by reason.
+    per_reason = checked.groupBy("partition_date", "reason").count().collect()
     moved_by_day = dict(dups.groupBy("partition_date").count().collect())
+    totals: Counter[date] = Counter()
     by_reason: Counter[str] = Counter()
     quarantined_by_day: Counter[date] = Counter()
-    for day, why, n in bad:
-        by_reason[why] += n
-        quarantined_by_day[day] += n
+    for day, why, n in per_reason:
+        totals[day] += n
+        if why is not None:
+            by_reason[why] += n
+            quarantined_by_day[day] += n
     for day, n in moved_by_day.items():
         by_reason[stream.dedupe_reason] += n
         quarantined_by_day[day] += n
