@@ -41,7 +41,21 @@ def resources(project: ProjectResource) -> dict[str, object]:
     cfg: ProjectConfig = project.config()
     if cfg.source.kind == "simulator":
         root = str(cfg.path(cfg.source.path)) if cfg.source.path else ""
-        sim = cfg.simulator
+        sim, canary = cfg.simulator, cfg.online_gates.canary
+        # The simulated product runs the project file's canary, with the simulator's planted
+        # effect on its users.
+        planned = (
+            {
+                "canary_version": cfg.version("candidate"),
+                "canary_control": cfg.version("baseline"),
+                "canary_start": canary.start.isoformat(),
+                "canary_days": canary.days,
+                "canary_share": canary.share,
+                "canary_effect": dict(sim.canary_effect),
+            }
+            if canary is not None
+            else {}
+        )
         source: TraceSource = SimulatedTraceSource(
             root=root,
             seed=sim.seed,
@@ -49,6 +63,7 @@ def resources(project: ProjectResource) -> dict[str, object]:
             end=sim.end,
             traces_per_day=sim.traces_per_day,
             span_format=cfg.span_format or "",
+            **planned,
         )
         references: ReferenceSource = SimulatorReferences(root=root)
     else:

@@ -11,6 +11,7 @@ from evals_pipeline.paths import analytics_path
 from evals_pipeline.records import (
     ANNOTATOR_AGREEMENT,
     BT_RATINGS,
+    CANARY_GATE,
     CORRECTED_PASS_RATES,
     FAILURE_MODE_DISTRIBUTION,
     FAILURE_MODE_JUDGES,
@@ -32,6 +33,7 @@ from evals_pipeline.records import (
     REVIEW_ITEMS,
     REVIEW_QUEUE,
     SEGMENT_REPORT,
+    SHADOW_GATE,
     TRACE_SAMPLE,
     TRACES,
 )
@@ -265,6 +267,37 @@ def release_gates(con: Con) -> list[str]:
     return out
 
 
+def online_gates(con: Con) -> list[str]:
+    """The shadow period per category and the canary over all users (seed 003)."""
+    out: list[str] = []
+    shadow = con.execute(
+        f"""SELECT category, n, round(control_pass_rate, 3), round(candidate_pass_rate, 3), round(delta, 3),
+                  round(ci_low, 3), round(ci_high, 3), status
+           FROM {SHADOW_GATE} ORDER BY level, category"""
+    ).fetchall()
+    if shadow:
+        out.append(
+            "\nShadow period (the candidate's and the control's answers to the same live inputs):"
+        )
+        for cat, n, ctl, cand, d, lo, hi, status in shadow:
+            out.append(
+                f"  {cat:<18} n {n:>4}  control {ctl}  candidate {cand}  delta {d:+} [{lo:+}, {hi:+}]  {status}"
+            )
+    canary = con.execute(
+        f"""SELECT signal, canary_users, canary_n, control_n, round(canary_rate, 3), round(control_rate, 3),
+                  round(delta, 3), round(ci_low, 3), round(ci_high, 3), round(detectable, 3), status
+           FROM {CANARY_GATE} WHERE level = 'all' ORDER BY signal"""
+    ).fetchall()
+    if canary:
+        out.append("\nCanary, all users (online signal rates of canary vs control users):")
+        for sig, users, n_c, n_k, rc, rk, d, lo, hi, det, status in canary:
+            out.append(
+                f"  {sig:<18} {users} users / {n_c} traces vs {n_k}: {rc} vs {rk}  delta {d:+} "
+                f"[{lo:+}, {hi:+}]  detectable {det}  {status}"
+            )
+    return out
+
+
 def failure_modes(con: Con) -> list[str]:
     """Failure modes among the experts' fails."""
     out: list[str] = []
@@ -307,6 +340,7 @@ SECTIONS: tuple[Callable[[Con], list[str]], ...] = (
     judging,
     calibration,
     release_gates,
+    online_gates,
     failure_modes,
     review_queues,
 )

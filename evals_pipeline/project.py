@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +89,11 @@ class SimulatorSpec(_Strict):
         default="flat",
         description="flat: our JSONL records; otel: the same traffic as OpenTelemetry GenAI "
         "spans in OTLP JSON (read like a source of kind otel).",
+    )
+    canary_effect: dict[str, float] = Field(
+        default_factory=dict,
+        description="Planted online effect of the candidate on its canary users: segment (a "
+        "category or user segment) -> points every gated signal moves the wrong way.",
     )
 
 
@@ -396,11 +402,108 @@ class HoldoutReviewSpec(_Strict):
     )
 
 
+# The gated online signals: per trace, whether the event happened. Direction: a rise is good
+# (session_continued, task_completed, thumbs_up) or bad (the rest).
+GOOD_SIGNALS = ("session_continued", "task_completed", "thumbs_up")
+GATED_SIGNALS = (
+    "session_continued",
+    "task_completed",
+    "thumbs_up",
+    "thumbs_down",
+    "regenerate",
+    "follow_up",
+    "escalation",
+)
+
+
+class ShadowSpec(_Strict):
+    start: date = Field(
+        description="First moment (UTC day) of the shadow period: the candidate answers live "
+        "traffic beside the control, users see the control's answers."
+    )
+    hours: int = Field(default=48, ge=1, description="Length of the shadow period (seed 003: 48).")
+    per_category: int = Field(
+        default=150,
+        ge=10,
+        description="Live inputs of the period judged per category (the control's own traces, "
+        "chosen by a stable hash); each costs one candidate call and two answers' judge calls.",
+    )
+    max_drop: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="The candidate's trusted-judge pass rate may not be lower than the "
+        "control's on the same inputs by more than this, significantly (seed 003: 5%).",
+    )
+
+
+class CanarySpec(_Strict):
+    start: date = Field(description="First UTC day a share of users is served by the candidate.")
+    days: int = Field(default=7, ge=1, description="Monitoring window (seed 003: 7 days).")
+    share: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Share of users served by the candidate (seed 003: 5%); the traffic says "
+        "who was served by which version (traces.app_version).",
+    )
+    max_drop: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="A signal's rate may not be worse for canary users than for control users "
+        "by more than this, significantly, on any segment (seed 003: 2 points).",
+    )
+    signals: list[str] = Field(
+        default_factory=lambda: [
+            "session_continued",
+            "task_completed",
+            "thumbs_down",
+            "regenerate",
+            "escalation",
+        ],
+        min_length=1,
+        description=f"Online signals gated, each as the share of traces with the event; a rise "
+        f"is good for {', '.join(GOOD_SIGNALS)}, bad for the others.",
+    )
+    segments: list[Literal["category", "user_segment"]] = Field(
+        default_factory=lambda: ["category", "user_segment"],
+        description="Segment levels compared besides all users (each level's values apart).",
+    )
+
+    @field_validator("signals")
+    @classmethod
+    def _known_signals(cls, signals: list[str]) -> list[str]:
+        unknown = sorted(set(signals) - set(GATED_SIGNALS))
+        if unknown:
+            raise ValueError(f"unknown signals {unknown}; gated signals are {list(GATED_SIGNALS)}")
+        return signals
+
+
+class OnlineGatesSpec(_Strict):
+    shadow: ShadowSpec | None = Field(
+        default=None, description="The shadow period of the candidate (none: no shadow gate)."
+    )
+    canary: CanarySpec | None = Field(
+        default=None, description="The candidate's canary (none: no canary gate)."
+    )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Family-wise error rate of each gate (Holm over its segments and signals).",
+    )
+
+
 class SchedulesSpec(_Strict):
     daily: bool = False
     quarterly: bool = False
     weekly_review: bool = False
     reports: bool = False
+    online_gates: bool = Field(
+        default=False,
+        description="Evaluate the shadow and canary gates every day of their windows.",
+    )
 
 
 class ProjectConfig(_Strict):
@@ -424,6 +527,7 @@ class ProjectConfig(_Strict):
     schedules: SchedulesSpec = SchedulesSpec()
     drift: DriftSpec = DriftSpec()
     holdout_review: HoldoutReviewSpec = HoldoutReviewSpec()
+    online_gates: OnlineGatesSpec = OnlineGatesSpec()
     # Where the file was read from: relative paths in it resolve against its folder.
     base_dir: str = Field(default="", exclude=True)
 
@@ -570,6 +674,15 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
             )
     if UNCATEGORIZED in config.taxonomy.categories:
         found.append(f"taxonomy.categories: '{UNCATEGORIZED}' is the stratum of traces without one")
+    gates = config.online_gates
+    for name in ("shadow", "canary"):
+        if getattr(gates, name) and not (
+            config.version("candidate") and config.version("baseline")
+        ):
+            found.append(
+                f"online_gates.{name}: compares the app version with role candidate against the "
+                "one with role baseline (the control); give both roles under app_versions"
+            )
     return found
 
 

@@ -90,6 +90,7 @@ from evals_pipeline.records.pools import (
     WHY_VALUES,
 )
 from evals_pipeline.records.reports import (
+    CANARY_GATE,
     EVIDENCE_CORRELATION,
     HOLDOUT_GAP,
     ONLINE_METRICS,
@@ -99,6 +100,7 @@ from evals_pipeline.records.reports import (
     QUARANTINED_ONLINE_METRICS,
     RELEASE_GATES,
     SEGMENT_REPORT,
+    SHADOW_GATE,
 )
 from evals_pipeline.records.review import (
     FAILURE_MODE_DISTRIBUTION,
@@ -163,6 +165,8 @@ ANALYST_TABLES: tuple[Table, ...] = (
     CORRECTED_PASS_RATES,
     CATEGORIZER_ACCURACY,
     SEGMENT_REPORT,
+    SHADOW_GATE,
+    CANARY_GATE,
     RELEASE_GATES,
     QUALITY_COST_LATENCY,
     ONLINE_OFFLINE_CORRELATION,
@@ -216,6 +220,7 @@ __all__ = [
     "BT_RATINGS",
     "CALIBRATION_TEST_USES",
     "CALIBRATION_VERDICTS",
+    "CANARY_GATE",
     "CANDIDATE_OUTPUTS",
     "CATEGORIZER_ACCURACY",
     "CORRECTED_PASS_RATES",
@@ -281,6 +286,7 @@ __all__ = [
     "SEAL_VIEWS",
     "SEGMENT_REPORT",
     "SEGMENT_REPORT_HISTORY",
+    "SHADOW_GATE",
     "SNAPSHOT_PARTITIONS",
     "SNAPSHOT_STATE",
     "TRACES",

@@ -52,7 +52,7 @@ RELEASE_GATES = Table(
         Column(
             "gate",
             "VARCHAR",
-            "layer1, segment_regression, large_changes, holdout, judge_trusted, or decision.",
+            "layer1, segment_regression, large_changes, holdout, judge_trusted, ensemble_quorum, shadow, canary, or decision.",
         ),
         Column("status", "VARCHAR", "pass, fail, warn, or not_evaluated."),
         Column("evidence", "VARCHAR", "What the gate saw."),
@@ -211,5 +211,94 @@ EVIDENCE_CORRELATION = Table(
             "Spearman below 0.6 (sign turned for evidence.lower_is_better metrics) or undefined: the "
             "offline score does not predict this metric; null with fewer than 3 systems or cells.",
         ),
+    ),
+)
+
+
+_GATE_VERDICT = (
+    Column(
+        "harm",
+        "DOUBLE",
+        "How much worse the candidate is (the difference turned so that positive is worse).",
+    ),
+    Column("se", "DOUBLE", "Standard error of the difference."),
+    Column("p_value", "DOUBLE", "One-sided p-value that the candidate is worse."),
+    Column(
+        "significant",
+        "BOOLEAN",
+        "Worse beyond chance: Holm over every row of the gate at online_gates.alpha.",
+    ),
+    Column(
+        "detectable",
+        "DOUBLE",
+        "The harm this row detects with 80% power at that level: above max_drop, the row cannot vouch for it.",
+    ),
+    Column(
+        "status", "VARCHAR", "fail (significantly worse by more than max_drop), pass, or no_data."
+    ),
+)
+
+SHADOW_GATE = Table(
+    "shadow_gate",
+    "Shadow period (seed 003): the trusted judges' pass rates of the candidate's and the control's answers to the same live inputs, paired, per category.",
+    (
+        Column(
+            "candidate",
+            "VARCHAR",
+            "App version in shadow (answers live inputs, users never see it).",
+        ),
+        Column("control", "VARCHAR", "App version users were served (role baseline)."),
+        Column("window_start", "TIMESTAMP", "Shadow period start (UTC)."),
+        Column("window_end", "TIMESTAMP", "Shadow period end (UTC, exclusive)."),
+        Column("level", "VARCHAR", "all or category."),
+        Column("category", "VARCHAR", "Task category ('all' for every input)."),
+        Column(
+            "n",
+            "INTEGER",
+            "Live inputs both answers have a verdict for (the trusted judges' majority).",
+        ),
+        Column(
+            "undecided",
+            "INTEGER",
+            "Live inputs judged but left out: a tie or no valid answer for either answer.",
+        ),
+        Column(
+            "control_pass_rate", "DOUBLE", "Pass rate of the control's answers (what users saw)."
+        ),
+        Column(
+            "candidate_pass_rate",
+            "DOUBLE",
+            "Pass rate of the candidate's answers to the same inputs.",
+        ),
+        Column("delta", "DOUBLE", "Paired difference candidate - control."),
+        Column("ci_low", "DOUBLE", "95% interval of the difference."),
+        Column("ci_high", "DOUBLE", "95% interval of the difference."),
+        *_GATE_VERDICT,
+        Column("judges", "VARCHAR", "The trusted judges whose majority decided each answer."),
+    ),
+)
+
+CANARY_GATE = Table(
+    "canary_gate",
+    "Canary (seed 003): online signal rates of canary users (served the candidate) against control users over the monitoring window, per segment, with intervals.",
+    (
+        Column("candidate", "VARCHAR", "App version the canary users were served."),
+        Column("control", "VARCHAR", "App version the other users were served (role baseline)."),
+        Column("window_start", "DATE", "First day of the canary."),
+        Column("days_observed", "INTEGER", "Days of the window in the traffic so far."),
+        Column("days_planned", "INTEGER", "Days of the monitoring window."),
+        Column("level", "VARCHAR", "all, category or user_segment."),
+        Column("segment", "VARCHAR", "The category or user segment ('all' for every user)."),
+        Column("signal", "VARCHAR", "Online signal: the share of traces with this event."),
+        Column("canary_users", "INTEGER", "Canary users with traces in the segment."),
+        Column("control_users", "INTEGER", "Control users with traces in the segment."),
+        Column("canary_n", "INTEGER", "Canary traces."),
+        Column("control_n", "INTEGER", "Control traces."),
+        Column("canary_rate", "DOUBLE", "Share of the canary's traces with the event."),
+        Column("control_rate", "DOUBLE", "Share of the control's traces with the event."),
+        Column("delta", "DOUBLE", "canary_rate - control_rate."),
+        Column("ci_low", "DOUBLE", "95% interval of the difference (users as clusters)."),
+        Column("ci_high", "DOUBLE", "95% interval of the difference."),
+        *_GATE_VERDICT,
     ),
 )

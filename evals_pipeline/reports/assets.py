@@ -21,6 +21,7 @@ from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from evals_pipeline.calibration.evidence import evidence_dir, files_state, load_evidence
+from evals_pipeline.judging.client import JudgeClient
 from evals_pipeline.metadata import (
     evidence_results,
     markdown_table,
@@ -29,12 +30,14 @@ from evals_pipeline.metadata import (
 )
 from evals_pipeline.partitions import quarter_window, quarterly_partitions
 from evals_pipeline.paths import data_dir
+from evals_pipeline.pools.references import ReferenceSource
 from evals_pipeline.project import DriftSpec, ProjectResource
 from evals_pipeline.records import (
     ACTIVE_EVALUATION,
     ACTIVE_POOL,
     ASSERTION_RESULTS,
     CALIBRATION_VERDICTS,
+    CANARY_GATE,
     CANDIDATE_OUTPUTS,
     CORRECTED_PASS_RATES,
     EVIDENCE_CORRELATION,
@@ -57,8 +60,10 @@ from evals_pipeline.records import (
     QUARANTINED_ONLINE_METRICS,
     RELEASE_GATES,
     SEGMENT_REPORT,
+    SHADOW_GATE,
     TRACE_FEEDBACK,
     TRACES,
+    VISIBLE_TRACES,
 )
 from evals_pipeline.reports.correlation import (
     ALARM_BELOW,
@@ -80,6 +85,7 @@ from evals_pipeline.reports.evidence import (
 )
 from evals_pipeline.reports.html import render_report
 from evals_pipeline.reports.online import monthly_query, online_query, per_trace_query
+from evals_pipeline.reports.online_gates import canary_frame, shadow_evidence
 from evals_pipeline.reports.online_metrics import online_metrics_format
 from evals_pipeline.reports.pareto import (
     frame_axes,
@@ -195,7 +201,15 @@ def segment_report(
 @table_asset(
     RELEASE_GATES,
     group="reports",
-    reads=[SEGMENT_REPORT, ASSERTION_RESULTS, JUDGE_CALIBRATION, HOLDOUT_GAP, JUDGE_ENSEMBLE],
+    reads=[
+        SEGMENT_REPORT,
+        ASSERTION_RESULTS,
+        JUDGE_CALIBRATION,
+        HOLDOUT_GAP,
+        JUDGE_ENSEMBLE,
+        SHADOW_GATE,
+        CANARY_GATE,
+    ],
 )
 def release_gates(
     context: AssetExecutionContext,
@@ -204,8 +218,9 @@ def release_gates(
     project: ProjectResource,
 ) -> MaterializeResult:
     """The upgrade decision as data: Layer 1 at 100%, no significant segment regression
-    beyond 3 points, large changes flagged, the holdout check, judges trusted; each gate
-    pass/fail with its evidence, and the decision."""
+    beyond 3 points, large changes flagged, the holdout check, judges trusted, the shadow
+    period and the canary (seed 003's online gates); each gate pass/fail with its evidence,
+    and the decision."""
     config = _resolved(config, project)
     with warehouse.get_connection() as conn:
         baseline, candidate = _versions(conn, config)
@@ -217,6 +232,7 @@ def release_gates(
             config.max_regression,
             config.flag_se,
             config.max_no_verdict,
+            project.config().online_gates,
         )
         frame = pd.DataFrame(
             [(candidate, baseline, *g) for g in gates], columns=RELEASE_GATES.column_names
@@ -228,6 +244,67 @@ def release_gates(
                 "decision": MetadataValue.text(gates[-1][1]),
                 "gates": MetadataValue.md(markdown_table(frame)),
             }
+        )
+
+
+@table_asset(
+    SHADOW_GATE,
+    group="reports",
+    reads=[VISIBLE_TRACES, JUDGE_CALIBRATION],
+    kinds=("duckdb", "litellm"),
+)
+def shadow_gate(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    judge_client: JudgeClient,
+    reference_source: ReferenceSource,
+    project: ProjectResource,
+) -> MaterializeResult:
+    """Shadow period (seed 003: 48 hours, within 5%): the candidate answers the control's live
+    inputs of the period (users saw the control's answers); the trusted judges judge both
+    answers to each input; paired pass rates per category with 95% intervals. Fails where the
+    candidate is significantly worse by more than online_gates.shadow.max_drop."""
+    with warehouse.get_connection() as conn:
+        reference_source.load(conn)
+        frame, stats = shadow_evidence(
+            conn, judge_client, project.config(), context.log.info, context.run_id
+        )
+        calls = {"candidate_calls": MetadataValue.json(vars(stats))} if stats else {}
+        return replaced_with(conn, SHADOW_GATE, frame, "rows", extra=calls)
+
+
+@table_asset(CANARY_GATE, group="reports", reads=[TRACES, TRACE_FEEDBACK])
+def canary_gate(
+    context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
+) -> MaterializeResult:
+    """Canary (seed 003: 5% of users, within 2%, 7 days of monitoring): each gated online
+    signal's rate for the users served the candidate against the users served the control,
+    over the window so far, overall and per category and user segment, with 95% intervals
+    (users as clusters). Fails where the canary is significantly worse by more than
+    online_gates.canary.max_drop."""
+    p = project.config()
+    spec = p.online_gates.canary
+    with warehouse.get_connection() as conn:
+        frame = pd.DataFrame(columns=CANARY_GATE.column_names)
+        last_day = conn.execute(f"SELECT max(ts)::DATE FROM {TRACES}").fetchall()[0][0]
+        if spec is not None and last_day is not None:
+            frame = canary_frame(
+                conn,
+                spec,
+                p.version("candidate"),
+                p.version("baseline"),
+                last_day,
+                p.online_gates.alpha,
+            ).assign(candidate=p.version("candidate"), control=p.version("baseline"))
+            context.log.info(f"canary window: day {frame['days_observed'].max()} of {spec.days}")
+        return replaced_with(
+            conn,
+            CANARY_GATE,
+            frame[CANARY_GATE.column_names],
+            "rows",
+            shown=frame[frame["level"] == "all"][
+                ["signal", "canary_n", "control_n", "delta", "ci_low", "ci_high", "status"]
+            ],
         )
 
 

@@ -8,15 +8,18 @@ from datetime import date
 import pandas as pd
 from duckdb import DuckDBPyConnection
 
+from evals_pipeline.project import OnlineGatesSpec
 from evals_pipeline.records import (
     ACTIVE_POOL,
     ASSERTION_RESULTS,
+    CANARY_GATE,
     HOLDOUT_GAP,
     JUDGE_BIAS,
     JUDGE_CALIBRATION,
     JUDGE_ENSEMBLE,
     JUDGE_VERDICTS,
     SEGMENT_REPORT,
+    SHADOW_GATE,
     TRACES,
 )
 from evals_pipeline.reports.gates import (
@@ -25,6 +28,7 @@ from evals_pipeline.reports.gates import (
     holdout_gate,
     judge_trust_gate,
     layer1_gate,
+    online_gate,
     pooled_gap,
     quorum_gate,
     segment_gates,
@@ -147,8 +151,10 @@ def release_gate_rows(
     max_regression: float,
     flag_se: float,
     max_no_verdict: float,
+    online: OnlineGatesSpec | None = None,
 ) -> list[Gate]:
     """Every gate on its evidence, then the decision (last)."""
+    online = online or OnlineGatesSpec()
     layer1 = conn.execute(
         f"""SELECT assertion, count(*) FILTER (WHERE NOT passed) AS failed, count(*) AS checked
            FROM {ASSERTION_RESULTS} WHERE subject = 'candidate' AND app_version = ? GROUP BY 1 HAVING failed > 0 ORDER BY 1""",
@@ -175,5 +181,39 @@ def release_gate_rows(
             judge_trust(conn, rubric), judge_kappas(conn, rubric), bias_notes(conn, rubric)
         ),
         quorum_gate(missing, total, max_no_verdict, candidate, baseline),
+        *online_gates(conn, online, candidate, baseline),
     ]
     return [*gates, decision(gates, candidate, baseline)]
+
+
+def online_gates(
+    conn: DuckDBPyConnection, online: OnlineGatesSpec, candidate: str, baseline: str
+) -> list[Gate]:
+    """The shadow and canary gates from their tables (rows of this candidate and control)."""
+    shadow = conn.execute(
+        f"""SELECT CASE level WHEN 'all' THEN 'all inputs' ELSE category END AS label, *
+           FROM {SHADOW_GATE} WHERE candidate = ? AND control = ?""",
+        [candidate, baseline],
+    ).df()
+    canary = conn.execute(
+        f"""SELECT CASE level WHEN 'all' THEN 'all users' ELSE segment END || ' ' || signal AS label, *
+           FROM {CANARY_GATE} WHERE candidate = ? AND control = ?""",
+        [candidate, baseline],
+    ).df()
+    incomplete = ""
+    if online.canary is not None and len(canary):
+        seen, planned = int(canary["days_observed"].max()), int(canary["days_planned"].max())
+        incomplete = f"monitoring day {seen} of {planned}" if seen < planned else ""
+    return [
+        online_gate(
+            "shadow",
+            None if online.shadow is None else shadow,
+            online.shadow.max_drop if online.shadow else 0.0,
+        ),
+        online_gate(
+            "canary",
+            None if online.canary is None else canary,
+            online.canary.max_drop if online.canary else 0.0,
+            incomplete,
+        ),
+    ]

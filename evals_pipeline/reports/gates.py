@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import pandas as pd
+
 from evals_pipeline.judging.trust import MIN_KAPPA
 
 Gate = tuple[str, str, str]
@@ -181,4 +183,58 @@ def decision(gates: Sequence[Gate], candidate: str, baseline: str) -> Gate:
         "decision",
         "fail" if any(s == "fail" for _, s, _ in gates) else "pass",
         f"{candidate} vs {baseline}: " + ", ".join(f"{g}={s}" for g, s, _ in gates),
+    )
+
+
+def _intervals(frame: pd.DataFrame) -> str:
+    return "; ".join(
+        f"{r.label}: {r.delta:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+        for r in frame.head(8).itertuples()
+    )
+
+
+def online_gate(
+    gate: str, frame: pd.DataFrame | None, max_drop: float, incomplete: str = ""
+) -> Gate:
+    """The shadow or canary gate from its table's rows (`label`, `level`, `delta`, `ci_low`,
+    `ci_high`, `harm`, `detectable`, `status`; None: not configured). fail: a row significantly worse
+    by more than `max_drop`; not_evaluated: not configured, no evidence yet, or the window
+    still open (`incomplete` says how far) without a failure; warn: no failure, but even over
+    all inputs or users a drop of `max_drop` could not have been seen (too small); else pass."""
+    if frame is None:
+        return (gate, "not_evaluated", f"no {gate} in the project file (online_gates.{gate})")
+    measured = frame[frame["status"] != "no_data"]
+    if measured.empty:
+        return (
+            gate,
+            "not_evaluated",
+            f"no {gate} evidence yet (no traffic in its window, or no trusted judge)",
+        )
+    failed = measured[measured["status"] == "fail"].sort_values("harm", ascending=False)
+    if len(failed):
+        return (
+            gate,
+            "fail",
+            f"worse by more than {max_drop:.0%}, significantly: {_intervals(failed)}",
+        )
+    if incomplete:
+        return (
+            gate,
+            "not_evaluated",
+            f"{incomplete}: no significant drop beyond {max_drop:.0%} so far",
+        )
+    blind = measured[(measured["level"] == "all") & ~(measured["detectable"] <= max_drop)]
+    if len(blind):
+        return (
+            gate,
+            "warn",
+            f"no significant drop, but too few to see one of {max_drop:.0%} over all "
+            f"{'users' if gate == 'canary' else 'inputs'}: detectable "
+            + ", ".join(f"{r.label} {r.detectable:.3f}" for r in blind.itertuples()),
+        )
+    return (
+        gate,
+        "pass",
+        f"nothing worse by more than {max_drop:.0%} beyond chance ({len(measured)} comparisons); "
+        f"the largest drop: {_intervals(measured.sort_values('harm', ascending=False).head(1))}",
     )

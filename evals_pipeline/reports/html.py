@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evals_pipeline.records import (
+    CANARY_GATE,
     FAILURE_MODE_DISTRIBUTION,
     FAILURE_MODE_JUDGES,
     FAILURE_MODE_VERDICTS,
@@ -29,6 +30,7 @@ from evals_pipeline.records import (
     QUALITY_COST_LATENCY,
     RELEASE_GATES,
     SEGMENT_REPORT,
+    SHADOW_GATE,
 )
 from evals_pipeline.reports.correlation import CELL_ONLINE_SQL, PER_TRACE_SQL
 from evals_pipeline.reports.online import Spark, online_query, per_trace_query
@@ -322,6 +324,20 @@ def _plots(conn: duckdb.DuckDBPyConnection, spark: Spark = None) -> list[tuple[s
 
 SECTIONS = (
     ("Release gates", f"SELECT gate, status, evidence FROM {RELEASE_GATES}"),
+    (
+        "Shadow period: the trusted judges on the candidate's and the control's answers to the "
+        "same live inputs (paired, per category)",
+        f"""SELECT candidate, control, window_start, window_end, category, n, undecided, control_pass_rate,
+                  candidate_pass_rate, delta, ci_low, ci_high, p_value, significant, detectable, status
+           FROM {SHADOW_GATE} ORDER BY level, category""",
+    ),
+    (
+        "Canary: online signals of canary users against control users over the monitoring window",
+        f"""SELECT candidate, control, window_start, days_observed, days_planned, level, segment, signal,
+                  canary_users, control_users, canary_n, control_n, canary_rate, control_rate, delta, ci_low,
+                  ci_high, p_value, significant, detectable, status
+           FROM {CANARY_GATE} ORDER BY status = 'fail' DESC, level, segment, signal""",
+    ),
     ("Quality, cost and latency", f"SELECT * FROM {QUALITY_COST_LATENCY}"),
     (
         "Segment report (ensemble, per category)",

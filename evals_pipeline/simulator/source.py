@@ -24,6 +24,17 @@ class SimulatedTraceSource(TraceSource):
     start: str = Field(default="2026-01-01", description="First simulated day.")
     end: str = Field(default="2026-09-30", description="Last simulated day (inclusive).")
     traces_per_day: int = Field(default=1200, description="Mean traces per day at the start.")
+    canary_version: str = Field(
+        default="", description="App version of a canary in the traffic ('' = no canary)."
+    )
+    canary_control: str = Field(default="", description="The canary's control version.")
+    canary_start: str = Field(default="", description="First day of the canary.")
+    canary_days: int = Field(default=7, description="Days of the canary.")
+    canary_share: float = Field(default=0.05, description="Share of users in the canary.")
+    canary_effect: dict[str, float] = Field(
+        default_factory=dict,
+        description="Planted effect: segment -> points every signal moves the wrong way.",
+    )
 
     def flat_dir(self) -> Path:
         return Path(self.root).resolve() if self.root else traffic_dir()
@@ -33,10 +44,26 @@ class SimulatedTraceSource(TraceSource):
         return self.flat_dir() / "otel" if self.span_format == "otel" else self.flat_dir()
 
     def config(self):  # -> SimulationConfig (imported lazily: numpy/pandas at call time only)
-        from evals_pipeline.simulator.traffic import SimulationConfig
+        from evals_pipeline.simulator.traffic import CanaryPlan, SimulationConfig
 
+        canary = (
+            CanaryPlan(
+                self.canary_version,
+                self.canary_control,
+                self.canary_start,
+                self.canary_days,
+                self.canary_share,
+                dict(self.canary_effect),
+            )
+            if self.canary_version
+            else None
+        )
         return SimulationConfig(
-            seed=self.seed, start=self.start, end=self.end, traces_per_day=self.traces_per_day
+            seed=self.seed,
+            start=self.start,
+            end=self.end,
+            traces_per_day=self.traces_per_day,
+            canary=canary,
         )
 
     def files_for_day(self, stream: str, day: date) -> list[Path]:

@@ -144,6 +144,31 @@ SIGNAL_PROBS: dict[str, tuple[float, float]] = {
 
 
 @dataclass(frozen=True)
+class CanaryPlan:
+    """A canary: from `start`, for `days` days, the users with a stable draw below `share` are
+    served by `version`, the others by `control`; `version` then ramps up as any release.
+    `effect`: segment (a category or a user segment) -> points by which every feedback signal
+    of the canary's traces in that segment moves the wrong way (the planted online effect;
+    good signals less likely, bad ones more)."""
+
+    version: str
+    control: str
+    start: str
+    days: int = 7
+    share: float = 0.05
+    effect: dict[str, float] = field(default_factory=dict)
+
+    def window(self) -> tuple[np.datetime64, np.datetime64]:
+        first = np.datetime64(self.start, "D")
+        return first, first + np.timedelta64(self.days, "D")
+
+
+# Feedback signals whose rise is good news; a planted canary effect lowers these and raises
+# the others.
+GOOD_SIGNALS = frozenset({"thumbs_up", "session_continued", "task_completed"})
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     """Every knob of the simulator. Defaults are the embedded demo.
 
@@ -168,6 +193,7 @@ class SimulationConfig:
         the quarantine reasons each), recorded in truth/planted_bad_rows.parquet.
     oversized_bytes: size of the planted oversized field.
     with_text: False writes ids, times, categories and segments only (for benchmarks).
+    canary: a canary of a release with a planted online effect (`CanaryPlan`), or None.
     """
 
     seed: int = 7
@@ -192,6 +218,7 @@ class SimulationConfig:
     malformed_rate: float = 0.002
     oversized_bytes: int = 80_000
     with_text: bool = True
+    canary: CanaryPlan | None = None
 
     def days(self) -> list[date]:
         first, last = date.fromisoformat(self.start), date.fromisoformat(self.end)
@@ -215,6 +242,10 @@ class SimulationConfig:
         released = [v.released for v in self.app_versions]
         if released != sorted(released) or released[0] > self.start:
             raise ValueError("app_versions must be in release order, the first released by start")
+        if self.canary is not None:
+            names = [v.name for v in self.app_versions]
+            if self.canary.version not in names or self.canary.control not in names:
+                raise ValueError(f"canary versions must be among the app versions {names}")
 
 
 Log = Callable[[str], None]
@@ -270,6 +301,8 @@ def generate_traces(
     ramp = np.clip((t_day - rel[latest]) / max(1, config.rollout_days), 0, 1)
     on_new = (rng.random(n) < ramp) | (latest == 0)
     version_idx = np.where(on_new, latest, latest - 1)
+    if config.canary is not None:
+        version_idx = _with_canary(config, days, t_day, user, latest, version_idx)
 
     # Hidden quality -> whether this answer is good.
     q = np.array([[config.quality[v.name][c] for c in cats] for v in versions])
@@ -332,6 +365,51 @@ def generate_traces(
         )
     log(f"generated {n:,} traces")
     return frame, bank
+
+
+def _with_canary(
+    config: SimulationConfig,
+    days: list[date],
+    t_day: np.ndarray,
+    user: np.ndarray,
+    latest: np.ndarray,
+    version_idx: np.ndarray,
+) -> np.ndarray:
+    """Within the canary window the canary's users get the candidate, everyone else the
+    control; after it the candidate ramps up from the window's end. Its own random stream, so
+    the traffic outside the window is unchanged."""
+    plan = config.canary
+    assert plan is not None
+    names = [v.name for v in config.app_versions]
+    cand, control = names.index(plan.version), names.index(plan.control)
+    in_canary = np.random.default_rng([config.seed, 5]).random(config.n_users) < plan.share
+    first = (date.fromisoformat(plan.start) - days[0]).days
+    last = first + plan.days
+    inside = (t_day >= first) & (t_day < last)
+    out = np.where(inside, np.where(in_canary[user], cand, control), version_idx)
+    # After the window the candidate ramps up as a release does, starting at the window's end;
+    # its canary users keep it.
+    after = (t_day >= last) & (latest == cand)
+    ramp = np.clip((t_day - last + 1) / max(1, config.rollout_days), 0, 1)
+    on_cand = in_canary[user] | (np.random.default_rng([config.seed, 6]).random(len(t_day)) < ramp)
+    return np.where(after, np.where(on_cand, cand, control), out)
+
+
+def canary_shift(config: SimulationConfig, traces: pd.DataFrame) -> np.ndarray:
+    """Per trace, the planted canary effect in points (0 outside the canary's traces)."""
+    plan = config.canary
+    shift = np.zeros(len(traces))
+    if plan is None or not plan.effect:
+        return shift
+    first, end = plan.window()
+    day = traces["ts"].to_numpy().astype("datetime64[D]")
+    canary = (traces["app_version"].to_numpy() == plan.version) & (day >= first) & (day < end)
+    for segment, points in plan.effect.items():
+        hit = (traces["category"].to_numpy() == segment) | (
+            traces["user_segment"].to_numpy() == segment
+        )
+        shift = np.where(canary & hit, points, shift)
+    return shift
 
 
 def _add_text(
@@ -411,14 +489,20 @@ def generate_feedback(config: SimulationConfig, traces: pd.DataFrame) -> pd.Data
         )
         parts.append(pd.DataFrame({"row": idx, "signal": signal, "value": vals}))
 
-    rated = rng.random(n) < config.explicit_feedback_rate * np.where(expert, 1.3, 1.0)
-    up = rng.random(n) < np.where(good, 0.88, 0.25)
+    # The planted canary effect (0 elsewhere) moves each signal the wrong way with the same
+    # random draws, so a null effect gives exactly the traffic without one.
+    shift = canary_shift(config, traces)
+    rate = config.explicit_feedback_rate * np.where(expert, 1.3, 1.0)
+    rated = rng.random(n) < rate
+    # Thumbs are per trace: shifting P(up | rated) by shift / rate moves both thumbs rates by shift.
+    up = rng.random(n) < np.where(good, 0.88, 0.25) - shift / np.maximum(rate, 1e-9)
     emit(rated & up, "thumbs_up", 1.0)
     emit(rated & ~up, "thumbs_down", 1.0)
     for signal, (p_good, p_bad) in SIGNAL_PROBS.items():
         p = np.where(good, p_good, p_bad)
         if signal == "escalation":
             p = p * np.where(enterprise, 2.0, 1.0)
+        p = p + np.where(signal in GOOD_SIGNALS, -shift, shift)
         emit(rng.random(n) < p, signal, 1.0)
     edited = rng.random(n) < 0.10
     emit(edited, "edit_distance", np.round(rng.lognormal(np.where(good, 2.3, 4.4), 0.6)))
