@@ -28,10 +28,11 @@ from evals_pipeline.sampling import definitions as sampling
 from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.simulator.source import SimulatedTraceSource
 from evals_pipeline.spark_lake import lake_location, spark_resource
+from evals_pipeline.synthetic import definitions as synthetic
 from evals_pipeline.warehouse import Warehouse
 
 # In the order of the data flow.
-STAGES = (ingest, sampling, pools, judging, calibration, reports, review, analytics)
+STAGES = (ingest, sampling, synthetic, pools, judging, calibration, reports, review, analytics)
 
 
 def resources(project: ProjectResource) -> dict[str, object]:

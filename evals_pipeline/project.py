@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -495,6 +496,47 @@ class OnlineGatesSpec(_Strict):
     )
 
 
+class SyntheticSpec(_Strict):
+    dimensions: str = Field(
+        description="The dimension file (YAML, relative to this file): the product, the "
+        "dimensions and their values, and which dimension is the task category "
+        "(docs/synthetic.md)."
+    )
+    generator: str = Field(
+        description="litellm model string that turns a tuple into a natural user input."
+    )
+    filter_judges: list[str] = Field(
+        min_length=1,
+        description="litellm model strings of the realism filter; only those calibration "
+        "trusts (expert labels on synthetic inputs) vote, and without one nothing is admitted.",
+    )
+    filter_rubric: str = Field(
+        default="realism", description="The filter's rubric (judging/rubrics/<name>.yaml)."
+    )
+    tuples: int = Field(default=60, ge=1, description="Tuples drawn from the dimensions.")
+    floor: int = Field(
+        default=3,
+        ge=1,
+        description="Every value of every dimension appears in at least this many tuples, and "
+        "(a check) in at least this many admitted inputs.",
+    )
+    variants: int = Field(
+        default=2,
+        ge=1,
+        le=5,
+        description="Inputs generated per tuple; the first admitted one is kept, so a rejected "
+        "or duplicate generation does not cost the tuple its coverage.",
+    )
+    near_duplicate: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="TF-IDF cosine similarity (word 1-2 grams) at or above which an input is a "
+        "near-duplicate of an earlier one or of an active case's input.",
+    )
+    seed: int = Field(default=7, description="Seed of the tuple draw.")
+
+
 class SchedulesSpec(_Strict):
     daily: bool = False
     quarterly: bool = False
@@ -528,6 +570,10 @@ class ProjectConfig(_Strict):
     drift: DriftSpec = DriftSpec()
     holdout_review: HoldoutReviewSpec = HoldoutReviewSpec()
     online_gates: OnlineGatesSpec = OnlineGatesSpec()
+    synthetic: SyntheticSpec | None = Field(
+        default=None,
+        description="Synthetic inputs from dimension tuples (none: not generated).",
+    )
     # Where the file was read from: relative paths in it resolve against its folder.
     base_dir: str = Field(default="", exclude=True)
 
@@ -634,6 +680,8 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
         name = getattr(config.judges, key)
         if name and not (RUBRIC_DIR / f"{name}.yaml").is_file():  # judging/rubrics
             found.append(f"judges.{key}: no rubric '{name}' (judging/rubrics/{name}.yaml)")
+    if config.synthetic is not None:
+        found += _synthetic_problems(config)
     for mode, definition in config.judges.failure_modes.items():
         if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,63}", mode) or not str(definition).strip():
             found.append(
@@ -683,6 +731,83 @@ def problems(config: ProjectConfig, env: dict[str, str] | None = None) -> list[s
                 f"online_gates.{name}: compares the app version with role candidate against the "
                 "one with role baseline (the control); give both roles under app_versions"
             )
+    return found
+
+
+# ---- the synthetic inputs' dimension file (a part of the deployment's configuration) -------
+
+
+class DimensionError(ValueError):
+    """A dimension file that cannot be used, with what to change."""
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    product: str
+    category: str  # the dimension whose values are task categories
+    values: dict[str, list[str]]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.values)
+
+
+def load_dimensions(path: Path, categories: list[str]) -> Dimensions:
+    """Read and check a dimension file against the taxonomy's `categories`."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as exc:
+        raise DimensionError(f"{path} is not YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("dimensions"), dict):
+        raise DimensionError(f"{path}: needs a mapping 'dimensions: {{name: [values]}}'")
+    values: dict[str, list[str]] = {}
+    for name, vals in data["dimensions"].items():
+        if not isinstance(vals, list) or not vals:
+            raise DimensionError(f"{path}: dimension {name!r} needs a non-empty list of values")
+        names = [str(v) for v in vals]
+        if len(set(names)) != len(names):
+            raise DimensionError(f"{path}: dimension {name!r} repeats a value")
+        values[str(name)] = names
+    category = str(data.get("category") or "")
+    if category not in values:
+        raise DimensionError(
+            f"{path}: 'category' must name the dimension whose values are task categories "
+            f"(one of {list(values)})"
+        )
+    unknown = sorted(set(values[category]) - set(categories))
+    if unknown:
+        raise DimensionError(
+            f"{path}: values of {category!r} must be taxonomy categories; unknown: {unknown} "
+            f"(taxonomy: {categories})"
+        )
+    return Dimensions(str(data.get("product") or "the product"), category, values)
+
+
+def _synthetic_problems(config: ProjectConfig) -> list[str]:
+    """The synthetic block's models, rubric and dimension file."""
+    spec = config.synthetic
+    assert spec is not None
+    found = []
+    for where, model in [("synthetic.generator", spec.generator)] + [
+        (f"synthetic.filter_judges[{i}]", m) for i, m in enumerate(spec.filter_judges)
+    ]:
+        if model.split("/", 1)[0] not in config.providers:
+            found.append(f"{where}: provider of '{model}' is not under providers")
+    if not (RUBRIC_DIR / f"{spec.filter_rubric}.yaml").is_file():
+        found.append(f"synthetic.filter_rubric: no rubric '{spec.filter_rubric}'")
+    path = config.path(spec.dimensions)
+    if not path.is_file():
+        found.append(f"synthetic.dimensions: no file {path}")
+    else:
+        try:
+            dims = load_dimensions(path, config.taxonomy.categories)
+            if spec.tuples < spec.floor * max(len(v) for v in dims.values.values()):
+                found.append(
+                    f"synthetic.tuples: {spec.tuples} tuples cannot give each of "
+                    f"{max(len(v) for v in dims.values.values())} values {spec.floor} (floor)"
+                )
+        except DimensionError as exc:
+            found.append(f"synthetic.dimensions: {exc}")
     return found
 
 

@@ -33,7 +33,10 @@ def _resources(
         "holdout_store": HoldoutStore(),
         "reference_source": SimulatorReferences(root=str(source_root)),
         "judge_client": LiteLLMJudgeClient(
-            api_bases={f"offline/product-{v}": str(source_root) for v in ("v1", "v2", "v3")}
+            api_bases={
+                f"offline/{m}": str(source_root)
+                for m in ("product-v1", "product-v2", "product-v3", "input-writer", "realism-judge")
+            }
             | (api_bases or {})
         ),
         "project": project or ProjectResource(),
@@ -110,3 +113,9 @@ def lean_project_dict() -> dict[str, Any]:
 
     cfg = load_project(TESTS_PROJECT)
     return cfg.model_dump(mode="json", exclude={"base_dir"})
+
+
+def run_synthetic(source_root: Path, **resources: Any) -> ExecuteInProcessResult:
+    """One run of `evals_synthetic` (generate, de-duplicate, filter)."""
+    job = defs.resolve_job_def("evals_synthetic")
+    return job.execute_in_process(resources=_resources(source_root, **resources))

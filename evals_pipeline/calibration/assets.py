@@ -58,8 +58,8 @@ from evals_pipeline.calibration.measurement import (
     MEASURED_SQL,
     SUBJECTS_SQL,
     calibrated_now,
-    calibration_rows,
     corrected_rates,
+    measured_in_windows,
     position_consistency,
     principal_annotator,
     quarters_in_view,
@@ -68,10 +68,8 @@ from evals_pipeline.calibration.measurement import (
     test_items_measured,
     test_split_status,
     test_split_used,
-    test_window,
     with_position_consistency,
     with_trust_status,
-    within_window,
 )
 from evals_pipeline.calibration.metrics import annotator_pairs
 from evals_pipeline.calibration.pairwise import PAIRWISE_MEASURED_SQL, pairwise_calibration_rows
@@ -117,6 +115,7 @@ from evals_pipeline.records import (
     VISIBLE_TRACES,
 )
 from evals_pipeline.specs import table_asset, table_spec
+from evals_pipeline.synthetic.admission import realism_calibration
 from evals_pipeline.warehouse import Warehouse, replace_table
 
 
@@ -151,16 +150,23 @@ class CalibrationSettings:
     classifier_judge: bool
     trust_threshold: float
     min_test_labels: int = 100
+    # The realism filter of synthetic inputs: its judges, and its rubric (measured apart).
+    filter_judges: tuple[str, ...] = ()
+    apart: tuple[str, ...] = ()
 
     @property
     def calibrated(self) -> list[str]:
-        return self.judges + ([CLASSIFIER_JUDGE] if self.classifier_judge else [])
+        return (
+            self.judges
+            + ([CLASSIFIER_JUDGE] if self.classifier_judge else [])
+            + [j for j in self.filter_judges if j not in self.judges]
+        )
 
 
 def calibration_settings(
     config: CalibrationConfig, project: ProjectResource
 ) -> CalibrationSettings:
-    j = project.config().judges
+    j, synthetic = project.config().judges, project.config().synthetic
     return CalibrationSettings(
         judges=list(config.judges or j.panel),
         rubric=config.rubric or j.rubric,
@@ -172,6 +178,8 @@ def calibration_settings(
         if config.trust_threshold is None
         else config.trust_threshold,
         min_test_labels=j.min_test_labels,
+        filter_judges=tuple(synthetic.filter_judges) if synthetic else (),
+        apart=(synthetic.filter_rubric,) if synthetic else (),
     )
 
 
@@ -400,7 +408,8 @@ def calibration_verdicts(
     """The judges' verdicts on the gold-labelled outputs (sealed traces and holdout cases
     excluded) with the rubric as deployed, and on the dev outputs also with the other prompt
     (with or without the pinned few-shot examples) to measure what examples change; the
-    imported pointwise verdicts of external judges; the scikit-learn classifier judge."""
+    imported pointwise verdicts of external judges; the scikit-learn classifier judge; and the
+    realism filter's verdicts on the expert-labelled synthetic inputs."""
     c = calibration_settings(config, project)
     pii: Counter[str] = Counter()
     with warehouse.get_connection() as conn:
@@ -422,7 +431,13 @@ def calibration_verdicts(
         if c.classifier_judge:
             rows += classifier_verdicts(subjects, deployed.name, deployed.version)
         rows += list(external[VERDICT_COLUMNS].itertuples(index=False))
-        frame = with_output_chars(pd.DataFrame(rows, columns=VERDICT_COLUMNS), subjects)
+        realism, judged_inputs = realism_calibration(
+            conn, judge_client, project.config(), context.log.info, context.run_id
+        )
+        rows += list(realism[VERDICT_COLUMNS].itertuples(index=False))
+        frame = with_output_chars(
+            pd.DataFrame(rows, columns=VERDICT_COLUMNS), pd.concat([subjects, judged_inputs])
+        )
         replace_table(conn, CALIBRATION_VERDICTS, frame)
         return MaterializeResult(
             metadata={
@@ -577,8 +592,7 @@ def judge_calibration(
         # ORDER BY: the bootstrap resamples rows by position, so the rows' order must not
         # depend on how DuckDB's threads scanned the table (same data, same intervals).
         measured = calibrated_now(conn.execute(MEASURED_SQL + " ORDER BY ALL").df(), c.calibrated)
-        since = test_window(measured, c.min_test_labels)
-        fresh = calibration_rows(within_window(measured, since), c.trust_threshold, since)
+        fresh = measured_in_windows(measured, c.min_test_labels, c.trust_threshold, c.apart)
         stored = conn.execute(f"SELECT * FROM {JUDGE_CALIBRATION} WHERE split = 'test'").df()
         frame, looks = rows_touching_test_once(
             fresh, stored, test_split_used(conn), config.force_test_look

@@ -4,7 +4,7 @@ the principal expert per split and category, and pass rates corrected for judge 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -25,6 +25,7 @@ from evals_pipeline.records import (
     HUMAN_LABELS,
     JUDGE_CALIBRATION,
     PAIRWISE_VERDICTS,
+    SYNTHETIC_INPUTS,
     TRACES,
     UNCATEGORIZED,
     UNSEALED_POOL,
@@ -78,7 +79,10 @@ SELECT reason, count(*) FROM (
     LEFT JOIN {TRACES} t ON t.trace_id = l.subject_id
     LEFT JOIN {GOLDEN_POOLS} p ON p.case_id = split_part(l.subject_id, '|', 1)
     LEFT JOIN _external e ON e.subject_id = l.subject_id
+    -- a synthetic input's label measures the realism filter (synthetic.admission)
+    LEFT JOIN {SYNTHETIC_INPUTS} y ON y.synthetic_id = l.subject_id
     WHERE l.kind = 'pointwise' AND l.verdict IS NOT NULL AND s.subject_id IS NULL AND e.subject_id IS NULL
+      AND y.synthetic_id IS NULL
 ) GROUP BY 1 ORDER BY 1
 """
 
@@ -151,6 +155,21 @@ def within_window(measured: pd.DataFrame, since: date | None) -> pd.DataFrame:
     quarter = pd.to_datetime(measured["labelled_quarter"])
     keep = (measured["split"] != "test") | (quarter >= pd.Timestamp(since))
     return measured[keep]
+
+
+def measured_in_windows(
+    measured: pd.DataFrame, min_labels: int, threshold: float, apart: Sequence[str] = ()
+) -> pd.DataFrame:
+    """calibration_rows of `measured`, each test split cut to its re-validation window. The
+    rubrics in `apart` (the realism filter's: its items are synthetic inputs, not outputs)
+    get a window of their own, so their labels neither stretch nor shorten the outputs'."""
+    own = measured["rubric"].isin(list(apart))
+    frames = []
+    for part in (measured[~own], measured[own]):
+        if len(part):
+            since = test_window(part, min_labels)
+            frames.append(calibration_rows(within_window(part, since), threshold, since))
+    return pd.concat(frames, ignore_index=True) if frames else calibration_rows(measured, threshold)
 
 
 def test_items_measured(

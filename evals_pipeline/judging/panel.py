@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from evals_pipeline.judging.client import CallResult, JudgeClient, RunStats, run_calls
@@ -143,3 +144,15 @@ def subject_verdicts(
         [(j.subject[0], j.judge, j.verdict) for j in judged],
         columns=["subject_id", "judge", "verdict"],
     )
+
+
+def majority(verdicts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`keys` -> passed: the majority of the valid verdicts (`verdict` pass / fail; None is an
+    error and does not vote) as 1.0 pass, 0.0 fail, NaN on a tie. Keys without any valid
+    verdict are absent."""
+    valid = verdicts.dropna(subset=["verdict"]).assign(
+        vote=lambda f: np.where(f["verdict"] == "pass", 1, -1)
+    )
+    tally = valid.groupby(keys, as_index=False)["vote"].sum()
+    tally["passed"] = np.where(tally["vote"] > 0, 1.0, np.where(tally["vote"] < 0, 0.0, np.nan))
+    return tally[[*keys, "passed"]]

@@ -43,6 +43,7 @@ from evals_pipeline.pools.references import ReferenceSource
 from evals_pipeline.pools.rotation import RotationSettings, RotationSummary, rotate
 from evals_pipeline.pools.sealing import refresh_fingerprints, seal_violations
 from evals_pipeline.pools.store import HoldoutStore
+from evals_pipeline.pools.synthetic import admit_synthetic
 from evals_pipeline.project import ProjectResource
 from evals_pipeline.records import (
     ACTIVE_CASES,
@@ -55,6 +56,8 @@ from evals_pipeline.records import (
     JUDGE_VERDICTS,
     POOL_EVENTS,
     POOL_SIZES,
+    SYNTHETIC_INPUTS,
+    SYNTHETIC_WHY,
     TRACE_SAMPLE,
     TRACES,
 )
@@ -93,7 +96,7 @@ class RotationConfig(Config):
 @multi_asset(
     name="golden_pool_rotation",
     specs=[
-        table_spec(GOLDEN_POOLS, group="pools", reads=[TRACE_SAMPLE, TRACES]),
+        table_spec(GOLDEN_POOLS, group="pools", reads=[TRACE_SAMPLE, TRACES, SYNTHETIC_INPUTS]),
         table_spec(GOLDEN_CASES, group="pools"),
         table_spec(POOL_EVENTS, group="pools"),
         table_spec(POOL_SIZES, group="pools"),
@@ -120,18 +123,21 @@ def golden_pool_rotation(
     """Quarterly rotation of the golden pools: new cases split 70/30 active/holdout by
     category (active from the sampled traffic, holdout from the reservoir sealed at ingest),
     a fraction of holdout graduates, the oldest active beyond the cap retire. One warehouse
-    transaction; rotating the same quarter again changes nothing."""
+    transaction; rotating the same quarter again changes nothing. Then (at every run) the
+    synthetic inputs the realism filter admitted enter the active pool, never the holdout."""
     start, end = quarter_window(context)
     settings = RotationSettings(**config.model_dump())
     with warehouse.get_connection() as conn, holdout_store.attached(conn) as alias:
         summary = rotate(conn, alias, start, end, settings, context.run_id, reference_source.load)
         if summary.already_done:
-            context.log.info(f"quarter {start} was already rotated: nothing changes")
+            reference_source.load(conn)  # the synthetic inputs' references
+            context.log.info(f"quarter {start} was already rotated: only synthetic inputs enter")
         else:
             context.log.info(
                 f"rotated {start}: +{summary.entered_active} active, +{summary.entered_holdout} holdout, "
                 f"{summary.graduated} graduated, {summary.retired} retired"
             )
+        summary.synthetic = admit_synthetic(conn, context.run_id, start, end)
         yield from _rotation_results(conn, summary, start)
         sealed_strings = refresh_fingerprints(conn, alias, context.run_id, start)
         violations = seal_violations(conn)
@@ -160,6 +166,7 @@ def _rotation_results(
         "retired": MetadataValue.int(summary.retired),
         "already_rotated": MetadataValue.bool(summary.already_done),
         "shortfall": MetadataValue.json(summary.shortfall),
+        "synthetic": MetadataValue.json(summary.synthetic),
     }
     if summary.references is not None:
         moves["reviewed_rows_rejected"] = MetadataValue.json(summary.references.rejected)
@@ -286,7 +293,10 @@ def active_evaluation(context: AssetExecutionContext, warehouse: Warehouse) -> M
     from the warehouse only: the active side of the holdout gap."""
     start, _ = quarter_window(context)
     with warehouse.get_connection() as conn:
-        cases = conn.execute(f"SELECT * FROM {ACTIVE_CASES} ORDER BY case_id").df()
+        # Traffic cases only: the holdout is traffic, and a synthetic case has no production output.
+        cases = conn.execute(
+            f"SELECT * FROM {ACTIVE_CASES} WHERE why <> '{SYNTHETIC_WHY}' ORDER BY case_id"
+        ).df()
         rows = score_by_category(cases, start, "reference_token_f1")
         conn.execute(f"DELETE FROM {ACTIVE_EVALUATION} WHERE quarter = ?", [start])
         if rows:

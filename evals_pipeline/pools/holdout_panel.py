@@ -40,6 +40,7 @@ from evals_pipeline.records import (
     HOLDOUT_PANEL_OUTPUTS,
     HOLDOUT_PANEL_VERDICTS,
     JUDGE_VERDICTS,
+    SYNTHETIC_WHY,
     sql_literal,
 )
 from evals_pipeline.warehouse import registered, transaction
@@ -55,6 +56,8 @@ WITH v AS (
       -- like for like: cases added as known failure modes (negative feedback) are hard by
       -- selection and almost all active; they are left out on both sides
       AND p.why <> 'known_failure_mode'
+      -- synthetic cases are active only and not traffic: the holdout has none to match them
+      AND p.why <> '{SYNTHETIC_WHY}'
       AND list_contains($judges, v.judge) AND list_contains($versions, v.app_version)
 ), c AS (
     SELECT case_id, app_version, any_value(category) AS category,

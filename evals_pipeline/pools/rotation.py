@@ -63,6 +63,7 @@ class RotationSummary:
     retired: int = 0
     shortfall: dict[str, int] = field(default_factory=dict)
     references: ReferenceLoad | None = None
+    synthetic: dict[str, int] = field(default_factory=dict)
 
 
 class RotationOrderError(RuntimeError):

@@ -119,6 +119,12 @@ from evals_pipeline.records.schema import (
     View,
     sql_literal,
 )
+from evals_pipeline.records.synthetic import (
+    SYNTHETIC_INPUTS,
+    SYNTHETIC_SEGMENT,
+    SYNTHETIC_STATUSES,
+    SYNTHETIC_WHY,
+)
 from evals_pipeline.records.views import (
     ACTIVE_CASES,
     ACTIVE_POOL,
@@ -133,6 +139,7 @@ ANALYST_TABLES: tuple[Table, ...] = (
     QUARANTINED_TRACES,
     QUARANTINED_FEEDBACK,
     TRACE_SAMPLE,
+    SYNTHETIC_INPUTS,
     GOLDEN_POOLS,
     GOLDEN_CASES,
     POOL_EVENTS,
@@ -289,6 +296,10 @@ __all__ = [
     "SHADOW_GATE",
     "SNAPSHOT_PARTITIONS",
     "SNAPSHOT_STATE",
+    "SYNTHETIC_INPUTS",
+    "SYNTHETIC_SEGMENT",
+    "SYNTHETIC_STATUSES",
+    "SYNTHETIC_WHY",
     "TRACES",
     "TRACE_COLUMNS",
     "TRACE_FEEDBACK",

@@ -20,7 +20,11 @@ GOLDEN_POOLS = Table(
         Column("user_segment", "VARCHAR", "User segment of the source trace."),
         Column("app_version", "VARCHAR", "App version that produced the source trace's output."),
         Column("pool", "VARCHAR", "active, holdout or retired."),
-        Column("why", "VARCHAR", "Why the case was added: " + ", ".join(WHY_VALUES) + "."),
+        Column(
+            "why",
+            "VARCHAR",
+            "Why the case was added: " + ", ".join(WHY_VALUES) + ", or synthetic (active only).",
+        ),
         Column("entered_at", "DATE", "Rotation date the case entered the golden set."),
         Column(
             "entered_quarter", "DATE", "First day of the quarter whose traffic the case came from."
@@ -99,7 +103,7 @@ POOL_EVENTS = Table(
         Column(
             "event",
             "VARCHAR",
-            "entered_active, entered_holdout, graduated, retired, holdout_read, rotation_complete.",
+            "entered_active, entered_holdout, graduated, retired, holdout_read, rotation_complete, synthetic_admitted.",
         ),
         Column("case_id", "VARCHAR", "The case moved, or null for reads and markers."),
         Column("from_pool", "VARCHAR", "Pool before the move."),

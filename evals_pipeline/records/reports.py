@@ -18,7 +18,9 @@ SEGMENT_REPORT = Table(
         Column(
             "level",
             "VARCHAR",
-            "cell (category x user segment), category, or overall (post-stratified to traffic).",
+            "cell (category x user segment), category, overall (post-stratified to traffic), or "
+            "synthetic (the admitted synthetic inputs per category and 'all': apart from traffic, "
+            "in no gate).",
         ),
         Column("app_version", "VARCHAR", "App version."),
         Column("category", "VARCHAR", "Task category ('all' for overall)."),

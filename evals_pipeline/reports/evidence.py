@@ -35,7 +35,7 @@ from evals_pipeline.reports.gates import (
 )
 
 SCORES_SQL = f"""
-SELECT s.case_id, s.app_version, p.category, p.user_segment, s.scorer, (s.verdict = 'pass')::DOUBLE AS score
+SELECT s.case_id, s.app_version, p.category, p.user_segment, p.why, s.scorer, (s.verdict = 'pass')::DOUBLE AS score
 FROM (
     SELECT case_id, app_version, 'ensemble' AS scorer, verdict FROM {JUDGE_ENSEMBLE} WHERE rubric = $rubric
     UNION ALL
@@ -46,7 +46,7 @@ WHERE s.verdict IS NOT NULL
 
 # Dimensional rubrics: each dimension's ensemble median (1-4) is reported as its own scorer.
 DIMENSIONS_SQL = f"""
-SELECT d.case_id, d.app_version, p.category, p.user_segment, 'ensemble:' || d.rubric || '/' || d.dim AS scorer, d.score
+SELECT d.case_id, d.app_version, p.category, p.user_segment, p.why, 'ensemble:' || d.rubric || '/' || d.dim AS scorer, d.score
 FROM (
     SELECT case_id, app_version, rubric, unnest(map_keys(scores::MAP(VARCHAR, DOUBLE))) AS dim,
            unnest(map_values(scores::MAP(VARCHAR, DOUBLE))) AS score

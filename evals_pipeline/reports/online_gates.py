@@ -28,7 +28,7 @@ from scipy.stats import norm
 from evals_pipeline.judging.candidates import AppVersion, candidate_calls
 from evals_pipeline.judging.client import JudgeClient, RunStats, run_calls
 from evals_pipeline.judging.few_shot import project_rubric
-from evals_pipeline.judging.panel import subject_verdicts
+from evals_pipeline.judging.panel import majority, subject_verdicts
 from evals_pipeline.judging.rubrics import Rubric
 from evals_pipeline.judging.trust import trusted_judges
 from evals_pipeline.pools.references import REFERENCES_TABLE
@@ -202,16 +202,6 @@ def shadow_window(spec: ShadowSpec) -> tuple[datetime, datetime]:
     return start, start + timedelta(hours=spec.hours)
 
 
-def majority(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """subject_id, arm -> passed (the trusted judges' majority; None on a tie or no answer)."""
-    valid = verdicts.dropna(subset=["verdict"]).assign(
-        vote=lambda f: np.where(f["verdict"] == "pass", 1, -1)
-    )
-    tally = valid.groupby(["subject_id", "arm"], as_index=False)["vote"].sum()
-    tally["passed"] = np.where(tally["vote"] > 0, 1.0, np.where(tally["vote"] < 0, 0.0, np.nan))
-    return tally[["subject_id", "arm", "passed"]]
-
-
 def shadow_pairs(
     conn: DuckDBPyConnection,
     client: JudgeClient,
@@ -246,7 +236,9 @@ def shadow_pairs(
     verdicts = subject_verdicts(client, conn, subjects, rubric, judges, progress, run_id)
     arm = verdicts["subject_id"].str.rsplit("|", n=1)
     verdicts = verdicts.assign(subject_id=arm.str[0], arm=arm.str[1])
-    decided = majority(verdicts).pivot(index="subject_id", columns="arm", values="passed")
+    decided = majority(verdicts, ["subject_id", "arm"]).pivot(
+        index="subject_id", columns="arm", values="passed"
+    )
     pairs = inputs[["trace_id", "category"]].rename(columns={"trace_id": "subject_id"})
     pairs = pairs.merge(decided, left_on="subject_id", right_index=True, how="left")
     for column in ("control", "candidate"):

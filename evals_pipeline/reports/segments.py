@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from evals_pipeline.calibration.metrics import Z95, wilson
+from evals_pipeline.records import SYNTHETIC_SEGMENT, SYNTHETIC_WHY
 
 
 def paired_cells(scores: pd.DataFrame, baseline: str, by: list[str]) -> pd.DataFrame:
@@ -109,8 +110,14 @@ def segment_frame(
 ) -> pd.DataFrame:
     """The segment report of every scorer: cells (category x user segment), categories, and
     the overall score re-weighted to the traffic mix, each with its delta vs `baseline`.
-    `scores`: case_id, app_version, category, user_segment, scorer, score."""
-    frames = []
+    Admitted synthetic inputs (`why` synthetic) are reported apart, at level `synthetic` per
+    category and over all of them: they are not traffic, so they weigh in no traffic figure
+    and no gate. `scores`: case_id, app_version, category, user_segment, scorer, score, why."""
+    synthetic = (
+        scores["why"].eq(SYNTHETIC_WHY) if "why" in scores else pd.Series(False, scores.index)
+    )
+    frames = [_synthetic_rows(scores[synthetic], baseline)]
+    scores = scores[~synthetic]
     for scorer, g in scores.groupby("scorer"):
         for level, by in (("cell", ["category", "user_segment"]), ("category", ["category"])):
             cells = segment_verdicts(paired_cells(g, baseline, by), max_regression, flag_se)
@@ -128,7 +135,21 @@ def segment_frame(
                 scorer=scorer, level="overall", category="all", flagged=None, regressed=None
             )
         )
-    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.concat([f for f in frames if len(f)], ignore_index=True)
     frame["user_segment"] = frame.get("user_segment", pd.Series(dtype=object)).fillna("all")
     frame["baseline"] = baseline
     return frame
+
+
+def _synthetic_rows(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Level `synthetic`: each scorer's pass rate on the admitted synthetic inputs, per
+    category and over all of them ('all', unweighted), with the paired delta vs `baseline`."""
+    frames = []
+    for scorer, g in scores.groupby("scorer"):
+        for part in (g, g.assign(category="all")):
+            frames.append(paired_cells(part, baseline, ["category"]).assign(scorer=scorer))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).assign(
+        level="synthetic", user_segment=SYNTHETIC_SEGMENT, flagged=None, regressed=None
+    )

@@ -12,6 +12,11 @@ network and no keys the real litellm code path runs end to end.
   shares the most words with the interaction (`offline_category`).
 - `offline/taxonomy-suggester`: groups an expert's critiques into candidate failure modes
   (TF-IDF + agglomerative clustering; see `review/suggest.py`).
+- `offline/input-writer`: the synthetic-input generator: a question of the tuple's category
+  from the less-asked half of the topic bank, in the traffic's form; about one in five is an
+  artefact (off-topic, about its own attributes, a template) for the filter to catch.
+- `offline/realism-judge`: the realism filter: passes an input that is a question the product
+  is asked, wrong on 4% of calls.
 - `offline/generic-judge`: an off-the-shelf "helpfulness" judge with the documented biases:
   it rewards length and confident phrasing and barely looks at correctness; in pairwise it
   prefers the longer answer and, between equals, the first shown (position bias).
@@ -391,6 +396,83 @@ def product_answer(root: str, version: str, user_input: str) -> str:
     return f"Re {m.group('t')}: {body}"
 
 
+# ---- synthetic inputs: the offline generator and realism judge ----------------------------
+
+_ATTRIBUTE = re.compile(r"^- (\w+): (.+)$", re.M)
+_GREETINGS = ("", "Hi, ", "Quick question: ", "Hello! ", "Hey - ", "Please help: ")
+# What an imperfect generator writes a share of the time: the artefacts a realism filter exists
+# to catch (it talks about its attributes, strays off the product, or leaves a template).
+REALISM_ERROR = 0.04
+EXPERT_REALISM_ERROR = 0.05
+
+
+def write_input(root: str, prompt: str) -> str:
+    """`offline/input-writer`: a user input for the tuple in `prompt`. Mostly a question of
+    the tuple's category from the product's less-asked topics (the tail the traffic
+    under-represents), in the traffic's own form; about one in five is an artefact."""
+    attrs = dict(_ATTRIBUTE.findall(prompt))
+    bank, _ = _product_world(root)
+    categories = {str(t["category"]) for t in bank.values()}
+    category = next((v for v in attrs.values() if v in categories), None)
+    u = _u("writer", prompt)
+    persona = attrs.get("persona", "user")
+    if category is None or u < 0.06:
+        return "What's a good recipe for banana bread without eggs?"
+    if u < 0.13:
+        return f"As a {persona}, here is a {attrs.get('difficulty', 'typical')} {category} question for the assistant."
+    if u < 0.19:
+        return f"[Insert a {category.replace('_', ' ')} question from a {persona} here]"
+    # In the bank's order, which is the traffic's popularity order within a category.
+    members = [q for q, t in bank.items() if t["category"] == category]
+    tail = members[len(members) // 2 :] or members
+    question = tail[int(_u("topic", prompt) * len(tail))]
+    greeting = _GREETINGS[int(_u("greeting", persona, prompt) * len(_GREETINGS))]
+    return f"{greeting}{question} (ticket #{100_000 + int(_u('ticket', prompt) * 9_000_000)})"
+
+
+def realistic(root: str, text: str) -> bool:
+    """The truth the simulated expert sees: an input is realistic when it is a question the
+    product is asked, in the traffic's form."""
+    bank, _ = _product_world(root)
+    key = _question_key(text or "")
+    return key is not None and key[0] in bank
+
+
+def _judge_realism(root: str, judge: str, prompt: str) -> dict[str, Any]:
+    text = read_section(prompt, "ASSISTANT OUTPUT") or ""
+    ok = realistic(root, text)
+    if _u(judge, "realism", text) < REALISM_ERROR:
+        ok = not ok
+    return {
+        "critique": "A natural, on-topic request."
+        if ok
+        else "Not something a user of the product would write.",
+        "verdict": "pass" if ok else "fail",
+    }
+
+
+def expert_realism_labels(
+    root: str, rows: list[tuple[str, str]], share: float, seed: int
+) -> list[dict[str, Any]]:
+    """The simulated expert's realism labels (the label file format) on a `share` of the
+    (synthetic_id, input) rows, chosen by a stable hash; wrong on EXPERT_REALISM_ERROR of them."""
+    out = []
+    for sid, text in rows:
+        if _u("label-pick", str(seed), sid) >= share:
+            continue
+        ok = realistic(root, text) != (_u("label-err", str(seed), sid) < EXPERT_REALISM_ERROR)
+        out.append(
+            {
+                "subject_id": sid,
+                "annotator": "sim_expert_a",
+                "verdict": "pass" if ok else "fail",
+                "critique": "" if ok else "No user of Nimbus would write this.",
+                "labelled_at": "2026-09-30T12:00:00Z",
+            }
+        )
+    return out
+
+
 # ---- litellm wiring ----------------------------------------------------------------------
 
 
@@ -419,6 +501,14 @@ def _handler_class() -> type:
                 text = product_answer(
                     api_base or str(traffic_dir()), name.removeprefix("product-"), user
                 )
+            elif name == "input-writer":
+                from evals_pipeline.paths import traffic_dir
+
+                text = write_input(api_base or str(traffic_dir()), prompt)
+            elif name == "realism-judge":
+                from evals_pipeline.paths import traffic_dir
+
+                text = json.dumps(_judge_realism(api_base or str(traffic_dir()), name, prompt))
             elif name in ("reference-judge", "reference-judge-b", "generic-judge"):
                 # Route on the instructions only: text inside the data markers (an output
                 # quoting {"scores": ...} or "- accuracy:" lines) decides nothing.
@@ -516,7 +606,14 @@ def register_offline_provider() -> None:
 
     custom_llm_setup()
     prices = {
-        j: JUDGE_PRICE for j in (*JUDGES, "offline/taxonomy-suggester", "offline/categorizer")
+        j: JUDGE_PRICE
+        for j in (
+            *JUDGES,
+            "offline/taxonomy-suggester",
+            "offline/categorizer",
+            "offline/input-writer",
+            "offline/realism-judge",
+        )
     }
     prices.update(
         {

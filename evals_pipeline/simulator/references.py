@@ -10,12 +10,17 @@ from pydantic import Field
 
 from evals_pipeline.paths import traffic_dir
 from evals_pipeline.pools.references import REFERENCES_TABLE, ReferenceLoad, ReferenceSource
-from evals_pipeline.records import sql_literal
+from evals_pipeline.records import SYNTHETIC_INPUTS, sql_literal
+from evals_pipeline.warehouse import table_names
+
+# The traffic's form of a question (offline_models._QUESTION, in DuckDB's regex dialect).
+QUESTION_RE = r"^(?:Hi, |Quick question: |Hello! |Hey - |Please help: )?(.*?) \(ticket #\d+\)\s*$"
 
 
 class SimulatorReferences(ReferenceSource):
     """The embedded default: the simulator's topic bank stands in for an expert's reviewed
-    references; the topic is the de-duplication key."""
+    references; the topic is the de-duplication key. Synthetic inputs that ask a question of
+    the bank get its references too (the expert reviewing them)."""
 
     root: str = Field(
         default="", description="Simulator output folder; empty means <data dir>/traffic."
@@ -39,6 +44,14 @@ class SimulatorReferences(ReferenceSource):
             FROM read_parquet({sql_literal(str(trace_truth))}) t
             JOIN read_parquet({sql_literal(str(topics))}) k USING (topic_id)"""
         )
+        if SYNTHETIC_INPUTS.name in table_names(conn):
+            conn.execute(
+                f"""INSERT INTO {REFERENCES_TABLE}
+                SELECT s.synthetic_id, k.topic_id, NULL, k.reference_good, k.reference_borderline
+                FROM {SYNTHETIC_INPUTS} s JOIN read_parquet({sql_literal(str(topics))}) k
+                  ON k.question = regexp_extract(s.input, {sql_literal(QUESTION_RE)}, 1)
+                WHERE s.input IS NOT NULL"""
+            )
         return ReferenceLoad(
             conn.execute(f"SELECT count(*) FROM {REFERENCES_TABLE}").fetchall()[0][0], {}
         )
