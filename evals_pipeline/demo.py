@@ -26,8 +26,10 @@ from evals_pipeline.records import TRACES
 TYPICAL_SECONDS = {
     "simulate": 25,
     "daily": 35,
+    "synthetic": 5,
     "quarterly": 45,
     "calibration": 25,
+    "admit": 30,
     "reports": 20,
     "review": 10,
 }
@@ -178,7 +180,16 @@ def prepare_dagster_home() -> Path:
     return home
 
 
-STEP_ORDER = ["simulate", "daily", "quarterly", "calibration", "reports", "review"]
+STEP_ORDER = [
+    "simulate",
+    "daily",
+    "synthetic",
+    "quarterly",
+    "calibration",
+    "admit",
+    "reports",
+    "review",
+]
 
 
 def main() -> None:
@@ -189,7 +200,7 @@ def main() -> None:
     log = log_path()
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    _say(f"make demo: six steps; Dagster's log goes to {log}")
+    _say(f"make demo: {len(STEP_ORDER)} steps; Dagster's log goes to {log}")
     try:
         with dagster_output_to(log):
             steps = run_demo(Steps(STEP_ORDER))
@@ -202,7 +213,8 @@ def main() -> None:
 
 
 def run_demo(steps: Steps) -> Steps:
-    """The six steps: simulate, then the daily, quarterly, calibration, reports and review jobs."""
+    """The steps: simulate, then the daily, synthetic, quarterly, calibration, admission,
+    reports and review jobs."""
     from evals_pipeline.definitions import defs
     from evals_pipeline.simulator.source import SimulatedTraceSource
     from evals_pipeline.simulator.traffic import ensure_simulated
@@ -236,11 +248,17 @@ def run_demo(steps: Steps) -> Steps:
     runs: list[tuple[str, str, Callable[[], list[str]]]] = [
         ("daily", f"job evals_daily over {cfg.start} .. {cfg.end} as one run",
          lambda: run_job("evals_daily", cfg.start, cfg.end)),
+        ("synthetic", "job evals_synthetic (inputs from evals.dimensions.yaml's tuples; the realism "
+         "filter is not calibrated yet, so none is admitted), then the expert labels them",
+         lambda: generate_synthetic(source.flat_dir())),
         ("quarterly", f"job evals_quarterly (rotation, holdout evaluation, export, judging) for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_quarterly", q)]),
         ("calibration", f"job evals_calibration on the label files in {data_dir() / 'labels'}, then "
          f"evals_holdout_panel for {quarters[-1]}: its holdout judged by the now-trusted judges",
          lambda: calibrate(source.flat_dir(), quarters[-1])),
+        ("admit", f"job evals_synthetic again (the filter is now trusted: it admits), then "
+         f"evals_quarterly for {quarters[-1]} again (the admitted inputs enter the active pool, and are judged)",
+         lambda: run_job("evals_synthetic", "") + run_job("evals_quarterly", quarters[-1])),
         ("reports", f"job evals_reports for {', '.join(quarters)}",
          lambda: [w for q in quarters for w in run_job("evals_reports", q)]),
         ("review", f"job evals_review for the week from {week} (Friday batch, review queues)",
@@ -252,6 +270,18 @@ def run_demo(steps: Steps) -> Steps:
         for note in notes:
             _say(note)
     return steps
+
+
+def generate_synthetic(traffic_root: Path) -> list[str]:
+    """The synthetic job generates inputs; the simulated expert labels them for realism (the
+    labels the filter is calibrated against in the calibration step)."""
+    from evals_pipeline.simulator.synthetic import label_synthetic_inputs
+
+    notes = run_job("evals_synthetic", "")
+    n = label_synthetic_inputs(
+        warehouse_path(), traffic_root, data_dir() / "labels" / "sim_expert_synthetic.jsonl"
+    )
+    return [*notes, f"      the expert labelled {n} synthetic inputs for realism"]
 
 
 def calibrate(traffic_root: Path, latest_quarter: str) -> list[str]:

@@ -34,6 +34,7 @@ from evals_pipeline.records import (
     REVIEW_QUEUE,
     SEGMENT_REPORT,
     SHADOW_GATE,
+    SYNTHETIC_INPUTS,
     TRACE_SAMPLE,
     TRACES,
 )
@@ -298,6 +299,31 @@ def online_gates(con: Con) -> list[str]:
     return out
 
 
+def synthetic(con: Con) -> list[str]:
+    """The synthetic inputs: what became of them, the filter's calibration, their scores."""
+    out: list[str] = []
+    statuses = con.execute(
+        f"SELECT status, count(*) FROM {SYNTHETIC_INPUTS} GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    if not statuses:
+        return out
+    out.append("\nSynthetic inputs (tuples of evals.dimensions.yaml, filtered for realism):")
+    out.append("  " + ", ".join(f"{s} {n}" for s, n in statuses))
+    for judge, n, tpr, tnr, kappa, trusted in con.execute(
+        f"""SELECT judge, n, round(tpr, 3), round(tnr, 3), round(kappa, 3), trusted FROM {JUDGE_CALIBRATION}
+           WHERE rubric = 'realism' AND split = 'test' AND category = 'all' ORDER BY 1"""
+    ).fetchall():
+        out.append(
+            f"  realism filter {judge}: test n {n}, TPR {tpr}, TNR {tnr}, kappa {kappa}, trusted {trusted}"
+        )
+    for version, n, score in con.execute(
+        f"""SELECT app_version, n, round(score, 3) FROM {SEGMENT_REPORT}
+           WHERE level = 'synthetic' AND category = 'all' AND scorer = 'ensemble' ORDER BY 1"""
+    ).fetchall():
+        out.append(f"  {version} on the {n} synthetic cases in the active pool: pass rate {score}")
+    return out
+
+
 def failure_modes(con: Con) -> list[str]:
     """Failure modes among the experts' fails."""
     out: list[str] = []
@@ -341,6 +367,7 @@ SECTIONS: tuple[Callable[[Con], list[str]], ...] = (
     calibration,
     release_gates,
     online_gates,
+    synthetic,
     failure_modes,
     review_queues,
 )

@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, Definitions
+from dagster import AssetKey, Definitions, ExecuteInProcessResult
 
 from evals_pipeline.definitions import defs
 from evals_pipeline.ingest.definitions import daily_job
@@ -218,10 +219,45 @@ def test_an_open_analyst_connection_never_blocks_a_run(ran: Path, small_sim: Pat
     assert leftovers == []
 
 
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, small_sim: Path) -> Iterator[Path]:
+    """One data directory for the quarterly, calibration and reports tests below, which build
+    on each other in file order (ingested, rotated twice, then calibrated, then reported): a
+    fresh deployment per test ran the same jobs four times over."""
+    data = tmp_path_factory.mktemp("pipeline_world")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EVALS_DATA_DIR", str(data))
+    try:
+        assert run_daily(small_sim, "2026-03-01", "2026-03-06").success
+        yield data
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def rotated(world: Path, small_sim: Path) -> dict[str, object]:
+    """The first quarterly run and, on the same data, a second one (nothing to do)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EVALS_DATA_DIR", str(world))
+    try:
+        first = run_quarterly(small_sim, "2026-01-01")
+        changelog = (world / "golden" / "CHANGELOG.md").read_bytes()
+        second = run_quarterly(small_sim, "2026-01-01")
+    finally:
+        mp.undo()
+    return {"first": first, "second": second, "changelog": changelog}
+
+
+@pytest.fixture
+def in_world(world: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EVALS_DATA_DIR", str(world))
+    return world
+
+
 def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
-    ran: Path, small_sim: Path
+    rotated: dict, in_world: Path
 ) -> None:
-    first = run_quarterly(small_sim, "2026-01-01")
+    ran, first, second = in_world, rotated["first"], rotated["second"]
     assert first.success
     assert check_results(first) == {
         "holdout_sealed": True,
@@ -239,9 +275,7 @@ def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
     con.close()
     assert (ran / "golden" / "active.jsonl").read_text().count("\n") == sizes["active"]
     assert (ran / "holdout.duckdb").exists()
-    before = (ran / "golden" / "CHANGELOG.md").read_bytes()
     # A re-run changes no pool and takes no second look at the holdout.
-    second = run_quarterly(small_sim, "2026-01-01")
     assert second.success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     reads = con.execute(
@@ -252,7 +286,7 @@ def test_quarterly_job_rotates_evaluates_exports_and_reruns_cleanly(
     ][0]
     con.close()
     assert reads == 1 and moves == sizes["active"] + sizes["holdout"]
-    assert (ran / "golden" / "CHANGELOG.md").read_bytes() == before
+    assert (ran / "golden" / "CHANGELOG.md").read_bytes() == rotated["changelog"]
 
 
 def _made(result, node: str) -> int:
@@ -261,9 +295,9 @@ def _made(result, node: str) -> int:
 
 
 def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(
-    ran: Path, small_sim: Path
+    rotated: dict, in_world: Path
 ) -> None:
-    first = run_quarterly(small_sim, "2026-01-01")
+    first = rotated["first"]
     assert first.success
     assert _made(first, JUDGE_VERDICTS.name) > 0 and _made(first, CANDIDATE_OUTPUTS.name) > 0
     con = duckdb.connect(str(analytics_path()), read_only=True)
@@ -296,22 +330,35 @@ def test_judging_in_the_quarterly_job_is_complete_and_free_to_rerun(
         and counts["errors"] == 0
     )
     assert holdout_in_scores == 0
-    second = run_quarterly(small_sim, "2026-01-01")
+    second = rotated["second"]
     for node in (CANDIDATE_OUTPUTS.name, JUDGE_VERDICTS.name, PAIRWISE_VERDICTS.name):
         assert _made(second, node) == 0, node
 
 
-def test_calibration_job_measures_judges_once_and_gates_trust(ran: Path, small_sim: Path) -> None:
+@pytest.fixture(scope="module")
+def calibrated(rotated: dict, world: Path, small_sim: Path) -> ExecuteInProcessResult:
+    """The experts' labels delivered to the rotated world, and its first calibration run."""
     import shutil
 
     from evals_pipeline_tests.helpers import run_calibration
 
-    assert run_quarterly(small_sim, "2026-01-01").success
-    (ran / "labels").mkdir()
+    (world / "labels").mkdir()
     for f in (small_sim / "labels").glob("*.jsonl"):
-        shutil.copy(f, ran / "labels" / f.name)
-    first = run_calibration(small_sim)
-    assert first.success
+        shutil.copy(f, world / "labels" / f.name)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EVALS_DATA_DIR", str(world))
+    try:
+        return run_calibration(small_sim)
+    finally:
+        mp.undo()
+
+
+def test_calibration_job_measures_judges_once_and_gates_trust(
+    calibrated: ExecuteInProcessResult, in_world: Path, small_sim: Path
+) -> None:
+    from evals_pipeline_tests.helpers import run_calibration
+
+    assert calibrated.success
     con = duckdb.connect(str(warehouse_path()), read_only=True)
     status = dict(
         con.execute(
@@ -389,17 +436,15 @@ def _untrusted_votes_change_nothing(small_sim: Path) -> None:
     assert after[0] == before[0] and after[1] == before[1]
 
 
-def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Path) -> None:
+def test_reports_job_writes_the_gates_and_an_html_page(
+    calibrated: ExecuteInProcessResult, in_world: Path, small_sim: Path
+) -> None:
     import re
-    import shutil
 
-    from evals_pipeline_tests.helpers import run_calibration, run_reports
+    from evals_pipeline_tests.helpers import run_reports
 
-    assert run_quarterly(small_sim, "2026-01-01").success
-    (ran / "labels").mkdir()
-    for f in (small_sim / "labels").glob("*.jsonl"):
-        shutil.copy(f, ran / "labels" / f.name)
-    assert run_calibration(small_sim).success
+    ran = in_world
+    assert calibrated.success
     result = run_reports(small_sim, "2026-01-01")
     assert result.success
     con = duckdb.connect(str(analytics_path()), read_only=True)
@@ -414,6 +459,8 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
         "holdout",
         "judge_trusted",
         "ensemble_quorum",
+        "shadow",
+        "canary",
         "decision",
     }
     # the generic judge is not trusted: it does not vote, and the gate stands on the others
@@ -446,7 +493,7 @@ def test_reports_job_writes_the_gates_and_an_html_page(ran: Path, small_sim: Pat
     con.close()
     # 2026-01-01 was reported twice (before and after the untrusted judge's votes turned)
     assert runs == [("2026-01-01", 2), ("2026-04-01", 1)] and seg == 2
-    assert current == 7  # the current view holds one run's gates
+    assert current == 9  # the current view holds one run's gates
     page = (ran / "reports" / "latest.html").read_text()
     data = json.loads(
         re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page).group(1)
