@@ -65,7 +65,7 @@ def test_the_demo_publishes_the_recorded_snapshot_and_summary(
     # Dagster's log went to the log file, not the terminal; the steps were shown.
     assert " - dagster - " not in run.stdout
     assert (tmp_path / "demo.log").stat().st_size > 0
-    assert all(f"[{n}/6]" in run.stdout for n in range(1, 7))
+    assert all(f"[{n}/8]" in run.stdout for n in range(1, 9))
     monkeypatch.setenv("EVALS_DATA_DIR", str(tmp_path))  # the summary names the snapshot's path
     con = connect(tmp_path / "analytics.duckdb", read_only=True)
     try:
@@ -80,3 +80,11 @@ def test_the_demo_publishes_the_recorded_snapshot_and_summary(
         SUMMARY.write_text(text)
     assert not _differences(json.loads(DIGEST.read_text()), digest)
     assert text == SUMMARY.read_text()
+    # What the recorded summary shows, in words: the shadow period catches the planted
+    # reasoning regression on live inputs; the 5% canary is too small to vouch for 2 points;
+    # the realism filter, once calibrated, admits synthetic inputs that are then judged.
+    gate = {ln.split()[0]: ln for ln in lines if ln.startswith("  ") and len(ln.split()) > 1}
+    assert gate["shadow"].split()[1] == "fail" and "reasoning" in gate["shadow"]
+    assert gate["canary"].split()[1] == "warn"
+    assert any(ln.startswith("  admitted ") for ln in lines)
+    assert any("realism filter" in ln and "trusted True" in ln for ln in lines)

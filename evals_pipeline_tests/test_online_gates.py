@@ -179,3 +179,19 @@ def test_the_daily_schedule_runs_only_during_the_windows() -> None:
         when = datetime.fromisoformat(day).replace(hour=6, tzinfo=UTC)
         result = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=when))
         assert bool(result.run_requests) is runs, day
+
+
+def test_the_project_file_needs_both_roles_for_an_online_gate() -> None:
+    from evals_pipeline.project import ProjectConfig, problems
+    from evals_pipeline_tests.helpers import lean_project_dict
+
+    cfg = lean_project_dict()
+    for v in cfg["app_versions"]:
+        v["role"] = "retired"
+    found = problems(ProjectConfig.model_validate(cfg))
+    assert any(p.startswith("online_gates.shadow:") for p in found)
+    assert any(p.startswith("online_gates.canary:") for p in found)
+    cfg = lean_project_dict()
+    cfg["online_gates"]["canary"]["signals"] = ["applause"]
+    with pytest.raises(ValueError, match="applause"):
+        ProjectConfig.model_validate(cfg)

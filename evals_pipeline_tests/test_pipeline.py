@@ -475,6 +475,9 @@ def test_reports_job_writes_the_gates_and_an_html_page(
     assert "Failure modes by category" in page and "hallucinated_fact" in page
     # the judges' biases, with the self-preference column, are in the report
     assert "Judge biases" in page and "self_preference_risk_with" in page
+    # the online gates have their sections (no shadow or canary window in six March days)
+    assert "Shadow period" in page and "Canary: online signals" in page
+    assert gates["shadow"] == gates["canary"] == "not_evaluated"
     # a second report a quarter later: both runs stay in the history tables, and the page
     # shows the trend over the two quarters and what changed since the first run
     import json

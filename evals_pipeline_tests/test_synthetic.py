@@ -91,6 +91,19 @@ def test_a_dimension_file_is_checked_against_the_taxonomy(tmp_path: Path) -> Non
         load_dimensions(bad, ["how_to"])
 
 
+def test_the_project_file_refuses_a_dimension_file_it_cannot_use(tmp_path: Path) -> None:
+    from evals_pipeline.project import ProjectConfig, problems
+
+    cfg = lean_project_dict()
+    cfg["synthetic"]["dimensions"] = str(tmp_path / "missing.yaml")
+    assert any("no file" in p for p in problems(ProjectConfig.model_validate(cfg)))
+    (tmp_path / "d.yaml").write_text("category: c\ndimensions: {c: [how_to], p: [a, b, c, d]}\n")
+    cfg["synthetic"].update(dimensions=str(tmp_path / "d.yaml"), tuples=6, floor=2)
+    assert any(
+        "cannot give each of 4 values 2" in p for p in problems(ProjectConfig.model_validate(cfg))
+    )
+
+
 def test_duplicates_are_exact_after_normalising_or_near_by_tfidf_cosine() -> None:
     texts = [
         "How do I share a folder with my team?",

@@ -20,6 +20,7 @@ from evals_pipeline.records import (
     JUDGE_VERDICTS,
     SEGMENT_REPORT,
     SHADOW_GATE,
+    SYNTHETIC_WHY,
     TRACES,
 )
 from evals_pipeline.reports.gates import (
@@ -166,11 +167,12 @@ def release_gate_rows(
         [candidate],
     ).fetchall()
     quarter, panel_rows, sanity = holdout_gap_evidence(conn, candidate)
-    # Outputs the ensemble could not decide (too few judges answered, or a tied vote).
+    # Outputs the ensemble could not decide (too few judges answered, or a tied vote), among
+    # the traffic's cases (the rates and gates leave synthetic cases out).
     missing, total = conn.execute(
         f"""SELECT count(*) FILTER (WHERE e.verdict IS NULL), count(*)
            FROM {JUDGE_ENSEMBLE} e JOIN {ACTIVE_POOL} p ON p.case_id = e.case_id
-           WHERE e.rubric = ? AND e.app_version IN (?, ?)""",
+           WHERE e.rubric = ? AND e.app_version IN (?, ?) AND p.why <> '{SYNTHETIC_WHY}'""",
         [rubric, candidate, baseline],
     ).fetchall()[0]
     gates = [
