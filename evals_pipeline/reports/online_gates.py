@@ -82,6 +82,8 @@ def judged_drops(frame: pd.DataFrame, max_drop: float, alpha: float) -> pd.DataF
 
 # ---- canary -----------------------------------------------------------------------------
 
+# Per user and cell first (a user's traces and events counted once per category, segment and
+# arm), so the signals multiply those cells rather than the traces; then each level per user.
 CANARY_COUNTS_SQL = f"""
 WITH t AS (
     SELECT trace_id, user_id, category, user_segment,
@@ -89,21 +91,28 @@ WITH t AS (
     FROM {TRACES}
     WHERE ts >= $start AND ts < $end AND app_version IN ($candidate, $control)
 ),
-hits AS (
-    SELECT DISTINCT trace_id, signal FROM {TRACE_FEEDBACK}
-    WHERE signal IN (SELECT signal FROM _gated) AND trace_id IN (SELECT trace_id FROM t)
+n AS (SELECT user_id, category, user_segment, arm, count(*) AS n FROM t GROUP BY ALL),
+y AS (
+    SELECT t.user_id, t.category, t.user_segment, t.arm, h.signal, count(*) AS y
+    FROM (SELECT DISTINCT trace_id, signal FROM {TRACE_FEEDBACK}
+          WHERE signal IN (SELECT signal FROM _gated) AND trace_id IN (SELECT trace_id FROM t)) h
+    JOIN t USING (trace_id) GROUP BY ALL
 ),
-per_trace AS (
-    SELECT t.*, g.signal, (h.trace_id IS NOT NULL)::INT AS hit
-    FROM t CROSS JOIN _gated g LEFT JOIN hits h ON h.trace_id = t.trace_id AND h.signal = g.signal
-),
-levels AS (
-    SELECT 'all' AS level, 'all' AS segment, arm, signal, user_id, hit FROM per_trace
-    UNION ALL SELECT 'category', category, arm, signal, user_id, hit FROM per_trace WHERE 'category' IN (SELECT level FROM _levels)
-    UNION ALL SELECT 'user_segment', user_segment, arm, signal, user_id, hit FROM per_trace WHERE 'user_segment' IN (SELECT level FROM _levels)
+cells AS (
+    SELECT n.user_id, n.category, n.user_segment, n.arm, g.signal, n.n, coalesce(y.y, 0) AS y
+    FROM n CROSS JOIN _gated g
+    LEFT JOIN y ON y.user_id = n.user_id AND y.category = n.category
+               AND y.user_segment = n.user_segment AND y.arm = n.arm AND y.signal = g.signal
 ),
 per_user AS (
-    SELECT level, segment, arm, signal, user_id, count(*) AS n, sum(hit) AS y FROM levels GROUP BY ALL
+    SELECT 'all' AS level, 'all' AS segment, arm, signal, user_id, sum(n) AS n, sum(y) AS y
+    FROM cells GROUP BY ALL
+    UNION ALL
+    SELECT 'category', category, arm, signal, user_id, sum(n), sum(y) FROM cells
+    WHERE 'category' IN (SELECT level FROM _levels) GROUP BY ALL
+    UNION ALL
+    SELECT 'user_segment', user_segment, arm, signal, user_id, sum(n), sum(y) FROM cells
+    WHERE 'user_segment' IN (SELECT level FROM _levels) GROUP BY ALL
 )
 SELECT level, segment, arm, signal, count(*) AS users, sum(n) AS n, sum(y) AS y,
        sum(n * n) AS nn, sum(y * y) AS yy, sum(n * y) AS ny
