@@ -876,7 +876,7 @@ def _extended(raw: dict[str, Any], path: Path, shown: str, seen: tuple[Path, ...
     """`extends: other.yaml` (relative to this file): the other file's keys, with this file's
     mappings merged over them key by key (a list, a value or an empty mapping replaces). One
     file can then say only how it differs, e.g. the demo on Spark (evals.spark.yaml).
-    Relative paths in either file resolve against the folder of the file that was loaded."""
+    A relative path resolves against the folder of the file that names it."""
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw
@@ -892,7 +892,41 @@ def _extended(raw: dict[str, Any], path: Path, shown: str, seen: tuple[Path, ...
     if not isinstance(parent, dict):
         raise ProjectError(f"{base.name}: the file must be a mapping of keys")
     parent = _extended(parent, base, base.name, (*seen, path.resolve()))
-    return _merged(parent, raw)
+    return _merged(_anchored(parent, base.parent), raw)
+
+
+def _anchored(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The file paths a project file names, made absolute against its own folder, so that a
+    file extending it from elsewhere still finds them (a prompt file, the traces, the
+    reviewed references, the dimension file, a local lake)."""
+
+    def fix(value: Any) -> Any:
+        if (
+            isinstance(value, str)
+            and value
+            and "://" not in value
+            and not Path(value).is_absolute()
+        ):
+            return str((folder / Path(value).expanduser()).resolve())
+        return value
+
+    out = dict(raw)
+    for section, key in (
+        ("source", "path"),
+        ("source", "references"),
+        ("synthetic", "dimensions"),
+        ("spark", "lake"),
+    ):
+        if isinstance(out.get(section), dict) and key in out[section]:
+            out[section] = {**out[section], key: fix(out[section][key])}
+    if isinstance(out.get("app_versions"), list):
+        out["app_versions"] = [
+            {**v, "system_prompt": fix(v["system_prompt"])}
+            if isinstance(v, dict) and _is_prompt_file(str(v.get("system_prompt") or ""))
+            else v
+            for v in out["app_versions"]
+        ]
+    return out
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -611,6 +611,8 @@ def test_a_project_file_can_extend_another_and_say_only_how_it_differs(tmp_path:
     assert cfg.judges.panel == ["offline/reference-judge"]
     assert cfg.judges.failure_modes == {}
     assert cfg.judges.few_shot == base.judges.few_shot  # kept from the base file
+    # a relative path of the base file resolves against the base file's folder
+    assert cfg.path(cfg.synthetic.dimensions) == REPO_ROOT / "evals.dimensions.yaml"
     loop = tmp_path / "loop.yaml"
     loop.write_text("extends: loop2.yaml\n")
     (tmp_path / "loop2.yaml").write_text("extends: loop.yaml\n")
