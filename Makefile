@@ -24,7 +24,7 @@ demo: $(STAMP) $(if $(filter spark,$(ENGINE)),java)
 	$(if $(filter otel,$(SOURCE)),EVALS_CONFIG=$(CURDIR)/evals.otel.yaml )$(if $(filter spark,$(ENGINE)),EVALS_CONFIG=$(CURDIR)/evals.spark.yaml EVALS_DATA_DIR=$(CURDIR)/data/spark )$(PY) -m evals_pipeline.demo
 
 test: $(STAMP) browser java imports
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=40
 
 # The architecture as contracts (pyproject [tool.importlinter]): production never imports the
 # simulated world, and the stages import each other without cycles.

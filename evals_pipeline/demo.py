@@ -259,8 +259,9 @@ def run_demo(steps: Steps) -> Steps:
         ("admit", f"job evals_synthetic again (the filter is now trusted: it admits), then "
          f"evals_quarterly for {quarters[-1]} again (the admitted inputs enter the active pool, and are judged)",
          lambda: run_job("evals_synthetic", "") + run_job("evals_quarterly", quarters[-1])),
-        ("reports", f"job evals_reports for {', '.join(quarters)}",
-         lambda: [w for q in quarters for w in run_job("evals_reports", q)]),
+        ("reports", f"job evals_reports for {', '.join(quarters)}, then evals_online_gates (the "
+         "shadow period and the canary, then the release gates and the HTML report again)",
+         lambda: [w for q in quarters for w in run_job("evals_reports", q)] + run_job("evals_online_gates", "")),
         ("review", f"job evals_review for the week from {week} (Friday batch, review queues)",
          lambda: run_job("evals_review", week)),
     ]  # fmt: skip

@@ -188,6 +188,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     mp = pytest.MonkeyPatch()
     mp.setenv("EVALS_DATA_DIR", str(data))
     cfg = yaml.safe_load((REPO / "evals.yaml").read_text())
+    cfg["synthetic"]["dimensions"] = str(REPO / "evals.dimensions.yaml")
     cfg["judges"].update(
         {
             "few_shot": K,

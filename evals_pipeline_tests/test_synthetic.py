@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
 from evals_pipeline.paths import warehouse_path
+from evals_pipeline.pools.synthetic import admit_synthetic
 from evals_pipeline.project import DimensionError, ProjectResource, load_dimensions
 from evals_pipeline.records import (
     GOLDEN_CASES,
@@ -25,6 +27,7 @@ from evals_pipeline.records import (
     SEGMENT_REPORT,
     SYNTHETIC_INPUTS,
 )
+from evals_pipeline.simulator.references import SimulatorReferences
 from evals_pipeline.simulator.synthetic import label_synthetic_inputs
 from evals_pipeline.synthetic.dimensions import (
     Dimensions,
@@ -166,7 +169,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, small_sim: Path) -> dict[str
         assert second.success
         out["second_checks"] = check_results(second)
         assert run_quarterly(small_sim, "2026-01-01", project=project).success
-        assert run_quarterly(small_sim, "2026-01-01", project=project).success  # again: no change
+        # the admission again (as a run again of the rotation makes it): nothing enters twice
+        with duckdb.connect(str(warehouse_path())) as con:
+            SimulatorReferences(root=str(small_sim)).load(con)
+            out["again_admitted"] = admit_synthetic(
+                con, "again", date(2026, 1, 1), date(2026, 4, 1)
+            )
         assert run_reports(small_sim, "2026-01-01", project=project).success
         with duckdb.connect(str(warehouse_path()), read_only=True) as con:
             for name, sql in {
@@ -259,7 +267,8 @@ def test_admitted_inputs_enter_the_active_pool_as_synthetic_never_the_holdout(wo
     assert (
         content["input"].to_numpy() == inputs.loc[synthetic["trace_id"], "input"].to_numpy()
     ).all()
-    # entered once, although the rotation ran twice
+    # entered once, although the admission ran twice
+    assert world["again_admitted"]["entered"] == 0
     events = world["events"]
     assert events[events["case_id"].isin(synthetic["case_id"])]["case_id"].is_unique
 

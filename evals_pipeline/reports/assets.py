@@ -249,7 +249,7 @@ def release_gates(
 
 @table_asset(
     SHADOW_GATE,
-    group="reports",
+    group="online_gates",
     reads=[VISIBLE_TRACES, JUDGE_CALIBRATION],
     kinds=("duckdb", "litellm"),
 )
@@ -273,7 +273,7 @@ def shadow_gate(
         return replaced_with(conn, SHADOW_GATE, frame, "rows", extra=calls)
 
 
-@table_asset(CANARY_GATE, group="reports", reads=[TRACES, TRACE_FEEDBACK])
+@table_asset(CANARY_GATE, group="online_gates", reads=[TRACES, TRACE_FEEDBACK])
 def canary_gate(
     context: AssetExecutionContext, warehouse: Warehouse, project: ProjectResource
 ) -> MaterializeResult:

@@ -58,7 +58,8 @@ online_gates_job = define_asset_job(
     )
     | AssetSelection.assets("html_report"),
     description="The shadow and canary gates over the traffic so far, then the release gates and "
-    "the HTML report: run daily during their windows (seed 003).",
+    "the HTML report: run daily during their windows (seed 003). The reports job reads the "
+    "online gates as they stand; this job re-evaluates them.",
 )
 
 online_metrics_sensor = drop_folder_sensor(
