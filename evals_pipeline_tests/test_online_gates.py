@@ -195,3 +195,35 @@ def test_the_project_file_needs_both_roles_for_an_online_gate() -> None:
     cfg["online_gates"]["canary"]["signals"] = ["applause"]
     with pytest.raises(ValueError, match="applause"):
         ProjectConfig.model_validate(cfg)
+
+
+def test_a_gate_whose_window_is_still_open_is_not_evaluated_until_it_fails() -> None:
+    """The rows of release_gates from the gate tables: a canary at day 3 of 7 and a shadow
+    period whose traffic is not complete yet say so; once complete they pass."""
+    from evals_pipeline.records import CANARY_GATE, SHADOW_GATE, TRACES
+    from evals_pipeline.reports.evidence import online_gates
+
+    gates = OnlineGatesSpec(
+        shadow=ShadowSpec(start=date(2026, 6, 13)), canary=CanarySpec(start=date(2026, 6, 15))
+    )
+    shadow = shadow_frame(shadow_pairs(0), gates.shadow, 0.05).assign(
+        candidate="v3", control="v2", judges="j"
+    )
+    traces, (feedback,) = canary_traffic(0, {}, traces_per_day=2000)
+    con = duckdb.connect()
+    with registered(con, traces=traces, trace_feedback=feedback):
+        canary = canary_frame(con, gates.canary, "v3", "v2", date(2026, 6, 17), 0.05)
+    canary = canary.assign(candidate="v3", control="v2")
+    con = duckdb.connect()
+    for last, expected in (("2026-06-14 12:00", "not_evaluated"), ("2026-06-21 23:00", "pass")):
+        with registered(
+            con,
+            **{
+                SHADOW_GATE.name: shadow[SHADOW_GATE.column_names],
+                CANARY_GATE.name: canary[CANARY_GATE.column_names],
+                TRACES.name: pd.DataFrame({"ts": [pd.Timestamp(last)]}),
+            },
+        ):
+            found = {g: (status, why) for g, status, why in online_gates(con, gates, "v3", "v2")}
+        assert found["shadow"][0] == expected, found
+        assert found["canary"][0] == "not_evaluated" and "day 3 of 7" in found["canary"][1]

@@ -206,11 +206,15 @@ def online_gates(
     if online.canary is not None and len(canary):
         seen, planned = int(canary["days_observed"].max()), int(canary["days_planned"].max())
         incomplete = f"monitoring day {seen} of {planned}" if seen < planned else ""
+    # The shadow period is still running while the traffic so far ends before its end.
+    last = conn.execute(f"SELECT max(ts) FROM {TRACES}").fetchall()[0][0]
+    running = bool(len(shadow)) and last is not None and last < shadow["window_end"].max()
     return [
         online_gate(
             "shadow",
             None if online.shadow is None else shadow,
             online.shadow.max_drop if online.shadow else 0.0,
+            f"shadow period running (traffic up to {last:%Y-%m-%d %H:%M})" if running else "",
         ),
         online_gate(
             "canary",

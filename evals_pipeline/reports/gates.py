@@ -199,7 +199,7 @@ def online_gate(
     """The shadow or canary gate from its table's rows (`label`, `level`, `delta`, `ci_low`,
     `ci_high`, `harm`, `detectable`, `status`; None: not configured). fail: a row significantly worse
     by more than `max_drop`; not_evaluated: not configured, no evidence yet, or the window
-    still open (`incomplete` says how far) without a failure; warn: no failure, but even over
+    (shadow or canary) still open (`incomplete` says how far) without a failure; warn: no failure, but even over
     all inputs or users a drop of `max_drop` could not have been seen (too small); else pass."""
     if frame is None:
         return (gate, "not_evaluated", f"no {gate} in the project file (online_gates.{gate})")

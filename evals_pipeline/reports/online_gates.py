@@ -256,9 +256,7 @@ def shadow_pairs(
     return pairs[["subject_id", "category", "control", "candidate"]], stats
 
 
-def shadow_frame(
-    pairs: pd.DataFrame, spec: ShadowSpec, alpha: float, as_of: date | None = None
-) -> pd.DataFrame:
+def shadow_frame(pairs: pd.DataFrame, spec: ShadowSpec, alpha: float) -> pd.DataFrame:
     """`shadow_gate` rows from `pairs` (subject_id, category, control, candidate: 1.0 pass, 0.0
     fail, NaN undecided): per category and over all inputs, both pass rates on the inputs both
     answers have a verdict for, the paired difference (candidate - control) with its 95%
