@@ -27,7 +27,7 @@ from dagster import ConfigurableResource
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evals_pipeline.paths import REPO_ROOT
-from evals_pipeline.records import DEFAULT_CATEGORIES, UNCATEGORIZED
+from evals_pipeline.records import DEFAULT_CATEGORIES, FEEDBACK_SIGNALS, GOOD_SIGNALS, UNCATEGORIZED
 
 CONFIG_ENV = "EVALS_CONFIG"
 DEFAULT_PROJECT_FILE = REPO_ROOT / "evals.yaml"
@@ -403,18 +403,9 @@ class HoldoutReviewSpec(_Strict):
     )
 
 
-# The gated online signals: per trace, whether the event happened. Direction: a rise is good
-# (session_continued, task_completed, thumbs_up) or bad (the rest).
-GOOD_SIGNALS = ("session_continued", "task_completed", "thumbs_up")
-GATED_SIGNALS = (
-    "session_continued",
-    "task_completed",
-    "thumbs_up",
-    "thumbs_down",
-    "regenerate",
-    "follow_up",
-    "escalation",
-)
+# The signals a gate can use: per trace, whether the event happened (edit_distance is a size,
+# not an event). Direction: records.GOOD_SIGNALS rise with good news, the rest with bad.
+GATED_SIGNALS = tuple(s for s in FEEDBACK_SIGNALS if s != "edit_distance")
 
 
 class ShadowSpec(_Strict):

@@ -29,6 +29,10 @@ FEEDBACK_SIGNALS: tuple[str, ...] = (
     "edit_distance",
 )
 
+# Signals whose rise is good news (the rest are bad news when they rise): the direction the
+# online gates judge a change in, and the way a planted canary effect moves them.
+GOOD_SIGNALS: tuple[str, ...] = ("session_continued", "task_completed", "thumbs_up")
+
 # Signals that mark a trace as a candidate for the flashlight stratum (a user was unhappy).
 NEGATIVE_SIGNALS: tuple[str, ...] = ("thumbs_down", "regenerate", "escalation")
 

@@ -33,13 +33,12 @@ from evals_pipeline.judging.rubrics import Rubric
 from evals_pipeline.judging.trust import trusted_judges
 from evals_pipeline.pools.references import REFERENCES_TABLE
 from evals_pipeline.project import (
-    GOOD_SIGNALS,
     CanarySpec,
     OnlineGatesSpec,
     ProjectConfig,
     ShadowSpec,
 )
-from evals_pipeline.records import SHADOW_GATE, TRACE_FEEDBACK, TRACES, VISIBLE_TRACES
+from evals_pipeline.records import GOOD_SIGNALS, SHADOW_GATE, TRACE_FEEDBACK, TRACES, VISIBLE_TRACES
 from evals_pipeline.warehouse import registered
 
 Z95 = float(norm.ppf(0.975))

@@ -35,6 +35,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from evals_pipeline.records import GOOD_SIGNALS
 from evals_pipeline.sampling.allocation import allocate
 from evals_pipeline.simulator.topics import FAILURE_MODES, OVER_REFUSAL, topic_bank
 
@@ -161,11 +162,6 @@ class CanaryPlan:
     def window(self) -> tuple[np.datetime64, np.datetime64]:
         first = np.datetime64(self.start, "D")
         return first, first + np.timedelta64(self.days, "D")
-
-
-# Feedback signals whose rise is good news; a planted canary effect lowers these and raises
-# the others.
-GOOD_SIGNALS = frozenset({"thumbs_up", "session_continued", "task_completed"})
 
 
 @dataclass(frozen=True)
